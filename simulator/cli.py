@@ -1,0 +1,72 @@
+"""`fleetsim` command line: parsing and dispatch only (the logic lives in simulator/commands/<name>.py).
+
+Each command module exposes `HELP: str`, `add_arguments(parser) -> None` and `run(args) -> int`.
+A FleetsimError becomes one line on stderr and its exit code (2 for bad input); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from simulator import __version__
+from simulator.errors import ConfigErrors, FleetsimError
+
+__all__ = ["main"]
+
+# Subcommand -> module under simulator.commands. Order is the order of `fleetsim --help`.
+COMMANDS = (
+    "run", "plan", "validate", "backend", "replay", "report", "baseline", "compare", "triggers",
+)
+
+
+def _load(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"simulator.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"simulator.commands.{name}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleetsim", description="Edgehog OTA device-fleet load tester.")
+    parser.add_argument("--version", action="version", version=f"fleetsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = _load(name)
+        if module is None:
+            continue
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = getattr(args, "_module", None)
+    if module is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = module.run(args)
+        return code
+    except ConfigErrors as exc:
+        for err in exc.errors:
+            print(str(err), file=sys.stderr)
+        return exc.exit_code
+    except FleetsimError as exc:
+        print(f"fleetsim {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"fleetsim {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

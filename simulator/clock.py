@@ -1,0 +1,56 @@
+"""Clocks, injected everywhere time matters so that tests assert exact times and never sleep.
+
+Two readings: `monotonic()` (seconds, for intervals and schedules; never goes back) and `wall()` (seconds since
+the Unix epoch, for the `t` of an OTAEvent and for end-to-end latency across processes on one host).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+__all__ = ["Clock", "MonotonicClock", "VirtualClock"]
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def wall(self) -> float: ...
+
+
+class MonotonicClock:
+    """The real clock."""
+
+    __slots__ = ()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+
+class VirtualClock:
+    """A clock that only moves when told to; wall = epoch + monotonic."""
+
+    __slots__ = ("_epoch", "_now")
+
+    def __init__(self, start: float = 0.0, epoch: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._epoch = epoch
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._epoch + self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back ({seconds} s)")
+        self._now += seconds
+
+    def set(self, monotonic: float) -> None:
+        if monotonic < self._now:
+            raise ValueError(f"a clock cannot go back (from {self._now} to {monotonic})")
+        self._now = monotonic

@@ -1,0 +1,108 @@
+"""The vocabulary every layer shares: OTA statuses and codes, planned actions, event keys.
+
+Status and code strings are those of io.edgehog.devicemanager.OTAEvent v0.1 (simulator/interfaces/) and of
+edgehog-device-runtime src/ota/mod.rs (PROTOCOL.md section 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Union
+
+__all__ = [
+    "OTA_EVENT_INTERFACE",
+    "OTA_EVENT_PATH",
+    "OTA_REQUEST_INTERFACE",
+    "OTA_REQUEST_PATH",
+    "ActionKind",
+    "EventKey",
+    "OtaEvent",
+    "OtaStatus",
+    "OtaStatusCode",
+    "PlannedAction",
+    "Value",
+]
+
+OTA_EVENT_INTERFACE = "io.edgehog.devicemanager.OTAEvent"
+OTA_EVENT_PATH = "/event"
+OTA_REQUEST_INTERFACE = "io.edgehog.devicemanager.OTARequest"
+OTA_REQUEST_PATH = "/request"
+
+# A value an Astarte mapping can carry (the subset Edgehog interfaces use) or an object aggregate of them.
+Value = Union[str, int, float, bool, bytes, Mapping[str, object], None]
+
+
+class OtaStatus(StrEnum):
+    ACKNOWLEDGED = "Acknowledged"
+    DOWNLOADING = "Downloading"
+    DEPLOYING = "Deploying"
+    DEPLOYED = "Deployed"
+    REBOOTING = "Rebooting"
+    SUCCESS = "Success"
+    ERROR = "Error"
+    FAILURE = "Failure"
+
+
+class OtaStatusCode(StrEnum):
+    NONE = ""
+    INVALID_REQUEST = "InvalidRequest"
+    UPDATE_ALREADY_IN_PROGRESS = "UpdateAlreadyInProgress"
+    NETWORK_ERROR = "NetworkError"
+    IO_ERROR = "IOError"
+    INTERNAL_ERROR = "InternalError"
+    INVALID_BASE_IMAGE = "InvalidBaseImage"
+    SYSTEM_ROLLBACK = "SystemRollback"
+    CANCELED = "Canceled"
+
+
+FINAL_STATUSES = frozenset({OtaStatus.SUCCESS, OtaStatus.FAILURE})
+
+
+@dataclass(frozen=True, slots=True)
+class OtaEvent:
+    """One OTAEvent as the runtime publishes it (object aggregate on /event, all five leaves present)."""
+
+    request_uuid: str
+    status: OtaStatus
+    progress: int = 0
+    code: OtaStatusCode = OtaStatusCode.NONE
+    message: str = ""
+
+    def payload(self) -> dict[str, object]:
+        """The object aggregate, leaf names as in the interface."""
+        return {
+            "requestUUID": self.request_uuid,
+            "status": str(self.status),
+            "statusProgress": self.progress,
+            "statusCode": str(self.code),
+            "message": self.message,
+        }
+
+
+# (device_id, requestUUID, status, statusProgress, occurrence): occurrence counts, from 0, earlier events of
+# the same device with the same (requestUUID, status, statusProgress) -- Rebooting is re-sent every 30 s and
+# Error once per failed attempt, so the first four fields alone are not unique. Sender and collector compute
+# occurrence the same way, so the send log and the arrival log join on this key (DESIGN.md principle 7).
+EventKey = tuple[str, str, str, int, int]
+
+
+class ActionKind(StrEnum):
+    PUBLISH = "publish"  # a datastream value (OTAEvent) at its intended time
+    PROPERTY = "property"  # set a device-owned property (BaseImage, OSInfo, ...)
+    REBOOT = "reboot"  # disconnect now, reconnect after `duration_us`
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """One thing a device does at an intended time, as planned before the run (deterministic from the seed)."""
+
+    device: int  # index of the device in the fleet (0-based); the id comes from simulator.ids
+    offset_us: int  # intended time, microseconds of wall time from the run's start (after time_scale)
+    kind: ActionKind
+    interface: str
+    path: str
+    value: Value
+    occurrence: int = 0  # see EventKey; 0 for non-OTAEvent actions
+    duration_us: int = 0  # REBOOT: how long the device stays offline

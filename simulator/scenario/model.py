@@ -1,0 +1,172 @@
+"""The scenario model: frozen dataclasses, every duration in seconds, every rate per second.
+
+This is the contract between the YAML loader (loader.py, which produces these objects and reports
+`file:line: field: message` errors) and the planners (lifecycle/plans.py, arrival/*). Durations in YAML may be
+written `30s`, `5m`, `250ms` or as a number of seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "ArrivalSpec",
+    "BaseImageSpec",
+    "Distribution",
+    "FaultSpec",
+    "FleetSpec",
+    "LifecycleMixEntry",
+    "RandomLifecycle",
+    "RampStage",
+    "Scenario",
+    "ScriptedLifecycle",
+    "ScriptedStep",
+]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A duration distribution in seconds of *device* time (before time_scale).
+
+    kind: "fixed" (value), "uniform" (low..high), "lognormal" (median, sigma), "exponential" (mean).
+    """
+
+    kind: Literal["fixed", "uniform", "lognormal", "exponential"] = "fixed"
+    value: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+    median: float = 0.0
+    sigma: float = 0.0
+    mean: float = 0.0
+
+
+@dataclass(frozen=True)
+class RandomLifecycle:
+    """Seeded random OTA lifecycles reproducing edgehog-device-runtime (PROTOCOL.md section 4).
+
+    `outcomes` maps each final outcome to its probability (sum 1 within 1e-9):
+      success, download_exhausted (5 failed attempts then Failure+InternalError), invalid_base_image,
+      io_error (cannot persist state), reboot_failure, rollback (SystemRollback after reboot),
+      cancel (Cancel arrives during Acknowledged/Downloading -> Failure+Canceled),
+      late_cancel (Cancel arrives once Deploying started -> ignored, update goes on to Success).
+    `download_error_probability`: each download attempt of a non-exhausted outcome fails (Error + code) with
+    this probability, retried with the runtime's 2/4/8/16/32 s backoff, at most 4 times (the 5th would be
+    exhaustion). `error_codes` weights the code of each failed attempt.
+    `double_update_probability`: a second Update with another uuid arrives mid-operation ->
+    Failure+UpdateAlreadyInProgress for the new uuid; the first continues.
+    """
+
+    outcomes: tuple[tuple[str, float], ...] = (("success", 1.0),)
+    streaming: bool = False
+    download_duration: Distribution = Distribution("fixed", value=30.0)
+    deploy_duration: Distribution = Distribution("fixed", value=20.0)
+    reboot_duration: Distribution = Distribution("fixed", value=15.0)
+    progress_step: int = 10  # percentage points between progress events (>= 10, as the runtime)
+    download_error_probability: float = 0.0
+    error_codes: tuple[tuple[str, float], ...] = (("NetworkError", 1.0),)
+    double_update_probability: float = 0.0
+    acknowledge_delay: Distribution = Distribution("fixed", value=0.0)
+
+
+@dataclass(frozen=True)
+class ScriptedStep:
+    """One explicit OTAEvent; `delay` seconds of device time after the previous step."""
+
+    status: str
+    progress: int = 0
+    code: str = ""
+    message: str = ""
+    delay: float = 0.0
+    line: int = 0  # YAML line, for errors found when the script is checked against the lifecycle machine
+
+
+@dataclass(frozen=True)
+class ScriptedLifecycle:
+    """An explicit sequence. Checked against the lifecycle machine at validation (illegal scripts refused).
+
+    `reboot_after` (the Rebooting step's index) makes the device really disconnect for `reboot_duration` s.
+    """
+
+    steps: tuple[ScriptedStep, ...]
+    reboot_duration: float = 15.0
+
+
+@dataclass(frozen=True)
+class LifecycleMixEntry:
+    weight: float
+    random: RandomLifecycle | None = None
+    scripted: ScriptedLifecycle | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RampStage:
+    duration: float  # seconds of wall time
+    target: float  # operations per second reached (linearly) at the end of the stage
+
+
+@dataclass(frozen=True)
+class ArrivalSpec:
+    """How OTA operations arrive (open model: the arrival does not wait for earlier operations).
+
+    model: "burst" (all `count` at offset `start`), "constant" (`rate` ops/s), "poisson" (mean `rate` ops/s),
+    "ramping" (`stages`, from `start_rate`). `count` caps the number of operations (0 = until `duration`).
+    `phase`: "random" spreads each device's grid slot by a seeded random phase (default; PROTOCOL.md section 7),
+    "aligned" keeps the synchronized burst the scenario asked for (and the report says so).
+    """
+
+    model: Literal["burst", "constant", "poisson", "ramping"] = "constant"
+    rate: float = 1.0
+    count: int = 0
+    start: float = 0.0
+    start_rate: float = 0.0
+    stages: tuple[RampStage, ...] = ()
+    phase: Literal["random", "aligned"] = "random"
+
+
+@dataclass(frozen=True)
+class BaseImageSpec:
+    name: str = "edgehog-os"
+    version: str = "1.0.0"
+    build_id: str = "2026-11-01T00:00:00Z"
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    devices: int = 10
+    id_scheme: Literal["random", "sequential"] = "random"  # random: seeded 128-bit ids; sequential: index in id
+    id_prefix: str = ""  # sequential only: a fixed prefix shared by the fleet's ids (decoded bytes)
+    base_image: BaseImageSpec = BaseImageSpec()
+    target_version: str = "1.1.0"  # BaseImage /version after a successful OTA
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault injected on purpose at `at` seconds of the run (issue 9); `params` depend on `kind`."""
+
+    kind: str
+    at: float = 0.0
+    duration: float = 0.0
+    devices: float = 1.0  # fraction of the fleet affected (0..1]
+    params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    realm: str = "fleetsim"
+    seed: int = 1
+    fleet: FleetSpec = FleetSpec()
+    time_scale: float = 1.0  # 60 => one minute of device time passes in one second of wall time
+    duration: float = 60.0  # seconds of wall time the run lasts (operations in flight then are "stuck")
+    arrival: ArrivalSpec = ArrivalSpec()
+    lifecycle: tuple[LifecycleMixEntry, ...] = (LifecycleMixEntry(weight=1.0, random=RandomLifecycle()),)
+    transport: Literal["lean", "sdk", "memory"] = "lean"
+    target: str = "embedded"  # "embedded" or the path of a target file (real Astarte)
+    mode: Literal["self", "campaign"] = "self"  # self-driven plans, or OTARequests from the campaign driver
+    thresholds: tuple[tuple[str, str], ...] = ()  # (metric, "< 50") pairs, k6-style (issue 7)
+    faults: tuple[FaultSpec, ...] = ()
+    source: str = ""  # the file it came from
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
