@@ -46,7 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run Locust: gevent must patch the standard library before ssl, socket or requests are imported
+# (Locust's own import does it too, but by then other modules may hold unpatched references).
+GEVENT_COMMANDS = frozenset({"run", "replay"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in GEVENT_COMMANDS:
+        from gevent import monkey
+
+        monkey.patch_all()
     parser = build_parser()
     args = parser.parse_args(argv)
     module = getattr(args, "_module", None)

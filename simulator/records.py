@@ -25,6 +25,7 @@ class SendRecord:
     t_ms: int | None  # the `t` field written in the payload (device clock, ms)
     acked: float | None = None  # PUBCOMP/PUBACK (or socket write for QoS 0) time
     error: str | None = None  # "disconnected", "validation", "never_acked", ...
+    code: str = ""  # the event's statusCode (OTA funnel by_code); additive, written as a trailing CSV column
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ class ArrivalRecord:
     arrival: float  # when the observer received it
     t_ms: int | None  # the device's `t` as received (None when absent: a protocol violation on OTAEvent)
     qos: int = 2
+    code: str = ""  # statusCode as received (OTA funnel by_code); additive, written as a trailing CSV column
 
 
 # CSV headers of events.sent.csv and events.arrivals.csv (one row per record, same column order as fields).

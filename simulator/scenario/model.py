@@ -13,12 +13,13 @@ from typing import Literal
 __all__ = [
     "ArrivalSpec",
     "BaseImageSpec",
+    "CampaignSettings",
     "Distribution",
     "FaultSpec",
     "FleetSpec",
     "LifecycleMixEntry",
-    "RandomLifecycle",
     "RampStage",
+    "RandomLifecycle",
     "Scenario",
     "ScriptedLifecycle",
     "ScriptedStep",
@@ -112,8 +113,8 @@ class ArrivalSpec:
 
     model: "burst" (all `count` at offset `start`), "constant" (`rate` ops/s), "poisson" (mean `rate` ops/s),
     "ramping" (`stages`, from `start_rate`). `count` caps the number of operations (0 = until `duration`).
-    `phase`: "random" spreads each device's grid slot by a seeded random phase (default; PROTOCOL.md section 7),
-    "aligned" keeps the synchronized burst the scenario asked for (and the report says so).
+    `phase`: "random" spreads each device's grid slot by a seeded random phase (default; PROTOCOL.md
+    section 7), "aligned" keeps the synchronized burst the scenario asked for (and the report says so).
     """
 
     model: Literal["burst", "constant", "poisson", "ramping"] = "constant"
@@ -136,7 +137,8 @@ class BaseImageSpec:
 @dataclass(frozen=True)
 class FleetSpec:
     devices: int = 10
-    id_scheme: Literal["random", "sequential"] = "random"  # random: seeded 128-bit ids; sequential: index in id
+    # random: seeded 128-bit ids; sequential: the device's index in the id
+    id_scheme: Literal["random", "sequential"] = "random"
     id_prefix: str = ""  # sequential only: a fixed prefix shared by the fleet's ids (decoded bytes)
     base_image: BaseImageSpec = BaseImageSpec()
     target_version: str = "1.1.0"  # BaseImage /version after a successful OTA
@@ -151,6 +153,22 @@ class FaultSpec:
     duration: float = 0.0
     devices: float = 1.0  # fraction of the fleet affected (0..1]
     params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Rollout settings of the campaign driver in `mode: campaign` (Edgehog campaigns, PROTOCOL.md section 5).
+
+    Field names match simulator.backend.campaign.CampaignSpec so a runner can pass them through. Times are
+    seconds of *device* time (divided by time_scale on the wall clock, like every lifecycle duration);
+    Edgehog's defaults: 3 retries, 300 s timeout (minimum 30 s).
+    """
+
+    max_in_progress: int = 10  # operations in flight at once (Edgehog max_in_progress_operations)
+    request_timeout_s: float = 300.0  # no OTAEvent for this long => the same request is re-sent
+    request_retries: int = 3
+    max_failure_percentage: float = 50.0  # 0..100; beyond it the campaign fails
+    url: str = "https://updates.fleetsim.invalid/bundle.raucb"  # the OTARequest url
 
 
 @dataclass(frozen=True)
@@ -170,3 +188,4 @@ class Scenario:
     faults: tuple[FaultSpec, ...] = ()
     source: str = ""  # the file it came from
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+    campaign: CampaignSettings = CampaignSettings()  # used in mode "campaign" only (added by the loader)

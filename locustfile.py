@@ -1,0 +1,8 @@
+"""fleetsim inside plain Locust: `locust -f locustfile.py` against a running `fleetsim backend`.
+
+Example (after `fleetsim backend` printed its info):
+    FLEETSIM_SCENARIO=scenarios/quickstart.yaml locust -f locustfile.py --headless -u 500 -r 100 -t 60s
+Each user is a virtual device (-u = fleet size unless --fleetsim-devices says otherwise).
+"""
+
+from simulator.locust_adapter.locustfile import *  # noqa: F403  (the user class and the event hooks)

@@ -1,0 +1,226 @@
+"""The embedded backend's control and metrics endpoint (plain HTTP on loopback, stdlib threaded server).
+
+GET  /healthz            "ok"
+GET  /metrics            Prometheus text exposition format 0.0.4 (collector counters)
+GET  /arrivals?since=N   CSV, header simulator.records.ARRIVAL_LOG_HEADER, arrival-log rows from index N
+GET  /violations         JSON {"counts": {...}, "examples": [...], "divergences": {...}}
+POST /campaigns          JSON CampaignSpec (simulator.backend.campaign) -> 201 {"id": "c1"}; 400 on a bad spec
+GET  /campaigns          JSON {"ids": [...]}
+GET  /campaigns/<id>     JSON campaign report; 404 if unknown
+POST /campaigns/<id>/cancel  JSON {"device": id} -> the campaign sends that device a Cancel request
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from simulator.backend.campaign_runner import CampaignManager
+from simulator.backend.collector import Collector
+from simulator.errors import ConfigErrors
+from simulator.records import ARRIVAL_LOG_HEADER
+
+__all__ = ["ControlServer", "render_metrics"]
+
+_MAX_BODY = 16 * 1024 * 1024  # bytes; a 100k-device campaign spec is ~3 MB
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(stats: dict[str, Any]) -> str:
+    """Collector.stats() as Prometheus text; metric names are fleetsim_collector_*."""
+    lines = [
+        "# HELP fleetsim_collector_messages_total MQTT messages seen by the collector, by kind.",
+        "# TYPE fleetsim_collector_messages_total counter",
+    ]
+    lines += [f'fleetsim_collector_messages_total{{kind="{_label(k)}"}} {n}'
+              for k, n in sorted(stats["messages"].items())]
+    lines += [
+        "# HELP fleetsim_collector_arrivals_total OTAEvents recorded in the arrival log.",
+        "# TYPE fleetsim_collector_arrivals_total counter",
+        f"fleetsim_collector_arrivals_total {stats['arrivals']}",
+        "# HELP fleetsim_collector_dropped_total OTAEvents discarded on purpose by the drop hook.",
+        "# TYPE fleetsim_collector_dropped_total counter",
+        f"fleetsim_collector_dropped_total {stats['dropped']}",
+        "# HELP fleetsim_collector_violations_total Protocol violations, by kind.",
+        "# TYPE fleetsim_collector_violations_total counter",
+    ]
+    lines += [f'fleetsim_collector_violations_total{{kind="{_label(k)}"}} {n}'
+              for k, n in sorted(stats["violations"].items())]
+    lines += [
+        "# HELP fleetsim_collector_divergences_total Tolerated deviations from the spec, by kind.",
+        "# TYPE fleetsim_collector_divergences_total counter",
+    ]
+    lines += [f'fleetsim_collector_divergences_total{{kind="{_label(k)}"}} {n}'
+              for k, n in sorted(stats["divergences"].items())]
+    lines += [
+        "# HELP fleetsim_collector_delivered_total Messages by interface (or kind) and delivered QoS.",
+        "# TYPE fleetsim_collector_delivered_total counter",
+    ]
+    for key, n in sorted(stats["qos_delivered"].items()):
+        name, _, qos = key.rpartition("|")
+        lines.append(f'fleetsim_collector_delivered_total{{interface="{_label(name)}",qos="{qos}"}} {n}')
+    lines += [
+        "# HELP fleetsim_collector_devices_seen Distinct devices that published at least one message.",
+        "# TYPE fleetsim_collector_devices_seen gauge",
+        f"fleetsim_collector_devices_seen {stats['devices_seen']}",
+        "# HELP fleetsim_collector_handler_seconds_mean Mean collector time per message (validate + record).",
+        "# TYPE fleetsim_collector_handler_seconds_mean gauge",
+        f"fleetsim_collector_handler_seconds_mean {stats['handler_us_mean'] / 1e6:.9f}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class ControlServer:
+    """HTTP endpoint over a Collector (and a CampaignManager, created on the collector when not given)."""
+
+    def __init__(
+        self,
+        collector: Collector,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        campaigns: CampaignManager | None = None,
+    ) -> None:
+        self.collector = collector
+        self.campaigns = campaigns if campaigns is not None else CampaignManager(collector)
+        self._host = host
+        self._port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            return ""
+        return f"http://{self._host}:{self._server.server_address[1]}"
+
+    def start(self) -> str:
+        """Bind (port 0 = ephemeral), serve on a thread, return the base URL."""
+        if self._server is not None:
+            return self.url
+        server = ThreadingHTTPServer((self._host, self._port), self._handler_class())
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fleetsim-control", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving, close the socket, stop campaign timers. Idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self.campaigns.stop_all()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "fleetsim-control/1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # quiet: requests are not news
+
+            def do_GET(self) -> None:
+                owner._get(self)
+
+            def do_POST(self) -> None:
+                owner._post(self)
+
+        return Handler
+
+    # -- routes --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, body: str, ctype: str) -> None:
+        data = body.encode("utf-8")
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _json(self, h: BaseHTTPRequestHandler, status: int, obj: object) -> None:
+        self._send(h, status, json.dumps(obj, default=str), "application/json")
+
+    def _get(self, h: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(h.path)
+        path = parts.path.rstrip("/") or "/"
+        if path == "/healthz":
+            self._send(h, 200, "ok\n", "text/plain")
+        elif path == "/metrics":
+            self._send(h, 200, render_metrics(self.collector.stats()), "text/plain; version=0.0.4")
+        elif path == "/arrivals":
+            raw = parse_qs(parts.query).get("since", ["0"])[0]
+            if not raw.isdigit():
+                self._json(h, 400, {"error": f"since: expected a non-negative integer, got {raw!r}"})
+                return
+            self._send(h, 200, self._arrivals_csv(int(raw)), "text/csv")
+        elif path == "/violations":
+            stats = self.collector.stats()
+            self._json(h, 200, {"counts": stats["violations"], "divergences": stats["divergences"],
+                                "examples": self.collector.violation_examples()})
+        elif path == "/campaigns":
+            self._json(h, 200, {"ids": self.campaigns.ids()})
+        elif path.startswith("/campaigns/"):
+            report = self.campaigns.status(path.split("/")[2])
+            if report is None:
+                self._json(h, 404, {"error": f"no campaign {path.split('/')[2]!r}"})
+            else:
+                self._json(h, 200, report)
+        else:
+            self._json(h, 404, {"error": f"no route GET {path}"})
+
+    def _arrivals_csv(self, since: int) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(ARRIVAL_LOG_HEADER)
+        for r in self.collector.arrivals(since):
+            device, uuid, status, progress, occurrence = r.key
+            writer.writerow((device, uuid, status, progress, occurrence, f"{r.arrival:.6f}",
+                             "" if r.t_ms is None else r.t_ms, r.qos))
+        return out.getvalue()
+
+    def _read_json(self, h: BaseHTTPRequestHandler) -> Any:
+        length = int(h.headers.get("Content-Length") or 0)
+        if length <= 0 or length > _MAX_BODY:
+            raise ValueError(f"body: expected 1..{_MAX_BODY} bytes of JSON, got {length}")
+        return json.loads(h.rfile.read(length))
+
+    def _post(self, h: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(h.path).path.rstrip("/")
+        segments = path.split("/")
+        try:
+            body = self._read_json(h)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._json(h, 400, {"error": f"invalid JSON body: {exc}"})
+            return
+        if path == "/campaigns":
+            try:
+                campaign_id = self.campaigns.create_from_json(body)
+            except ConfigErrors as exc:
+                self._json(h, 400, {"errors": [str(e) for e in exc.errors]})
+                return
+            self._json(h, HTTPStatus.CREATED, {"id": campaign_id})
+        elif len(segments) == 4 and segments[1] == "campaigns" and segments[3] == "cancel":
+            runner = self.campaigns.get(segments[2])
+            device = body.get("device") if isinstance(body, dict) else None
+            if runner is None or not isinstance(device, str):
+                self._json(h, 404 if runner is None else 400, {"error": "unknown campaign or missing device"})
+                return
+            runner.cancel(device)
+            self._json(h, 200, {"id": segments[2], "canceled": device})
+        else:
+            self._json(h, 404, {"error": f"no route POST {path}"})

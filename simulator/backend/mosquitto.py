@@ -1,0 +1,270 @@
+"""mosquitto as the embedded backend's broker: generated config, mutual TLS, per-device ACL, subprocess.
+
+Astarte's broker (VerneMQ + astarte_vmq_plugin, PROTOCOL.md section 1) authenticates a device by its client
+certificate and lets it use only topics under `<realm>/<device_id>`, which is exactly the certificate CN. With
+mosquitto 2.x that is `require_certificate true` + `use_identity_as_username true` (the CN becomes the
+username, so the client is not anonymous and `allow_anonymous false` still admits it) and the ACL patterns
+`pattern readwrite %u` / `pattern readwrite %u/#`. The collector / campaign identity (`admin_cn`) gets
+`topic readwrite #`.
+
+Limits (documented numbers, chosen for load tests):
+- `max_inflight_messages 100`: VerneMQ's per-connection default (PROTOCOL.md section 1), outgoing QoS 1/2.
+- `max_queued_messages 1000000`, `max_queued_bytes 0`: the admin subscriber receives every device's traffic; a
+  burst of 1,000 devices x ~10 events must queue rather than be dropped (~200 bytes each: <= ~200 MB).
+- `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
+- `persistence false`: a load test starts from nothing, and disk writes would skew latency.
+ACL denials on PUBLISH are silent to an MQTT 3.1.1 client and logged by mosquitto only at debug level, so
+`refusals()` needs `BrokerConfig.verbose_log` (the default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from simulator.backend.broker import BrokerConfig
+
+__all__ = ["MosquittoBroker", "free_port", "parse_refusals"]
+
+_START_DEADLINE_S = 5.0
+_STOP_TIMEOUT_S = 5.0
+_PORT_ATTEMPTS = 3
+
+# Log line -> refusal kind (mosquitto 2.0.11 wording, checked by running it; see tests/integration/backend).
+_REFUSAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("acl_publish", re.compile(r"Denied PUBLISH from ")),
+    ("acl_subscribe", re.compile(r"Denied SUBSCRIBE from ")),
+    ("no_client_cert", re.compile(r"OpenSSL Error.*peer did not return a certificate")),
+    ("bad_client_cert", re.compile(r"OpenSSL Error.*certificate verify failed")),
+    ("tls_error", re.compile(r"OpenSSL Error")),
+    ("not_authorised", re.compile(r"disconnected, not authori[sz]ed")),
+)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on `host` (bind port 0, read it, release it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def parse_refusals(lines: list[str]) -> dict[str, int]:
+    """Count refusals by kind in mosquitto log lines; each line counts once, under its first matching kind."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        for kind, pattern in _REFUSAL_PATTERNS:
+            if pattern.search(line):
+                counts[kind] = counts.get(kind, 0) + 1
+                break
+    return counts
+
+
+class MosquittoBroker:
+    """A mosquitto subprocess with the generated config; `start()` returns once the port listens."""
+
+    def __init__(self, config: BrokerConfig, binary: str = "mosquitto") -> None:
+        self._config = config
+        self._binary = binary
+        self._dir = config.work_dir / "mosquitto"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._port = config.port
+        self._lock = threading.Lock()
+        # Incremental log parsing: offset already read and the counts so far.
+        self._log_offset = 0
+        self._partial = ""
+        self._counts: dict[str, int] = {}
+
+    # -- Broker protocol ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return "mosquitto"
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://{self._config.host}:{self._port}/"
+
+    @property
+    def config_path(self) -> Path:
+        return self._dir / "mosquitto.conf"
+
+    @property
+    def acl_path(self) -> Path:
+        return self._dir / "acl"
+
+    @property
+    def log_path(self) -> Path:
+        return self._dir / "mosquitto.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self._dir / "mosquitto.stderr"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        """Write config + ACL, launch mosquitto, wait (polling, 5 s deadline) until its port listens."""
+        if self._proc is not None:
+            return
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self.acl_path.write_text(self._acl_text())
+        self.log_path.write_text("")
+        self._log_offset, self._partial, self._counts = 0, "", {}
+        fixed = self._config.port != 0
+        last_error = ""
+        for _ in range(1 if fixed else _PORT_ATTEMPTS):
+            port = self._config.port if fixed else free_port(self._config.host)
+            self.config_path.write_text(self._config_text(port))
+            # stderr to a file, not a pipe: nobody drains a pipe while the broker runs; a full pipe blocks.
+            with self.stderr_path.open("wb") as err:
+                proc = subprocess.Popen(
+                    [self._binary, "-c", str(self.config_path)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                )
+            if self._wait_listening(proc, port):
+                self._proc, self._port = proc, port
+                return
+            # Lost the race for the port (or a config error): collect the reason and retry on another port.
+            self._reap(proc)
+            last_error = self.stderr_path.read_text(errors="replace") + self._log_tail()
+        reason = last_error.strip() or "no listening socket within 5 s"
+        raise RuntimeError(f"mosquitto did not start: {reason}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s; always reaps the process."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self._reap(proc)
+            self._read_log()
+
+    def refusals(self) -> dict[str, int]:
+        """Refusals seen so far by kind (acl_publish, acl_subscribe, no_client_cert, bad_client_cert, ...)."""
+        self._read_log()
+        with self._lock:
+            return dict(self._counts)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _acl_text(self) -> str:
+        # mosquitto 2.x ACL syntax (mosquitto.conf(5), "acl_file"): `user` lines scope the following `topic`
+        # lines; `pattern` lines apply to every client; %u = username = certificate CN = <realm>/<device_id>.
+        return (
+            f"user {self._config.admin_cn}\n"
+            "topic readwrite #\n"
+            "\n"
+            "pattern readwrite %u\n"
+            "pattern readwrite %u/#\n"
+        )
+
+    def _config_text(self, port: int) -> str:
+        c = self._config
+        log_types = ["error", "warning", "notice", "information"]
+        if c.verbose_log:
+            log_types.append("debug")
+        lines = [
+            "# generated by fleetsim (simulator/backend/mosquitto.py); rewritten on every start",
+            # Run as whoever we are: mosquitto started as root otherwise drops to user "mosquitto", which
+            # cannot read our 0600 key files or write into our state dir (mosquitto.conf(5), "user").
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            "per_listener_settings false",
+            "persistence false",
+            "allow_anonymous false",
+            f"acl_file {self.acl_path}",
+            "max_inflight_messages 100",
+            "max_queued_messages 1000000",
+            "max_queued_bytes 0",
+            "max_packet_size 66560",
+            "connection_messages true",
+            f"log_dest file {self.log_path}",
+            *(f"log_type {t}" for t in log_types),
+            "log_timestamp true",
+            "",
+            f"listener {port} {c.host}",
+            "protocol mqtt",
+            f"cafile {c.ca_file}",
+            f"certfile {c.cert_file}",
+            f"keyfile {c.key_file}",
+            "require_certificate true",
+            "use_identity_as_username true",
+            "tls_version tlsv1.2",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _wait_listening(self, proc: subprocess.Popen[bytes], port: int) -> bool:
+        """Poll (no sleep-for-logic: each poll is bounded and the loop has a deadline) for a LISTEN socket.
+
+        psutil reads the process's sockets, so no probe connection pollutes the log with a TLS error.
+        """
+        deadline = time.monotonic() + _START_DEADLINE_S
+        ps = psutil.Process(proc.pid)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            try:
+                for conn in ps.net_connections(kind="tcp"):
+                    if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr[1] == port:
+                        return True
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                return False
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.01)  # sleep-ok: bounded 10 ms poll interval while mosquitto binds
+        return False
+
+    @staticmethod
+    def _reap(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+
+    def _log_tail(self, n: int = 5) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+    def _read_log(self) -> None:
+        with self._lock:
+            try:
+                with self.log_path.open("rb") as fh:
+                    fh.seek(self._log_offset)
+                    data = fh.read()
+            except FileNotFoundError:
+                return
+            self._log_offset += len(data)
+            text = self._partial + data.decode("utf-8", "replace")
+            lines = text.split("\n")
+            self._partial = lines.pop()
+            for kind, n in parse_refusals(lines).items():
+                self._counts[kind] = self._counts.get(kind, 0) + n
+
+    def __enter__(self) -> MosquittoBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+

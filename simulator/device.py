@@ -1,0 +1,334 @@
+"""VirtualDevice: one simulated Edgehog device -- OTA lifecycle + Transport + OTARequest handling.
+
+No I/O of its own and no thread: the caller (a gevent loop, a Locust user, a test) calls `start()`, then
+`run_due(now)` whenever `next_due()` (monotonic seconds) is reached. Two ways to drive it:
+- self-driven: a list of PlannedActions (simulator.plan; offsets in µs from the run's start);
+- backend-driven: io.edgehog.devicemanager.OTARequest `/request` objects {operation, url, uuid} arrive through
+  `transport.on_data`; Update starts a live lifecycle (a machine + draws from the device's own stream), Cancel
+  and a second Update follow PROTOCOL.md section 4, a malformed request is dropped and counted.
+REBOOT disconnects the transport and reconnects when its duration ends (the transport redoes the Astarte
+handshake; PROTOCOL.md section 1). Each OTAEvent publish yields one SendRecord, handed to `send_sink` once its
+fate is known (acked, failed, or never acked at `stop()`); each connect's OnboardingTimes go to
+`onboarding_sink`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid as uuidlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.clock import Clock
+from simulator.events import (
+    OTA_REQUEST_INTERFACE,
+    OTA_REQUEST_PATH,
+    ActionKind,
+    PlannedAction,
+    Value,
+)
+from simulator.lifecycle.draws import draw_operation, operation_inputs
+from simulator.lifecycle.inputs import CancelRequested, Input, PoweredOff, UpdateRequested
+from simulator.lifecycle.machine import OtaMachine
+from simulator.lifecycle.plans import BASE_IMAGE_INTERFACE, Firmware, Occurrences, input_actions
+from simulator.lifecycle.states import Phase
+from simulator.records import SendRecord
+from simulator.scenario.model import LifecycleMixEntry, RandomLifecycle
+from simulator.transports.base import OnboardingTimes, PublishError, Transport
+
+__all__ = ["DeviceCounters", "LiveLifecycle", "VirtualDevice", "startup_properties"]
+
+RECONNECT_RETRY_S = 1.0  # wall seconds between reconnect attempts after a failed one
+
+SendSink = Callable[[SendRecord], None]
+OnboardingSink = Callable[[str, OnboardingTimes], None]
+
+
+def startup_properties(index: int, fw: Firmware) -> list[tuple[str, str, Value]]:
+    """What the runtime publishes at start (interfaces in simulator/interfaces/): plausible, per-device."""
+    p = "io.edgehog.devicemanager."
+    return [
+        (p + "SystemInfo", "/serialNumber", f"FS{index:010d}"),
+        (p + "SystemInfo", "/partNumber", "FLEETSIM-VD-1"),
+        (p + "OSInfo", "/osName", fw.name),
+        (p + "OSInfo", "/osVersion", fw.version),
+        (BASE_IMAGE_INTERFACE, "/name", fw.name),
+        (BASE_IMAGE_INTERFACE, "/version", fw.version),
+        (BASE_IMAGE_INTERFACE, "/buildId", fw.build_id),
+        (p + "HardwareInfo", "/cpu/architecture", "x86_64"),
+        (p + "HardwareInfo", "/cpu/model", "85"),
+        (p + "HardwareInfo", "/cpu/modelName", "fleetsim virtual CPU"),
+        (p + "HardwareInfo", "/cpu/vendor", "fleetsim"),
+        (p + "HardwareInfo", "/mem/totalBytes", 2 * 1024**3),
+        (p + "RuntimeInfo", "/name", "edgehog-device-runtime"),
+        (p + "RuntimeInfo", "/url", "https://github.com/edgehog-device-manager/edgehog-device-runtime"),
+        (p + "RuntimeInfo", "/version", "0.9.0"),
+        (p + "RuntimeInfo", "/environment", "fleetsim virtual device"),
+    ]
+
+
+@dataclass(frozen=True)
+class LiveLifecycle:
+    """How a backend-driven device lives an Update: mix entries (random ones; scripted entries are skipped),
+    the device's own stream (simulator.plan.device_rng) and the image a successful OTA installs."""
+
+    mix: tuple[LifecycleMixEntry, ...]
+    rng: np.random.Generator
+    target: Firmware
+    time_scale: float = 1.0
+
+    def choose(self) -> RandomLifecycle:
+        entries = [e for e in self.mix if e.random is not None and e.weight > 0]
+        if not entries:
+            return RandomLifecycle()
+        weights = np.array([e.weight for e in entries], dtype=np.float64)
+        u = float(self.rng.random())
+        i = min(int(np.searchsorted(np.cumsum(weights) / weights.sum(), u, side="right")), len(entries) - 1)
+        spec = entries[i].random
+        assert spec is not None
+        return spec
+
+
+@dataclass
+class DeviceCounters:
+    published: int = 0  # OTAEvent publishes that left
+    publish_errors: int = 0
+    property_errors: int = 0
+    malformed: int = 0  # OTARequests dropped (PROTOCOL.md section 4)
+    requests: int = 0  # well-formed OTARequests received
+    reboots: int = 0
+    reconnect_failures: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class VirtualDevice:
+    """One device. Not thread-safe: one caller drives it."""
+
+    def __init__(
+        self,
+        index: int,
+        device_id: str,
+        transport: Transport,
+        clock: Clock,
+        *,
+        run_start: float,
+        firmware: Firmware,
+        actions: Sequence[PlannedAction] = (),
+        live: LiveLifecycle | None = None,
+        run_start_wall: float | None = None,
+        send_sink: SendSink | None = None,
+        onboarding_sink: OnboardingSink | None = None,
+    ) -> None:
+        self.index = index
+        self.device_id = device_id
+        self.transport = transport
+        self.clock = clock
+        self.run_start = run_start  # monotonic seconds; offsets count from here
+        self.run_start_wall = (clock.wall() - (clock.monotonic() - run_start)
+                               if run_start_wall is None else run_start_wall)
+        self.firmware = firmware
+        self.counters = DeviceCounters()
+        self._planned = sorted(actions, key=lambda a: a.offset_us)  # stable: keeps the order of ties
+        self._next = 0
+        self._live = live
+        self._machine = OtaMachine()
+        self._queue: list[tuple[int, int, Input]] = []  # live inputs: (offset µs, seq, input)
+        self._seq = 0
+        self._occurrences = Occurrences()
+        self._reconnect_us: int | None = None
+        self._pending: dict[int, SendRecord] = {}
+        self._send_sink = send_sink
+        self._onboarding_sink = onboarding_sink
+        transport.on_data(self._on_data)
+
+    # -- time ------------------------------------------------------------------------------------------
+
+    def _now_us(self, now: float | None = None) -> int:
+        return round(((self.clock.monotonic() if now is None else now) - self.run_start) * 1e6)
+
+    def _due_us(self) -> int | None:
+        if self._reconnect_us is not None:
+            return self._reconnect_us  # a rebooting device does nothing else until it is back (then late)
+        candidates: list[int] = []
+        if self._next < len(self._planned):
+            candidates.append(self._planned[self._next].offset_us)
+        if self._queue:
+            candidates.append(self._queue[0][0])
+        return min(candidates, default=None)
+
+    def next_due(self) -> float | None:
+        """Monotonic time of the next thing to do (None: nothing planned, waiting for requests)."""
+        due = self._due_us()
+        return None if due is None else self.run_start + due / 1e6
+
+    @property
+    def machine_phase(self) -> Phase:
+        return self._machine.phase
+
+    # -- lifecycle of the connection -------------------------------------------------------------------
+
+    def start(self) -> OnboardingTimes:
+        """Connect (registration, credentials, handshake) and publish the startup properties."""
+        times = self._connect()
+        for interface, path, value in startup_properties(self.index, self.firmware):
+            self._set_property(interface, path, value)
+        return times
+
+    def stop(self) -> None:
+        """Disconnect; publishes still unacked are recorded with error "never_acked"."""
+        self.transport.disconnect()
+        for record in list(self._pending.values()):
+            record.error = record.error or "never_acked"
+            self._sink(record)
+        self._pending.clear()
+
+    def _connect(self) -> OnboardingTimes:
+        times = self.transport.connect()
+        if self._onboarding_sink is not None:
+            self._onboarding_sink(self.device_id, times)
+        return times
+
+    # -- running ---------------------------------------------------------------------------------------
+
+    def run_due(self, now: float | None = None) -> int:
+        """Do everything due at `now` (monotonic s, default the clock's): returns how many actions ran."""
+        now_us = self._now_us(now)
+        done = 0
+        while True:
+            due = self._due_us()
+            if due is None or due > now_us:
+                return done
+            if self._reconnect_us is not None:
+                self._reconnect()
+            elif self._next < len(self._planned) and self._planned[self._next].offset_us == due:
+                action = self._planned[self._next]
+                self._next += 1
+                self._execute(action)
+            else:
+                offset, _, inp = heapq.heappop(self._queue)
+                for action in self._live_step(offset, inp):
+                    self._execute(action)
+            done += 1
+
+    def _reconnect(self) -> None:
+        try:
+            self._connect()
+        except Exception:  # any onboarding failure: retry later, the run goes on
+            self.counters.reconnect_failures += 1
+            assert self._reconnect_us is not None
+            self._reconnect_us += round(RECONNECT_RETRY_S * 1e6)
+            return
+        self._reconnect_us = None
+
+    def _execute(self, action: PlannedAction) -> None:
+        if action.kind is ActionKind.PUBLISH:
+            self._publish(action)
+        elif action.kind is ActionKind.PROPERTY:
+            self._set_property(action.interface, action.path, action.value)
+        else:
+            self.counters.reboots += 1
+            self.transport.disconnect()
+            self._reconnect_us = action.offset_us + action.duration_us
+
+    def _set_property(self, interface: str, path: str, value: Value) -> None:
+        try:
+            self.transport.set_property(interface, path, value)
+        except PublishError:
+            self.counters.property_errors += 1
+            return
+        if interface == BASE_IMAGE_INTERFACE and path == "/version" and isinstance(value, str):
+            self.firmware = Firmware(self.firmware.name, value, self.firmware.build_id)
+        elif interface == BASE_IMAGE_INTERFACE and path == "/buildId" and isinstance(value, str):
+            self.firmware = Firmware(self.firmware.name, self.firmware.version, value)
+
+    def _sink(self, record: SendRecord) -> None:
+        if self._send_sink is not None:
+            self._send_sink(record)
+
+    def _publish(self, action: PlannedAction) -> None:
+        value = action.value
+        assert isinstance(value, Mapping)
+        progress = value.get("statusProgress", 0)
+        key = (self.device_id, str(value.get("requestUUID", "")), str(value.get("status", "")),
+               progress if isinstance(progress, int) else 0, action.occurrence)
+        sent = self.clock.wall()
+        t_ms = int(sent * 1000)
+        intended = self.run_start_wall + action.offset_us / 1e6
+        record = SendRecord(key=key, intended=intended, sent=sent, t_ms=t_ms)
+        token = id(record)
+        self._pending[token] = record
+
+        def on_ack(acked_at: float, error: str | None) -> None:
+            if self._pending.pop(token, None) is None:
+                return  # already reported (stop() flushed it)
+            record.acked = self.run_start_wall + (acked_at - self.run_start) if error is None else None
+            record.error = error
+            self._sink(record)
+
+        try:
+            self.transport.publish(action.interface, action.path, value, t_ms, on_ack)
+        except PublishError as exc:
+            self._pending.pop(token, None)
+            record.sent, record.t_ms, record.error = None, None, exc.reason
+            self.counters.publish_errors += 1
+            self._sink(record)
+            return
+        self.counters.published += 1
+
+    # -- backend-driven --------------------------------------------------------------------------------
+
+    def _live_step(self, offset: int, inp: Input) -> list[PlannedAction]:
+        """Feed one queued (or received) input to the machine; the actions it implies."""
+        events = self._machine.handle(inp)
+        reboot_us = self._queue[0][0] - offset if isinstance(inp, PoweredOff) and self._queue else 0
+        target = self._live.target if self._live is not None else self.firmware
+        return input_actions(self.index, offset, inp, events, self._occurrences, self.firmware, target,
+                             reboot_us)
+
+    def _on_data(self, interface: str, path: str, value: Value) -> None:
+        if interface != OTA_REQUEST_INTERFACE or path != OTA_REQUEST_PATH:
+            self.counters.extra["ignored_data"] = self.counters.extra.get("ignored_data", 0) + 1
+            return
+        if self._live is None:
+            self.counters.extra["ignored_requests"] = self.counters.extra.get("ignored_requests", 0) + 1
+            return  # a self-driven device does not answer the backend
+        request = _parse_request(value)
+        if request is None or self._machine.phase is Phase.OFFLINE:
+            self.counters.malformed += 1  # dropped silently, as the runtime does
+            return
+        self.counters.requests += 1
+        operation, uuid = request
+        now_us = self._now_us()
+        if operation == "Cancel":
+            actions = self._live_step(now_us, CancelRequested(uuid))
+            if self._machine.phase is Phase.IDLE:
+                self._queue.clear()  # canceled: the rest of the operation never happens
+        elif self._machine.phase is Phase.IDLE:
+            spec = self._live.choose()
+            self._machine = OtaMachine(streaming=spec.streaming, progress_step=spec.progress_step)
+            actions = self._live_step(now_us, UpdateRequested(uuid))
+            draw = draw_operation(spec, self._live.rng)
+            for offset, inp in operation_inputs(draw, uuid, now_us, self._live.time_scale, live=True):
+                heapq.heappush(self._queue, (offset, self._seq, inp))
+                self._seq += 1
+        else:
+            actions = self._live_step(now_us, UpdateRequested(uuid))
+        for action in actions:
+            self._execute(action)
+
+
+def _parse_request(value: Value) -> tuple[str, str] | None:
+    """(operation, uuid) of a well-formed OTARequest object, else None."""
+    if not isinstance(value, Mapping):
+        return None
+    operation, uuid, url = value.get("operation"), value.get("uuid"), value.get("url")
+    if operation not in ("Update", "Cancel") or not isinstance(uuid, str) or not isinstance(url, str):
+        return None
+    try:
+        uuidlib.UUID(uuid)
+    except ValueError:
+        return None
+    assert isinstance(operation, str)
+    return operation, uuid

@@ -1,0 +1,209 @@
+"""One generator process's share of the fleet: its devices, their transports, and the run's start.
+
+No Locust here (DESIGN.md principle 8): the Locust adapter and the plain-gevent runner of the benchmarks both
+drive devices through `ProcessFleet` and `drive_device`.
+
+Partitioning (issue 5): device i belongs to worker i % worker_count (FleetPlan.partition), so the union of all
+workers' events is the single-process plan for the same seed, whatever the worker count. Inside a worker the
+k-th of U local slots (Locust users) drives local devices j with j % U == k; when U equals the partition size
+(the default: -u = devices) every user is one device.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import gevent.event
+
+from simulator.clock import Clock
+from simulator.device import LiveLifecycle, VirtualDevice
+from simulator.events import Value
+from simulator.generator.target import TargetInfo
+from simulator.plan import FleetPlan, device_rng, fleet_firmware
+from simulator.records import SendRecord
+from simulator.scenario.model import Scenario
+from simulator.transports.base import OnboardingTimes, Transport
+
+__all__ = ["FleetCallbacks", "ProcessFleet", "drive_device", "make_transport_factory"]
+
+log = logging.getLogger("fleetsim.fleet")
+
+# How long the run waits for this process's devices to come online before it starts anyway (seconds of
+# wall time per 1,000 devices, at least 30 s): measured lean onboarding with cached credentials is ~2-3 ms
+# per device, first pairing ~10 ms; the margin covers a loaded machine.
+ONLINE_WAIT_MIN_S = 30.0
+ONLINE_WAIT_PER_1000_S = 30.0
+
+
+@dataclass
+class FleetCallbacks:
+    """Where records go (the stats bridge sets these)."""
+
+    on_record: Callable[[SendRecord], None] = lambda rec: None
+    on_onboarding: Callable[[str, OnboardingTimes], None] = lambda device, times: None
+    on_online: Callable[[int], None] = lambda delta: None
+
+
+def make_transport_factory(kind: str, target: TargetInfo, clock: Clock) -> tuple[
+        Callable[[str], Transport], Callable[[], None]]:
+    """(device_id -> Transport, stop) for a transport kind."""
+    endpoint = target.endpoint()
+    if kind == "lean":
+        from simulator.interfaces.loader import load_interfaces
+        from simulator.transports.lean_fleet import LeanFleet
+
+        lean = LeanFleet(endpoint, load_interfaces(), clock=clock)
+        return lean.transport, lean.stop
+    if kind == "sdk":
+        from pathlib import Path
+
+        from simulator.interfaces.loader import INTERFACES_DIR
+        from simulator.transports.credentials import CredentialsCache, target_key
+        from simulator.transports.sdk import SdkFleet
+
+        cache = CredentialsCache(Path(endpoint.credentials_dir) / "sdk",
+                                 target_key(endpoint.realm, endpoint.pairing_url))
+        sdk = SdkFleet(endpoint, INTERFACES_DIR, cache, clock=clock)
+        return sdk.transport, sdk.stop
+    if kind == "memory":
+        from simulator.transports.memory import MemoryBroker, MemoryTransport
+
+        broker = MemoryBroker()
+        return (lambda device_id: MemoryTransport(device_id, broker)), (lambda: None)
+    raise ValueError(f"unknown transport {kind!r}")
+
+
+@dataclass
+class ProcessFleet:
+    """The devices of one process. `begin()` fixes the run's start; devices wait for it."""
+
+    scenario: Scenario
+    plan: FleetPlan
+    target: TargetInfo
+    clock: Clock
+    worker_index: int = 0
+    worker_count: int = 1
+    callbacks: FleetCallbacks = field(default_factory=FleetCallbacks)
+    indexes: list[int] = field(init=False)
+    devices: dict[int, VirtualDevice] = field(init=False, default_factory=dict)
+    started: gevent.event.Event = field(init=False, default_factory=gevent.event.Event)
+    stopping: gevent.event.Event = field(init=False, default_factory=gevent.event.Event)
+    run_start: float = field(init=False, default=0.0)
+    run_start_wall: float = field(init=False, default=0.0)
+    online: int = field(init=False, default=0)
+    failed: dict[int, str] = field(init=False, default_factory=dict)
+    _factory: Callable[[str], Transport] = field(init=False, repr=False)
+    _stop_transports: Callable[[], None] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.indexes = self.plan.partition(self.worker_index, self.worker_count)
+        self._factory, self._stop_transports = make_transport_factory(
+            self.scenario.transport, self.target, self.clock)
+
+    def slot_devices(self, slot: int, slots: int) -> list[int]:
+        """Local devices driven by local slot `slot` of `slots` (see the module docstring)."""
+        return [d for j, d in enumerate(self.indexes) if j % max(1, slots) == slot]
+
+    def create(self, index: int) -> VirtualDevice:
+        installed, target = fleet_firmware(self.scenario.fleet)
+        live = None
+        if self.scenario.mode == "campaign":
+            live = LiveLifecycle(mix=self.scenario.lifecycle, rng=device_rng(self.plan.seed, index),
+                                 target=target, time_scale=self.scenario.time_scale)
+        device_id = self.plan.device_ids[index]
+        now = self.clock.monotonic()
+        device = VirtualDevice(
+            index, device_id, self._factory(device_id), self.clock, run_start=now,
+            run_start_wall=self.clock.wall(), firmware=installed,
+            actions=() if live is not None else self.plan.actions_for(index), live=live,
+            send_sink=self.callbacks.on_record, onboarding_sink=self.callbacks.on_onboarding)
+        self.devices[index] = device
+        return device
+
+    def bring_online(self, device: VirtualDevice) -> bool:
+        """Connect one device (onboarding timed by the transport). False (and recorded) when it failed."""
+        try:
+            device.start()
+        except Exception as exc:  # one device's failure is data, not the end of the run
+            self.failed[device.index] = f"{type(exc).__name__}: {exc}"
+            log.warning("device %s did not come online: %s", device.device_id, exc)
+            self._maybe_begin()
+            return False
+        self.online += 1
+        self.callbacks.on_online(1)
+        self._maybe_begin()
+        return True
+
+    def _maybe_begin(self) -> None:
+        if not self.started.is_set() and self.online + len(self.failed) >= len(self.indexes):
+            self.begin()
+
+    def begin(self, at_wall: float | None = None) -> None:
+        """Fix the run's start (now, or a wall time shared by every worker) and release the devices."""
+        if self.started.is_set():
+            return
+        now_mono, now_wall = self.clock.monotonic(), self.clock.wall()
+        wall = now_wall if at_wall is None else at_wall
+        self.run_start_wall = wall
+        self.run_start = now_mono + (wall - now_wall)
+        for device in self.devices.values():
+            device.run_start = self.run_start
+            device.run_start_wall = self.run_start_wall
+        self.started.set()
+
+    def online_deadline_s(self) -> float:
+        return max(ONLINE_WAIT_MIN_S, ONLINE_WAIT_PER_1000_S * len(self.indexes) / 1000)
+
+    def stop(self) -> None:
+        """Stop every device (unacked publishes become `never_acked` records), then the transports."""
+        self.stopping.set()
+        for device in list(self.devices.values()):
+            try:
+                device.stop()
+            except Exception as exc:
+                log.warning("device %s did not stop cleanly: %s", device.device_id, exc)
+        self._stop_transports()
+
+    def counters(self) -> dict[str, Any]:
+        total: dict[str, int] = {}
+        for device in self.devices.values():
+            for name, value in vars(device.counters).items():
+                if isinstance(value, int):
+                    total[name] = total.get(name, 0) + value
+        return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total}
+
+
+def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[float], None] = gevent.sleep) -> None:
+    """Run one device's actions on the absolute schedule until the fleet stops (DESIGN.md principle 3).
+
+    Waits are computed from the run's start (`run_start + offset`), never after a send. A backend-driven
+    device with nothing due waits for server data (woken by its transport) or the stop.
+    """
+    wake = gevent.event.Event()
+    original = device._on_data  # the device's own handler, wrapped to wake this loop
+
+    def on_data(interface: str, path: str, value: Value) -> None:
+        original(interface, path, value)
+        wake.set()
+
+    device.transport.on_data(on_data)
+    fleet.started.wait()
+    clock = fleet.clock
+    while not fleet.stopping.is_set():
+        due = device.next_due()
+        if due is None:
+            wake.clear()
+            wake.wait(timeout=1.0)
+            continue
+        delay = due - clock.monotonic()
+        if delay > 0:
+            wake.clear()
+            wake.wait(timeout=delay)  # a request arriving meanwhile may bring an earlier action
+            continue
+        device.run_due()
+        if device.next_due() is None and device._live is None:
+            return  # self-driven and done: nothing else will ever be due

@@ -1,0 +1,188 @@
+"""Turn one OTA operation (random or scripted) into timed PlannedActions for one device.
+
+Random lifecycles: draws.draw_operation -> draws.operation_inputs -> OtaMachine -> `input_actions`, so the
+planned OTAEvents are exactly what the machine (i.e. the runtime) publishes. Scripted lifecycles: each step is
+published as written at its cumulative delay (script_check.py has already refused illegal scripts).
+
+After a reboot the runtime republishes OSInfo and BaseImage (PROTOCOL.md section 4): the new image on Success,
+the old one on rollback. Paths from simulator/interfaces/io.edgehog.devicemanager.{BaseImage,OSInfo}.json.
+All offsets are integer microseconds of wall time from the run's start; device seconds are divided by
+time_scale.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.events import (
+    OTA_EVENT_INTERFACE,
+    OTA_EVENT_PATH,
+    ActionKind,
+    OtaEvent,
+    OtaStatus,
+    OtaStatusCode,
+    PlannedAction,
+)
+from simulator.lifecycle.draws import draw_operation, operation_inputs
+from simulator.lifecycle.inputs import BootedNew, BootedOld, Input, PoweredOff
+from simulator.lifecycle.machine import OtaMachine
+from simulator.scenario.model import RandomLifecycle, ScriptedLifecycle
+
+__all__ = [
+    "BASE_IMAGE_INTERFACE",
+    "OS_INFO_INTERFACE",
+    "Firmware",
+    "Occurrences",
+    "OperationPlan",
+    "firmware_properties",
+    "input_actions",
+    "plan_operation",
+    "plan_random",
+    "plan_scripted",
+]
+
+BASE_IMAGE_INTERFACE = "io.edgehog.devicemanager.BaseImage"
+OS_INFO_INTERFACE = "io.edgehog.devicemanager.OSInfo"
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """The installed base image (BaseImage /name /version /buildId; OSInfo /osName /osVersion)."""
+
+    name: str
+    version: str
+    build_id: str
+
+
+def firmware_properties(device: int, offset_us: int, fw: Firmware) -> list[PlannedAction]:
+    """PROPERTY actions republishing OSInfo and BaseImage for `fw`."""
+    values = (
+        (OS_INFO_INTERFACE, "/osName", fw.name),
+        (OS_INFO_INTERFACE, "/osVersion", fw.version),
+        (BASE_IMAGE_INTERFACE, "/name", fw.name),
+        (BASE_IMAGE_INTERFACE, "/version", fw.version),
+        (BASE_IMAGE_INTERFACE, "/buildId", fw.build_id),
+    )
+    return [PlannedAction(device, offset_us, ActionKind.PROPERTY, iface, path, value)
+            for iface, path, value in values]
+
+
+class Occurrences:
+    """Per device: how many earlier events had the same (requestUUID, status, progress) (events.EventKey)."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: Counter[tuple[str, str, int]] = Counter()
+
+    def next(self, event: OtaEvent) -> int:
+        key = (event.request_uuid, str(event.status), event.progress)
+        n = self._seen[key]
+        self._seen[key] = n + 1
+        return n
+
+
+def _publish(device: int, offset_us: int, event: OtaEvent, occurrences: Occurrences) -> PlannedAction:
+    return PlannedAction(device, offset_us, ActionKind.PUBLISH, OTA_EVENT_INTERFACE, OTA_EVENT_PATH,
+                         event.payload(), occurrence=occurrences.next(event))
+
+
+def _reboot(device: int, offset_us: int, duration_us: int) -> PlannedAction:
+    return PlannedAction(device, offset_us, ActionKind.REBOOT, "", "", None, duration_us=duration_us)
+
+
+def input_actions(device: int, offset_us: int, inp: Input, events: list[OtaEvent], occurrences: Occurrences,
+                  old: Firmware, new: Firmware, reboot_us: int = 0) -> list[PlannedAction]:
+    """What a device does when `inp` happens at `offset_us` and the machine answered `events`.
+
+    PoweredOff -> REBOOT for `reboot_us`; BootedNew/BootedOld -> the new/old image's properties first (the
+    runtime's startup telemetry), then the final event; otherwise one PUBLISH per event.
+    """
+    actions: list[PlannedAction] = []
+    if isinstance(inp, PoweredOff):
+        actions.append(_reboot(device, offset_us, reboot_us))
+    elif isinstance(inp, BootedNew):
+        actions += firmware_properties(device, offset_us, new)
+    elif isinstance(inp, BootedOld):
+        actions += firmware_properties(device, offset_us, old)
+    actions += [_publish(device, offset_us, event, occurrences) for event in events]
+    return actions
+
+
+@dataclass(frozen=True)
+class OperationPlan:
+    """One operation's actions, its end (last action, reboot included) and the image installed afterwards."""
+
+    uuid: str
+    actions: tuple[PlannedAction, ...]
+    end_us: int
+    firmware_after: Firmware
+    outcome: str  # a RandomLifecycle outcome, or "scripted"
+
+
+def _end(actions: list[PlannedAction], start_us: int) -> int:
+    return max((a.offset_us + a.duration_us for a in actions), default=start_us)
+
+
+def plan_random(device: int, spec: RandomLifecycle, rng: np.random.Generator, uuid: str, start_us: int,
+                time_scale: float, old: Firmware, new: Firmware,
+                occurrences: Occurrences | None = None) -> OperationPlan:
+    """Draw one random operation and run its inputs through a fresh machine."""
+    occurrences = occurrences if occurrences is not None else Occurrences()
+    draw = draw_operation(spec, rng)
+    timed = operation_inputs(draw, uuid, start_us, time_scale)
+    machine = OtaMachine(streaming=spec.streaming, progress_step=spec.progress_step)
+    actions: list[PlannedAction] = []
+    after = old
+    for i, (offset, inp) in enumerate(timed):
+        events = machine.handle(inp)
+        reboot_us = timed[i + 1][0] - offset if isinstance(inp, PoweredOff) else 0
+        actions += input_actions(device, offset, inp, events, occurrences, old, new, reboot_us)
+        if any(e.status is OtaStatus.SUCCESS and e.request_uuid == uuid for e in events):
+            after = new
+    return OperationPlan(uuid, tuple(actions), _end(actions, start_us), after, draw.outcome)
+
+
+def plan_scripted(device: int, spec: ScriptedLifecycle, uuid: str, start_us: int, time_scale: float,
+                  old: Firmware, new: Firmware, occurrences: Occurrences | None = None) -> OperationPlan:
+    """Publish each step at its cumulative delay. The last Rebooting step is followed by a real reboot when
+    the script goes on with Success or Failure+SystemRollback (or ends there); the next step's delay then
+    counts from the reconnection, and the image properties are republished first."""
+    occurrences = occurrences if occurrences is not None else Occurrences()
+    steps = spec.steps
+    statuses = [s.status for s in steps]
+    last_reboot = max((i for i, s in enumerate(statuses) if s == OtaStatus.REBOOTING), default=-1)
+    reboots = last_reboot >= 0 and (
+        last_reboot == len(steps) - 1
+        or steps[last_reboot + 1].status == OtaStatus.SUCCESS
+        or steps[last_reboot + 1].code == OtaStatusCode.SYSTEM_ROLLBACK
+    )
+    actions: list[PlannedAction] = []
+    after = old
+    t = 0.0
+    for i, step in enumerate(steps):
+        t += step.delay
+        offset = start_us + round(t * 1e6 / time_scale)
+        if i == last_reboot + 1 and reboots:
+            fw = new if step.status == OtaStatus.SUCCESS else old
+            actions += firmware_properties(device, offset, fw)
+            after = fw
+        event = OtaEvent(uuid, OtaStatus(step.status), step.progress, OtaStatusCode(step.code), step.message)
+        actions.append(_publish(device, offset, event, occurrences))
+        if i == last_reboot and reboots:
+            reboot_us = round(spec.reboot_duration * 1e6 / time_scale)
+            actions.append(_reboot(device, offset, reboot_us))
+            t += spec.reboot_duration
+    return OperationPlan(uuid, tuple(actions), _end(actions, start_us), after, "scripted")
+
+
+def plan_operation(device: int, spec: RandomLifecycle | ScriptedLifecycle, rng: np.random.Generator,
+                   uuid: str, start_us: int, time_scale: float, old: Firmware, new: Firmware,
+                   occurrences: Occurrences | None = None) -> OperationPlan:
+    """Plan one operation of either kind (scripted lifecycles draw nothing from `rng`)."""
+    if isinstance(spec, ScriptedLifecycle):
+        return plan_scripted(device, spec, uuid, start_us, time_scale, old, new, occurrences)
+    return plan_random(device, spec, rng, uuid, start_us, time_scale, old, new, occurrences)

@@ -1,0 +1,76 @@
+"""Per-process fleetsim state inside Locust: the settings, the plan, this process's devices, the recorder.
+
+`install(environment, settings)` wires everything onto `environment.events`; the user class (users.py) and the
+stats bridge (stats_bridge.py) read `environment.fleetsim` (a `FleetContext`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.clock import MonotonicClock
+from simulator.generator.fleet import FleetCallbacks, ProcessFleet
+from simulator.generator.health_monitor import HealthMonitor
+from simulator.metrics.recorder import MetricsRecorder
+from simulator.plan import FleetPlan, build_plan
+from simulator.locust_adapter.settings import RunSettings
+
+__all__ = ["FleetContext", "context_of"]
+
+log = logging.getLogger("fleetsim.locust")
+
+
+@dataclass
+class FleetContext:
+    environment: Any
+    settings: RunSettings
+    clock: MonotonicClock = field(default_factory=MonotonicClock)
+    plan: FleetPlan | None = None
+    fleet: ProcessFleet | None = None
+    recorder: MetricsRecorder | None = None
+    worker_index: int = 0
+    worker_count: int = 1
+    next_slot: int = 0
+    finals: dict[int, dict[str, Any]] = field(default_factory=dict)  # master: worker index -> final export
+    worker_snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # master: live per worker
+    generator_flags: dict[str, Any] = field(default_factory=dict)
+    monitor: HealthMonitor | None = None
+
+    @property
+    def is_master(self) -> bool:
+        return type(self.environment.runner).__name__ == "MasterRunner"
+
+    def ensure_recorder(self) -> MetricsRecorder:
+        if self.recorder is None:
+            self.recorder = MetricsRecorder(self.clock)
+        return self.recorder
+
+    def ensure_fleet(self, callbacks: FleetCallbacks) -> ProcessFleet:
+        """Build the plan and this process's share of the fleet (once per test)."""
+        if self.fleet is None:
+            self.plan = self.plan or build_plan(self.settings.scenario)
+            self.fleet = ProcessFleet(self.settings.scenario, self.plan, self.settings.target, self.clock,
+                                      worker_index=self.worker_index, worker_count=self.worker_count,
+                                      callbacks=callbacks)
+            log.info("worker %d/%d: %d of %d devices", self.worker_index, self.worker_count,
+                     len(self.fleet.indexes), len(self.plan.device_ids))
+        return self.fleet
+
+    def claim_slot(self) -> tuple[int, int]:
+        """(slot, slots) for a starting user: slots = the users this process will run."""
+        runner = self.environment.runner
+        slots = int(getattr(runner, "target_user_count", 0) or 0)
+        if slots <= 0 and self.fleet is not None:
+            slots = len(self.fleet.indexes)
+        slot = self.next_slot
+        self.next_slot += 1
+        return slot, max(1, slots)
+
+
+def context_of(environment: Any) -> FleetContext:
+    ctx = getattr(environment, "fleetsim", None)
+    if not isinstance(ctx, FleetContext):
+        raise RuntimeError("fleetsim is not installed on this Locust environment (call install())")
+    return ctx

@@ -1,0 +1,120 @@
+"""Wiring fleetsim onto a Locust Environment's events (local, master and worker alike).
+
+Distributed runs (issue 5): at test start the master tells every worker the worker count (`fleetsim_setup`,
+sent before Locust's spawn message on the same ordered channel); each worker builds the same plan from the seed
+and runs partition(worker_index, worker_count). Live: each worker's `report_to_master` carries a progress
+snapshot. Final: at test stop each worker sends its whole recorder export (HDR-encoded histograms + send log)
+as `fleetsim_final`; the master merges them with `MetricsRecorder.merge` (histogram `add`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from simulator.generator.health_monitor import HealthMonitor
+from simulator.locust_adapter.context import FleetContext
+from simulator.locust_adapter.settings import RunSettings, settings_from_options
+from simulator.locust_adapter.stats_bridge import make_callbacks
+
+__all__ = ["install", "install_from_options"]
+
+log = logging.getLogger("fleetsim.locust")
+
+
+def install(environment: Any, settings: RunSettings) -> FleetContext:
+    """Attach a FleetContext to `environment` and register fleetsim's listeners (idempotent)."""
+    existing = getattr(environment, "fleetsim", None)
+    if isinstance(existing, FleetContext):
+        return existing
+    ctx = FleetContext(environment=environment, settings=settings, worker_count=settings.worker_count)
+    environment.fleetsim = ctx
+    events = environment.events
+    events.test_start.add_listener(lambda **kw: _on_test_start(ctx))
+    events.report_to_master.add_listener(lambda client_id, data, **kw: _report(ctx, data))
+    events.worker_report.add_listener(lambda client_id, data, **kw: _worker_report(ctx, client_id, data))
+    events.test_stopping.add_listener(lambda **kw: _on_stopping(ctx))
+    events.test_stop.add_listener(lambda **kw: _on_test_stop(ctx))
+    if environment.runner is not None:
+        _register_messages(ctx)
+    else:
+        events.init.add_listener(lambda environment, **kw: _register_messages(ctx))
+    return ctx
+
+
+def install_from_options(environment: Any) -> FleetContext | None:
+    """Plain `locust -f locustfile.py`: settings from the parsed fleetsim options."""
+    options = environment.parsed_options
+    if options is None:
+        return None
+    settings = settings_from_options(options, getattr(options, "num_users", None))
+    return install(environment, settings)
+
+
+def _register_messages(ctx: FleetContext) -> None:
+    runner = ctx.environment.runner
+    kind = type(runner).__name__
+    if kind == "WorkerRunner":
+        runner.register_message("fleetsim_setup", lambda msg, **kw: _on_setup(ctx, msg.data))
+        ctx.worker_index = int(getattr(runner, "worker_index", 0))
+    elif kind == "MasterRunner":
+        runner.register_message("fleetsim_final", lambda msg, **kw: _on_final(ctx, msg.data))
+
+
+def _on_setup(ctx: FleetContext, data: dict[str, Any]) -> None:
+    ctx.worker_count = int(data["worker_count"])
+
+
+def _on_test_start(ctx: FleetContext) -> None:
+    runner = ctx.environment.runner
+    kind = type(runner).__name__
+    ctx.ensure_recorder()
+    if kind == "MasterRunner":
+        workers = runner.worker_count
+        ctx.worker_count = workers
+        runner.send_message("fleetsim_setup", {"worker_count": workers})
+        return
+    if kind == "WorkerRunner":
+        ctx.worker_index = int(runner.worker_index)
+    if ctx.monitor is None:
+        ctx.monitor = HealthMonitor(ctx.clock)
+        ctx.monitor.start()
+    ctx.ensure_fleet(make_callbacks(ctx.environment, ctx.ensure_recorder()))
+
+
+def _report(ctx: FleetContext, data: dict[str, Any]) -> None:
+    if ctx.recorder is not None:
+        snap = ctx.recorder.snapshot()
+        if ctx.fleet is not None:
+            snap["devices_failed"] = len(ctx.fleet.failed)
+        data["fleetsim"] = snap
+
+
+def _worker_report(ctx: FleetContext, client_id: str, data: dict[str, Any]) -> None:
+    snap = data.get("fleetsim")
+    if isinstance(snap, dict):
+        ctx.worker_snapshots[client_id] = snap
+
+
+def _on_stopping(ctx: FleetContext) -> None:
+    if ctx.fleet is not None:
+        ctx.fleet.stopping.set()
+
+
+def _on_test_stop(ctx: FleetContext) -> None:
+    runner = ctx.environment.runner
+    if ctx.fleet is not None:
+        ctx.fleet.stop()
+    if type(runner).__name__ == "WorkerRunner" and ctx.recorder is not None:
+        export = ctx.recorder.export(include_send_log=True)
+        export["worker_index"] = ctx.worker_index
+        export["fleet_counters"] = ctx.fleet.counters() if ctx.fleet is not None else {}
+        if ctx.monitor is not None:
+            export["health"] = ctx.monitor.stop().export()
+        runner.send_message("fleetsim_final", export)
+
+
+def _on_final(ctx: FleetContext, data: dict[str, Any]) -> None:
+    index = int(data.get("worker_index", len(ctx.finals)))
+    ctx.finals[index] = data
+    log.info("final metrics from worker %d (%d sends)", index, len(data.get("send_log", ())))

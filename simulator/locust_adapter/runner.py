@@ -1,0 +1,203 @@
+"""`fleetsim run` drives Locust as a library: local runner, or a master with N worker processes.
+
+Timeline of a run: spawn users (devices onboard) -> run start = every device of a process online (or its
+deadline) -> the plan plays on its absolute schedule for max(duration, last planned action) -> drain (acks and
+arrivals settle) -> stop users (unacked publishes become never_acked records) -> results.
+Ctrl-C / SIGTERM stop the run early; results are written and marked partial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+
+from simulator.generator.target import TargetInfo
+from simulator.locust_adapter.context import FleetContext
+from simulator.locust_adapter.hooks import install
+from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
+from simulator.locust_adapter.settings import RunSettings
+from simulator.locust_adapter.users import DeviceUser
+from simulator.locust_adapter.web import install_web_tab
+from simulator.scenario.model import Scenario
+
+__all__ = ["LocustRun", "RunOutcome", "run_with_locust"]
+
+log = logging.getLogger("fleetsim.run")
+
+DRAIN_S = 2.0  # after the last planned action: QoS 2 acks and collector arrivals settle (loopback: < 100 ms)
+WORKER_CONNECT_S = 60.0
+FINALS_WAIT_S = 60.0
+
+
+@dataclass
+class RunOutcome:
+    ctx: FleetContext
+    started_at: float  # wall time of the run's start (plan offset 0)
+    ended_at: float
+    partial: bool
+    reason: str = ""
+    worker_exports: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class LocustRun:
+    scenario: Scenario
+    scenario_path: str
+    overrides: dict[str, object]
+    target: TargetInfo
+    results_root: Path
+    processes: int = 1
+    spawn_rate: float = 0.0
+    web: bool = False
+    web_port: int = 8089
+    quiet: bool = False
+    _interrupted: str = ""
+
+    def _interrupt(self, reason: str) -> None:
+        self._interrupted = reason
+
+    def _print(self, line: str) -> None:
+        if not self.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    def run(self) -> RunOutcome:
+        devices = self.scenario.fleet.devices
+        settings = RunSettings(scenario=self.scenario, target=self.target, results_root=self.results_root,
+                               worker_count=self.processes, write_results=False, progress=True)
+        env = Environment(user_classes=[DeviceUser])
+        workers: list[subprocess.Popen[bytes]] = []
+        tmp = tempfile.TemporaryDirectory(prefix="fleetsim-run-")
+        if self.processes > 1:
+            runner = env.create_master_runner("127.0.0.1", 0)
+            ctx = install(env, settings)
+            workers = self._spawn_workers(runner, Path(tmp.name))
+        else:
+            env.create_local_runner()
+            ctx = install(env, settings)
+        delivery = LiveDelivery(self.target.control_url)
+        delivery.start()
+        if self.web:
+            env.create_web_ui("127.0.0.1", self.web_port)
+            install_web_tab(env, lambda: live_rows(ctx, delivery))
+            self._print(f"fleetsim: Locust web UI on http://127.0.0.1:{self.web_port}/")
+        old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        handlers = [gevent.signal_handler(sig, self._interrupt, name) for sig, name in
+                    ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated (SIGTERM)"))]
+        try:
+            return self._drive(env, ctx, delivery, devices, workers)
+        finally:
+            for handler in handlers:
+                handler.cancel()
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            delivery.stop()
+            if env.web_ui is not None:
+                env.web_ui.stop()
+            for proc in workers:
+                _end(proc)
+            tmp.cleanup()
+
+    def _spawn_workers(self, runner: Any, tmp: Path) -> list[subprocess.Popen[bytes]]:
+        settings_file = tmp / "worker-settings.json"
+        settings_file.write_text(json.dumps({
+            "scenario": self.scenario_path, "overrides": self.overrides, "target": self.target.to_json(),
+            "results_root": str(self.results_root), "worker_count": self.processes}))
+        settings_file.chmod(0o600)  # holds the agent JWT
+        port = runner.server.port
+        procs = [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", str(settings_file),
+                                   str(port)]) for _ in range(self.processes)]
+        deadline = time.monotonic() + WORKER_CONNECT_S
+        while runner.worker_count < self.processes:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                for proc in procs:
+                    _end(proc)
+                from simulator.errors import FleetsimError
+
+                raise FleetsimError(f"only {runner.worker_count} of {self.processes} workers connected")
+            gevent.sleep(0.05)
+        return procs
+
+    def _drive(self, env: Any, ctx: FleetContext, delivery: LiveDelivery, devices: int,
+               workers: list[subprocess.Popen[bytes]]) -> RunOutcome:
+        runner = env.runner
+        rate = self.spawn_rate or float(min(devices, 500))
+        t0 = time.monotonic()
+        runner.start(devices, spawn_rate=rate)
+        # Phase 1: onboarding. The run's clock starts when this process's (or every worker's) devices are online.
+        online_deadline = t0 + 60.0 + devices / rate * 3
+        while not self._interrupted:
+            snap = live_snapshot(ctx)
+            if snap["devices_online"] + int(snap.get("devices_failed") or 0) >= devices:
+                break
+            if ctx.fleet is not None and ctx.fleet.started.is_set():
+                break
+            if time.monotonic() > online_deadline:
+                self._print(f"fleetsim: only {snap['devices_online']}/{devices} devices online; starting anyway")
+                if ctx.fleet is not None:
+                    ctx.fleet.begin()
+                break
+            self._print(progress_line(snap, delivery, devices, time.monotonic() - t0, None))
+            gevent.sleep(1.0)
+        started_at = time.time()
+        if ctx.fleet is not None and ctx.fleet.started.is_set():
+            started_at = ctx.fleet.run_start_wall
+        plan = ctx.plan
+        last_offset_s = 0.0
+        if plan is not None:
+            last_offset_s = max((a.offset_us for d in range(len(plan.device_ids)) for a in plan.actions_for(d)),
+                                default=0) / 1e6
+        elif self.scenario.mode == "self":
+            from simulator.plan import build_plan
+
+            ctx.plan = build_plan(self.scenario)
+            last_offset_s = max((a.offset_us for d in range(len(ctx.plan.device_ids))
+                                 for a in ctx.plan.actions_for(d)), default=0) / 1e6
+        play_s = max(self.scenario.duration, last_offset_s) + DRAIN_S
+        # Phase 2: play the plan.
+        while not self._interrupted:
+            elapsed = time.time() - started_at
+            if elapsed >= play_s:
+                break
+            self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, play_s))
+            gevent.sleep(min(1.0, max(0.05, play_s - elapsed)))
+        partial = bool(self._interrupted)
+        ended_at = time.time()
+        # Phase 3: stop users (devices disconnect; unacked publishes are recorded), collect worker finals.
+        runner.stop()
+        exports: list[dict[str, Any]] = []
+        if workers:
+            deadline = time.monotonic() + FINALS_WAIT_S
+            while len(ctx.finals) < len(workers) and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+            exports = [ctx.finals[i] for i in sorted(ctx.finals)]
+            if len(exports) < len(workers):
+                partial = True
+                self._print(f"fleetsim: only {len(exports)} of {len(workers)} workers sent final metrics")
+        runner.quit()
+        return RunOutcome(ctx=ctx, started_at=started_at, ended_at=ended_at, partial=partial,
+                          reason=self._interrupted, worker_exports=exports)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_with_locust(run: LocustRun) -> RunOutcome:
+    return run.run()

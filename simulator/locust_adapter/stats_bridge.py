@@ -1,0 +1,51 @@
+"""Every OTAEvent publish and every onboarding phase as a Locust request, plus fleetsim's own HDR recorder.
+
+Locust's rounded statistics feed its UI only (DESIGN.md principle 5): verdicts come from the recorder.
+request_type "OTAEvent", name = status, response_time = publish->ack in ms (QoS 2: PUBCOMP);
+request_type "onboarding", name = phase.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.generator.fleet import FleetCallbacks
+from simulator.metrics.recorder import MetricsRecorder
+from simulator.records import SendRecord
+from simulator.transports.base import OnboardingTimes
+
+__all__ = ["OTAEVENT_BYTES", "make_callbacks"]
+
+# An OTAEvent BSON document is ~153 bytes (PROTOCOL.md section 1); reported as the response length.
+OTAEVENT_BYTES = 153
+ONBOARDING_PHASES = ("registration", "certificate", "pairing_info", "connect", "handshake")
+
+
+def make_callbacks(environment: Any, recorder: MetricsRecorder) -> FleetCallbacks:
+    fire = environment.events.request.fire
+
+    def on_record(rec: SendRecord) -> None:
+        status = rec.key[2]
+        if rec.sent is None:
+            recorder.on_publish_error(rec)
+            fire(request_type="OTAEvent", name=status, response_time=0, response_length=0,
+                 exception=RuntimeError(rec.error or "publish failed"), context={})
+            return
+        recorder.on_send(rec)
+        recorder.on_ack(rec)
+        if rec.acked is None or rec.error is not None:
+            fire(request_type="OTAEvent", name=status, response_time=0, response_length=0,
+                 exception=RuntimeError(rec.error or "not acked"), context={})
+            return
+        fire(request_type="OTAEvent", name=status, response_time=(rec.acked - rec.sent) * 1000.0,
+             response_length=OTAEVENT_BYTES, exception=None, context={})
+
+    def on_onboarding(device_id: str, times: OnboardingTimes) -> None:
+        recorder.on_onboarding(times)
+        for phase in ONBOARDING_PHASES:
+            value = getattr(times, phase)
+            if value is not None:
+                fire(request_type="onboarding", name=phase, response_time=value * 1000.0, response_length=0,
+                     exception=None, context={})
+
+    return FleetCallbacks(on_record=on_record, on_onboarding=on_onboarding, on_online=recorder.device_online)

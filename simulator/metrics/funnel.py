@@ -1,0 +1,136 @@
+"""The OTA funnel: per operation (device, requestUUID), how far it got and how long it took.
+
+Statuses and codes as in PROTOCOL.md section 4 (edgehog-device-runtime src/ota/mod.rs): Success and Failure
+are final (as Edgehog treats them, PROTOCOL.md section 5), Error is recoverable (a retried download). An
+operation with no final status when the run ends is `stuck` (what edgehog#1447 looks like from the backend).
+
+Times: time_to_ack = first Acknowledged - start, time_to_final = first Success/Failure - start, where start is
+the operation's request time when the caller knows it (`starts`, e.g. from the campaign driver), else the
+earliest event time of the operation. Built from the send log (device view: events that left, at `sent`) or
+from the arrival log (backend view: at `arrival`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.events import EventKey, OtaStatus
+from simulator.metrics.histograms import LatencyHistogram
+from simulator.records import ArrivalRecord, SendRecord
+
+__all__ = [
+    "FUNNEL_STAGES", "Funnel", "Operation", "build_funnel", "funnel_from_arrivals", "funnel_from_sends",
+]
+
+# Funnel stages in lifecycle order (the success path of PROTOCOL.md section 4), then the final outcomes.
+FUNNEL_STAGES = (
+    OtaStatus.ACKNOWLEDGED, OtaStatus.DOWNLOADING, OtaStatus.DEPLOYING, OtaStatus.DEPLOYED,
+    OtaStatus.REBOOTING, OtaStatus.SUCCESS, OtaStatus.FAILURE,
+)
+_FINAL = (str(OtaStatus.SUCCESS), str(OtaStatus.FAILURE))
+
+OperationId = tuple[str, str]  # (device_id, requestUUID)
+
+
+@dataclass
+class Operation:
+    device: str
+    uuid: str
+    start: float
+    acknowledged: float | None = None
+    final_at: float | None = None
+    final_status: str | None = None
+    final_code: str = ""
+    statuses: set[str] = field(default_factory=set)
+    errors: int = 0  # recoverable Error events (download retries)
+
+
+@dataclass
+class Funnel:
+    operations: int = 0
+    success: int = 0
+    failure: int = 0
+    stuck: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)  # final Failure statusCode -> operations
+    error_codes: dict[str, int] = field(default_factory=dict)  # recoverable Error statusCode -> events
+    stages: dict[str, int] = field(default_factory=dict)  # status -> operations that reached it
+    time_to_ack: LatencyHistogram = field(default_factory=lambda: LatencyHistogram("ota.time_to_ack"))
+    time_to_final: LatencyHistogram = field(default_factory=lambda: LatencyHistogram("ota.time_to_final"))
+    stuck_operations: list[OperationId] = field(default_factory=list)
+
+    @property
+    def failure_pct(self) -> float:
+        """Failures among finished operations, percent (0 when none finished)."""
+        done = self.success + self.failure
+        return round(100.0 * self.failure / done, 3) if done else 0.0
+
+    def to_summary(self, max_listed: int = 100) -> dict[str, Any]:
+        ack = self.time_to_ack.summary_ms()
+        final = self.time_to_final.summary_ms()
+        return {
+            "operations": self.operations, "success": self.success, "failure": self.failure,
+            "stuck": self.stuck, "failure_pct": self.failure_pct,
+            "by_code": dict(sorted(self.by_code.items())),
+            "error_codes": dict(sorted(self.error_codes.items())),
+            "stages": dict(self.stages),
+            "time_to_ack_ms": {"p50": ack["p50"], "p99": ack["p99"], "max": ack["max"],
+                               "count": ack["count"]},
+            "time_to_final_ms": {"p50": final["p50"], "p99": final["p99"], "max": final["max"],
+                                 "count": final["count"]},
+            "stuck_operations": [list(op) for op in self.stuck_operations[:max_listed]],
+        }
+
+
+def build_funnel(events: Iterable[tuple[EventKey, float, str]],
+                 starts: Mapping[OperationId, float] | None = None) -> Funnel:
+    """Funnel from (key, time s, statusCode) triples in any order."""
+    ops: dict[OperationId, Operation] = {}
+    funnel = Funnel()
+    for key, when, code in sorted(events, key=lambda e: (e[1], e[0])):
+        device, uuid, status = key[0], key[1], key[2]
+        op = ops.get((device, uuid))
+        if op is None:
+            start = starts.get((device, uuid), when) if starts else when
+            op = ops[(device, uuid)] = Operation(device, uuid, min(start, when))
+        op.statuses.add(status)
+        if status == OtaStatus.ACKNOWLEDGED and op.acknowledged is None:
+            op.acknowledged = when
+        elif status == OtaStatus.ERROR:
+            op.errors += 1
+            funnel.error_codes[code or "none"] = funnel.error_codes.get(code or "none", 0) + 1
+        elif status in _FINAL and op.final_status is None:
+            op.final_status, op.final_at, op.final_code = status, when, code
+    funnel.operations = len(ops)
+    funnel.stages = {str(s): 0 for s in FUNNEL_STAGES}
+    for op_id, op in ops.items():
+        for status in op.statuses:
+            if status in funnel.stages:
+                funnel.stages[status] += 1
+        if op.acknowledged is not None:
+            funnel.time_to_ack.record_s(op.acknowledged - op.start)
+        if op.final_status is None:
+            funnel.stuck += 1
+            funnel.stuck_operations.append(op_id)
+            continue
+        assert op.final_at is not None
+        funnel.time_to_final.record_s(op.final_at - op.start)
+        if op.final_status == OtaStatus.SUCCESS:
+            funnel.success += 1
+        else:
+            funnel.failure += 1
+            funnel.by_code[op.final_code or "none"] = funnel.by_code.get(op.final_code or "none", 0) + 1
+    return funnel
+
+
+def funnel_from_sends(sends: Iterable[SendRecord],
+                      starts: Mapping[OperationId, float] | None = None) -> Funnel:
+    """The device's view: events that left the device (sent is not None), timed at `sent`."""
+    return build_funnel(((r.key, r.sent, r.code) for r in sends if r.sent is not None), starts)
+
+
+def funnel_from_arrivals(arrivals: Iterable[ArrivalRecord],
+                         starts: Mapping[OperationId, float] | None = None) -> Funnel:
+    """The backend's view: events the observer saw, timed at `arrival` (duplicates count once per status)."""
+    return build_funnel(((a.key, a.arrival, a.code) for a in arrivals), starts)

@@ -1,0 +1,179 @@
+"""Generator health and the run's verdict (DESIGN.md principle 6: a run where the generator was the bottleneck
+is flagged, not reported as the backend's number), plus the generator/observer clock offset estimate.
+
+Thresholds (HealthThresholds), each with its reason:
+  send_lag_p99_ms 50   the generator sends late: a healthy shared I/O path keeps publish->ack p99 at 7-12 ms
+                       with 1,000 devices (PROTOCOL.md section 7); a send-lag p99 several times that means the
+                       schedule slipped and every latency includes the generator's own queueing.
+  cpu_pct 90           % of ONE core (gevent runs everything on one core): with < 10% slack, GC passes
+                       (~100 ms, PROTOCOL.md section 7) and bursts turn straight into latency. Judged on the
+                       p90 of the per-interval samples, so a sustained load counts and one GC second does not.
+  loop_lag_p99_ms 50   the event loop itself was late to run ready greenlets by more than the send-lag limit.
+  sdk_device_limit 300 the sdk transport runs one paho thread per device (~1.1-1.6 ms CPU per QoS 2
+                       message) and select() fails past fd 1024 (~338 devices per process, PROTOCOL.md
+                       sections 6-7); the runner passes `sdk_over_limit` when a process hosts more.
+  error_pct 0.1        publish/ack errors above 0.1% of offered events: the backend (or network) refused work.
+Verdict priority: generator_saturated > lost_events > backend_errors > ok. Saturation comes first because it
+makes the other numbers the generator's as much as the backend's; every problem is still listed in `reasons`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psutil
+
+from simulator.clock import Clock
+from simulator.metrics import names
+from simulator.metrics.histograms import LatencyHistogram
+
+__all__ = [
+    "BACKEND_ERRORS",
+    "GENERATOR_SATURATED",
+    "LOST_EVENTS",
+    "OK",
+    "ClockOffset",
+    "GeneratorHealth",
+    "HealthThresholds",
+    "Verdict",
+    "clock_offset_estimate",
+    "verdict",
+]
+
+OK = "ok"
+GENERATOR_SATURATED = "generator_saturated"
+BACKEND_ERRORS = "backend_errors"
+LOST_EVENTS = "lost_events"
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    send_lag_p99_ms: float = 50.0
+    cpu_pct: float = 90.0
+    loop_lag_p99_ms: float = 50.0
+    sdk_device_limit: int = 300
+    error_pct: float = 0.1
+
+
+class GeneratorHealth:
+    """CPU of this process (sampled by the runner about once a second) and event-loop lag."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.loop_lag = LatencyHistogram(names.PATH_LOOP_LAG)
+        self.cpu_samples: list[float] = []  # % of one core per interval
+        self._last: tuple[float, float] | None = None  # (monotonic s, process cpu s)
+        self._process: psutil.Process | None = None
+
+    def record_loop_lag(self, seconds: float) -> None:
+        """Pure: the runner's greenlet measures how late its timer fired and reports it here."""
+        self.loop_lag.record_s(seconds, "timer_early")
+
+    def record_cpu(self, cpu_seconds: float) -> float | None:
+        """Pure: cumulative process CPU time (user+system, s) now; returns % of a core since the last call."""
+        now = self.clock.monotonic()
+        last, self._last = self._last, (now, cpu_seconds)
+        if last is None or now <= last[0]:
+            return None
+        pct = 100.0 * (cpu_seconds - last[1]) / (now - last[0])
+        self.cpu_samples.append(pct)
+        return pct
+
+    def sample_cpu(self) -> float | None:
+        """Read this process's CPU time with psutil and record it (call from the runner once a second)."""
+        if self._process is None:
+            self._process = psutil.Process()
+        times = self._process.cpu_times()
+        return self.record_cpu(float(times.user + times.system))
+
+    def cpu_pct(self) -> float | None:
+        """p90 of the per-interval samples (see the module docstring), None before two samples."""
+        if not self.cpu_samples:
+            return None
+        return round(float(np.percentile(np.asarray(self.cpu_samples), 90)), 1)
+
+    def export(self) -> dict[str, Any]:
+        return {"loop_lag": self.loop_lag.export(), "cpu_samples": list(self.cpu_samples)}
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        """Add a worker's health. CPU samples are pooled: any saturated worker shows in the p90."""
+        self.loop_lag.add(LatencyHistogram.from_export(data["loop_lag"]))
+        self.cpu_samples.extend(float(x) for x in data.get("cpu_samples", ()))
+
+
+@dataclass
+class Verdict:
+    status: str  # ok | generator_saturated | lost_events | backend_errors
+    reasons: list[str] = field(default_factory=list)
+    saturated: bool = False
+    latency_trustworthy: bool = True
+    untrusted_reason: str | None = None
+
+    def to_summary(self) -> dict[str, Any]:
+        return {"status": self.status, "reasons": list(self.reasons), "saturated": self.saturated,
+                "latency_trustworthy": self.latency_trustworthy, "untrusted_reason": self.untrusted_reason}
+
+
+def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p99_ms: float | None,
+            sdk_over_limit: bool = False, errors: int = 0, offered: int = 0, lost: int = 0,
+            thresholds: HealthThresholds = HealthThresholds()) -> Verdict:
+    """Judge a run from its numbers (see the module docstring for the thresholds and the priority)."""
+    t = thresholds
+    saturation: list[str] = []
+    if send_lag_p99_ms is not None and send_lag_p99_ms > t.send_lag_p99_ms:
+        saturation.append(f"send_lag p99 {send_lag_p99_ms:g} ms > {t.send_lag_p99_ms:g} ms")
+    if cpu_pct is not None and cpu_pct >= t.cpu_pct:
+        saturation.append(f"generator CPU {cpu_pct:g}% >= {t.cpu_pct:g}% of a core")
+    if loop_lag_p99_ms is not None and loop_lag_p99_ms > t.loop_lag_p99_ms:
+        saturation.append(f"event-loop lag p99 {loop_lag_p99_ms:g} ms > {t.loop_lag_p99_ms:g} ms")
+    if sdk_over_limit:
+        saturation.append(f"sdk transport past its comfort limit of {t.sdk_device_limit} devices per process")
+    reasons = list(saturation)
+    if lost > 0:
+        reasons.append(f"{lost} events lost")
+    error_pct = 100.0 * errors / offered if offered else 0.0
+    backend = errors > 0 and error_pct > t.error_pct
+    if backend:
+        reasons.append(f"{errors} publish/ack errors ({error_pct:.3g}% of offered > {t.error_pct:g}%)")
+    status = (GENERATOR_SATURATED if saturation else LOST_EVENTS if lost > 0
+              else BACKEND_ERRORS if backend else OK)
+    out = Verdict(status=status, reasons=reasons, saturated=bool(saturation))
+    if saturation:
+        out.latency_trustworthy = False
+        out.untrusted_reason = ("generator saturated (" + "; ".join(saturation)
+                                + "): latencies include the generator's own delay, not only the backend's")
+    return out
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """min(arrival - send) over the samples = (observer clock - generator clock) + the smallest one-way delay.
+
+    One-way timing cannot separate the two, so `estimate_s` is an upper bound on the offset. When it is
+    negative the observer's clock is certainly behind by at least |estimate_s|, which is what makes e2e
+    latencies come out negative (they are clamped to 0 and counted with reason `observer_clock_behind`).
+    """
+
+    estimate_s: float
+    samples: int
+
+    @property
+    def observer_behind(self) -> bool:
+        return self.estimate_s < 0
+
+    def to_summary(self) -> dict[str, Any]:
+        return {"estimate_ms": round(self.estimate_s * 1000, 3), "samples": self.samples,
+                "observer_behind": self.observer_behind,
+                "meaning": "min(arrival - send): observer minus generator clock, plus the minimum one-way "
+                            "delay"}
+
+
+def clock_offset_estimate(pairs: Iterable[tuple[float, float]]) -> ClockOffset | None:
+    """From (send wall s, arrival wall s) pairs of delivered events; None without samples."""
+    deltas = np.fromiter((arrival - send for send, arrival in pairs), np.float64)
+    if deltas.size == 0:
+        return None
+    return ClockOffset(estimate_s=float(deltas.min()), samples=int(deltas.size))

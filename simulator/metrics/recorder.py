@@ -1,0 +1,301 @@
+"""The hot-path recorder the generator calls per event: totals, HDR histograms, per-second buckets, send log.
+
+Contract with the generator (the runner wires it):
+  on_send(rec)          publish() returned; rec.sent is set. The SAME record object is later completed in
+                        place (rec.acked / rec.error) and passed to on_ack: the send log keeps one per event.
+  on_publish_error(rec) publish() raised (rec.sent None or rec.error set); the event never left.
+  on_ack(rec)           the ack callback fired: rec.acked set, or rec.error set (session lost first).
+  on_arrival(rec)       an observer in this process saw an event (optional; the join is done after the run).
+  on_onboarding(times)  one connect finished (transports.base.OnboardingTimes, seconds per phase).
+  device_online(delta)  +1 on connect, -1 on disconnect.
+
+Per-second buckets are keyed by whole seconds since `start` (wall clock) of the event's own time: offered by
+`intended`, sent by `sent`, acked by `acked`. Each bucket has small HDR histograms (ack, ack_corrected,
+send_lag, e2e_device_t); buckets older than `open_seconds` behind the newest are sealed (encoded, percentiles
+computed, histogram memory freed: ~190 KB live vs a few hundred bytes sealed), so a one-hour run keeps MBs.
+
+Measured cost (test_recorder.py::test_cost_per_event_is_a_few_microseconds, CPU time on this
+shared 2-core machine at load ~7): 4.3-7.5 us per event for on_send + on_ack together, i.e. ~4-7% of one core
+at 10,000 events/s; a value is recorded once (into its second), the run totals are added when a second seals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from simulator.clock import Clock
+from simulator.metrics import names
+from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us
+from simulator.metrics.logrows import send_from_row, send_to_row
+from simulator.records import ArrivalRecord, SendRecord
+from simulator.transports.base import OnboardingTimes
+
+__all__ = ["BUCKET_PATHS", "COUNTERS", "MetricsRecorder", "SecondBucket"]
+
+# Per-second counters, in timeseries.csv column order.
+COUNTERS = ("offered", "sent", "acked", "publish_errors", "ack_errors", "delivered")
+# Paths with a per-second histogram recorded live (e2e and e2e_corrected come from the post-run join).
+BUCKET_PATHS = (names.PATH_ACK, names.PATH_ACK_CORRECTED, names.PATH_SEND_LAG, names.PATH_E2E_DEVICE_T)
+
+
+class SecondBucket:
+    """Counters and latency histograms of one second of the run.
+
+    A value is recorded once, into its second's live histogram; sealing adds the live histogram into the run
+    totals (`into`) and merges it into the sealed encoding. That halves the hot-path cost against recording
+    every value twice (totals + second), and a late value for a sealed second only costs a fresh histogram.
+    """
+
+    __slots__ = ("counts", "hists", "online", "sealed", "stats")
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.online: int | None = None  # devices online at the last update within this second
+        self.hists: dict[str, LatencyHistogram] = {}  # live, not yet in the totals
+        self.sealed: dict[str, str] = {}  # path -> encoded histogram (everything sealed so far)
+        # path -> (p50 ms, p99 ms, count, max ms) of everything sealed so far
+        self.stats: dict[str, tuple[float, float, int, float]] = {}
+
+    def hist(self, path: str) -> LatencyHistogram:
+        hist = self.hists.get(path)
+        if hist is None:
+            hist = self.hists[path] = LatencyHistogram(path)
+        return hist
+
+    def seal(self, into: HistogramSet | None) -> None:
+        """Add live histograms to `into` (the run totals) and fold them into the sealed encodings."""
+        for path, live in self.hists.items():
+            if into is not None:
+                into.get(path).add(live)
+            old = self.sealed.get(path)
+            hist = live
+            if old is not None:  # a late value reopened a sealed second
+                hist = LatencyHistogram.decode(path, old)
+                hist.add(live)
+            self.put(path, hist)
+        self.hists.clear()
+
+    def put(self, path: str, hist: LatencyHistogram) -> None:
+        pct = percentiles_us(hist.hist, (50.0, 99.0))
+        top = hist.hist.get_max_value() / 1000
+        self.stats[path] = (pct[50.0] / 1000, pct[99.0] / 1000, hist.count, top)
+        self.sealed[path] = hist.encode()
+
+    def encoded_with_max(self) -> dict[str, tuple[str, float]]:
+        """path -> (encoded histogram, max ms): what latency.hlog writes per interval (seal first)."""
+        return {path: (blob, self.stats[path][3]) for path, blob in self.sealed.items()}
+
+
+class MetricsRecorder:
+    """Counts and latencies of one generator process; `export()`/`merge()` combine workers."""
+
+    def __init__(self, clock: Clock, start: float | None = None, keep_send_log: bool = True,
+                 open_seconds: int = 5) -> None:
+        self.clock = clock
+        self.start = clock.wall() if start is None else start  # wall seconds: second 0 of the series
+        self.keep_send_log = keep_send_log
+        self.open_seconds = open_seconds
+        self._histograms = HistogramSet()  # run totals; per-second paths arrive when their second seals
+        self.totals = dict.fromkeys(COUNTERS, 0)
+        self.online = 0
+        self.connects = 0
+        self.session_present = 0
+        self.error_reasons: dict[str, int] = {}
+        self.send_log: list[SendRecord] = []
+        self.seconds: dict[int, SecondBucket] = {}
+        self._newest = -1
+        self._live: set[int] = set()
+        self._last: tuple[int, SecondBucket] = (-1, SecondBucket())  # cache: most events hit the same second
+
+    # -- buckets ---------------------------------------------------------------------------------------------
+    def _bucket(self, when: float) -> SecondBucket:
+        second = int(when - self.start) if when >= self.start else 0
+        last = self._last
+        if second == last[0]:
+            return last[1]
+        bucket = self.seconds.get(second)
+        if bucket is None:
+            bucket = self.seconds[second] = SecondBucket()
+        if second > self._newest:
+            self._newest = second
+            self._seal_before(second - self.open_seconds)
+        self._live.add(second)
+        self._last = (second, bucket)
+        return bucket
+
+    def _seal_before(self, limit: int) -> None:
+        for second in [s for s in self._live if s < limit]:
+            self.seconds[second].seal(self._histograms)
+            self._live.discard(second)
+        if self._last[0] < limit:
+            self._last = (-1, self._last[1])
+
+    def flush(self) -> None:
+        """Seal every second (totals complete); later values for them reopen cheaply."""
+        self._seal_before(self._newest + 1)
+
+    @property
+    def histograms(self) -> HistogramSet:
+        """Run totals per path, complete (flushes first)."""
+        self.flush()
+        return self._histograms
+
+    def _error(self, reason: str | None) -> None:
+        key = reason or "unknown"
+        self.error_reasons[key] = self.error_reasons.get(key, 0) + 1
+
+    # -- hot path --------------------------------------------------------------------------------------------
+    def on_send(self, rec: SendRecord) -> None:
+        sent = rec.sent
+        if sent is None:
+            self.on_publish_error(rec)
+            return
+        totals = self.totals
+        totals["offered"] += 1
+        totals["sent"] += 1
+        self._bucket(rec.intended).counts["offered"] += 1
+        bucket = self._bucket(sent)
+        bucket.counts["sent"] += 1
+        bucket.hist(names.PATH_SEND_LAG).record_s(sent - rec.intended, "sent_before_intended")
+        if self.keep_send_log:
+            self.send_log.append(rec)
+
+    def on_publish_error(self, rec: SendRecord) -> None:
+        self.totals["offered"] += 1
+        self.totals["publish_errors"] += 1
+        counts = self._bucket(rec.intended).counts
+        counts["offered"] += 1
+        counts["publish_errors"] += 1
+        self._error(rec.error)
+        if self.keep_send_log:
+            self.send_log.append(rec)
+
+    def on_ack(self, rec: SendRecord) -> None:
+        acked, sent = rec.acked, rec.sent
+        if acked is None or sent is None or rec.error is not None:
+            self.totals["ack_errors"] += 1
+            self._bucket(self.clock.wall() if acked is None else acked).counts["ack_errors"] += 1
+            self._error(rec.error)
+            return
+        self.totals["acked"] += 1
+        bucket = self._bucket(acked)
+        bucket.counts["acked"] += 1
+        bucket.hist(names.PATH_ACK).record_s(acked - sent, "ack_before_send")
+        bucket.hist(names.PATH_ACK_CORRECTED).record_s(acked - rec.intended, "ack_before_intended")
+
+    def on_arrival(self, rec: ArrivalRecord) -> None:
+        self.totals["delivered"] += 1
+        bucket = self._bucket(rec.arrival)
+        bucket.counts["delivered"] += 1
+        if rec.t_ms is not None:
+            bucket.hist(names.PATH_E2E_DEVICE_T).record_s(rec.arrival - rec.t_ms / 1000)
+
+    def on_onboarding(self, times: OnboardingTimes) -> None:
+        self.connects += 1
+        self.session_present += int(times.session_present)
+        for phase in names.ONBOARDING_PHASES:
+            value = getattr(times, phase)
+            if value is not None:
+                self._histograms.get(names.onboarding_path(phase)).record_s(value)
+
+    def device_online(self, delta: int) -> None:
+        self.online += delta
+        self._bucket(self.clock.wall()).online = self.online
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The live progress line: last complete second's rates and ack percentiles, totals so far."""
+        now_second = int(self.clock.wall() - self.start)
+        last = self.seconds.get(now_second - 1)
+        out: dict[str, Any] = {
+            "elapsed_s": max(0.0, self.clock.wall() - self.start),
+            "devices_online": self.online,
+            "offered_eps": last.counts["offered"] if last else 0,
+            "acked_eps": last.counts["acked"] if last else 0,
+            "sent": self.totals["sent"], "acked": self.totals["acked"],
+            "errors": self.totals["publish_errors"] + self.totals["ack_errors"],
+            "ack_p50_ms": None, "ack_p99_ms": None,
+        }
+        if last is not None:
+            if names.PATH_ACK in last.hists:
+                pct = percentiles_us(last.hists[names.PATH_ACK].hist, (50.0, 99.0))
+                out["ack_p50_ms"], out["ack_p99_ms"] = pct[50.0] / 1000, pct[99.0] / 1000
+            elif names.PATH_ACK in last.stats:
+                out["ack_p50_ms"], out["ack_p99_ms"] = last.stats[names.PATH_ACK][:2]
+        return out
+
+    def second_rows(self) -> list[dict[str, Any]]:
+        """Every second from 0 to the newest: counters, devices online (carried forward), p50/p99 per path."""
+        self.flush()
+        rows: list[dict[str, Any]] = []
+        online = 0
+        for second in range(self._newest + 1):
+            bucket = self.seconds.get(second)
+            row: dict[str, Any] = {"second": second}
+            if bucket is None:
+                row.update(dict.fromkeys(COUNTERS, 0))
+                stats: Mapping[str, tuple[float, float, int, float]] = {}
+            else:
+                row.update(bucket.counts)
+                online = bucket.online if bucket.online is not None else online
+                stats = bucket.stats
+            row["devices_online"] = online
+            for path in BUCKET_PATHS:
+                p50, p99 = stats[path][:2] if path in stats else (None, None)
+                row[f"{path}_p50_ms"], row[f"{path}_p99_ms"] = p50, p99
+            rows.append(row)
+        return rows
+
+    def second_histograms(self) -> dict[int, dict[str, tuple[str, float]]]:
+        """second -> path -> (encoded histogram, max ms), for latency.hlog."""
+        self.flush()
+        return {second: self.seconds[second].encoded_with_max() for second in sorted(self.seconds)}
+
+    # -- shipping between workers ----------------------------------------------------------------------------
+    def export(self, include_send_log: bool = False) -> dict[str, Any]:
+        """JSON-able state (histograms HDR-encoded) for the master of a distributed run."""
+        self.flush()
+        seconds = {str(second): {"counts": dict(b.counts), "online": b.online, "hdr": dict(b.sealed)}
+                   for second, b in sorted(self.seconds.items())}
+        out: dict[str, Any] = {
+            "version": 1, "start": self.start, "totals": dict(self.totals), "online": self.online,
+            "connects": self.connects, "session_present": self.session_present,
+            "error_reasons": dict(self.error_reasons), "histograms": self._histograms.export(),
+            "seconds": seconds,
+        }
+        if include_send_log:
+            out["send_log"] = [send_to_row(rec) for rec in self.send_log]
+        return out
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        """Add a worker's `export()` into this recorder (seconds re-aligned on this recorder's start).
+
+        Per-second devices_online is summed over workers that reported in that second (an approximation
+        when workers report in different seconds)."""
+        self.flush()
+        shift = round(float(data["start"]) - self.start)
+        for key, n in dict(data["totals"]).items():
+            self.totals[key] = self.totals.get(key, 0) + int(n)
+        self.online += int(data.get("online", 0))
+        self.connects += int(data.get("connects", 0))
+        self.session_present += int(data.get("session_present", 0))
+        for reason, n in dict(data.get("error_reasons", {})).items():
+            self.error_reasons[reason] = self.error_reasons.get(reason, 0) + int(n)
+        self._histograms.add(HistogramSet.from_export(data["histograms"]))
+        for key, item in dict(data["seconds"]).items():
+            second = max(0, int(key) + shift)
+            bucket = self.seconds.get(second)
+            if bucket is None:
+                bucket = self.seconds[second] = SecondBucket()
+            for counter, n in dict(item["counts"]).items():
+                bucket.counts[counter] = bucket.counts.get(counter, 0) + int(n)
+            if item.get("online") is not None:
+                bucket.online = (bucket.online or 0) + int(item["online"])
+            for path, blob in dict(item["hdr"]).items():  # blob level: the totals came in above
+                hist = LatencyHistogram.decode(path, blob)
+                if path in bucket.sealed:
+                    hist.add(LatencyHistogram.decode(path, bucket.sealed[path]))
+                bucket.put(path, hist)
+            self._newest = max(self._newest, second)
+        self.send_log.extend(send_from_row(row) for row in data.get("send_log", ()))

@@ -1,0 +1,121 @@
+"""The end-of-run summary table for the terminal: plain aligned text, every latency with its path name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["format_summary", "format_table"]
+
+_LATENCY_ROWS = ("ack", "ack_corrected", "e2e", "e2e_corrected", "e2e_device_t", "send_lag", "loop_lag")
+
+
+def _v(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned first column, right-aligned numbers, two spaces between columns."""
+    cells = [list(header)] + [[_v(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    ev: Mapping[str, Any] = summary.get("events", {})
+    rate: Mapping[str, Any] = summary.get("rate", {})
+    lat: Mapping[str, Any] = summary.get("latency_ms", {})
+    ota: Mapping[str, Any] = summary.get("ota", {})
+    gen: Mapping[str, Any] = summary.get("generator", {})
+    out = [
+        f"fleetsim {summary.get('scenario')}: {_v(summary.get('duration_s'))} s, "
+        f"{_v(summary.get('devices'))} devices, transport {summary.get('transport')}, "
+        f"target {summary.get('target')}"
+        + ("  [PARTIAL]" if summary.get("partial") else ""),
+        "",
+        format_table(
+            ["events", "planned", "sent", "acked", "delivered", "lost", "dup", "reord", "late", "unexp"],
+            [
+                [
+                    "count",
+                    *(
+                        ev.get(k)
+                        for k in (
+                            "planned",
+                            "sent",
+                            "acked",
+                            "delivered",
+                            "lost",
+                            "duplicated",
+                            "reordered",
+                            "late",
+                            "unexpected",
+                        )
+                    ),
+                ]
+            ],
+        ),
+        "",
+        format_table(
+            ["rate (events/s)", "offered", "acked", "delivered"],
+            [["", rate.get("offered_eps"), rate.get("acked_eps"), rate.get("delivered_eps")]],
+        ),
+        "",
+        format_table(
+            ["latency path (ms)", "p50", "p90", "p99", "p99.9", "max", "count"],
+            [
+                [path, *(dict(lat[path]).get(k) for k in ("p50", "p90", "p99", "p999", "max", "count"))]
+                for path in _LATENCY_ROWS
+                if path in lat and dict(lat[path]).get("count")
+            ]
+            + [
+                [
+                    f"onboarding.{phase}",
+                    *(dict(item).get(k) for k in ("p50", "p90", "p99", "p999", "max", "count")),
+                ]
+                for phase, item in dict(lat.get("onboarding", {})).items()
+                if dict(item).get("count")
+            ],
+        ),
+        "",
+        format_table(
+            ["OTA operations", "total", "success", "failure", "stuck", "final p50 ms", "final p99 ms"],
+            [
+                [
+                    "",
+                    ota.get("operations"),
+                    ota.get("success"),
+                    ota.get("failure"),
+                    ota.get("stuck"),
+                    dict(ota.get("time_to_final_ms", {})).get("p50"),
+                    dict(ota.get("time_to_final_ms", {})).get("p99"),
+                ]
+            ],
+        ),
+        "",
+        f"generator: cpu {_v(gen.get('cpu_pct'))}% of a core, "
+        f"send_lag p99 {_v(gen.get('send_lag_ms_p99'))} ms, "
+        f"loop_lag p99 {_v(gen.get('loop_lag_ms_p99'))} ms, saturated {gen.get('saturated')}",
+    ]
+    lost = summary.get("lost_reasons") or {}
+    if any(lost.values()):
+        out.append("lost: " + ", ".join(f"{k} {v}" for k, v in lost.items() if v))
+    out.append(
+        f"verdict: {summary.get('verdict')}"
+        + (f" ({'; '.join(summary.get('verdict_reasons', []))})" if summary.get("verdict_reasons") else "")
+    )
+    if summary.get("latency_trustworthy") is False:
+        out.append(f"WARNING: latencies are not the backend's: {summary.get('latency_untrusted_reason')}")
+    return "\n".join(out) + "\n"

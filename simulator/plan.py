@@ -1,0 +1,169 @@
+"""The fleet plan: every action of every device, decided before the run from the scenario and its seed.
+
+Randomness (DESIGN.md principle 9): numpy `SeedSequence(seed)` children, built by spawn key so that a stream
+depends only on (seed, key), never on the fleet size or the worker count:
+- spawn_key (0, i): device i's own stream (request uuids, lifecycle draws);
+- spawn_key (1,):   arrivals (simulator.arrival.schedule) then the mix entry of each operation;
+- spawn_key (2, i): device i's id (simulator.ids).
+
+Assignment rule: operation n arrives at a_n (wall seconds from the run's start) and goes to the device that
+has been idle the longest -- devices become idle in (end time, index) order, all devices start idle in index
+order -- so the fleet is used round-robin when it keeps up. A device is busy from the arrival until its
+operation's last action (reboot included). When no device is idle the operation is dropped (k6
+`dropped_iterations`). Operations arriving before `duration` are planned whole; those still running at the cut
+are counted `in_flight` (the runner decides whether to play past the cut).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.events import ActionKind, PlannedAction
+from simulator.ids import device_id, request_uuid
+from simulator.lifecycle.plans import Firmware, Occurrences, plan_operation
+from simulator.scenario.model import ArrivalSpec, FleetSpec, Scenario
+
+__all__ = [
+    "ARRIVAL_STREAM",
+    "DEVICE_STREAM",
+    "FleetPlan",
+    "PlannedOperation",
+    "ScheduleFn",
+    "build_plan",
+    "device_rng",
+    "fleet_firmware",
+]
+
+DEVICE_STREAM = 0
+ARRIVAL_STREAM = 1
+
+ScheduleFn = Callable[[ArrivalSpec, float, np.random.Generator], np.ndarray]
+
+
+def device_rng(seed: int, index: int) -> np.random.Generator:
+    """Device `index`'s own stream (the same in the planner and in a backend-driven device)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(DEVICE_STREAM, index)))
+
+
+def fleet_firmware(fleet: FleetSpec) -> tuple[Firmware, Firmware]:
+    """(installed image, image a successful OTA installs) of every device of `fleet`."""
+    base = fleet.base_image
+    old = Firmware(base.name, base.version, base.build_id)
+    return old, Firmware(base.name, fleet.target_version, f"{base.build_id}+{fleet.target_version}")
+
+
+@dataclass(frozen=True)
+class PlannedOperation:
+    device: int
+    uuid: str
+    start_us: int  # arrival
+    end_us: int  # last action (reboot included)
+    outcome: str  # RandomLifecycle outcome or "scripted"
+    mix: str  # the mix entry's name (or its index)
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """Everything the fleet will do; identical whatever the worker count."""
+
+    seed: int
+    device_ids: tuple[str, ...]
+    cut_us: int  # the run's duration: operations arriving later were not planned
+    operations: tuple[PlannedOperation, ...]
+    dropped: int  # operations that found no idle device
+    _actions: tuple[tuple[PlannedAction, ...], ...]
+
+    @property
+    def planned_events(self) -> int:
+        """OTAEvent publishes in the plan."""
+        return sum(1 for acts in self._actions for a in acts if a.kind is ActionKind.PUBLISH)
+
+    @property
+    def in_flight(self) -> int:
+        """Operations still running at the cut."""
+        return sum(1 for op in self.operations if op.end_us > self.cut_us)
+
+    def actions_for(self, device_index: int) -> list[PlannedAction]:
+        """Device `device_index`'s actions, sorted by offset (ties in the order they happen)."""
+        return list(self._actions[device_index])
+
+    def partition(self, worker_index: int, worker_count: int) -> list[int]:
+        """The device indexes worker `worker_index` (0-based) of `worker_count` runs: i % count == index."""
+        if worker_count < 1 or not 0 <= worker_index < worker_count:
+            raise ValueError(f"worker {worker_index} of {worker_count} does not exist")
+        return list(range(worker_index, len(self.device_ids), worker_count))
+
+    def stream(self) -> Iterator[tuple[PlannedAction, int]]:
+        """Every action with its order within its device, sorted by (offset, device, order)."""
+        keyed = (
+            ((a.offset_us, a.device, order), a)
+            for acts in self._actions
+            for order, a in enumerate(acts)
+        )
+        for (_, _, order), action in sorted(keyed, key=lambda item: item[0]):
+            yield action, order
+
+
+def _mix_names(scenario: Scenario) -> list[str]:
+    return [entry.name or str(i) for i, entry in enumerate(scenario.lifecycle)]
+
+
+def build_plan(scenario: Scenario, schedule_fn: ScheduleFn | None = None) -> FleetPlan:
+    """Plan the whole run. `schedule_fn` defaults to simulator.arrival.schedule (injectable for tests)."""
+    if schedule_fn is None:
+        from simulator.arrival import schedule
+
+        schedule_fn = schedule
+    seed = scenario.seed
+    fleet = scenario.fleet
+    n = fleet.devices
+    ids = tuple(device_id(seed, i, fleet.id_scheme, fleet.id_prefix) for i in range(n))
+    arrival_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(ARRIVAL_STREAM,)))
+    arrivals = np.asarray(schedule_fn(scenario.arrival, scenario.duration, arrival_rng), dtype=np.float64)
+    mix_u = arrival_rng.random(len(arrivals))
+    weights = np.array([max(e.weight, 0.0) for e in scenario.lifecycle], dtype=np.float64)
+    bounds = np.cumsum(weights) / weights.sum() if len(weights) and weights.sum() > 0 else np.array([1.0])
+    names = _mix_names(scenario)
+    old_fw, new_fw = fleet_firmware(fleet)
+
+    rngs: dict[int, np.random.Generator] = {}
+    firmware: dict[int, Firmware] = {}
+    occurrences: dict[int, Occurrences] = {}
+    actions: list[list[PlannedAction]] = [[] for _ in range(n)]
+    idle: deque[int] = deque(range(n))
+    busy: list[tuple[int, int]] = []  # (free at µs, device)
+    ops: list[PlannedOperation] = []
+    dropped = 0
+    for arrival, u in zip(arrivals.tolist(), mix_u.tolist(), strict=True):
+        start_us = round(arrival * 1e6)
+        while busy and busy[0][0] <= start_us:
+            idle.append(heapq.heappop(busy)[1])
+        if not idle:
+            dropped += 1
+            continue
+        dev = idle.popleft()
+        entry_index = min(int(np.searchsorted(bounds, u, side="right")), len(scenario.lifecycle) - 1)
+        entry = scenario.lifecycle[entry_index]
+        spec = entry.random if entry.random is not None else entry.scripted
+        assert spec is not None, "a mix entry is random or scripted (scenario validation)"
+        rng = rngs.setdefault(dev, device_rng(seed, dev))
+        current = firmware.get(dev, old_fw)
+        uuid = request_uuid(rng)
+        op = plan_operation(dev, spec, rng, uuid, start_us, scenario.time_scale, current, new_fw,
+                            occurrences.setdefault(dev, Occurrences()))
+        firmware[dev] = op.firmware_after
+        actions[dev].extend(op.actions)
+        heapq.heappush(busy, (max(op.end_us, start_us), dev))
+        ops.append(PlannedOperation(dev, uuid, start_us, op.end_us, op.outcome, names[entry_index]))
+    for acts in actions:
+        # Operations of one device never overlap, so this only orders equal offsets stably (already sorted).
+        acts.sort(key=lambda a: a.offset_us)
+    return FleetPlan(
+        seed=seed, device_ids=ids, cut_us=round(scenario.duration * 1e6), operations=tuple(ops),
+        dropped=dropped, _actions=tuple(tuple(a) for a in actions),
+    )

@@ -1,0 +1,196 @@
+"""On-disk cache of device credentials (secret, key, certificate, broker URL), keyed by target and device.
+
+Registering a device (Pairing API `POST /agent/devices`) works once per device id: a second call answers
+422 (PROTOCOL.md section 2), so the secret must survive the run that obtained it. Key and certificate are kept
+too, so that a restarted load test reconnects 10,000 devices without 10,000 CSRs.
+
+Layout (dirs 0700, files 0600; created with those modes, never world-readable even briefly):
+
+    <root>/<target_key>/<device_id>/credentials.json        {"credentials_secret": ..., "broker_url": ...}
+    <root>/<target_key>/<device_id>/<device_id>/crypto/device.key   EC P-256, PEM TraditionalOpenSSL
+    <root>/<target_key>/<device_id>/<device_id>/crypto/device.crt   PEM
+
+The `crypto/` location and the key format are those astarte-device-sdk 0.14.0 uses under
+its `persistency_dir` (astarte/device/device_mqtt.py `__init__`, crypto.py `generate_csr`), so
+`device_dir(id)` can be passed as the SDK's persistency_dir: the SDK and the lean transport share one set of
+credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from simulator.errors import UsageError
+
+__all__ = ["CorruptCredentials", "CredentialsCache", "DeviceCredentials", "target_key"]
+
+_LOG = logging.getLogger(__name__)
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+_SECRET_FILE = "credentials.json"
+
+
+@dataclass(frozen=True)
+class DeviceCredentials:
+    """What a device needs to connect. key/cert None = not obtained yet; broker_url None = ask Pairing."""
+
+    secret: str
+    key_pem: bytes | None = None
+    cert_pem: bytes | None = None
+    broker_url: str | None = None
+
+
+class CorruptCredentials(UsageError):
+    """A cache file that cannot be read back; names the file. Delete it or open the cache with discard."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: corrupted credentials cache file ({why}); delete it, or run with the option to "
+            "discard corrupted credentials (the device is then registered again: 422 on a real Astarte)"
+        )
+
+
+def target_key(realm: str, pairing_url: str) -> str:
+    """A filesystem-safe, stable key for one target (realm at a pairing host): readable slug + short hash.
+
+    The port is left out: the embedded backend listens on a fresh ephemeral port at every start but keeps its
+    device registry in its state dir, so its devices stay registered across restarts. A secret that the
+    target rejects anyway (another backend on the same host) is dropped and the device registered again
+    (pairing_client.onboard).
+    """
+    parts = urlsplit(pairing_url)
+    where = f"{parts.scheme}://{parts.hostname or ''}{parts.path.rstrip('/')}"
+    raw = f"{realm}@{where}"
+    slug = _UNSAFE_CHARS.sub("_", f"{realm}_{parts.hostname or ''}").strip("_")[:40]
+    return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+
+
+def _mkdir_private(path: Path) -> None:
+    """mkdir -p with mode 0700 on every directory we create (umask may not clear group/other bits)."""
+    if path.is_dir():
+        return
+    _mkdir_private(path.parent)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Atomic write of a 0600 file: created 0600 under a temporary name, then renamed over."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+class CredentialsCache:
+    """Credentials of many devices for one target. Safe for many greenlets; one writer per device id."""
+
+    def __init__(self, root: Path | str, target_key: str, discard_corrupt: bool = False) -> None:
+        if not _SAFE.match(target_key):
+            # Anything unusual (a URL, a path) becomes a hash: never a path traversal.
+            target_key = "t-" + hashlib.sha256(target_key.encode()).hexdigest()[:24]
+        self.root = Path(root)
+        self.base = self.root / target_key
+        self.discard_corrupt = discard_corrupt
+
+    def device_dir(self, device_id: str) -> Path:
+        """Per-device directory (created, 0700); also usable as the SDK's persistency_dir."""
+        if not _SAFE.match(device_id):
+            raise UsageError(f"invalid device id {device_id!r}: expected 22 base64url characters")
+        path = self.base / device_id
+        _mkdir_private(path)
+        return path
+
+    def crypto_dir(self, device_id: str) -> Path:
+        """Where the SDK keeps device.key / device.crt under device_dir (device_mqtt.py `__init__`)."""
+        path = self.device_dir(device_id) / device_id / "crypto"
+        _mkdir_private(path)
+        return path
+
+    def key_path(self, device_id: str) -> Path:
+        return self.crypto_dir(device_id) / "device.key"
+
+    def cert_path(self, device_id: str) -> Path:
+        return self.crypto_dir(device_id) / "device.crt"
+
+    def get(self, device_id: str) -> DeviceCredentials | None:
+        """The cached credentials, or None when the device was never registered through this cache.
+
+        Raises CorruptCredentials naming the file when a file cannot be parsed (unless discard_corrupt: then
+        the bad file is deleted, a warning logged, and the rest returned -- None when the secret was bad).
+        """
+        secret_file = self.base / device_id / _SECRET_FILE
+        if not secret_file.exists():
+            return None
+        try:
+            doc = json.loads(secret_file.read_bytes())
+            if not isinstance(doc, dict) or not isinstance(doc.get("credentials_secret"), str):
+                raise ValueError("no credentials_secret string")
+            broker = doc.get("broker_url")
+            if broker is not None and not isinstance(broker, str):
+                raise ValueError("broker_url is not a string")
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._corrupt(secret_file, str(exc))
+            return None
+        crypto = self.base / device_id / device_id / "crypto"  # no mkdir on a read
+        key_pem = self._read_pem(crypto / "device.key", is_key=True)
+        cert_pem = self._read_pem(crypto / "device.crt", is_key=False)
+        if key_pem is None or cert_pem is None:
+            key_pem = cert_pem = None  # half a pair is useless: obtain both again
+        return DeviceCredentials(doc["credentials_secret"], key_pem, cert_pem, broker)
+
+    def _read_pem(self, path: Path, is_key: bool) -> bytes | None:
+        if not path.exists():
+            return None
+        data = path.read_bytes()
+        try:
+            if is_key:
+                serialization.load_pem_private_key(data, password=None)
+            else:
+                x509.load_pem_x509_certificate(data)
+        except (ValueError, TypeError) as exc:
+            self._corrupt(path, f"not a PEM {'private key' if is_key else 'certificate'}: {exc}")
+            return None
+        return data
+
+    def _corrupt(self, path: Path, why: str) -> None:
+        if not self.discard_corrupt:
+            raise CorruptCredentials(path, why)
+        _LOG.warning("discarding corrupted credentials cache file %s (%s)", path, why)
+        path.unlink(missing_ok=True)
+
+    def put(self, device_id: str, creds: DeviceCredentials) -> None:
+        """Store (replace) a device's credentials; key/cert None leaves the files on disk untouched."""
+        doc = {"credentials_secret": creds.secret, "broker_url": creds.broker_url}
+        _write_private(self.device_dir(device_id) / _SECRET_FILE, json.dumps(doc).encode())
+        if creds.key_pem is not None:
+            _write_private(self.key_path(device_id), creds.key_pem)
+        if creds.cert_pem is not None:
+            _write_private(self.cert_path(device_id), creds.cert_pem)
+
+    def forget(self, device_id: str) -> None:
+        """Remove one device's credentials (e.g. after it was unregistered)."""
+        shutil.rmtree(self.base / device_id, ignore_errors=True)
+
+    def clear(self) -> None:
+        """Remove every device's credentials for this target."""
+        shutil.rmtree(self.base, ignore_errors=True)

@@ -1,0 +1,122 @@
+"""LeanFleet: what the lean transports of one process share -- one I/O loop, one pairing client (HTTP
+keep-alive pool), one credentials cache, the source-address pool -- and the factory of LeanTransport.
+
+See simulator.transports.lean for the wire behaviour and simulator.transports.lean_loop for the I/O model.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gevent.lock
+
+from simulator.clock import Clock, MonotonicClock
+from simulator.errors import UsageError
+from simulator.transports import wire
+from simulator.transports.base import Endpoint
+from simulator.transports.credentials import CredentialsCache, target_key
+from simulator.transports.lean_loop import IoLoop
+from simulator.transports.pairing_client import PairingClient
+from simulator.transports.ports import SourceAddressPool
+
+if TYPE_CHECKING:
+    from simulator.transports.lean import LeanTransport
+
+__all__ = ["LeanFleet"]
+
+
+class LeanFleet:
+    """The shared part: I/O loop, pairing client, credentials cache, source addresses. Also a factory."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        interfaces: Mapping[str, object],
+        *,
+        clock: Clock | None = None,
+        revalidate: bool = True,
+        keepalive_s: int = 60,
+        max_inflight: int = 20,
+        clean_session: bool = True,
+        timeout_s: float = 15.0,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 60.0,
+        max_parallel_reconnects: int = 32,
+        discard_corrupt: bool = False,
+    ) -> None:
+        self.endpoint = endpoint
+        self.interfaces = wire.as_interfaces(interfaces)
+        self.clock: Clock = clock or MonotonicClock()
+        self.revalidate = revalidate  # the SDK re-verifies the certificate and re-reads the broker URL
+        self.keepalive_s = keepalive_s
+        self.max_inflight = max_inflight
+        self.clean_session = clean_session
+        self.timeout_s = timeout_s
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.loop = IoLoop()
+        self.pairing = PairingClient(endpoint.pairing_url, endpoint.realm, endpoint.ca_file,
+                                     endpoint.ignore_ssl_errors)
+        self.cache = CredentialsCache(Path(endpoint.credentials_dir),
+                                      target_key(endpoint.realm, endpoint.pairing_url), discard_corrupt)
+        self.sources = SourceAddressPool(endpoint.source_addresses)
+        self.reconnect_gate = gevent.lock.BoundedSemaphore(max_parallel_reconnects)
+        self.introspection = wire.introspection_payload(self.interfaces.values())
+        self.devices: dict[str, LeanTransport] = {}
+        self.stopped = False
+
+    def transport(self, device_id: str) -> LeanTransport:
+        """The device's transport (one per device id, created on first use)."""
+        if self.stopped:
+            raise UsageError("LeanFleet is stopped")
+        dev = self.devices.get(device_id)
+        if dev is None:
+            from simulator.transports.lean import LeanTransport  # lean re-exports this module
+
+            dev = self.devices[device_id] = LeanTransport(self, device_id)
+        return dev
+
+    def __call__(self, device_id: str, interfaces: Mapping[str, object] | None = None) -> LeanTransport:
+        """transports.base.TransportFactory; the fleet's interfaces are used (one introspection per fleet)."""
+        return self.transport(device_id)
+
+    def tls_context(self, cert_file: Path, key_file: Path) -> ssl.SSLContext:
+        """Client context: the device certificate, and the endpoint's CA (the system store when None)."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.endpoint.ca_file)
+        if self.endpoint.ignore_ssl_errors:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(str(cert_file), str(key_file))
+        return ctx
+
+    def backoff_s(self, attempt: int) -> float:
+        """Reconnect delay: exponential from reconnect_min_s, capped, with +-50% jitter (no herd)."""
+        base = min(self.reconnect_max_s, self.reconnect_min_s * (2 ** min(attempt, 20)))
+        return float(base * random.uniform(0.5, 1.5))
+
+    def stats(self) -> dict[str, int]:
+        from simulator.transports.lean import CONNECTED, RECONNECTING
+
+        states = [d.state for d in self.devices.values()]
+        return {
+            "devices": len(states),
+            "connected": states.count(CONNECTED),
+            "reconnecting": states.count(RECONNECTING),
+            "pending_acks": sum(len(d.pending) for d in self.devices.values()),
+            "reconnects": sum(d.reconnects for d in self.devices.values()),
+            "io_events": self.loop.served,
+        }
+
+    def stop(self) -> None:
+        """Disconnect every device (pending acks -> "disconnected"), stop the loop. Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for dev in list(self.devices.values()):
+            dev.disconnect()
+        self.loop.stop()
+        self.pairing.close()

@@ -1,0 +1,252 @@
+"""Astarte MQTT v1 on the wire, byte for byte as astarte-device-sdk 0.14.0 writes it (pure: no I/O).
+
+Sources: astarte/device/device_mqtt.py (`_send_generic`, `__setup_subscriptions`, `__send_introspection`,
+`__send_empty_cache`, `__send_device_owned_properties`, `__on_message`, `__purge_server_properties`),
+device.py (`send`, `send_aggregate`, `unset_property`, `_on_message_generic`), interface.py, mapping.py;
+PROTOCOL.md section 1. Encoding is done by the SDK's own encoder (py-bson 0.5.10 `bson.dumps`) and
+validation by the SDK's own `Interface`/`Mapping` code, so both are the SDK's by construction, quirks included
+(e.g. py-bson writes a `bytes` value that happens to be valid UTF-8 as a BSON string, not as binary).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import datetime as dt
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import bson
+from astarte.device.exceptions import ValidationError
+from astarte.device.interface import Interface
+
+from simulator.transports.base import PublishError
+
+__all__ = [
+    "EMPTY_CACHE_PAYLOAD",
+    "PROPERTIES_QOS",
+    "ServerMessage",
+    "WireError",
+    "as_interfaces",
+    "base_topic",
+    "consumer_properties_topic",
+    "data_topic",
+    "decode_properties_list",
+    "decode_server_message",
+    "empty_cache_topic",
+    "encode_value",
+    "handshake_subscriptions",
+    "introspection_payload",
+    "ms_to_datetime",
+    "producer_properties_payload",
+    "producer_properties_topic",
+    "qos_for",
+    "validate_property",
+    "validate_publish",
+]
+
+# device_mqtt.py `__send_empty_cache`: payload b"1", QoS 2, retain False.
+EMPTY_CACHE_PAYLOAD = b"1"
+# Properties (and every control message) go at QoS 2 (interface.py `get_reliability`, mapping.py docstring).
+PROPERTIES_QOS = 2
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class WireError(ValueError):
+    """An incoming message the SDK would drop (it logs a warning and ignores it); `reason` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMessage:
+    """Server-owned data as the SDK hands it to on_data_received: value None = property unset."""
+
+    interface: str
+    path: str
+    value: Any
+
+
+def as_interfaces(interfaces: Mapping[str, object]) -> dict[str, Interface]:
+    """Interfaces as SDK objects, in the given order (the introspection order); JSON dicts are parsed."""
+    out: dict[str, Interface] = {}
+    for name, item in interfaces.items():
+        iface = item if isinstance(item, Interface) else Interface(dict(item))  # type: ignore[call-overload]
+        out[iface.name if isinstance(iface.name, str) else name] = iface
+    return out
+
+
+# ---- topics (device_mqtt.py `__get_base_topic` and callers) ---------------------------------------
+
+
+def base_topic(realm: str, device_id: str) -> str:
+    """`<realm>/<device_id>`: also the introspection topic."""
+    return f"{realm}/{device_id}"
+
+
+def data_topic(realm: str, device_id: str, interface: str, path: str) -> str:
+    """`<realm>/<device_id>/<interface><path>` (path starts with '/')."""
+    return f"{realm}/{device_id}/{interface}{path}"
+
+
+def empty_cache_topic(realm: str, device_id: str) -> str:
+    return f"{realm}/{device_id}/control/emptyCache"
+
+
+def producer_properties_topic(realm: str, device_id: str) -> str:
+    return f"{realm}/{device_id}/control/producer/properties"
+
+
+def consumer_properties_topic(realm: str, device_id: str) -> str:
+    return f"{realm}/{device_id}/control/consumer/properties"
+
+
+def handshake_subscriptions(realm: str, device_id: str, interfaces: Iterable[Interface]) -> list[str]:
+    """Topics subscribed at QoS 2, one SUBSCRIBE each, in the SDK's order (`__setup_subscriptions`)."""
+    topics = [consumer_properties_topic(realm, device_id)]
+    topics += [f"{realm}/{device_id}/{i.name}/#" for i in interfaces if i.is_server_owned()]
+    return topics
+
+
+# ---- payloads -------------------------------------------------------------------------------------
+
+
+def ms_to_datetime(timestamp_ms: int) -> dt.datetime:
+    """Exact UTC datetime for a millisecond timestamp (no float rounding; py-bson keeps the ms)."""
+    return _EPOCH + dt.timedelta(milliseconds=timestamp_ms)
+
+
+def encode_value(value: object, timestamp: dt.datetime | None) -> bytes:
+    """BSON `{"v": value[, "t": timestamp]}`; None = unset property = empty payload (`_send_generic`)."""
+    if value is None:
+        return b""
+    doc: dict[str, object] = {"v": value}
+    if timestamp:
+        doc["t"] = timestamp
+    out: bytes = bson.dumps(doc)
+    return out
+
+
+def qos_for(interface: Interface, path: str) -> int:
+    """QoS of a publish: 2 for properties, the mapping's reliability, an object's first mapping's."""
+    try:
+        qos: int = interface.get_reliability(path)
+    except Exception as exc:  # InterfaceNotFoundError: path not in the interface
+        raise PublishError("validation", str(exc)) from exc
+    return qos
+
+
+def introspection_payload(interfaces: Iterable[Interface]) -> bytes:
+    """`name:major:minor;...` over every interface in introspection order (`__send_introspection`)."""
+    text = "".join(f"{i.name}:{i.version_major}:{i.version_minor};" for i in interfaces)[:-1]
+    return text.encode("utf-8")  # paho encodes a str payload as UTF-8
+
+
+def producer_properties_payload(
+    paths: Iterable[str], byteorder: Literal["little", "big"] = "little"
+) -> bytes:
+    """4-byte length + zlib(`iface/path;iface/path`) (`__send_device_owned_properties`).
+
+    The SDK writes the length LITTLE-endian; the Astarte protocol document says big-endian (PROTOCOL.md
+    section 1: a known divergence). Default = the SDK, byte for byte; byteorder="big" gives the spec's form.
+    The length is `len()` of the str, as the SDK computes it (equal to the byte length for ASCII paths).
+    """
+    text = ";".join(paths)
+    return len(text).to_bytes(4, byteorder=byteorder) + zlib.compress(text.encode("utf-8"))
+
+
+def decode_properties_list(payload: bytes) -> list[str]:
+    """Paths of a consumer/properties purge message (`__purge_server_properties`: skips 4 bytes)."""
+    try:
+        text = zlib.decompress(payload[4:]).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise WireError(f"malformed properties list: {exc}") from exc
+    return text.split(";") if text else []
+
+
+def decode_server_message(
+    realm: str, device_id: str, topic: str, payload: bytes, interfaces: Mapping[str, Interface]
+) -> ServerMessage:
+    """Decode and check server-owned data like the SDK (`__on_message`, `_on_message_generic`).
+
+    Raises WireError for what the SDK would log and drop: wrong prefix, not BSON / no "v", unknown or
+    device-owned interface, empty payload on a non-resettable endpoint, path or payload not matching.
+    """
+    base = base_topic(realm, device_id) + "/"
+    if not topic.startswith(base):
+        raise WireError(f"unexpected topic {topic}")
+    value: Any = None
+    if payload:
+        try:
+            doc = bson.loads(payload)
+        except Exception as exc:  # py-bson raises assorted errors on garbage
+            raise WireError(f"payload on {topic} is not BSON: {exc}") from exc
+        if not isinstance(doc, dict) or "v" not in doc:
+            raise WireError(f"BSON on {topic} has no 'v'")
+        value = doc["v"]
+    tokens = topic[len(base):].split("/")
+    name, path = tokens[0], "/" + "/".join(tokens[1:])
+    iface = interfaces.get(name)
+    if iface is None:
+        raise WireError(f"interface {name} not in the introspection")
+    if not iface.is_server_owned():
+        raise WireError(f"interface {name} is device-owned")
+    if value is None and not iface.is_property_endpoint_resettable(path):
+        raise WireError(f"empty payload for non-resettable {name}{path}")
+    try:
+        iface.validate_path(path, value)
+        if value:
+            iface.validate_payload(path, value)
+    except ValidationError as exc:
+        raise WireError(f"{name}{path}: {exc}") from exc
+    return ServerMessage(name, path, value)
+
+
+# ---- validation of outgoing data: the SDK's checks, in the SDK's order ----------------------------
+
+
+def _owned(interfaces: Mapping[str, Interface], name: str) -> Interface:
+    iface = interfaces.get(name)
+    if iface is None:
+        raise PublishError("validation", f"Interface {name} not declared in introspection")
+    if iface.is_server_owned():
+        raise PublishError("validation", f"The interface {name} is not owned by the device.")
+    return iface
+
+
+def validate_publish(
+    interfaces: Mapping[str, Interface], name: str, path: str, value: object, timestamp: dt.datetime | None
+) -> Interface:
+    """device.py `send` / `send_aggregate` checks + `Interface.validate_payload_and_timestamp`.
+
+    Raises PublishError("validation", <the SDK's message>); returns the interface.
+    """
+    iface = _owned(interfaces, name)
+    if value is None:
+        raise PublishError("validation", "Payload should be different from None")
+    if iface.is_aggregation_object():
+        if not isinstance(value, collections.abc.Mapping):
+            raise PublishError("validation", "Payload for aggregate interfaces should be a dictionary")
+    elif isinstance(value, collections.abc.Mapping):
+        raise PublishError("validation", "Payload for individual interfaces should not be a dictionary")
+    try:
+        iface.validate_payload_and_timestamp(path, value, timestamp)
+    except ValidationError as exc:
+        raise PublishError("validation", str(exc)) from exc
+    return iface
+
+
+def validate_property(interfaces: Mapping[str, Interface], name: str, path: str, value: object) -> Interface:
+    """Set (device.py `send`, no timestamp) or unset (`unset_property` + `_send_generic`'s mapping check)."""
+    if value is not None:
+        iface = validate_publish(interfaces, name, path, value, None)
+        if not iface.is_type_properties():
+            raise PublishError("validation", f"Interface {name} is a datastream interface, not properties")
+        return iface
+    iface = _owned(interfaces, name)
+    if not iface.is_type_properties():
+        raise PublishError(
+            "validation", f"Interface {name} is a datastream interface. You can only unset a property."
+        )
+    if not iface.get_mapping(path):
+        raise PublishError("validation", f"Path {path} not in the {name} interface.")
+    return iface

@@ -1,0 +1,119 @@
+"""Child process for the lean transport tests: gevent monkey-patched FIRST (as Locust does), then N lean
+devices against a running embedded backend (BackendInfo JSON on argv[1]); prints one JSON result line.
+
+Kept out of pytest's process so that patching never leaks into other tests; the backend stays in the parent
+with real threads.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+import gevent.pool  # noqa: E402
+
+from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH  # noqa: E402
+from simulator.transports.base import Endpoint  # noqa: E402
+from simulator.transports.lean import LeanFleet  # noqa: E402
+from simulator.transports.wire import as_interfaces  # noqa: E402
+
+
+def _interfaces() -> dict[str, Any]:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "simulator" / "interfaces"
+    return as_interfaces({p.stem: json.loads(p.read_text()) for p in sorted(root.glob("*.json"))})
+
+
+def main() -> int:
+    info = json.loads(sys.argv[1])
+    cfg = json.loads(sys.argv[2])
+    n, burn_fds = int(cfg["devices"]), int(cfg.get("burn_fds", 0))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    burned = [os.open("/dev/null", os.O_RDONLY) for _ in range(burn_fds)]  # push sockets past fd 1024
+    endpoint = Endpoint(realm=info["realm"], pairing_url=info["pairing_url"], agent_jwt=info["agent_jwt"],
+                        ca_file=info["ca_file"], credentials_dir=cfg["credentials_dir"],
+                        source_addresses=tuple(cfg.get("sources", ())))
+    fleet = LeanFleet(endpoint, _interfaces(), timeout_s=20.0, reconnect_min_s=0.05, reconnect_max_s=0.5)
+    out: dict[str, Any] = {"devices": n}
+    ids = cfg["ids"]
+    pool = gevent.pool.Pool(64)
+    t0 = time.monotonic()
+    times = pool.map(lambda d: fleet.transport(d).connect(), ids)
+    out["connect_s"] = time.monotonic() - t0
+    out["connected"] = sum(fleet.transport(d).connected for d in ids)
+    out["session_present"] = sum(t.session_present for t in times)
+    out["handshake_max_s"] = max(t.handshake or 0 for t in times)
+    out["registered"] = sum(t.registration is not None for t in times)
+    out["max_fd"] = max(fleet.transport(d).client.socket().fileno() for d in ids)  # type: ignore[union-attr]
+    received: list[Any] = []
+    for d in ids:
+        fleet.transport(d).on_data(lambda i, p, v, d=d: received.append([d, i, p, v]))
+        fleet.transport(d).set_property("io.edgehog.devicemanager.BaseImage", "/version", "1.0.0")
+    out["t_connected"] = time.monotonic() - t0
+    print("CONNECTED", flush=True)  # the parent now pushes OTARequests
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(received) < int(cfg.get("expect_data", 0)):
+        gevent.sleep(0.05)  # sleep-ok: bounded wait for data the parent pushes
+    out["received"] = received
+
+    def publish_round(tag: str) -> tuple[int, int, list[float]]:
+        done = gevent.event.Event()
+        acks: list[float] = []
+        errors: list[str] = []
+        expected = len(ids)
+
+        def on_ack(sent: float) -> Any:
+            def cb(at: float, err: str | None) -> None:
+                (errors.append(err) if err else acks.append(at - sent))
+                if len(acks) + len(errors) == expected:
+                    done.set()
+            return cb
+
+        for i, d in enumerate(ids):
+            value = {"requestUUID": f"00000000-0000-4000-8000-{i:012d}", "status": tag, "statusProgress": 0,
+                     "statusCode": "", "message": ""}
+            fleet.transport(d).publish(OTA_EVENT_INTERFACE, OTA_EVENT_PATH, value, int(time.time() * 1000),
+                                       on_ack(time.monotonic()))
+        done.wait(30)
+        return len(acks), len(errors), sorted(acks)
+
+    out["acked1"], out["errors1"], lat = publish_round("Acknowledged")
+    out["p50_ms"] = lat[len(lat) // 2] * 1000 if lat else None
+    # Unexpected loss: shut the sockets of the first 5 devices under paho; they must come back by themselves.
+    victims = ids[:5]
+    for d in victims:
+        fleet.transport(d).client.socket().shutdown(2)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(
+            fleet.transport(d).connected and fleet.transport(d).reconnects for d in victims):
+        gevent.sleep(0.05)  # sleep-ok: polling the fleet from the outside, bounded by the deadline
+    out["reconnected"] = sum(bool(fleet.transport(d).reconnects) and fleet.transport(d).connected for d in victims)
+    out["acked2"], out["errors2"], _ = publish_round("Downloading")
+    # Explicit disconnect + connect again (a reboot), then one more round.
+    for d in victims:
+        fleet.transport(d).disconnect()
+        fleet.transport(d).connect()
+    out["acked3"], out["errors3"], _ = publish_round("Deploying")
+    out["t_end"] = time.monotonic() - t0
+    out["stats"] = fleet.stats()
+    fleet.stop()
+    for fd in burned:
+        os.close(fd)
+    print("RESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""summary.json keys, result files, report.html (self-contained, SVG), `fleetsim report RUN`, CSV/HDR logs."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+from simulator.metrics import names
+from simulator.outputs import build_summary, format_summary, results_dir, write_results
+from simulator.outputs.csv_logs import read_arrival_log, read_send_log, read_timeseries
+from simulator.outputs.hdrlog import read_hlog
+from tests.unit.outputs.fake_run import FakeRun, make_run
+
+LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max", "count"}
+
+
+def _summary(run: FakeRun) -> dict[str, object]:
+    return build_summary(
+        scenario="unit",
+        seed=42,
+        started_at=run.recorder.start,
+        duration_s=4.0,
+        devices=6,
+        transport="memory",
+        target="embedded",
+        recorder=run.recorder,
+        accounting=run.accounting,
+        funnel=run.funnel,
+        health=run.health,
+    )
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    run = make_run()
+    out = results_dir(tmp_path / "results", "unit test/1", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    write_results(out, _summary(run), run.recorder, run.accounting, run.arrivals)
+    return out
+
+
+def test_results_dir_name(tmp_path: Path) -> None:
+    path = results_dir(tmp_path, "happy path", 1_767_323_045.0)
+    assert path.name == "20260102T030405Z-happy-path" and path.is_dir()
+
+
+def test_summary_has_every_key(run_dir: Path) -> None:
+    s = json.loads((run_dir / "summary.json").read_text())
+    for key in (
+        "schema_version",
+        "scenario",
+        "seed",
+        "started_at",
+        "duration_s",
+        "devices",
+        "transport",
+        "target",
+        "events",
+        "rate",
+        "latency_ms",
+        "ota",
+        "generator",
+        "verdict",
+        "partial",
+        "environment",
+        "lost_reasons",
+        "latency_trustworthy",
+    ):
+        assert key in s, key
+    assert s["schema_version"] == 1 and s["seed"] == 42 and s["partial"] is False
+    assert s["started_at"] == "2023-11-14T22:13:20Z"
+    assert set(s["events"]) >= {"planned", "sent", "acked", "delivered", "lost", "duplicated", "reordered"}
+    assert (s["events"]["planned"], s["events"]["delivered"], s["events"]["lost"]) == (39, 38, 1)
+    assert set(s["rate"]) >= {"offered_eps", "acked_eps", "delivered_eps"}
+    assert s["rate"]["offered_eps"] == 9.75
+    for path in ("ack", "ack_corrected", "e2e", "e2e_corrected", "e2e_device_t", "send_lag"):
+        assert set(s["latency_ms"][path]) >= LATENCY_KEYS, path
+    assert s["latency_ms"]["ack"]["p99"] == 4.001 and s["latency_ms"]["e2e"]["count"] == 38
+    assert s["latency_ms"]["e2e_device_t"]["count"] == 38  # from the join, not twice
+    for phase in names.ONBOARDING_PHASES:
+        assert set(s["latency_ms"]["onboarding"][phase]) >= LATENCY_KEYS
+    assert set(s["ota"]) >= {"operations", "success", "failure", "by_code", "stuck", "time_to_final_ms"}
+    assert set(s["ota"]["time_to_final_ms"]) >= {"p50", "p99"}
+    assert (s["ota"]["success"], s["ota"]["failure"], s["ota"]["by_code"]) == (5, 1, {"InvalidBaseImage": 1})
+    assert set(s["generator"]) >= {"cpu_pct", "send_lag_ms_p99", "saturated"}
+    assert set(s["environment"]) >= {
+        "python",
+        "platform",
+        "cpu_count",
+        "cpu_model",
+        "hostname_hash",
+        "versions",
+    }
+    assert s["lost_reasons"] == {"publish_failed": 0, "never_acked": 0, "acked_not_arrived": 1}
+    assert s["verdict"] == "lost_events"
+    for spec in names.METRICS.values():  # every threshold metric resolves in the summary
+        node: object = s
+        for part in spec.path:
+            assert isinstance(node, dict) and part in node, spec.path
+            node = node[part]
+
+
+def test_saturated_generator_marks_latency_untrusted() -> None:
+    run = make_run(lose_last=False)
+    run.health.cpu_samples[:] = [97.0] * 10
+    s = _summary(run)
+    assert s["verdict"] == "generator_saturated"
+    assert s["latency_trustworthy"] is False
+    assert "CPU 97% >= 90%" in str(s["latency_untrusted_reason"])
+    assert "WARNING: latencies are not the backend's" in format_summary(s)
+
+
+def test_result_files_round_trip(run_dir: Path) -> None:
+    run = make_run()
+    sent = read_send_log(run_dir / "events.sent.csv")
+    assert [(r.key, r.code) for r in sent] == [(r.key, r.code) for r in run.recorder.send_log]
+    assert sent[0].sent == pytest.approx(run.recorder.send_log[0].sent, abs=1e-6)
+    assert len(read_arrival_log(run_dir / "events.arrivals.csv")) == 38
+    series = read_timeseries(run_dir / "timeseries.csv")
+    assert [r["second"] for r in series] == [0, 1, 2, 3]
+    assert sum(r["offered"] for r in series) == 39 and sum(r["lost"] for r in series) == 1
+    assert sum(r["delivered"] for r in series) == 38
+    assert series[0]["ack_p99_ms"] == 4.001 and series[0]["devices_online"] == 6
+    totals = read_hlog(run_dir / "latency.hlog")
+    assert set(totals.paths) == {"ack", "ack_corrected", "e2e", "e2e_corrected", "e2e_device_t", "send_lag"}
+    assert totals.get("ack").hist.equals(run.recorder.histograms.get("ack").hist)
+    text = (run_dir / "latency.hlog").read_text()
+    assert text.count("Tag=ack,") == 4  # one interval per second per path
+    assert "#[StartTime: 1700000000.000" in text
+
+
+def test_report_is_self_contained_with_svg_charts(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert html.count("<svg") >= 6
+    assert "<script" not in html and "<link" not in html
+    assert not re.search(r"(src|href)=\"https?:", html)
+    assert "Throughput: offered vs delivered" in html and "Latency distribution by path" in html
+    assert "OTA funnel" in html and "Accounting" in html and "Generator health" in html
+    assert "lost_events" in html
+    for label in names.PATH_LABELS.values():
+        if "loop_lag" not in label:
+            assert label.replace(">", "&gt;") in html
+
+
+def test_fleetsim_report_rebuilds_it(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original = (run_dir / "report.html").read_text()
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    rebuilt = (run_dir / "report.html").read_text()
+    assert rebuilt.count("<svg") == original.count("<svg")
+    assert "polyline" in rebuilt  # the distribution curves came back from latency.hlog
+    out = capsys.readouterr().out
+    assert "verdict: lost_events" in out and "report.html" in out
+
+
+def test_fleetsim_report_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    (tmp_path / "summary.json").write_text("{not json")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a directory" in err[0]
+    assert "summary.json:1: not valid JSON" in err[1]
+
+
+def test_malformed_send_log_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.sent.csv"
+    run = make_run()
+    from simulator.outputs.csv_logs import write_send_log
+
+    write_send_log(path, run.recorder.send_log[:3])
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace(",0,", ",zero,", 1)
+    path.write_text("\n".join(lines) + "\n")
+    from simulator.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"events\.sent\.csv:3: "):
+        read_send_log(path)
