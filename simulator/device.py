@@ -164,6 +164,22 @@ class VirtualDevice:
         return None if due is None else self.run_start + due / 1e6
 
     @property
+    def pending_acks(self) -> int:
+        """OTAEvent publishes sent and not yet acknowledged."""
+        return len(self._pending)
+
+    def reboot_due(self, now: float | None = None) -> bool:
+        """Is the next planned action, due by `now`, a REBOOT? (The driver lets in-flight acks land first, as
+        a device shutting down cleanly does, so the generator does not lose its own events at a reboot.)"""
+        now_us = self._now_us(now)
+        if self._queue and isinstance(self._queue[0][2], PoweredOff) and self._queue[0][0] <= now_us:
+            return True  # backend-driven: powering off is the live queue's next step
+        if self._next >= len(self._planned):
+            return False
+        action = self._planned[self._next]
+        return action.kind is ActionKind.REBOOT and action.offset_us <= now_us
+
+    @property
     def machine_phase(self) -> Phase:
         return self._machine.phase
 
@@ -192,13 +208,18 @@ class VirtualDevice:
 
     # -- running ---------------------------------------------------------------------------------------
 
-    def run_due(self, now: float | None = None) -> int:
-        """Do everything due at `now` (monotonic s, default the clock's): returns how many actions ran."""
+    def run_due(self, now: float | None = None, hold_reboot: bool = False) -> int:
+        """Do everything due at `now` (monotonic s, default the clock's): returns how many actions ran.
+
+        `hold_reboot`: stop before a due reboot while publishes await their acks, so that the driver can let
+        them land first (see `reboot_due`); the next call without it reboots."""
         now_us = self._now_us(now)
         done = 0
         while True:
             due = self._due_us()
             if due is None or due > now_us:
+                return done
+            if hold_reboot and self._pending and self.reboot_due(now):
                 return done
             if self._reconnect_us is not None:
                 self._reconnect()
@@ -256,7 +277,8 @@ class VirtualDevice:
         sent = self.clock.wall()
         t_ms = int(sent * 1000)
         intended = self.run_start_wall + action.offset_us / 1e6
-        record = SendRecord(key=key, intended=intended, sent=sent, t_ms=t_ms)
+        code = value.get("statusCode", "")
+        record = SendRecord(key=key, intended=intended, sent=sent, t_ms=t_ms, code=code if isinstance(code, str) else "")
         token = id(record)
         self._pending[token] = record
 

@@ -210,7 +210,9 @@ class Collector:
                     if self._drop is not None and self._drop(key):
                         self._dropped += 1
                         return None
-                    self._arrivals.append(ArrivalRecord(key, arrival, msg.t_ms, qos))
+                    code = msg.value.get("statusCode", "") if isinstance(msg.value, dict) else ""
+                    self._arrivals.append(ArrivalRecord(key, arrival, msg.t_ms, qos,
+                                                        code if isinstance(code, str) else ""))
             self._record(msg, topic, arrival)
             listeners = tuple(self._listeners)
             self._handler_s += time.perf_counter() - started

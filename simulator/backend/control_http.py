@@ -186,11 +186,11 @@ class ControlServer:
     def _arrivals_csv(self, since: int) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(ARRIVAL_LOG_HEADER)
+        writer.writerow((*ARRIVAL_LOG_HEADER, "code"))
         for r in self.collector.arrivals(since):
             device, uuid, status, progress, occurrence = r.key
             writer.writerow((device, uuid, status, progress, occurrence, f"{r.arrival:.6f}",
-                             "" if r.t_ms is None else r.t_ms, r.qos))
+                             "" if r.t_ms is None else r.t_ms, r.qos, r.code))
         return out.getvalue()
 
     def _read_json(self, h: BaseHTTPRequestHandler) -> Any:

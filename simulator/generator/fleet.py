@@ -177,6 +177,19 @@ class ProcessFleet:
         return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total}
 
 
+# A rebooting device first lets its in-flight publishes be acknowledged (a clean shutdown flushes the MQTT
+# session; edgehog-device-runtime publishes Rebooting and then reboots). Bounded: a broker that never acks must
+# not hold the reboot forever. Loopback acks take ~1-10 ms.
+REBOOT_DRAIN_S = 2.0
+DRAIN_POLL_S = 0.005
+
+
+def _drain_before_reboot(device: VirtualDevice, clock: Clock, sleep: Callable[[float], None]) -> None:
+    deadline = clock.monotonic() + REBOOT_DRAIN_S
+    while device.pending_acks and clock.monotonic() < deadline:
+        sleep(DRAIN_POLL_S)
+
+
 def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[float], None] = gevent.sleep) -> None:
     """Run one device's actions on the absolute schedule until the fleet stops (DESIGN.md principle 3).
 
@@ -204,6 +217,9 @@ def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[fl
             wake.clear()
             wake.wait(timeout=delay)  # a request arriving meanwhile may bring an earlier action
             continue
-        device.run_due()
+        device.run_due(hold_reboot=True)
+        if device.pending_acks and device.reboot_due():
+            _drain_before_reboot(device, clock, sleep)
+            device.run_due()
         if device.next_due() is None and device._live is None:
             return  # self-driven and done: nothing else will ever be due

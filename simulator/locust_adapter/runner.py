@@ -22,6 +22,7 @@ from typing import Any
 import gevent
 from locust.env import Environment
 
+from simulator.generator.campaign_client import CampaignClient, campaign_spec
 from simulator.generator.target import TargetInfo
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
@@ -48,6 +49,7 @@ class RunOutcome:
     partial: bool
     reason: str = ""
     worker_exports: list[dict[str, Any]] = field(default_factory=list)
+    campaign: dict[str, Any] | None = None
 
 
 @dataclass
@@ -164,11 +166,14 @@ class LocustRun:
             last_offset_s = max((a.offset_us for d in range(len(ctx.plan.device_ids))
                                  for a in ctx.plan.actions_for(d)), default=0) / 1e6
         play_s = max(self.scenario.duration, last_offset_s) + DRAIN_S
-        # Phase 2: play the plan.
+        campaign = self._start_campaign(ctx)
+        # Phase 2: play the plan (self-driven), or follow the campaign until it finishes (backend-driven).
         while not self._interrupted:
             elapsed = time.time() - started_at
             if elapsed >= play_s:
                 break
+            if campaign is not None and self._campaign_done(campaign):
+                play_s = min(play_s, elapsed + DRAIN_S)
             self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, play_s))
             gevent.sleep(min(1.0, max(0.05, play_s - elapsed)))
         partial = bool(self._interrupted)
@@ -185,8 +190,28 @@ class LocustRun:
                 partial = True
                 self._print(f"fleetsim: only {len(exports)} of {len(workers)} workers sent final metrics")
         runner.quit()
-        return RunOutcome(ctx=ctx, started_at=started_at, ended_at=ended_at, partial=partial,
-                          reason=self._interrupted, worker_exports=exports)
+        outcome = RunOutcome(ctx=ctx, started_at=started_at, ended_at=ended_at, partial=partial,
+                             reason=self._interrupted, worker_exports=exports)
+        if campaign is not None:
+            outcome.campaign = campaign.status()
+        return outcome
+
+    def _start_campaign(self, ctx: FleetContext) -> CampaignClient | None:
+        if self.scenario.mode != "campaign":
+            return None
+        from simulator.plan import build_plan
+
+        plan = ctx.plan or build_plan(self.scenario)
+        client = CampaignClient(self.target.control_url)
+        client.start(campaign_spec(self.scenario, list(plan.device_ids)))
+        self._print(f"fleetsim: campaign {client.campaign_id} started on {len(plan.device_ids)} devices")
+        return client
+
+    def _campaign_done(self, client: CampaignClient) -> bool:
+        try:
+            return bool(client.status().get("finished"))
+        except Exception:  # a slow control endpoint must not end the run early
+            return False
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

@@ -33,6 +33,12 @@ def _observer(target: Any) -> Observer | None:
     return observer_for(target)
 
 
+def _campaign_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {k: v for k, v in report.items() if k != "operations"}  # per-operation rows stay out of the summary
+
+
 def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, object], results_root: Path,
                 state_dir: Path, processes: int = 1, spawn_rate: float = 0.0, web: bool = False,
                 web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO) -> int:
@@ -68,7 +74,8 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
             started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=results_root, health=health,
             partial=outcome.partial, reason=outcome.reason, fleet_counters=counters,
             sdk_over_limit=scenario.transport == "sdk" and scenario.fleet.devices > SDK_COMFORT_DEVICES * processes,
-            extra={"processes": processes}, thresholds_report=thresholds_report(scenario))
+            extra={"processes": processes, "campaign": _campaign_summary(outcome.campaign)},
+            thresholds_report=thresholds_report(scenario))
         if observer is not None:
             observer.stop()
     print(format_summary(finished.summary), file=out)

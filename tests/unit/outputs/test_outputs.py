@@ -180,3 +180,28 @@ def test_malformed_send_log_names_file_and_line(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match=r"events\.sent\.csv:3: "):
         read_send_log(path)
+
+
+def test_empty_partial_run_without_observer_still_reports(tmp_path: Path) -> None:
+    from simulator.clock import VirtualClock
+    from simulator.metrics.recorder import MetricsRecorder
+
+    recorder = MetricsRecorder(VirtualClock())
+    s = build_summary(
+        scenario="empty",
+        seed=1,
+        started_at=recorder.start,
+        duration_s=0.0,
+        devices=0,
+        transport="memory",
+        target="embedded",
+        recorder=recorder,
+        partial=True,
+    )
+    assert s["partial"] is True and s["events"]["delivered"] is None and s["verdict"] == "ok"
+    assert s["latency_ms"]["ack"]["p99"] is None and s["rate"]["offered_eps"] is None
+    files = write_results(tmp_path, s, recorder)
+    html = files["report"].read_text()
+    assert "Partial run" in html and html.count("<svg") >= 5 and "no data" in html
+    assert "PARTIAL" in format_summary(s)
+    assert main(["report", "-q", str(tmp_path)]) == 0

@@ -71,6 +71,7 @@ def test_ota_event_bytes_topic_qos(sdk: tuple[DeviceMqtt, _Recorder]) -> None:
     assert payload == wire.encode_value(_ota(), ts)
     assert qos == wire.qos_for(ifaces[OTA], "/event") == 2
     assert bson.loads(payload)["t"] == ts  # millisecond exact
+    assert wire._fast_document({"v": _ota(), "t": ts}) == payload  # the fast path, not the fallback
     assert 140 < len(payload) < 200  # PROTOCOL.md: about 153 bytes
 
 
@@ -212,3 +213,37 @@ def test_as_interfaces_accepts_json_and_keeps_order() -> None:
     got = wire.as_interfaces(raw)
     assert list(got) == list(raw)
     assert all(isinstance(i, Interface) for i in got.values())
+
+
+_leaf = st.one_of(
+    st.text(), st.booleans(), st.none(), st.binary(max_size=8),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False),
+    st.datetimes(timezones=st.just(dt.UTC)), st.datetimes(),
+    st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
+)
+_values = st.recursive(_leaf, lambda inner: st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_values, ms=st.one_of(st.none(), st.integers(min_value=-(2**40), max_value=2**42)))
+def test_encoder_is_byte_identical_to_py_bson(value: Any, ms: int | None) -> None:
+    """The fast path and its fallback together equal the SDK's `bson.dumps({"v":..., "t":...})`."""
+    import warnings
+
+    ts = wire.ms_to_datetime(ms) if ms is not None else None
+    if value is None:
+        assert wire.encode_value(value, ts) == b""
+        return
+    doc: dict[str, Any] = {"v": value}
+    if ts:
+        doc["t"] = ts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # py-bson warns on naive datetimes
+        try:
+            expected = bson.dumps(doc)
+        except Exception as exc:  # py-bson refuses (NUL in a key, > uint64, ...): so must we
+            with pytest.raises(type(exc)):
+                wire.encode_value(value, ts)
+            return
+        assert wire.encode_value(value, ts) == expected
