@@ -55,9 +55,14 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"fd limit {hard} < devices + 200; raise `ulimit -Hn`")
     proc = psutil.Process()
     ids = [device_id(args.seed, i) for i in range(args.devices)]
-    endpoint = Endpoint(realm=info["realm"], pairing_url=info["pairing_url"], agent_jwt=info["agent_jwt"],
-                        ca_file=info["ca_file"], credentials_dir=str(Path(args.state_dir) / "credentials"),
-                        source_addresses=loopback_addresses(args.sources))
+    endpoint = Endpoint(
+        realm=info["realm"],
+        pairing_url=info["pairing_url"],
+        agent_jwt=info["agent_jwt"],
+        ca_file=info["ca_file"],
+        credentials_dir=str(Path(args.state_dir) / "credentials"),
+        source_addresses=loopback_addresses(args.sources),
+    )
     rss0 = proc.memory_info().rss
     fleet = LeanFleet(endpoint, load_interfaces(), revalidate=False, timeout_s=60.0)
     pool = gevent.pool.Pool(args.concurrency)
@@ -69,8 +74,12 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
     todo = [d for d in ids if fleet.cache.get(d) is None or fleet.cache.get(d).cert_pem is None]  # type: ignore[union-attr]
     t0 = time.monotonic()
-    pool.map(lambda d: onboard(fleet.pairing, fleet.cache, d, endpoint.agent_jwt, OnboardingTimes(),
-                               revalidate=False), todo)
+    pool.map(
+        lambda d: onboard(
+            fleet.pairing, fleet.cache, d, endpoint.agent_jwt, OnboardingTimes(), revalidate=False
+        ),
+        todo,
+    )
     out["onboarding"] = {"devices": len(todo), "seconds": round(time.monotonic() - t0, 2)}
 
     cpu0 = sum(proc.cpu_times()[:2])
@@ -80,7 +89,9 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     connected = sum(fleet.transport(d).connected for d in ids)
     conn_ms = sorted((t.connect or 0) * 1000 for t in times)
     out["connect"] = {
-        "connected": connected, "seconds": round(connect_s, 2), "per_s": round(connected / connect_s, 1),
+        "connected": connected,
+        "seconds": round(connect_s, 2),
+        "per_s": round(connected / connect_s, 1),
         "cpu_ms_per_device": round((sum(proc.cpu_times()[:2]) - cpu0) * 1000 / max(1, connected), 2),
         "tls_connack_p50_ms": round(conn_ms[len(conn_ms) // 2], 1),
         "tls_connack_p99_ms": round(conn_ms[int(len(conn_ms) * 0.99)], 1),
@@ -88,8 +99,11 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     gc.freeze()
     rss1 = proc.memory_info().rss
-    out["rss"] = {"before_mb": round(rss0 / 2**20, 1), "after_mb": round(rss1 / 2**20, 1),
-                  "per_device_kb": round((rss1 - rss0) / 1024 / max(1, connected), 1)}
+    out["rss"] = {
+        "before_mb": round(rss0 / 2**20, 1),
+        "after_mb": round(rss1 / 2**20, 1),
+        "per_device_kb": round((rss1 - rss0) / 1024 / max(1, connected), 1),
+    }
 
     hist = HdrHistogram(1, 60_000_000, 3)  # microseconds
     errors: dict[str, int] = {}
@@ -107,6 +121,7 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             else:
                 acked += 1
                 hist.record_value(max(1, int((at - sent_at) * 1e6)))
+
         return cb
 
     lag = HdrHistogram(1, 60_000_000, 3)
@@ -128,8 +143,13 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                 gevent.sleep(due - now)  # the pacer itself: absolute grid, never sleep-after-send
             now = time.monotonic()
             lag.record_value(max(1, int((now - due) * 1e6)))
-            value = {"requestUUID": "4a8a9b52-0c5e-4f0e-9e0a-2b6f3f1f9d10", "status": "Downloading",
-                     "statusProgress": k % 101, "statusCode": "", "message": ""}
+            value = {
+                "requestUUID": "4a8a9b52-0c5e-4f0e-9e0a-2b6f3f1f9d10",
+                "status": "Downloading",
+                "statusProgress": k % 101,
+                "statusCode": "",
+                "message": "",
+            }
             try:
                 dev.publish(OTA_EVENT_INTERFACE, OTA_EVENT_PATH, value, int(time.time() * 1000), on_ack(now))
                 sent += 1
@@ -146,14 +166,21 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     out["publish"] = {
-        "sent": sent, "acked": acked, "errors": errors, "seconds": round(elapsed, 2),
+        "sent": sent,
+        "acked": acked,
+        "errors": errors,
+        "seconds": round(elapsed, 2),
         "msgs_per_s": round(sent / elapsed, 1),
         "cpu_core_fraction": round(cpu / elapsed, 3),
         "cpu_us_per_msg": round(cpu / max(1, sent) * 1e6, 1),
-        "ack_ms": {q: round(hist.get_value_at_percentile(p) / 1000, 2)
-                   for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100))},
-        "send_lag_ms": {q: round(lag.get_value_at_percentile(p) / 1000, 2)
-                        for q, p in (("p50", 50), ("p99", 99), ("max", 100))},
+        "ack_ms": {
+            q: round(hist.get_value_at_percentile(p) / 1000, 2)
+            for q, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100))
+        },
+        "send_lag_ms": {
+            q: round(lag.get_value_at_percentile(p) / 1000, 2)
+            for q, p in (("p50", 50), ("p99", 99), ("max", 100))
+        },
     }
     out["fleet"] = fleet.stats()
     fleet.stop()
@@ -191,9 +218,12 @@ def main() -> int:
         if proc.returncode != 0 or not lines:
             sys.stderr.write(proc.stderr[-4000:])
             return proc.returncode or 1
-        result = json.loads(lines[-1][len("RESULT "):])
-        result["collector"] = {k: v for k, v in backend.stats().get("collector", {}).items()
-                               if k in ("arrivals", "violations", "dropped")}
+        result = json.loads(lines[-1][len("RESULT ") :])
+        result["collector"] = {
+            k: v
+            for k, v in backend.stats().get("collector", {}).items()
+            if k in ("arrivals", "violations", "dropped")
+        }
         result["host"] = {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
         print(json.dumps(result, indent=2))
     finally:

@@ -138,6 +138,10 @@ class VirtualDevice:
         self._seq = 0
         self._occurrences = Occurrences()
         self._reconnect_us: int | None = None
+        # When the last reconnect completed (µs from the run's start): events the plan put earlier could not
+        # leave a device that was still onboarding; their intended time is this, and the reconnect's own
+        # duration is measured as onboarding latency, not counted again as send lag.
+        self._online_since_us = 0
         self._pending: dict[int, SendRecord] = {}
         self._send_sink = send_sink
         self._onboarding_sink = onboarding_sink
@@ -242,6 +246,7 @@ class VirtualDevice:
             self._reconnect_us += round(RECONNECT_RETRY_S * 1e6)
             return
         self._reconnect_us = None
+        self._online_since_us = self._now_us()
 
     def _execute(self, action: PlannedAction) -> None:
         if action.kind is ActionKind.PUBLISH:
@@ -276,7 +281,7 @@ class VirtualDevice:
                progress if isinstance(progress, int) else 0, action.occurrence)
         sent = self.clock.wall()
         t_ms = int(sent * 1000)
-        intended = self.run_start_wall + action.offset_us / 1e6
+        intended = self.run_start_wall + max(action.offset_us, self._online_since_us) / 1e6
         code = value.get("statusCode", "")
         record = SendRecord(key=key, intended=intended, sent=sent, t_ms=t_ms, code=code if isinstance(code, str) else "")
         token = id(record)

@@ -78,9 +78,9 @@ class FaultProxy:
         await core.start()
         return core
 
-    def _submit(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _submit(self, coro: Coroutine[Any, Any, T], timeout_s: float = _CALL_TIMEOUT_S) -> T:
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_CALL_TIMEOUT_S)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
 
     def _call(self, fn: Callable[[ProxyCore], T]) -> T:
         core = self._core
@@ -107,6 +107,21 @@ class FaultProxy:
     def block(self, seconds: float) -> None:
         """Refuse new connections for `seconds`; open connections are untouched."""
         self._call(lambda c: c.block(seconds))
+
+    def wait_listening(self, timeout_s: float = 5.0) -> bool:
+        """Block until the listener is open again after `block` (True), or `timeout_s` passes (False)."""
+        core = self._core
+        if core is None:
+            raise RuntimeError("FaultProxy is not started")
+
+        async def wait() -> bool:
+            try:
+                await asyncio.wait_for(core.listening.wait(), timeout_s)
+            except TimeoutError:
+                return False
+            return True
+
+        return self._submit(wait(), timeout_s + _CALL_TIMEOUT_S)
 
     def stats(self) -> dict[str, Any]:
         return self._call(lambda c: c.stats())

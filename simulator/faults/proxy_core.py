@@ -111,6 +111,7 @@ class ProxyCore:
         self.stall_until = 0.0
         self.blocked_until = 0.0
         self._server: asyncio.Server | None = None
+        self.listening = asyncio.Event()  # set while the listening socket is open (cleared by block)
         self._reopen: asyncio.TimerHandle | None = None
         self._heap: list[tuple[float, int, _Conn, int, bytes | int, bool]] = []
         self._seq = 0
@@ -136,6 +137,7 @@ class ProxyCore:
         self._server = await self.loop.create_server(
             lambda: _Side(self, _Conn(), UP), self.listen_host, self.port, reuse_address=True, backlog=4096)
         self.port = self._server.sockets[0].getsockname()[1]
+        self.listening.set()
 
     async def close(self) -> None:
         if self._reopen is not None:
@@ -305,6 +307,7 @@ class ProxyCore:
         if self._server is not None:
             self._server.close()
             self._server = None
+        self.listening.clear()
         self.blocked_until = self.loop.time() + max(0.0, seconds)
         self._reopen = self.loop.call_later(max(0.0, seconds), self._unblock)
 

@@ -39,12 +39,17 @@ def main() -> int:
     info = json.loads(sys.argv[1])
     cfg = json.loads(sys.argv[2])
     n, burn_fds = int(cfg["devices"]), int(cfg.get("burn_fds", 0))
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     burned = [os.open("/dev/null", os.O_RDONLY) for _ in range(burn_fds)]  # push sockets past fd 1024
-    endpoint = Endpoint(realm=info["realm"], pairing_url=info["pairing_url"], agent_jwt=info["agent_jwt"],
-                        ca_file=info["ca_file"], credentials_dir=cfg["credentials_dir"],
-                        source_addresses=tuple(cfg.get("sources", ())))
+    endpoint = Endpoint(
+        realm=info["realm"],
+        pairing_url=info["pairing_url"],
+        agent_jwt=info["agent_jwt"],
+        ca_file=info["ca_file"],
+        credentials_dir=cfg["credentials_dir"],
+        source_addresses=tuple(cfg.get("sources", ())),
+    )
     fleet = LeanFleet(endpoint, _interfaces(), timeout_s=20.0, reconnect_min_s=0.05, reconnect_max_s=0.5)
     out: dict[str, Any] = {"devices": n}
     ids = cfg["ids"]
@@ -68,44 +73,74 @@ def main() -> int:
         gevent.sleep(0.05)  # sleep-ok: bounded wait for data the parent pushes
     out["received"] = received
 
-    def publish_round(tag: str) -> tuple[int, int, list[float]]:
+    def publish_round(tag: str, devs: list[str], then: Any = None) -> tuple[int, list[str], list[float]]:
+        """Each of `devs` publishes one QoS 2 OTAEvent; `then()` runs right after; wait for every on_ack."""
         done = gevent.event.Event()
         acks: list[float] = []
         errors: list[str] = []
-        expected = len(ids)
 
         def on_ack(sent: float) -> Any:
             def cb(at: float, err: str | None) -> None:
                 (errors.append(err) if err else acks.append(at - sent))
-                if len(acks) + len(errors) == expected:
+                if len(acks) + len(errors) == len(devs):
                     done.set()
+
             return cb
 
-        for i, d in enumerate(ids):
-            value = {"requestUUID": f"00000000-0000-4000-8000-{i:012d}", "status": tag, "statusProgress": 0,
-                     "statusCode": "", "message": ""}
-            fleet.transport(d).publish(OTA_EVENT_INTERFACE, OTA_EVENT_PATH, value, int(time.time() * 1000),
-                                       on_ack(time.monotonic()))
+        for i, d in enumerate(devs):
+            value = {
+                "requestUUID": f"00000000-0000-4000-8000-{i:012d}",
+                "status": tag,
+                "statusProgress": 0,
+                "statusCode": "",
+                "message": "",
+            }
+            fleet.transport(d).publish(
+                OTA_EVENT_INTERFACE, OTA_EVENT_PATH, value, int(time.time() * 1000), on_ack(time.monotonic())
+            )
+        if then is not None:
+            then()
         done.wait(30)
-        return len(acks), len(errors), sorted(acks)
+        return len(acks), errors, sorted(acks)
 
-    out["acked1"], out["errors1"], lat = publish_round("Acknowledged")
+    def wait_reconnected(devs: list[str], before: dict[str, int]) -> int:
+        deadline = time.monotonic() + 20
+
+        def back() -> list[str]:
+            return [
+                d for d in devs if fleet.transport(d).connected and fleet.transport(d).reconnects > before[d]
+            ]
+
+        while time.monotonic() < deadline and len(back()) < len(devs):
+            gevent.sleep(0.05)  # sleep-ok: polling the fleet from the outside, bounded by the deadline
+        return len(back())
+
+    def kill(devs: list[str]) -> None:
+        for d in devs:
+            fleet.transport(d).client.socket().shutdown(2)  # type: ignore[union-attr]
+
+    out["acked1"], out["errors1"], lat = publish_round("Acknowledged", ids)
     out["p50_ms"] = lat[len(lat) // 2] * 1000 if lat else None
-    # Unexpected loss: shut the sockets of the first 5 devices under paho; they must come back by themselves.
+    # Unexpected loss: the sockets of 5 devices die under paho; they must come back by themselves.
     victims = ids[:5]
-    for d in victims:
-        fleet.transport(d).client.socket().shutdown(2)  # type: ignore[union-attr]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(
-            fleet.transport(d).connected and fleet.transport(d).reconnects for d in victims):
-        gevent.sleep(0.05)  # sleep-ok: polling the fleet from the outside, bounded by the deadline
-    out["reconnected"] = sum(bool(fleet.transport(d).reconnects) and fleet.transport(d).connected for d in victims)
-    out["acked2"], out["errors2"], _ = publish_round("Downloading")
+    before = {d: fleet.transport(d).reconnects for d in victims}
+    kill(victims)
+    out["reconnected"] = wait_reconnected(victims, before)
+    out["acked2"], out["errors2"], _ = publish_round("Downloading", ids)
+    # Loss while QoS 2 publishes are in flight: paho retransmits after the reconnect, the acks still come.
+    before = {d: fleet.transport(d).reconnects for d in victims}
+    acked, errors, _ = publish_round("Deployed", victims, lambda: kill(victims))
+    out["inflight_acked"], out["inflight_errors"] = acked, errors
+    out["inflight_reconnected"] = wait_reconnected(victims, before)
     # Explicit disconnect + connect again (a reboot), then one more round.
     for d in victims:
         fleet.transport(d).disconnect()
         fleet.transport(d).connect()
-    out["acked3"], out["errors3"], _ = publish_round("Deploying")
+    out["acked3"], out["errors3"], _ = publish_round("Deploying", ids)
+    # Explicit disconnect with publishes in flight: abandoned, each reported "disconnected" exactly once.
+    out["abandon_acked"], out["abandon_errors"], _ = publish_round(
+        "Rebooting", victims, lambda: [fleet.transport(d).disconnect() for d in victims]
+    )
     out["t_end"] = time.monotonic() - t0
     out["stats"] = fleet.stats()
     fleet.stop()

@@ -112,7 +112,9 @@ def test_failed_reconnect_is_retried() -> None:
     assert rig.device.counters.reconnect_failures == 1 and rig.ota()[-1][1] == "Success"
     assert rig.device.counters.publish_errors == 0 and rig.device.counters.property_errors == 0
     success = rig.records[-1]
-    assert success.sent is not None and success.sent - success.intended == 1.0  # ran late by the retry delay
+    # The retry delayed the event by 1 s, but its intended time is when the device was back online: the
+    # delay is onboarding's (its own histogram), not send lag the generator made.
+    assert success.sent is not None and success.sent - success.intended == 0.0
 
 
 def test_publish_error_and_late_acks_are_recorded() -> None:

@@ -1,5 +1,5 @@
-"""wire.py produces exactly what astarte-device-sdk 0.14.0 publishes: the SDK's own DeviceMqtt is driven with a
-recording stand-in for its paho client, and every topic, payload byte and QoS is compared."""
+"""wire.py produces exactly what astarte-device-sdk 0.14.0 publishes: the SDK's own DeviceMqtt is driven with
+a recording stand-in for its paho client, and every topic, payload byte and QoS is compared."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ OTA = "io.edgehog.devicemanager.OTAEvent"
 
 
 def _load() -> dict[str, Interface]:
-    return {i.name: i for i in (Interface(json.loads(p.read_text())) for p in sorted(IFACE_DIR.glob("*.json")))}
+    return {
+        i.name: i for i in (Interface(json.loads(p.read_text())) for p in sorted(IFACE_DIR.glob("*.json")))
+    }
 
 
 class _Recorder:
@@ -55,7 +57,10 @@ def sdk(tmp_path: Path) -> tuple[DeviceMqtt, _Recorder]:
     return device, rec
 
 
-def _ota(uuid: str = "4a8a9b52-0c5e-4f0e-9e0a-2b6f3f1f9d10", status: str = "Downloading", p: int = 40) -> dict:
+UUID = "4a8a9b52-0c5e-4f0e-9e0a-2b6f3f1f9d10"
+
+
+def _ota(uuid: str = UUID, status: str = "Downloading", p: int = 40) -> dict[str, Any]:
     return {"requestUUID": uuid, "status": status, "statusProgress": p, "statusCode": "", "message": ""}
 
 
@@ -82,8 +87,9 @@ def test_ota_event_bytes_topic_qos(sdk: tuple[DeviceMqtt, _Recorder]) -> None:
     message=st.text(max_size=40),
     ms=st.integers(min_value=0, max_value=4_102_444_800_000),
 )
-def test_ota_event_bytes_property(tmp_path_factory: pytest.TempPathFactory, status: str, progress: int,
-                                  message: str, ms: int) -> None:
+def test_ota_event_bytes_property(
+    tmp_path_factory: pytest.TempPathFactory, status: str, progress: int, message: str, ms: int
+) -> None:
     device = DeviceMqtt(DEV, REALM, "s", "http://127.0.0.1:1/pairing", str(tmp_path_factory.mktemp("p")))
     device.add_interface_from_json(json.loads((IFACE_DIR / f"{OTA}.json").read_text()))
     rec = _Recorder()
@@ -101,15 +107,19 @@ def test_individual_property_set_and_unset(sdk: tuple[DeviceMqtt, _Recorder]) ->
     name = "io.edgehog.devicemanager.BaseImage"
     device.send(name, "/version", "1.2.3")
     wire.validate_property(ifaces, name, "/version", "1.2.3")
-    assert rec.out[-1] == ("publish", wire.data_topic(REALM, DEV, name, "/version"),
-                           wire.encode_value("1.2.3", None), wire.PROPERTIES_QOS)
+    assert rec.out[-1] == (
+        "publish",
+        wire.data_topic(REALM, DEV, name, "/version"),
+        wire.encode_value("1.2.3", None),
+        wire.PROPERTIES_QOS,
+    )
     device.unset_property(name, "/version")
     wire.validate_property(ifaces, name, "/version", None)
     assert rec.out[-1][2] == wire.encode_value(None, None) == b""
 
 
 def test_handshake_sequence_identical(sdk: tuple[DeviceMqtt, _Recorder]) -> None:
-    """Session not present: subscriptions, introspection, emptyCache, device properties, producer/properties."""
+    """No session present: subscriptions, introspection, emptyCache, device props, producer/properties."""
     device, rec = sdk
     device.send("io.edgehog.devicemanager.BaseImage", "/version", "1.2.3")
     device.send("io.edgehog.devicemanager.OSInfo", "/osName", "Linux")
@@ -120,14 +130,24 @@ def test_handshake_sequence_identical(sdk: tuple[DeviceMqtt, _Recorder]) -> None
     # The SDK's introspection is in interface-add order; ours in the mapping's order: add in the same order.
     sdk_order = [i.name for i in device._introspection.get_all_interfaces()]
     ordered = {n: ifaces[n] for n in sdk_order}
-    props = [("io.edgehog.devicemanager.BaseImage", "/version", "1.2.3"),
-             ("io.edgehog.devicemanager.OSInfo", "/osName", "Linux")]
+    props = [
+        ("io.edgehog.devicemanager.BaseImage", "/version", "1.2.3"),
+        ("io.edgehog.devicemanager.OSInfo", "/osName", "Linux"),
+    ]
     expected = [("subscribe", t, b"", 2) for t in wire.handshake_subscriptions(REALM, DEV, ordered.values())]
     expected.append(("publish", wire.base_topic(REALM, DEV), wire.introspection_payload(ordered.values()), 2))
     expected.append(("publish", wire.empty_cache_topic(REALM, DEV), wire.EMPTY_CACHE_PAYLOAD, 2))
-    expected += [("publish", wire.data_topic(REALM, DEV, n, p), wire.encode_value(v, None), 2) for n, p, v in props]
-    expected.append(("publish", wire.producer_properties_topic(REALM, DEV),
-                     wire.producer_properties_payload([n + p for n, p, _ in props]), 2))
+    expected += [
+        ("publish", wire.data_topic(REALM, DEV, n, p), wire.encode_value(v, None), 2) for n, p, v in props
+    ]
+    expected.append(
+        (
+            "publish",
+            wire.producer_properties_topic(REALM, DEV),
+            wire.producer_properties_payload([n + p for n, p, _ in props]),
+            2,
+        )
+    )
     assert rec.out == expected
     intro = wire.introspection_payload(ordered.values()).decode()
     assert "io.edgehog.devicemanager.OTAEvent:0:1" in intro.split(";")
@@ -183,8 +203,13 @@ def test_decode_rejects_what_the_sdk_drops(topic_tail: str, payload: bytes, why:
     [
         (OTA, "/event", _ota(), None, "Timestamp required"),
         (OTA, "/event", {**_ota(), "statusProgress": 2**31}, dt.datetime.now(dt.UTC), "int32"),
-        (OTA, "/event", {k: v for k, v in _ota().items() if k != "message"}, dt.datetime.now(dt.UTC),
-         "not in payload"),
+        (
+            OTA,
+            "/event",
+            {k: v for k, v in _ota().items() if k != "message"},
+            dt.datetime.now(dt.UTC),
+            "not in payload",
+        ),
         (OTA, "/event", {**_ota(), "statusProgress": 1.0}, dt.datetime.now(dt.UTC), "integer but found"),
         (OTA, "/event", "x", dt.datetime.now(dt.UTC), "should be a dictionary"),
         ("io.edgehog.devicemanager.OTARequest", "/request", {}, None, "not owned"),
@@ -216,13 +241,19 @@ def test_as_interfaces_accepts_json_and_keeps_order() -> None:
 
 
 _leaf = st.one_of(
-    st.text(), st.booleans(), st.none(), st.binary(max_size=8),
+    st.text(),
+    st.booleans(),
+    st.none(),
+    st.binary(max_size=8),
     st.integers(min_value=-(2**63), max_value=2**64 - 1),
     st.floats(allow_nan=False),
-    st.datetimes(timezones=st.just(dt.UTC)), st.datetimes(),
+    st.datetimes(timezones=st.just(dt.UTC)),
+    st.datetimes(),
     st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
 )
-_values = st.recursive(_leaf, lambda inner: st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=8)
+_values = st.recursive(
+    _leaf, lambda inner: st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=8
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,428 @@
+"""Throughput: fleetsim `lean`, fleetsim `sdk`, Locust's own MqttUser and bare paho, same broker, same bytes.
+
+    python bench/throughput.py --quick                       # 100 and 1,000 devices, 3 rounds of 2 s
+    python bench/throughput.py --sizes 100,1000 --rounds 5 --seconds 10
+
+What is measured: the real OTAEvent (the 153-byte BSON document the SDK produces, PROTOCOL.md section 1) at
+QoS 2 into the embedded backend's mosquitto (mutual TLS, one certificate per device, per-device topic ACL).
+Closed loop, one QoS 2 publish in flight per device: a device publishes again as soon as its PUBCOMP arrives,
+so the offered load is always the maximum the system can carry. "events/s" = PUBCOMPs received per second in
+a window after a warm-up (default 1 s); CPU = this generator process's user+system seconds in that window.
+
+The four systems, each in its own child process (one at a time; the broker in this process's mosquitto):
+- lean: simulator.transports.lean (LeanFleet: one I/O greenlet for all paho clients), with validation and BSON
+  encoding on every publish, as in a run;
+- sdk: simulator.transports.sdk (one unmodified astarte-device-sdk DeviceMqtt per device, gevent-patched like
+  under Locust; past ~300 devices it is expected to collapse, PROTOCOL.md section 7);
+- mqttuser: locust.contrib.mqtt.MqttUser in a Locust Environment (local runner), one user per device, its
+  best configuration: `use_loop_selectors=True` (beyond ~340 connections paho's select() fails otherwise),
+  task = publish + `wait_for_publish()`, `wait_time = constant(0)`; PUBCOMPs counted from its request events;
+- paho: bare paho Clients, no gevent, ONE thread running an epoll selector over every socket and paho's
+  external-loop API (loop_read / loop_write / loop_misc): the honest best bare-paho way for 1,000 clients
+  (loop_start() would mean 1,000 threads and select() fails for fds >= 1024).
+
+Runs alternate (A B C D A B C D ...) so machine drift hits every system alike; medians of the rounds; ratios
+fleetsim/MqttUser and fleetsim/paho. Goals at 1,000 devices: lean >= 2.0x MqttUser, >= 0.8x bare paho.
+Prints a table and JSON; writes bench/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_CHILD = sys.argv[sys.argv.index("--child") + 1] if "--child" in sys.argv else None
+if _CHILD in ("lean", "sdk"):  # before anything imports threading/socket, as Locust does on import
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
+    OTA_VALUE,
+    alternate,
+    cpu_seconds,
+    credentials_dir,
+    emit,
+    host_info,
+    median,
+    ota_payload,
+    ota_topic,
+    provision,
+    raise_fd_limit,
+    ratio,
+    run_child,
+    save_result,
+    start_backend,
+    text_table,
+    tls_context,
+)
+
+__all__ = ["main"]
+
+SYSTEMS = ("lean", "sdk", "mqttuser", "paho")
+OTA_EVENT = "io.edgehog.devicemanager.OTAEvent"
+SDK_SEED_OFFSET = 1000
+GOALS = {"lean/mqttuser": ">= 2.0", "lean/paho": ">= 0.8"}  # at 1,000 devices (issue 8)
+
+
+# ---- children ------------------------------------------------------------------------------------------
+
+def _ids(args: argparse.Namespace, seed_offset: int = 0) -> list[str]:
+    from simulator.ids import device_id
+
+    return [device_id(args.seed + seed_offset, i) for i in range(args.devices)]
+
+
+def _window(acked: Callable[[], int], warmup_s: float, seconds: float, sleep: Callable[[float], None]
+            ) -> dict[str, Any]:
+    """PUBCOMPs per second and CPU in [warm-up end, + seconds]."""
+    sleep(warmup_s)  # the measurement window itself (benchmark timing, not waiting for logic)
+    a0, c0, t0 = acked(), cpu_seconds(), time.monotonic()
+    sleep(seconds)
+    a1, c1, t1 = acked(), cpu_seconds(), time.monotonic()
+    n, wall, cpu = a1 - a0, t1 - t0, c1 - c0
+    return {"events_per_s": round(n / wall, 1), "acked_in_window": n, "window_s": round(wall, 3),
+            "cpu_core_fraction": round(cpu / wall, 3), "cpu_us_per_event": round(cpu / max(1, n) * 1e6, 1)}
+
+
+def _closed_loop_gevent(n: int, publish: Callable[[int, Callable[[float, str | None], None]], None],
+                        args: argparse.Namespace) -> dict[str, Any]:
+    """One publish in flight per device; a pump greenlet republishes for every device whose ack arrived."""
+    from collections import deque
+
+    import gevent
+    import gevent.event
+
+    ready: deque[int] = deque(range(n))
+    wake = gevent.event.Event()
+    state = {"acked": 0, "ack_errors": 0, "publish_errors": 0}
+
+    def make_cb(i: int) -> Callable[[float, str | None], None]:
+        def cb(at: float, error: str | None) -> None:
+            state["ack_errors" if error else "acked"] += 1
+            ready.append(i)
+            wake.set()
+        return cb
+
+    callbacks = [make_cb(i) for i in range(n)]
+    running = True
+
+    def pump() -> None:
+        while running:
+            if not ready:
+                wake.clear()
+                wake.wait(0.1)
+                continue
+            for _ in range(len(ready)):
+                i = ready.popleft()
+                try:
+                    publish(i, callbacks[i])
+                except Exception:
+                    state["publish_errors"] += 1
+                    gevent.spawn_later(0.01, ready.append, i)
+            gevent.sleep(0)  # let the I/O greenlet read acks between batches
+
+    g = gevent.spawn(pump)
+    out = _window(lambda: state["acked"], args.warmup, args.seconds, gevent.sleep)
+    running = False
+    g.kill()
+    return {**out, **state}
+
+
+def _endpoint(info: dict[str, Any]) -> Any:
+    from simulator.transports.base import Endpoint
+
+    return Endpoint(realm=info["realm"], pairing_url=info["pairing_url"], agent_jwt=info["agent_jwt"],
+                    ca_file=info["ca_file"], credentials_dir=info["credentials_dir"])
+
+
+def _connect_all(connect: Callable[[str], object], ids: list[str], concurrency: int) -> float:
+    import gevent.pool
+
+    t0 = time.monotonic()
+    gevent.pool.Pool(concurrency).map(connect, ids)
+    return round(time.monotonic() - t0, 2)
+
+
+def child_lean(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    from simulator.interfaces.loader import load_interfaces
+    from simulator.transports.lean import LeanFleet
+
+    ids = _ids(args)
+    fleet = LeanFleet(_endpoint(info), load_interfaces(), revalidate=False, timeout_s=60.0)
+    try:
+        connect_s = _connect_all(lambda d: fleet.transport(d).connect(), ids, 50)
+        devs = [fleet.transport(d) for d in ids]
+
+        def publish(i: int, cb: Callable[[float, str | None], None]) -> None:
+            devs[i].publish(OTA_EVENT, "/event", OTA_VALUE, int(time.time() * 1000), cb)
+
+        return {"connect_s": connect_s, **_closed_loop_gevent(len(devs), publish, args)}
+    finally:
+        fleet.stop()
+
+
+def child_sdk(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    import warnings
+
+    from simulator.interfaces.loader import INTERFACES_DIR
+    from simulator.transports.credentials import CredentialsCache, target_key
+    from simulator.transports.sdk import SdkFleet
+
+    warnings.simplefilter("ignore", DeprecationWarning)  # paho's v1 callback API, used by the SDK
+    # Other ids than the provisioned ones: the SDK registers its devices itself (first run only) and keeps
+    # their secrets in its own cache; the provisioned ids are already registered under the lean cache.
+    ids = _ids(args, SDK_SEED_OFFSET)
+    cache = CredentialsCache(Path(info["credentials_dir"]) / "sdk", target_key(info["realm"], info["pairing_url"]))
+    fleet = SdkFleet(_endpoint(info), INTERFACES_DIR, cache, connect_timeout=120.0)
+    try:
+        devs = [fleet.transport(d) for d in ids]
+        by_id = dict(zip(ids, devs, strict=True))
+        connect_s = _connect_all(lambda d: by_id[d].connect(), ids, 16)
+
+        def publish(i: int, cb: Callable[[float, str | None], None]) -> None:
+            devs[i].publish(OTA_EVENT, "/event", OTA_VALUE, int(time.time() * 1000), cb)
+
+        return {"connect_s": connect_s, **_closed_loop_gevent(len(devs), publish, args)}
+    finally:
+        fleet.stop()
+
+
+def child_mqttuser(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    import itertools
+
+    import gevent
+    from locust import constant, task
+    from locust.contrib.mqtt import MqttUser
+    from locust.env import Environment
+
+    from simulator.transports.credentials import CredentialsCache, target_key
+
+    ids = _ids(args)
+    cache = CredentialsCache(Path(info["credentials_dir"]), target_key(info["realm"], info["pairing_url"]))
+    payload = ota_payload()
+    numbering = itertools.count()
+    counts = {"publish_ok": 0, "publish_fail": 0, "connected": 0, "connect_fail": 0}
+
+    class DeviceMqttUser(MqttUser):
+        host = info["host"]
+        port = int(info["port"])
+        use_loop_selectors = True  # MqttUser's own switch for > ~340 connections
+        wait_time = constant(0)
+
+        def __init__(self, environment: Any) -> None:
+            dev = ids[next(numbering)]
+            # one certificate per device: an instance attribute read by MqttUser.__init__
+            self.tls_context = tls_context(info["ca_file"], cache.cert_path(dev), cache.key_path(dev))
+            self.topic = ota_topic(info["realm"], dev)
+            super().__init__(environment)
+
+        @task
+        def publish(self) -> None:
+            if not self.client.is_connected():
+                gevent.sleep(0.01)  # sleep-ok: waiting for connect_async inside a Locust task
+                return
+            self.client.publish(self.topic, payload, qos=2).wait_for_publish(timeout=30)
+
+    def on_request(request_type: str, name: str, exception: Any, **_: Any) -> None:
+        kind = "publish" if name.startswith("publish") else "connect" if name == "connect" else None
+        if kind == "publish":
+            counts["publish_fail" if exception else "publish_ok"] += 1
+        elif kind == "connect":
+            counts["connect_fail" if exception else "connected"] += 1
+
+    env = Environment(user_classes=[DeviceMqttUser])
+    env.events.request.add_listener(on_request)
+    runner = env.create_local_runner()
+    t0 = time.monotonic()
+    runner.start(len(ids), spawn_rate=len(ids))
+    deadline = t0 + 120
+    while counts["connected"] + counts["connect_fail"] < len(ids) and time.monotonic() < deadline:
+        gevent.sleep(0.05)  # sleep-ok: polling Locust's connect events, bounded by the deadline
+    connect_s = round(time.monotonic() - t0, 2)
+    out = _window(lambda: counts["publish_ok"], args.warmup, args.seconds, gevent.sleep)
+    runner.quit()
+    return {"connect_s": connect_s, **out, **counts}
+
+
+def child_paho(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    import selectors
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from simulator.transports.credentials import CredentialsCache, target_key
+
+    ids = _ids(args)
+    cache = CredentialsCache(Path(info["credentials_dir"]), target_key(info["realm"], info["pairing_url"]))
+    payload = ota_payload()
+    sel = selectors.DefaultSelector()  # epoll: no fd limit
+    ready: list[mqtt.Client] = []
+    state = {"acked": 0, "connected": 0}
+    topics: dict[mqtt.Client, str] = {}
+    masks: dict[mqtt.Client, int] = {}
+
+    def on_publish(c: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        state["acked"] += 1
+        ready.append(c)
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        state["connected"] += 1
+        ready.append(c)
+
+    def sync(c: mqtt.Client) -> None:
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.want_write() else 0)
+        if masks.get(c) != want:
+            sel.modify(c.socket(), want, c)
+            masks[c] = want
+
+    t0 = time.monotonic()
+    for dev in ids:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", clean_session=True)  # as the SDK
+        c.tls_set_context(tls_context(info["ca_file"], cache.cert_path(dev), cache.key_path(dev)))
+        c.on_publish, c.on_connect = on_publish, on_connect
+        c.connect(info["host"], int(info["port"]), keepalive=60)  # TCP + TLS handshake, CONNECT queued
+        topics[c] = ota_topic(info["realm"], dev)
+        sel.register(c.socket(), selectors.EVENT_READ | selectors.EVENT_WRITE, c)
+        masks[c] = selectors.EVENT_READ | selectors.EVENT_WRITE
+
+    def serve(timeout: float) -> None:
+        for key, mask in sel.select(timeout):
+            c = key.data
+            if mask & selectors.EVENT_READ:
+                c.loop_read()
+                sock = c.socket()
+                while sock is not None and sock.pending():  # TLS bytes already decrypted: epoll won't say
+                    c.loop_read()
+            if mask & selectors.EVENT_WRITE:
+                c.loop_write()
+            sync(c)
+        for c in ready:
+            c.publish(topics[c], payload, qos=2)  # not inside a callback: paho writes it at once
+            sync(c)
+        ready.clear()
+
+    last_misc = time.monotonic()
+    while state["connected"] < len(ids) and time.monotonic() - t0 < 120:
+        serve(0.05)
+    connect_s = round(time.monotonic() - t0, 2)
+    end_warm = time.monotonic() + args.warmup
+    while time.monotonic() < end_warm:
+        serve(0.05)
+    a0, c0, w0 = state["acked"], cpu_seconds(), time.monotonic()
+    end = w0 + args.seconds
+    while time.monotonic() < end:
+        serve(0.05)
+        if time.monotonic() - last_misc > 1.0:  # keepalive / retries, as loop() does each pass
+            for c in topics:
+                c.loop_misc()
+            last_misc = time.monotonic()
+    a1, c1, w1 = state["acked"], cpu_seconds(), time.monotonic()
+    for c in topics:
+        c.disconnect()
+    n, wall = a1 - a0, w1 - w0
+    return {"connect_s": connect_s, "connected": state["connected"], "events_per_s": round(n / wall, 1),
+            "acked_in_window": n, "window_s": round(wall, 3), "cpu_core_fraction": round((c1 - c0) / wall, 3),
+            "cpu_us_per_event": round((c1 - c0) / max(1, n) * 1e6, 1)}
+
+
+CHILDREN = {"lean": child_lean, "sdk": child_sdk, "mqttuser": child_mqttuser, "paho": child_paho}
+
+
+# ---- parent --------------------------------------------------------------------------------------------
+
+def summarize(runs: list[dict[str, Any]], sizes: list[int], systems: list[str]) -> dict[str, Any]:
+    """Medians per (size, system) and the ratios of lean (and sdk) to MqttUser and to bare paho."""
+    out: dict[str, Any] = {}
+    for size in sizes:
+        per: dict[str, Any] = {}
+        for system in systems:
+            samples = [r.get("events_per_s") for r in runs if r["devices"] == size and r["system"] == system]
+            cpu = [r.get("cpu_us_per_event") for r in runs if r["devices"] == size and r["system"] == system]
+            per[system] = {"events_per_s_median": median(samples), "samples": samples,
+                           "cpu_us_per_event_median": median(cpu),
+                           "failed_runs": sum(1 for s in samples if s is None)}
+        med = {s: per[s]["events_per_s_median"] for s in systems}
+        ratios = {f"{a}/{b}": ratio(med.get(a), med.get(b)) for a in ("lean", "sdk") for b in ("mqttuser", "paho")
+                  if a in systems and b in systems}
+        out[str(size)] = {"systems": per, "ratios": ratios}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="100,1000", help="device counts, comma separated")
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (median over them)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="measurement window per run (s)")
+    ap.add_argument("--warmup", type=float, default=1.0, help="publishing before the window (s)")
+    ap.add_argument("--quick", action="store_true", help="3 rounds of 2 s (about 3-5 minutes)")
+    ap.add_argument("--collector", action="store_true", help="keep the embedded collector subscribed")
+    ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument("--devices", type=int, default=100, help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=SYSTEMS, help=argparse.SUPPRESS)
+    ap.add_argument("--info", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        raise_fd_limit(args.devices * 3 + 200)
+        emit(CHILDREN[args.child](json.loads(args.info), args))
+        return 0
+    if args.quick:
+        args.rounds, args.seconds = 3, 2.0
+    sizes = [int(s) for s in args.sizes.split(",")]
+    systems = [s for s in args.systems.split(",") if s]
+    backend = start_backend("bench", collector=args.collector)
+    runs: list[dict[str, Any]] = []
+    try:
+        info = backend.info
+        from simulator.ids import device_id
+
+        t0 = time.monotonic()
+        provision(info, [device_id(args.seed, i) for i in range(max(sizes))])
+        provision_s = round(time.monotonic() - t0, 1)
+        child_info = json.dumps({
+            "realm": info.realm, "pairing_url": info.pairing_url, "agent_jwt": info.agent_jwt,
+            "ca_file": info.ca_file, "host": info.broker_host, "port": info.broker_port,
+            "credentials_dir": str(credentials_dir(info.realm))})
+        for size in sizes:
+            for rnd, system in alternate(systems, args.rounds):
+                res = run_child([__file__, "--child", system, "--devices", str(size), "--seconds",
+                                 str(args.seconds), "--warmup", str(args.warmup), "--seed", str(args.seed),
+                                 "--info", child_info], timeout_s=240 + size * 0.2)
+                res.update(system=system, devices=size, round=rnd)
+                runs.append(res)
+                print(f"throughput: {size:>5} devices  {system:<8} round {rnd}: "
+                      f"{res.get('events_per_s', res.get('error'))} events/s", file=sys.stderr, flush=True)
+    finally:
+        backend.stop()
+    summary = summarize(runs, sizes, systems)
+    top = str(max(sizes))
+    goals = {name: {"goal": goal, "value": summary[top]["ratios"].get(name), "devices": int(top)}
+             for name, goal in GOALS.items()}
+    doc = {"bench": "throughput", "definition": "PUBCOMPs per second, closed loop, 1 QoS 2 publish in flight "
+           "per device, 153-byte OTAEvent, mosquitto with mTLS", "host": host_info(),
+           "provision_s": provision_s, "params": {k: getattr(args, k) for k in ("rounds", "seconds", "warmup",
+                                                                               "collector", "seed")},
+           "summary": summary, "goals": goals, "runs": runs}
+    rows = [{"devices": int(size), "system": system, "events/s (median)": per["events_per_s_median"],
+             "cpu us/event": per["cpu_us_per_event_median"], "failed runs": per["failed_runs"]}
+            for size, block in summary.items() for system, per in block["systems"].items()]
+    rows += [{"devices": int(size), "system": name, "events/s (median)": value}
+             for size, block in summary.items() for name, value in block["ratios"].items()]
+    print(text_table(rows, ["devices", "system", "events/s (median)", "cpu us/event", "failed runs"]),
+          file=sys.stderr)
+    save_result("throughput", doc)
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The arrival log a trigger observer keeps (AMQP or webhook): OTAEvents -> ArrivalRecords, thread-safe.
+
+The EventKey occurrence is counted per (device, requestUUID, status, statusProgress) in arrival order, from 0,
+exactly like the embedded collector (simulator.backend.collector) and the sender (simulator.lifecycle.plans
+Occurrences), so the send log and this arrival log join (DESIGN.md principle 7). `t_ms` is the trigger's event
+timestamp, which for OTAEvent (explicit_timestamp) is the device's `t` (PROTOCOL.md section 3); when a trigger
+carries none, the BSON `t` is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, EventKey
+from simulator.records import ArrivalRecord
+
+__all__ = ["ArrivalBook"]
+
+
+class ArrivalBook:
+    """Arrivals in order, with per-reason counts of what was not an OTAEvent arrival."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[ArrivalRecord] = []
+        self._occurrences: Counter[tuple[str, str, str, int]] = Counter()
+        self.ignored: Counter[str] = Counter()  # reason -> messages not turned into arrivals
+
+    def ignore(self, reason: str) -> None:
+        with self._lock:
+            self.ignored[reason] += 1
+
+    def add(self, *, device_id: str, interface: str, path: str, value: Any, t_ms: int | None, arrival: float,
+            qos: int = 2) -> ArrivalRecord | None:
+        """Record one data event if it is an OTAEvent object; None (and a count) otherwise."""
+        if interface != OTA_EVENT_INTERFACE:
+            self.ignore("other_interface")
+            return None
+        if path != OTA_EVENT_PATH or not isinstance(value, Mapping):
+            self.ignore("not_an_ota_event_object")
+            return None
+        uuid, status, progress = value.get("requestUUID"), value.get("status"), value.get("statusProgress", 0)
+        if not isinstance(uuid, str) or not isinstance(status, str) or isinstance(progress, bool) \
+                or not isinstance(progress, int):
+            self.ignore("malformed_ota_event")
+            return None
+        code = value.get("statusCode", "")
+        with self._lock:
+            base = (device_id, uuid, status, progress)
+            occurrence = self._occurrences[base]
+            self._occurrences[base] = occurrence + 1
+            key: EventKey = (*base, occurrence)
+            record = ArrivalRecord(key, arrival, t_ms, qos, code if isinstance(code, str) else "")
+            self._records.append(record)
+        return record
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def records(self, since: int = 0) -> list[ArrivalRecord]:
+        with self._lock:
+            return self._records[since:]

@@ -1,0 +1,198 @@
+"""Play a replay file through the same Locust runner as `fleetsim run`, to any target, with either transport.
+
+The file becomes a `FleetPlan` (simulator.plan) whose per-device action lists are the recorded entries: the
+device runner (simulator.generator.fleet.drive_device) plays them on the same absolute grid as a planned run,
+so per-device order and inter-event gaps are those of the recording, divided by `speed`. requestUUIDs,
+statuses, progress, codes and messages are published as recorded; `reboot` entries really disconnect the
+device for `offline / speed` seconds (it reconnects and redoes the Astarte handshake); `property` entries set
+device-owned properties. EventKey occurrences are recounted per device exactly like the planner does, so the
+send log and the observer's arrival log join as in any run (DESIGN.md principle 7). One generator process:
+a replay is a QA tool, not a load ramp (the worker protocol rebuilds plans from a scenario and its seed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from simulator.errors import ConfigError, ConfigErrors, UsageError
+from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, ActionKind, PlannedAction
+from simulator.ids import is_device_id
+from simulator.plan import FleetPlan, PlannedOperation
+from simulator.replay.replay_file import (
+    ReplayEntry,
+    ReplayEvent,
+    ReplayHeader,
+    ReplayReboot,
+    devices_in_order,
+)
+from simulator.scenario.model import FleetSpec, Scenario
+
+__all__ = ["build_replay_plan", "read_devices_map", "replay_scenario", "replay_session"]
+
+log = logging.getLogger("fleetsim.replay")
+
+
+def _us(seconds: float, speed: float) -> int:
+    return round(seconds / speed * 1e6)
+
+
+def build_replay_plan(entries: Sequence[ReplayEntry], speed: float = 1.0,
+                      devices_map: Mapping[str, str] | None = None, source: str = "replay") -> FleetPlan:
+    """The FleetPlan that plays `entries` (offsets from the earliest entry, divided by `speed`)."""
+    if not speed > 0:
+        raise UsageError(f"--speed: must be > 0, got {speed}")
+    if not entries:
+        raise UsageError(f"{source}: no entries to replay")
+    mapping = dict(devices_map or {})
+    recorded = devices_in_order(entries)
+    ids = [mapping.get(d, d) for d in recorded]
+    bad = [ConfigError(source, 0, "device", f"{d!r} is not an Astarte device id (22 base64url characters); "
+                       "map it with --devices-map") for d in ids if not is_device_id(d)]
+    if len(set(ids)) != len(ids):
+        bad.append(ConfigError(source, 0, "device", "--devices-map sends two recorded devices to the same id"))
+    if bad:
+        raise ConfigErrors(bad)
+    index = {d: i for i, d in enumerate(recorded)}
+    t0 = min(e.at for e in entries)
+    actions: list[list[PlannedAction]] = [[] for _ in recorded]
+    seen: list[Counter[tuple[str, str, int]]] = [Counter() for _ in recorded]
+    spans: dict[tuple[int, str], list[int]] = defaultdict(list)  # (device, uuid) -> offsets of its events
+    finals: dict[tuple[int, str], str] = {}
+    for entry in sorted(entries, key=lambda e: e.at):  # stable: file order at equal times
+        dev = index[entry.device]
+        offset = _us(entry.at - t0, speed)
+        if isinstance(entry, ReplayEvent):
+            triple = (entry.request_uuid, entry.status, entry.progress)
+            occurrence = seen[dev][triple]
+            seen[dev][triple] += 1
+            value = {"requestUUID": entry.request_uuid, "status": entry.status, "statusProgress": entry.progress,
+                     "statusCode": entry.code, "message": entry.message}
+            actions[dev].append(PlannedAction(dev, offset, ActionKind.PUBLISH, OTA_EVENT_INTERFACE,
+                                              OTA_EVENT_PATH, value, occurrence=occurrence))
+            spans[(dev, entry.request_uuid)].append(offset)
+            if entry.status in ("Success", "Failure"):
+                finals[(dev, entry.request_uuid)] = entry.status.lower()
+        elif isinstance(entry, ReplayReboot):
+            actions[dev].append(PlannedAction(dev, offset, ActionKind.REBOOT, "", "", None,
+                                              duration_us=_us(entry.offline, speed)))
+        else:
+            actions[dev].append(PlannedAction(dev, offset, ActionKind.PROPERTY, entry.interface, entry.path,
+                                              entry.value))
+    end = max((a.offset_us + a.duration_us for acts in actions for a in acts), default=0)
+    operations = tuple(sorted(
+        (PlannedOperation(device=dev, uuid=uuid, start_us=min(offs), end_us=max(offs),
+                          outcome=finals.get((dev, uuid), "unfinished"), mix="replay")
+         for (dev, uuid), offs in spans.items()), key=lambda op: (op.start_us, op.device)))
+    return FleetPlan(seed=0, device_ids=tuple(ids), cut_us=end, operations=operations, dropped=0,
+                     _actions=tuple(tuple(a) for a in actions))
+
+
+def read_devices_map(path: str) -> dict[str, str]:
+    """`--devices-map FILE`: JSON object {recorded id: target id}, or lines `recorded=target` / CSV pairs."""
+    import json
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: unreadable devices map: {exc}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"{path}: not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+            raise UsageError(f"{path}: expected a JSON object of id -> id strings")
+        return dict(doc)
+    out: dict[str, str] = {}
+    errors: list[ConfigError] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        sep = "=" if "=" in line else ","
+        parts = [p.strip() for p in line.split(sep)]
+        if len(parts) != 2 or not all(parts):
+            errors.append(ConfigError(path, number, "", "expected `recorded_id=target_id`"))
+            continue
+        out[parts[0]] = parts[1]
+    if errors:
+        raise ConfigErrors(errors)
+    return out
+
+
+def replay_scenario(header: ReplayHeader, plan: FleetPlan, *, name: str, transport: str, target: str) -> Scenario:
+    """The Scenario a replay runs under (no arrivals or lifecycles of its own: the plan is the recording)."""
+    if transport not in ("lean", "sdk"):
+        raise UsageError(f"--transport: expected lean or sdk, got {transport!r}")
+    return Scenario(name=name, realm=header.realm or "fleetsim", seed=0, fleet=FleetSpec(devices=len(plan.device_ids)),
+                    time_scale=1.0, duration=plan.cut_us / 1e6, transport=transport,  # type: ignore[arg-type]
+                    target=target, mode="self", source=header.source, extra={"replay_note": header.note})
+
+
+def _observer(target: Any) -> Any:
+    """The embedded collector, or the target file's configured observer (as `fleetsim run` picks it)."""
+    if target.kind == "embedded" and target.control_url:
+        from simulator.observers.embedded import CollectorClient
+
+        return CollectorClient(target.control_url)
+    from simulator.generator.target_file import observer_for
+
+    return observer_for(target)
+
+
+def replay_session(plan: FleetPlan, scenario: Scenario, *, results_root: Path, state_dir: Path,
+                   broker: str = "auto", quiet: bool = False, out: TextIO, extra: Mapping[str, Any] | None = None,
+                   ) -> tuple[int, Path]:
+    """Target up, the recording played through Locust, books closed, results written: (exit code, run dir)."""
+    from simulator.generator.finish import finish_run
+    from simulator.generator.target import open_target
+    from simulator.locust_adapter.runner import LocustRun
+    from simulator.metrics.health import GeneratorHealth
+    from simulator.outputs.terminal import format_summary
+
+    @dataclass
+    class ReplayRun(LocustRun):
+        """LocustRun whose plan is the recording (set on the context before the devices are created)."""
+
+        replay_plan: FleetPlan | None = None
+
+        def _drive(self, env: Any, ctx: Any, delivery: Any, devices: int, workers: list[Any]) -> Any:
+            ctx.plan = self.replay_plan
+            return super()._drive(env, ctx, delivery, devices, workers)
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with open_target(scenario.target, scenario.realm, state_dir, broker=broker) as target:
+        if target.realm != scenario.realm:
+            from dataclasses import replace
+
+            scenario = replace(scenario, realm=target.realm)
+        observer = _observer(target)
+        if observer is not None:
+            observer.start()
+        try:
+            run = ReplayRun(scenario=scenario, scenario_path=scenario.source, overrides={}, target=target,
+                            results_root=results_root, quiet=quiet, replay_plan=plan)
+            outcome = run.run()
+            ctx = outcome.ctx
+            health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
+            counters: dict[str, Any] = ctx.fleet.counters() if ctx.fleet is not None else {}
+            recorder = ctx.ensure_recorder()
+            finished = finish_run(
+                scenario=scenario, plan=plan, target=target, recorder=recorder, observer=observer,
+                started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=results_root,
+                health=health, partial=outcome.partial, reason=outcome.reason, fleet_counters=counters,
+                extra={"processes": 1, "replay": dict(extra or {})})
+        finally:
+            if observer is not None:
+                observer.stop()
+    print(format_summary(finished.summary), file=out)
+    print(f"results: {finished.run_dir}", file=out)
+    if outcome.partial:
+        print(f"fleetsim replay: {outcome.reason or 'stopped early'}; partial results written", file=out)
+        return 130, finished.run_dir
+    return 0, finished.run_dir
