@@ -2,9 +2,9 @@
 
     fleetsim replay --record RUN_DIR -o FILE [--scenario SCENARIO]   # a run's events.sent.csv -> FILE
     fleetsim replay --import-appengine ID=EXPORT.json ... -o FILE      # AppEngine OTAEvent exports -> FILE
-    fleetsim replay FILE [--speed X] [--transport lean|sdk] [--target embedded|TARGET_FILE] [--devices-map MAP]
+    fleetsim replay FILE [--speed X] [--transport lean|sdk] [--target embedded|FILE] [--devices-map MAP]
 
-Playing writes results/<UTC timestamp>-replay-<name>/ like a run. File format: simulator/replay/replay_file.py.
+Playing writes results/<UTC timestamp>-replay-<name>/ like a run. Format: simulator/replay/replay_file.py.
 Exit: 0 ok; 2 bad input; 130 interrupted (partial results still written).
 """
 
@@ -20,17 +20,27 @@ HELP = "record a run as a replay file, import an AppEngine export, or replay a r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", help="replay file to play (JSON lines)")
-    parser.add_argument("--record", metavar="RUN_DIR", help="write the replay file of a finished run (needs -o)")
-    parser.add_argument("--scenario", help="with --record: the run's scenario, for exact messages and reboots")
-    parser.add_argument("--import-appengine", dest="import_appengine", nargs="+", metavar="ID=EXPORT",
-                        help="AppEngine OTAEvent export(s) as DEVICE_ID=FILE (or FILE named <id>.json); needs -o")
+    parser.add_argument(
+        "--record", metavar="RUN_DIR", help="write the replay file of a finished run (needs -o)"
+    )
+    parser.add_argument(
+        "--scenario", help="with --record: the run's scenario, for exact messages and reboots"
+    )
+    parser.add_argument(
+        "--import-appengine",
+        dest="import_appengine",
+        nargs="+",
+        metavar="ID=EXPORT",
+        help="AppEngine OTAEvent export(s) as DEVICE_ID=FILE (or FILE named <id>.json); needs -o",
+    )
     parser.add_argument("--realm", default="fleetsim", help="with --import-appengine: the realm to record")
     parser.add_argument("-o", "--output", help="replay file to write (--record, --import-appengine)")
     parser.add_argument("--speed", type=float, default=1.0, help="play X times faster (gaps divided by X)")
     parser.add_argument("--transport", default="lean", help="lean (default) or sdk")
     parser.add_argument("--target", default="embedded", help="'embedded' (default) or a target file")
-    parser.add_argument("--devices-map", dest="devices_map",
-                        help="recorded id -> target id: a JSON object or `old=new` lines")
+    parser.add_argument(
+        "--devices-map", dest="devices_map", help="recorded id -> target id: a JSON object or `old=new` lines"
+    )
     parser.add_argument("--name", help="results name (default: replay-<file stem>)")
     parser.add_argument("--results", default=os.environ.get("FLEETSIM_RESULTS", "results"))
     parser.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"])
@@ -67,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.record or args.import_appengine:
         return _write(args)
     if not args.file:
-        raise UsageError("name a replay file to play, or --record RUN_DIR / --import-appengine ID=FILE with -o")
+        raise UsageError(
+            "name a replay file to play, or --record RUN_DIR / --import-appengine ID=FILE with -o"
+        )
     from simulator.replay.player import build_replay_plan, read_devices_map, replay_scenario, replay_session
     from simulator.replay.replay_file import read_replay
 
@@ -76,8 +88,19 @@ def run(args: argparse.Namespace) -> int:
     plan = build_replay_plan(entries, speed=args.speed, devices_map=mapping, source=args.file)
     name = args.name or f"replay-{Path(args.file).stem}"
     scenario = replay_scenario(header, plan, name=name, transport=args.transport, target=args.target)
-    code, _ = replay_session(plan, scenario, results_root=Path(args.results), state_dir=Path(args.state_dir),
-                             broker=args.broker, quiet=args.quiet, out=sys.stdout,
-                             extra={"file": args.file, "speed": args.speed, "source": header.source,
-                                    "devices_map": args.devices_map or ""})
+    code, _ = replay_session(
+        plan,
+        scenario,
+        results_root=Path(args.results),
+        state_dir=Path(args.state_dir),
+        broker=args.broker,
+        quiet=args.quiet,
+        out=sys.stdout,
+        extra={
+            "file": args.file,
+            "speed": args.speed,
+            "source": header.source,
+            "devices_map": args.devices_map or "",
+        },
+    )
     return code

@@ -4,10 +4,10 @@ Two ways to run it, same engine (proxy_core.ProxyCore):
 - in process: `FaultProxy(...)`: a background thread with its own asyncio loop; control calls return once
   applied on the loop (so "after set_delay() returns, every new chunk is held D ms" holds). Not for a
   gevent-monkey-patched process (its `threading` is greenlets): use the subprocess there.
-- as a subprocess: `python -m simulator.faults.proxy --upstream H:P --delay-ms D --control-port N` prints one
-  JSON line `{"listen_port": .., "control_port": ..}` and takes JSON-line commands on the loopback control port
-  (`{"op": "set_delay", "ms": 5}` -> `{"ok": true, "result": ..}`); proxy_process.ProxyProcess drives it. Its
-  CPU stays off the load generator's core (what the latency benchmarks need).
+- as a subprocess: `python -m simulator.faults.proxy --upstream H:P --delay-ms D --control-port N` prints
+  one JSON line `{"listen_port": .., "control_port": ..}` and takes JSON-line commands on the loopback
+  control port (`{"op": "set_delay", "ms": 5}` -> `{"ok": true, "result": ..}`); proxy_process.ProxyProcess
+  drives it. Its CPU stays off the load generator's core (what the latency benchmarks need).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import threading
@@ -211,7 +212,8 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
     if args.exit_on_stdin_eof:  # the parent died or closed our stdin: never outlive it
-        loop.add_reader(sys.stdin.fileno(), lambda: None if sys.stdin.buffer.read1(4096) else done.set())
+        stdin_fd = sys.stdin.fileno()
+        loop.add_reader(stdin_fd, lambda: None if os.read(stdin_fd, 4096) else done.set())
     ready = {"listen_port": core.port, "control_port": server.sockets[0].getsockname()[1]}
     print(json.dumps(ready), flush=True)
     await done.wait()
@@ -220,9 +222,11 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator.faults.proxy", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m simulator.faults.proxy",
+                                     description="fault-injecting TCP proxy (simulator.faults.proxy)")
     parser.add_argument("--upstream", type=parse_hostport, required=True, help="HOST:PORT of the broker")
-    parser.add_argument("--listen", type=parse_hostport, default=("127.0.0.1", 0), help="HOST:PORT (port 0: any)")
+    parser.add_argument("--listen", type=parse_hostport, default=("127.0.0.1", 0),
+                        help="HOST:PORT (port 0: any)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="hold time per chunk, each direction")
     parser.add_argument("--control-port", type=int, default=0, help="loopback port of the control protocol")
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when stdin closes")

@@ -14,6 +14,7 @@ Runs on one loop thread; the public wrappers are in proxy.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import socket
@@ -38,17 +39,15 @@ def _rst(transport: asyncio.BaseTransport | None) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-        except OSError:
-            pass
     transport.abort()  # type: ignore[attr-defined]
 
 
 class _Conn:
     """One proxied connection: the accepted client socket and the socket to upstream."""
 
-    __slots__ = ("client", "dead", "lost", "pending", "queued", "last", "upstream")
+    __slots__ = ("client", "dead", "last", "lost", "pending", "queued", "upstream")
 
     def __init__(self) -> None:
         self.client: asyncio.Transport | None = None

@@ -10,6 +10,7 @@ the clock asyncio's `loop.time()` uses, so deadlines computed from either are co
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -24,11 +25,11 @@ _TFD_TIMER_ABSTIME = 1
 
 
 class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]  # noqa: RUF012 (ctypes idiom)
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 class _Itimerspec(ctypes.Structure):
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]  # noqa: RUF012 (ctypes idiom)
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -88,10 +89,8 @@ class TimerFd:
 
     def consume(self) -> None:
         """Read the expiry count so the fd stops being readable (EAGAIN when already consumed)."""
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(self.fd, 8)
-        except BlockingIOError:
-            pass
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -34,7 +34,7 @@ class TargetInfo:
     broker_kind: str = ""
     admin_cert: str = ""
     admin_key: str = ""
-    target_file: str = ""  # a real Astarte: the target file, re-read by target_file.observer_for (no secrets here)
+    target_file: str = ""  # a real Astarte: its target file, re-read by target_file.observer_for (no secret)
 
     def endpoint(self) -> Endpoint:
         return Endpoint(realm=self.realm, pairing_url=self.pairing_url, agent_jwt=self.agent_jwt,

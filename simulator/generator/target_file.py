@@ -1,10 +1,10 @@
 """A real Astarte as the target: the target file (YAML) -> TargetInfo, and the observer it configures.
 
-    pairing_url: https://api.astarte.example.com/pairing   # the SDK's pairing_base_url (PROTOCOL.md section 2)
+    pairing_url: https://api.astarte.example.com/pairing   # the SDK's pairing_base_url (PROTOCOL.md 2)
     realm: staging
     agent_jwt: ${ASTARTE_PAIRING_JWT}      # a Pairing API token (claim a_pa) ...
     realm_private_key: ./staging.key       # ... or the realm's private key (PEM): fleetsim signs the token
-    ca_file: ./astarte-ca.pem              # verify HTTPS and mqtts with this CA bundle (default: system store)
+    ca_file: ./astarte-ca.pem              # verify HTTPS and mqtts with it (default: system CAs)
     ignore_ssl_errors: false               # or true, for a self-signed staging (not with ca_file)
     device_id_prefix: fleetsim             # optional: sequential ids start with these bytes (<= 12)
     credentials_dir: .fleetsim/credentials # optional; default <state dir>/credentials
@@ -42,11 +42,28 @@ from simulator.generator.target import TargetInfo
 from simulator.observers.base import Observer
 from simulator.scenario.nodes import NodeReader, line_of
 
-__all__ = ["ObserverConfig", "TargetFile", "load_observer_config", "load_target_file", "observer_for",
-           "read_target_file", "sign_agent_jwt"]
+__all__ = [
+    "ObserverConfig",
+    "TargetFile",
+    "load_observer_config",
+    "load_target_file",
+    "observer_for",
+    "read_target_file",
+    "sign_agent_jwt",
+]
 
-TOP_KEYS = ("pairing_url", "realm", "agent_jwt", "realm_private_key", "ca_file", "ignore_ssl_errors",
-            "device_id_prefix", "credentials_dir", "broker_url", "observer")
+TOP_KEYS = (
+    "pairing_url",
+    "realm",
+    "agent_jwt",
+    "realm_private_key",
+    "ca_file",
+    "ignore_ssl_errors",
+    "device_id_prefix",
+    "credentials_dir",
+    "broker_url",
+    "observer",
+)
 AMQP_KEYS = ("kind", "url", "exchange", "queue", "routing_key", "prefetch")
 WEBHOOK_KEYS = ("kind", "host", "port", "path")
 TOKEN_TTL_S = 24 * 3600  # a signed agent token outlives any run; Astarte checks `exp` when present
@@ -139,11 +156,17 @@ def _compose(source: str, text: str) -> Node:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = int(mark.line) + 1 if mark is not None else 0
-        raise ConfigErrors([ConfigError(source, line, "", f"YAML syntax error: {getattr(exc, 'problem', exc)}")]) \
-            from None
+        raise ConfigErrors(
+            [ConfigError(source, line, "", f"YAML syntax error: {getattr(exc, 'problem', exc)}")]
+        ) from None
     if root is None or (isinstance(root, ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
-        raise ConfigErrors([ConfigError(source, 0, "", "the target file is empty (see docs in "
-                                                       "simulator/generator/target_file.py)")])
+        raise ConfigErrors(
+            [
+                ConfigError(
+                    source, 0, "", "the target file is empty (see docs in simulator/generator/target_file.py)"
+                )
+            ]
+        )
     return root
 
 
@@ -165,7 +188,11 @@ def _observer(rd: _Reader, node: Node) -> ObserverConfig | None:
         return None
     for key, value in keys.items():
         if key not in allowed:
-            r.error(line_of(value), f"observer.{key}", f"not a {kind} observer setting (allowed: {', '.join(allowed)})")
+            r.error(
+                line_of(value),
+                f"observer.{key}",
+                f"not a {kind} observer setting (allowed: {', '.join(allowed)})",
+            )
     if not r.require(node, keys, "observer", required):
         return None
     out: dict[str, Any] = {"kind": kind}
@@ -178,8 +205,11 @@ def _observer(rd: _Reader, node: Node) -> ObserverConfig | None:
             out["prefetch"] = r.integer(keys["prefetch"], "observer.prefetch")
         exchange = out.get("exchange")
         if isinstance(exchange, str) and not exchange.startswith("astarte_events_"):
-            r.error(line_of(keys["exchange"]), "observer.exchange",
-                    f"Astarte publishes only to exchanges named astarte_events_<realm>_<suffix>, got {exchange!r}")
+            r.error(
+                line_of(keys["exchange"]),
+                "observer.exchange",
+                f"Astarte publishes only to astarte_events_<realm>_<suffix> exchanges, got {exchange!r}",
+            )
     else:
         if "host" in keys:
             out["host"] = rd.text(keys["host"], "observer.host")
@@ -217,8 +247,11 @@ def read_target_file(path: Path, state_dir: Path, env: Mapping[str, str] | None 
     pairing = rd.url(keys["pairing_url"], "pairing_url", ("http", "https")) if "pairing_url" in keys else None
     realm = rd.text(keys["realm"], "realm") if "realm" in keys else None
     if realm is not None and not _REALM.match(realm):
-        r.error(line_of(keys["realm"]), "realm", f"not an Astarte realm name (lowercase letters and digits, "
-                                                  f"starting with a letter): {realm!r}")
+        r.error(
+            line_of(keys["realm"]),
+            "realm",
+            f"not an Astarte realm name (lowercase letters and digits, starting with a letter): {realm!r}",
+        )
     if "broker_url" in keys:
         rd.url(keys["broker_url"], "broker_url", ("mqtts", "ssl"))
     jwt_token = ""
@@ -234,10 +267,15 @@ def read_target_file(path: Path, state_dir: Path, env: Mapping[str, str] | None 
             try:
                 jwt_token = sign_agent_jwt((base / key_path).read_bytes())
             except OSError as exc:
-                r.error(line_of(keys["realm_private_key"]), "realm_private_key", f"cannot read {key_path}: {exc}")
+                r.error(
+                    line_of(keys["realm_private_key"]), "realm_private_key", f"cannot read {key_path}: {exc}"
+                )
             except (ValueError, TypeError) as exc:
-                r.error(line_of(keys["realm_private_key"]), "realm_private_key",
-                        f"{key_path}: not a usable PEM private key ({exc})")
+                r.error(
+                    line_of(keys["realm_private_key"]),
+                    "realm_private_key",
+                    f"{key_path}: not a usable PEM private key ({exc})",
+                )
     ca_file = ""
     if "ca_file" in keys:
         ca_text = rd.text(keys["ca_file"], "ca_file")
@@ -245,22 +283,37 @@ def read_target_file(path: Path, state_dir: Path, env: Mapping[str, str] | None 
             ca_file = str(base / ca_text)
             if not Path(ca_file).is_file():
                 r.error(line_of(keys["ca_file"]), "ca_file", f"no such file: {ca_file}")
-    ignore = r.boolean(keys["ignore_ssl_errors"], "ignore_ssl_errors") if "ignore_ssl_errors" in keys else False
+    ignore = (
+        r.boolean(keys["ignore_ssl_errors"], "ignore_ssl_errors") if "ignore_ssl_errors" in keys else False
+    )
     if ignore and ca_file:
-        r.error(line_of(keys["ignore_ssl_errors"]), "ignore_ssl_errors", "give ca_file or ignore_ssl_errors, not both")
+        r.error(
+            line_of(keys["ignore_ssl_errors"]),
+            "ignore_ssl_errors",
+            "give ca_file or ignore_ssl_errors, not both",
+        )
     prefix = rd.text(keys["device_id_prefix"], "device_id_prefix") if "device_id_prefix" in keys else ""
     if prefix and len(prefix.encode("utf-8")) > 12:
-        r.error(line_of(keys["device_id_prefix"]), "device_id_prefix",
-                f"at most 12 bytes fit in a 16-byte id with a 4-byte index, got {len(prefix.encode())}")
+        r.error(
+            line_of(keys["device_id_prefix"]),
+            "device_id_prefix",
+            f"at most 12 bytes fit in a 16-byte id with a 4-byte index, got {len(prefix.encode())}",
+        )
     creds = rd.text(keys["credentials_dir"], "credentials_dir") if "credentials_dir" in keys else None
     observer = _observer(rd, keys["observer"]) if "observer" in keys else None
     if r.errors:
         raise ConfigErrors(sorted(r.errors, key=lambda e: e.line))
     assert pairing is not None and realm is not None
-    info = TargetInfo(kind="astarte", realm=realm, pairing_url=pairing.rstrip("/"), agent_jwt=jwt_token,
-                      ca_file=ca_file, ignore_ssl_errors=bool(ignore),
-                      credentials_dir=str(base / creds) if creds else str(state_dir / "credentials"),
-                      target_file=str(Path(path).resolve()))
+    info = TargetInfo(
+        kind="astarte",
+        realm=realm,
+        pairing_url=pairing.rstrip("/"),
+        agent_jwt=jwt_token,
+        ca_file=ca_file,
+        ignore_ssl_errors=bool(ignore),
+        credentials_dir=str(base / creds) if creds else str(state_dir / "credentials"),
+        target_file=str(Path(path).resolve()),
+    )
     return TargetFile(info=info, observer=observer, device_id_prefix=prefix or "")
 
 
@@ -283,8 +336,14 @@ def observer_for(target: TargetInfo) -> Observer | None:
     if config.kind == "amqp":
         from simulator.observers.amqp_trigger import AmqpTriggerObserver
 
-        return AmqpTriggerObserver(config.url, config.exchange, queue=config.queue, routing_key=config.routing_key,
-                                   prefetch=config.prefetch, realm=target.realm)
+        return AmqpTriggerObserver(
+            config.url,
+            config.exchange,
+            queue=config.queue,
+            routing_key=config.routing_key,
+            prefetch=config.prefetch,
+            realm=target.realm,
+        )
     from simulator.observers.webhook_trigger import WebhookObserver
 
     return WebhookObserver(host=config.host, port=config.port, path=config.path, realm=target.realm)

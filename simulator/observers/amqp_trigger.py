@@ -1,11 +1,11 @@
-"""Observer for a real Astarte: consume the SimpleEvents an AMQP trigger action publishes (PROTOCOL.md section 3).
+"""Observer for a real Astarte: the SimpleEvents an AMQP trigger action publishes (PROTOCOL.md section 3).
 
 Astarte publishes each event of an `amqp_exchange` trigger action to the exchange
-`astarte_events_<realm>_<suffix>` (vhost `/_<realm>` since Astarte 1.3; astarte doc 060-triggers.md "AMQP 0-9-1
+`astarte_events_<realm>_<suffix>` (vhost `/_<realm>` since Astarte 1.3; doc 060-triggers.md "AMQP 0-9-1
 Actions") with the action's `amqp_routing_key` and the headers `x_astarte_realm`, `x_astarte_device_id`,
 `x_astarte_event_type`; the body is a protobuf SimpleEvent (simulator.observers.simple_event). This observer
 binds a queue to that exchange with the routing key and turns each OTAEvent into an ArrivalRecord stamped at
-reception (the lowest-overhead way to see arrivals; AppEngine polling would add a hop and lose reception time).
+reception (the lowest-overhead way to see arrivals; AppEngine polling adds a hop and loses reception time).
 
 The exchange is declared passively: Astarte creates it when the trigger is installed (trigger propagation can
 take up to 10 minutes), and redeclaring it with other arguments would close the channel. A queue name given
@@ -15,6 +15,7 @@ exclusive queue. pika is not thread-safe, so every call on the connection happen
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -37,8 +38,17 @@ _DATA_EVENTS = ("incoming_data_event", "value_stored_event")
 class AmqpTriggerObserver:
     name = "amqp-trigger"
 
-    def __init__(self, url: str, exchange: str, *, queue: str = "", routing_key: str = "fleetsim",
-                 prefetch: int = 1000, realm: str = "", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        exchange: str,
+        *,
+        queue: str = "",
+        routing_key: str = "fleetsim",
+        prefetch: int = 1000,
+        realm: str = "",
+        clock: Clock | None = None,
+    ) -> None:
         self.url, self.exchange, self.queue, self.routing_key = url, exchange, queue, routing_key
         self.prefetch, self.realm = prefetch, realm
         self._clock: Clock = clock or MonotonicClock()
@@ -56,7 +66,9 @@ class AmqpTriggerObserver:
         self._thread.start()
         if not self._ready.wait(CONNECT_TIMEOUT_S) or self._error:
             self.stop()
-            raise UsageError(f"AMQP observer: {self._error or 'no connection within %.0f s' % CONNECT_TIMEOUT_S}")
+            raise UsageError(
+                f"AMQP observer: {self._error or f'no connection within {CONNECT_TIMEOUT_S:.0f} s'}"
+            )
 
     def stop(self) -> None:
         self._stop.set()
@@ -86,8 +98,10 @@ class AmqpTriggerObserver:
             try:
                 channel.exchange_declare(self.exchange, passive=True)
             except pika.exceptions.ChannelClosedByBroker as exc:
-                raise RuntimeError(f"exchange {self.exchange!r} not found on {_safe(self.url)} ({exc.reply_text}); "
-                                   "install the trigger first: fleetsim triggers --install") from None
+                raise RuntimeError(
+                    f"exchange {self.exchange!r} not found on {_safe(self.url)} ({exc.reply_text}); "
+                    "install the trigger first: fleetsim triggers --install"
+                ) from None
             if self.queue:
                 declared = channel.queue_declare(self.queue, auto_delete=True)
             else:
@@ -106,10 +120,8 @@ class AmqpTriggerObserver:
             self._ready.set()
         finally:
             if connection is not None and connection.is_open:
-                try:
+                with contextlib.suppress(Exception):  # closing a broken connection: nothing more to do
                     connection.close()
-                except Exception:  # closing a broken connection: nothing more to do
-                    pass
 
     def _on_message(self, _channel: Any, _method: Any, properties: Any, body: bytes) -> None:
         arrival = self._clock.wall()  # first: latency is measured to this instant
@@ -137,8 +149,14 @@ class AmqpTriggerObserver:
             return None
         device = event.device_id or _header(headers, "x_astarte_device_id")
         t_ms = event.timestamp_ms if event.timestamp_ms is not None else bson_t
-        return self.book.add(device_id=device, interface=event.interface, path=event.path, value=value,
-                             t_ms=t_ms, arrival=arrival)
+        return self.book.add(
+            device_id=device,
+            interface=event.interface,
+            path=event.path,
+            value=value,
+            t_ms=t_ms,
+            arrival=arrival,
+        )
 
 
 def _header(headers: dict[str, Any], name: str) -> str:

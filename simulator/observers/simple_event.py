@@ -11,7 +11,8 @@ needs. Field numbers from astarte_core lib/astarte_core/triggers/simple_events/ 
       optional string realm = 4;                }
       optional string device_id = 5;
       optional int64 timestamp = 18;
-      oneof event { ... IncomingDataEvent incoming_data_event = 8; ... ValueStoredEvent value_stored_event = 13;
+      oneof event { ... IncomingDataEvent incoming_data_event = 8; ...
+                    ValueStoredEvent value_stored_event = 13;
                     ... }
     }
 
@@ -35,10 +36,19 @@ __all__ = ["DecodedEvent", "decode_bson_value", "decode_simple_event", "encode_s
 _REALM, _DEVICE_ID, _TIMESTAMP = 4, 5, 18
 _EVENT_FIELDS = {8: "incoming_data_event", 13: "value_stored_event"}
 # Other oneof members, named so that an unsupported event type is reported by name.
-_OTHER_EVENTS = {6: "device_connected_event", 7: "device_disconnected_event", 9: "value_change_event",
-                 10: "value_change_applied_event", 11: "path_created_event", 12: "path_removed_event",
-                 14: "incoming_introspection_event", 15: "interface_added_event",
-                 16: "interface_removed_event", 17: "interface_minor_updated_event", 19: "device_error_event"}
+_OTHER_EVENTS = {
+    6: "device_connected_event",
+    7: "device_disconnected_event",
+    9: "value_change_event",
+    10: "value_change_applied_event",
+    11: "path_created_event",
+    12: "path_removed_event",
+    14: "incoming_introspection_event",
+    15: "interface_added_event",
+    16: "interface_removed_event",
+    17: "interface_minor_updated_event",
+    19: "device_error_event",
+}
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 
@@ -86,12 +96,12 @@ def _fields(buf: bytes) -> list[tuple[int, int, int | bytes]]:
             size, pos = _varint(buf, pos)
             if pos + size > len(buf):
                 raise ValueError(f"field {number}: length {size} past the end")
-            value, pos = buf[pos:pos + size], pos + size
+            value, pos = buf[pos : pos + size], pos + size
         elif wire in (_I64, _I32):
             width = 8 if wire == _I64 else 4
             if pos + width > len(buf):
                 raise ValueError(f"field {number}: truncated fixed-width value")
-            value, pos = int.from_bytes(buf[pos:pos + width], "little"), pos + width
+            value, pos = int.from_bytes(buf[pos : pos + width], "little"), pos + width
         else:
             raise ValueError(f"field {number}: unsupported wire type {wire}")
         out.append((number, wire, value))
@@ -120,7 +130,9 @@ def decode_simple_event(payload: bytes) -> DecodedEvent:
             event_type, inner = _EVENT_FIELDS[number], value
         elif number in _OTHER_EVENTS:
             event_type = _OTHER_EVENTS[number]
-    event = DecodedEvent(event_type=event_type, realm=realm, device_id=device_id, timestamp_ms=timestamp or None)
+    event = DecodedEvent(
+        event_type=event_type, realm=realm, device_id=device_id, timestamp_ms=timestamp or None
+    )
     if event_type not in _EVENT_FIELDS.values():
         return event
     interface = path = ""
@@ -152,6 +164,7 @@ def decode_bson_value(raw: bytes) -> tuple[Any, int | None]:
 
 # -- encoding (tests, hand-fed observers) --------------------------------------------------------------------
 
+
 def _enc_varint(value: int) -> bytes:
     value &= (1 << 64) - 1
     out = bytearray()
@@ -169,9 +182,17 @@ def _enc_len(number: int, data: bytes) -> bytes:
     return _enc_varint(number << 3 | _LEN) + _enc_varint(len(data)) + data
 
 
-def encode_simple_event(*, realm: str, device_id: str, interface: str, path: str, bson_value: bytes,
-                        timestamp_ms: int | None, event_type: str = "incoming_data_event",
-                        trigger_id: bytes = b"\x00" * 16) -> bytes:
+def encode_simple_event(
+    *,
+    realm: str,
+    device_id: str,
+    interface: str,
+    path: str,
+    bson_value: bytes,
+    timestamp_ms: int | None,
+    event_type: str = "incoming_data_event",
+    trigger_id: bytes = b"\x00" * 16,
+) -> bytes:
     """A SimpleEvent as data_updater_plant builds it for an incoming_data (or value_stored) trigger."""
     number = {v: k for k, v in _EVENT_FIELDS.items()}[event_type]
     inner = _enc_len(1, interface.encode()) + _enc_len(2, path.encode()) + _enc_len(3, bson_value)

@@ -33,8 +33,17 @@ class ArrivalBook:
         with self._lock:
             self.ignored[reason] += 1
 
-    def add(self, *, device_id: str, interface: str, path: str, value: Any, t_ms: int | None, arrival: float,
-            qos: int = 2) -> ArrivalRecord | None:
+    def add(
+        self,
+        *,
+        device_id: str,
+        interface: str,
+        path: str,
+        value: Any,
+        t_ms: int | None,
+        arrival: float,
+        qos: int = 2,
+    ) -> ArrivalRecord | None:
         """Record one data event if it is an OTAEvent object; None (and a count) otherwise."""
         if interface != OTA_EVENT_INTERFACE:
             self.ignore("other_interface")
@@ -43,8 +52,12 @@ class ArrivalBook:
             self.ignore("not_an_ota_event_object")
             return None
         uuid, status, progress = value.get("requestUUID"), value.get("status"), value.get("statusProgress", 0)
-        if not isinstance(uuid, str) or not isinstance(status, str) or isinstance(progress, bool) \
-                or not isinstance(progress, int):
+        if (
+            not isinstance(uuid, str)
+            or not isinstance(status, str)
+            or isinstance(progress, bool)
+            or not isinstance(progress, int)
+        ):
             self.ignore("malformed_ota_event")
             return None
         code = value.get("statusCode", "")

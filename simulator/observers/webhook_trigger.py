@@ -2,7 +2,8 @@
 
 Astarte POSTs one JSON document per event (astarte doc 060-triggers.md "SimpleEvent payloads"):
 `{"timestamp": "<ISO 8601 UTC>", "device_id": ..., "trigger_name": ..., "event": {"type": "incoming_data",
-"interface": ..., "path": "/event", "value": {...}}}` with the realm in the `Astarte-Realm` header. For OTAEvent
+"interface": ..., "path": "/event", "value": {...}}}` with the realm in the `Astarte-Realm` header. For
+OTAEvent
 (explicit_timestamp) `timestamp` is the device's `t`, so arrival - timestamp is the end-to-end latency.
 Edgehog itself installs such a trigger (`on: incoming_data`, `match_path: /*`). Each request is stamped at
 reception (before the body is parsed) and answered 200 at once: a slow answer would back Astarte's trigger
@@ -50,8 +51,15 @@ def parse_trigger_timestamp(value: object) -> int | None:
 class WebhookObserver:
     name = "webhook-trigger"
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 8090, path: str = "/fleetsim/events",
-                 realm: str = "", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8090,
+        path: str = "/fleetsim/events",
+        realm: str = "",
+        clock: Clock | None = None,
+    ) -> None:
         self.host, self.port, self.path, self.realm = host, port, path, realm
         self._clock: Clock = clock or MonotonicClock()
         self.book = ArrivalBook()
@@ -65,25 +73,30 @@ class WebhookObserver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: Astarte's HTTP client reuses connections
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 arrival = observer._clock.wall()  # first: latency is measured to this instant
                 status = observer._handle_request(self, arrival)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base class signature)
+            def log_message(self, format: str, *args: Any) -> None:
                 return None  # one line per event would flood the terminal
 
         try:
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError as exc:
-            raise UsageError(f"webhook observer: cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") \
-                from None
+            raise UsageError(
+                f"webhook observer: cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="fleetsim-webhook-observer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="fleetsim-webhook-observer",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -142,6 +155,11 @@ class WebhookObserver:
             self.book.ignore("no_device_id")
             return None
         t_ms = parse_trigger_timestamp(doc.get("timestamp"))
-        return self.book.add(device_id=device, interface=str(event.get("interface", "")),
-                             path=str(event.get("path", "")), value=event.get("value"), t_ms=t_ms,
-                             arrival=arrival)
+        return self.book.add(
+            device_id=device,
+            interface=str(event.get("interface", "")),
+            path=str(event.get("path", "")),
+            value=event.get("value"),
+            t_ms=t_ms,
+            arrival=arrival,
+        )

@@ -3,8 +3,9 @@
 Source: `GET /appengine/v1/<realm>/devices/<id>/interfaces/io.edgehog.devicemanager.OTAEvent[/event]`, saved
 as JSON. The object-aggregated datastream comes in the three `format`s AppEngine knows
 (astarte_appengine_api InterfaceValuesRequest; pack_result in device/queries.ex):
-- "structured" (default): `{"data": [{"timestamp": T, "requestUUID": ..., "status": ..., ...}, ...]}`; asked on
-  the interface root instead of `/event`, the list sits under the path token: `{"data": {"event": [...]}}`;
+- "structured" (default): `{"data": [{"timestamp": T, "requestUUID": ..., "status": ..., ...}, ...]}`;
+  asked on the interface root instead of `/event`, the list sits under the path token:
+  `{"data": {"event": [...]}}`;
 - "table": `{"data": [[T, v1, v2, ...], ...], "metadata": {"columns": {"timestamp": 0, "requestUUID": 1, ...},
   "table_header": [...]}}` (the column map needs `retrieve_metadata=true`);
 - "disjoint_tables": `{"data": {"requestUUID": [[v, T], ...], "status": [[v, T], ...], ...}}` (rows zipped
@@ -62,7 +63,9 @@ def _table_rows(doc: Mapping[str, Any], data: list[Any], where: str) -> list[dic
     elif isinstance(header, list):
         names = dict(enumerate(str(h) for h in header))
     else:
-        raise UsageError(f"{where}: a `format=table` export without metadata: fetch it with retrieve_metadata=true")
+        raise UsageError(
+            f"{where}: a `format=table` export without metadata: fetch it with retrieve_metadata=true"
+        )
     rows = []
     for r, row in enumerate(data):
         if not isinstance(row, list):
@@ -89,7 +92,7 @@ def _disjoint_rows(data: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
 def export_rows(doc: object, where: str) -> list[dict[str, Any]]:
     """The rows (leaf -> value, plus "timestamp") of one AppEngine export document, any format."""
     if not isinstance(doc, Mapping) or "data" not in doc:
-        raise UsageError(f"{where}: not an AppEngine export (expected a JSON object with \"data\")")
+        raise UsageError(f'{where}: not an AppEngine export (expected a JSON object with "data")')
     data = doc["data"]
     if isinstance(data, Mapping) and isinstance(data.get("event"), list | Mapping) and "status" not in data:
         data = data["event"]  # asked on the interface root: grouped by the object's path token
@@ -117,12 +120,21 @@ def _event(device: str, row: Mapping[str, Any], where: str) -> tuple[float, Repl
     if isinstance(progress, bool) or not isinstance(progress, int) or not 0 <= progress <= 100:
         raise UsageError(f"{where}: statusProgress: expected an integer 0..100, got {progress!r}")
     code, message = row.get("statusCode") or "", row.get("message") or ""
-    return when, ReplayEvent(device=device, at=0.0, request_uuid=uuid, status=status, progress=progress,
-                             code=str(code), message=str(message))
+    return when, ReplayEvent(
+        device=device,
+        at=0.0,
+        request_uuid=uuid,
+        status=status,
+        progress=progress,
+        code=str(code),
+        message=str(message),
+    )
 
 
-def import_exports(exports: Sequence[tuple[str, str | os.PathLike[str]]], realm: str = "fleetsim",
-                   ) -> tuple[ReplayHeader, list[ReplayEntry]]:
+def import_exports(
+    exports: Sequence[tuple[str, str | os.PathLike[str]]],
+    realm: str = "fleetsim",
+) -> tuple[ReplayHeader, list[ReplayEntry]]:
     """(device id, export file) pairs -> replay entries, times relative to the earliest event of all."""
     timed: list[tuple[float, ReplayEvent]] = []
     for device, path in exports:
@@ -138,12 +150,24 @@ def import_exports(exports: Sequence[tuple[str, str | os.PathLike[str]]], realm:
         raise UsageError("the AppEngine exports hold no OTAEvent")
     t0 = min(t for t, _ in timed)
     timed.sort(key=lambda item: item[0])
-    events = [ReplayEvent(device=e.device, at=t - t0, request_uuid=e.request_uuid, status=e.status,
-                          progress=e.progress, code=e.code, message=e.message) for t, e in timed]
+    events = [
+        ReplayEvent(
+            device=e.device,
+            at=t - t0,
+            request_uuid=e.request_uuid,
+            status=e.status,
+            progress=e.progress,
+            code=e.code,
+            message=e.message,
+        )
+        for t, e in timed
+    ]
     devices = sorted({d for d, _ in exports})
-    header = ReplayHeader(realm=realm, source="appengine:" + ",".join(str(p) for _, p in exports),
-                          note=f"AppEngine OTAEvent export of {len(devices)} device(s), {len(events)} events; "
-                               "reboots inferred")
+    header = ReplayHeader(
+        realm=realm,
+        source="appengine:" + ",".join(str(p) for _, p in exports),
+        note=f"AppEngine OTAEvent export of {len(devices)} device(s), {len(events)} events; reboots inferred",
+    )
     entries: list[ReplayEntry] = [*events, *infer_reboots(events)]
     return header, entries
 
@@ -158,4 +182,3 @@ def parse_export_specs(specs: Iterable[str]) -> list[tuple[str, str]]:
             device, path = Path(spec).stem, spec
         out.append((device.strip(), path.strip()))
     return out
-

@@ -41,8 +41,12 @@ def _us(seconds: float, speed: float) -> int:
     return round(seconds / speed * 1e6)
 
 
-def build_replay_plan(entries: Sequence[ReplayEntry], speed: float = 1.0,
-                      devices_map: Mapping[str, str] | None = None, source: str = "replay") -> FleetPlan:
+def build_replay_plan(
+    entries: Sequence[ReplayEntry],
+    speed: float = 1.0,
+    devices_map: Mapping[str, str] | None = None,
+    source: str = "replay",
+) -> FleetPlan:
     """The FleetPlan that plays `entries` (offsets from the earliest entry, divided by `speed`)."""
     if not speed > 0:
         raise UsageError(f"--speed: must be > 0, got {speed}")
@@ -51,10 +55,20 @@ def build_replay_plan(entries: Sequence[ReplayEntry], speed: float = 1.0,
     mapping = dict(devices_map or {})
     recorded = devices_in_order(entries)
     ids = [mapping.get(d, d) for d in recorded]
-    bad = [ConfigError(source, 0, "device", f"{d!r} is not an Astarte device id (22 base64url characters); "
-                       "map it with --devices-map") for d in ids if not is_device_id(d)]
+    bad = [
+        ConfigError(
+            source,
+            0,
+            "device",
+            f"{d!r} is not an Astarte device id (22 base64url characters); map it with --devices-map",
+        )
+        for d in ids
+        if not is_device_id(d)
+    ]
     if len(set(ids)) != len(ids):
-        bad.append(ConfigError(source, 0, "device", "--devices-map sends two recorded devices to the same id"))
+        bad.append(
+            ConfigError(source, 0, "device", "--devices-map sends two recorded devices to the same id")
+        )
     if bad:
         raise ConfigErrors(bad)
     index = {d: i for i, d in enumerate(recorded)}
@@ -70,26 +84,62 @@ def build_replay_plan(entries: Sequence[ReplayEntry], speed: float = 1.0,
             triple = (entry.request_uuid, entry.status, entry.progress)
             occurrence = seen[dev][triple]
             seen[dev][triple] += 1
-            value = {"requestUUID": entry.request_uuid, "status": entry.status, "statusProgress": entry.progress,
-                     "statusCode": entry.code, "message": entry.message}
-            actions[dev].append(PlannedAction(dev, offset, ActionKind.PUBLISH, OTA_EVENT_INTERFACE,
-                                              OTA_EVENT_PATH, value, occurrence=occurrence))
+            value = {
+                "requestUUID": entry.request_uuid,
+                "status": entry.status,
+                "statusProgress": entry.progress,
+                "statusCode": entry.code,
+                "message": entry.message,
+            }
+            actions[dev].append(
+                PlannedAction(
+                    dev,
+                    offset,
+                    ActionKind.PUBLISH,
+                    OTA_EVENT_INTERFACE,
+                    OTA_EVENT_PATH,
+                    value,
+                    occurrence=occurrence,
+                )
+            )
             spans[(dev, entry.request_uuid)].append(offset)
             if entry.status in ("Success", "Failure"):
                 finals[(dev, entry.request_uuid)] = entry.status.lower()
         elif isinstance(entry, ReplayReboot):
-            actions[dev].append(PlannedAction(dev, offset, ActionKind.REBOOT, "", "", None,
-                                              duration_us=_us(entry.offline, speed)))
+            actions[dev].append(
+                PlannedAction(
+                    dev, offset, ActionKind.REBOOT, "", "", None, duration_us=_us(entry.offline, speed)
+                )
+            )
         else:
-            actions[dev].append(PlannedAction(dev, offset, ActionKind.PROPERTY, entry.interface, entry.path,
-                                              entry.value))
+            actions[dev].append(
+                PlannedAction(dev, offset, ActionKind.PROPERTY, entry.interface, entry.path, entry.value)
+            )
     end = max((a.offset_us + a.duration_us for acts in actions for a in acts), default=0)
-    operations = tuple(sorted(
-        (PlannedOperation(device=dev, uuid=uuid, start_us=min(offs), end_us=max(offs),
-                          outcome=finals.get((dev, uuid), "unfinished"), mix="replay")
-         for (dev, uuid), offs in spans.items()), key=lambda op: (op.start_us, op.device)))
-    return FleetPlan(seed=0, device_ids=tuple(ids), cut_us=end, operations=operations, dropped=0,
-                     _actions=tuple(tuple(a) for a in actions))
+    operations = tuple(
+        sorted(
+            (
+                PlannedOperation(
+                    device=dev,
+                    uuid=uuid,
+                    start_us=min(offs),
+                    end_us=max(offs),
+                    outcome=finals.get((dev, uuid), "unfinished"),
+                    mix="replay",
+                )
+                for (dev, uuid), offs in spans.items()
+            ),
+            key=lambda op: (op.start_us, op.device),
+        )
+    )
+    return FleetPlan(
+        seed=0,
+        device_ids=tuple(ids),
+        cut_us=end,
+        operations=operations,
+        dropped=0,
+        _actions=tuple(tuple(a) for a in actions),
+    )
 
 
 def read_devices_map(path: str) -> dict[str, str]:
@@ -105,7 +155,9 @@ def read_devices_map(path: str) -> dict[str, str]:
             doc = json.loads(text)
         except ValueError as exc:
             raise UsageError(f"{path}: not valid JSON: {exc}") from None
-        if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+        if not isinstance(doc, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in doc.items()
+        ):
             raise UsageError(f"{path}: expected a JSON object of id -> id strings")
         return dict(doc)
     out: dict[str, str] = {}
@@ -125,13 +177,25 @@ def read_devices_map(path: str) -> dict[str, str]:
     return out
 
 
-def replay_scenario(header: ReplayHeader, plan: FleetPlan, *, name: str, transport: str, target: str) -> Scenario:
+def replay_scenario(
+    header: ReplayHeader, plan: FleetPlan, *, name: str, transport: str, target: str
+) -> Scenario:
     """The Scenario a replay runs under (no arrivals or lifecycles of its own: the plan is the recording)."""
     if transport not in ("lean", "sdk"):
         raise UsageError(f"--transport: expected lean or sdk, got {transport!r}")
-    return Scenario(name=name, realm=header.realm or "fleetsim", seed=0, fleet=FleetSpec(devices=len(plan.device_ids)),
-                    time_scale=1.0, duration=plan.cut_us / 1e6, transport=transport,  # type: ignore[arg-type]
-                    target=target, mode="self", source=header.source, extra={"replay_note": header.note})
+    return Scenario(
+        name=name,
+        realm=header.realm or "fleetsim",
+        seed=0,
+        fleet=FleetSpec(devices=len(plan.device_ids)),
+        time_scale=1.0,
+        duration=plan.cut_us / 1e6,
+        transport=transport,  # type: ignore[arg-type]
+        target=target,
+        mode="self",
+        source=header.source,
+        extra={"replay_note": header.note},
+    )
 
 
 def _observer(target: Any) -> Any:
@@ -145,9 +209,17 @@ def _observer(target: Any) -> Any:
     return observer_for(target)
 
 
-def replay_session(plan: FleetPlan, scenario: Scenario, *, results_root: Path, state_dir: Path,
-                   broker: str = "auto", quiet: bool = False, out: TextIO, extra: Mapping[str, Any] | None = None,
-                   ) -> tuple[int, Path]:
+def replay_session(
+    plan: FleetPlan,
+    scenario: Scenario,
+    *,
+    results_root: Path,
+    state_dir: Path,
+    broker: str = "auto",
+    quiet: bool = False,
+    out: TextIO,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[int, Path]:
     """Target up, the recording played through Locust, books closed, results written: (exit code, run dir)."""
     from simulator.generator.finish import finish_run
     from simulator.generator.target import open_target
@@ -175,18 +247,35 @@ def replay_session(plan: FleetPlan, scenario: Scenario, *, results_root: Path, s
         if observer is not None:
             observer.start()
         try:
-            run = ReplayRun(scenario=scenario, scenario_path=scenario.source, overrides={}, target=target,
-                            results_root=results_root, quiet=quiet, replay_plan=plan)
+            run = ReplayRun(
+                scenario=scenario,
+                scenario_path=scenario.source,
+                overrides={},
+                target=target,
+                results_root=results_root,
+                quiet=quiet,
+                replay_plan=plan,
+            )
             outcome = run.run()
             ctx = outcome.ctx
             health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
             counters: dict[str, Any] = ctx.fleet.counters() if ctx.fleet is not None else {}
             recorder = ctx.ensure_recorder()
             finished = finish_run(
-                scenario=scenario, plan=plan, target=target, recorder=recorder, observer=observer,
-                started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=results_root,
-                health=health, partial=outcome.partial, reason=outcome.reason, fleet_counters=counters,
-                extra={"processes": 1, "replay": dict(extra or {})})
+                scenario=scenario,
+                plan=plan,
+                target=target,
+                recorder=recorder,
+                observer=observer,
+                started_at=outcome.started_at,
+                ended_at=outcome.ended_at,
+                results_root=results_root,
+                health=health,
+                partial=outcome.partial,
+                reason=outcome.reason,
+                fleet_counters=counters,
+                extra={"processes": 1, "replay": dict(extra or {})},
+            )
         finally:
             if observer is not None:
                 observer.stop()

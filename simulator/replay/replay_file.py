@@ -1,8 +1,8 @@
 """The replay file: a recorded OTAEvent stream, one JSON document per line (JSON Lines, UTF-8).
 
 Written by `fleetsim replay --record RUN_DIR` (from a run's events.sent.csv), by the AppEngine importer
-(simulator.replay.appengine_import) or by hand (the field-bug fixtures in simulator/replay/fixtures/); played by
-`fleetsim replay FILE` (simulator.replay.player). Shape:
+(simulator.replay.appengine_import) or by hand (the field-bug fixtures in simulator/replay/fixtures/); played
+by `fleetsim replay FILE` (simulator.replay.player). Shape:
 
     {"format": "fleetsim-replay", "version": 1, "realm": "fleetsim", "source": "...", "note": "..."}
     {"kind": "event", "device": "<22-char id>", "at": 0.25, "requestUUID": "...", "status": "Acknowledged",
@@ -62,8 +62,13 @@ class ReplayHeader:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "realm": self.realm, "source": self.source,
-                "note": self.note}
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "realm": self.realm,
+            "source": self.source,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,16 @@ class ReplayEvent:
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "event", "device": self.device, "at": round(self.at, 6), "requestUUID": self.request_uuid,
-                "status": self.status, "statusProgress": self.progress, "statusCode": self.code,
-                "message": self.message}
+        return {
+            "kind": "event",
+            "device": self.device,
+            "at": round(self.at, 6),
+            "requestUUID": self.request_uuid,
+            "status": self.status,
+            "statusProgress": self.progress,
+            "statusCode": self.code,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,12 @@ class ReplayReboot:
     offline: float  # seconds the device stays disconnected
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "reboot", "device": self.device, "at": round(self.at, 6), "offline": round(self.offline, 6)}
+        return {
+            "kind": "reboot",
+            "device": self.device,
+            "at": round(self.at, 6),
+            "offline": round(self.offline, 6),
+        }
 
 
 @dataclass(frozen=True)
@@ -101,8 +118,14 @@ class ReplayProperty:
     value: str | int | float | bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "property", "device": self.device, "at": round(self.at, 6), "interface": self.interface,
-                "path": self.path, "value": self.value}
+        return {
+            "kind": "property",
+            "device": self.device,
+            "at": round(self.at, 6),
+            "interface": self.interface,
+            "path": self.path,
+            "value": self.value,
+        }
 
 
 ReplayEntry = ReplayEvent | ReplayReboot | ReplayProperty
@@ -166,9 +189,15 @@ def _entry(r: _LineReader) -> ReplayEntry | None:
         status = r.text("status")
         if status and status not in _STATUSES:
             r.fail("status", f"unknown OTA status {status!r} (one of: {', '.join(sorted(_STATUSES))})")
-        return ReplayEvent(device=device, at=at, request_uuid=r.text("requestUUID"), status=status,
-                           progress=r.integer("statusProgress", 0, 100, 0), code=r.text("statusCode", ""),
-                           message=r.text("message", ""))
+        return ReplayEvent(
+            device=device,
+            at=at,
+            request_uuid=r.text("requestUUID"),
+            status=status,
+            progress=r.integer("statusProgress", 0, 100, 0),
+            code=r.text("statusCode", ""),
+            message=r.text("message", ""),
+        )
     if kind == "reboot":
         return ReplayReboot(device=device, at=at, offline=r.number("offline"))
     if kind == "property":
@@ -176,8 +205,9 @@ def _entry(r: _LineReader) -> ReplayEntry | None:
         if not isinstance(value, str | int | float | bool):
             r.fail("value", f"expected a string, number or boolean, got {value!r}")
             value = ""
-        return ReplayProperty(device=device, at=at, interface=r.text("interface"), path=r.text("path"),
-                              value=value)
+        return ReplayProperty(
+            device=device, at=at, interface=r.text("interface"), path=r.text("path"), value=value
+        )
     r.fail("kind", f"expected 'event', 'reboot' or 'property', got {kind!r}")
     return None
 
@@ -185,10 +215,12 @@ def _entry(r: _LineReader) -> ReplayEntry | None:
 def _header(source: str, doc: dict[str, Any], errors: list[ConfigError]) -> ReplayHeader:
     r = _LineReader(source, 1, doc, errors)
     if doc.get("format") != FORMAT:
-        r.fail("format", f"not a fleetsim replay file (line 1 must be the header with \"format\": \"{FORMAT}\")")
+        r.fail("format", f'not a fleetsim replay file (line 1 must be the header with "format": "{FORMAT}")')
     elif doc.get("version") != VERSION:
         r.fail("version", f"unsupported version {doc.get('version')!r} (this fleetsim reads {VERSION})")
-    return ReplayHeader(realm=r.text("realm", "fleetsim"), source=r.text("source", ""), note=r.text("note", ""))
+    return ReplayHeader(
+        realm=r.text("realm", "fleetsim"), source=r.text("source", ""), note=r.text("note", "")
+    )
 
 
 def read_replay(path: str | os.PathLike[str]) -> tuple[ReplayHeader, list[ReplayEntry]]:
@@ -235,4 +267,3 @@ def devices_in_order(entries: Sequence[ReplayEntry]) -> list[str]:
     for entry in sorted(entries, key=lambda e: e.at):
         seen.setdefault(entry.device, None)
     return list(seen)
-

@@ -33,7 +33,6 @@ from urllib.parse import urlparse
 import gevent
 import gevent.event
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.errors import FleetsimError, UsageError
 from simulator.events import Value
@@ -42,7 +41,6 @@ from simulator.transports.base import AckCallback, DataCallback, OnboardingTimes
 from simulator.transports.credentials import DeviceCredentials
 from simulator.transports.lean_loop import READ, Slot
 from simulator.transports.pairing_client import onboard
-from simulator.transports.ports import open_connection
 
 if TYPE_CHECKING:
     from simulator.transports.lean_fleet import LeanFleet
@@ -63,15 +61,6 @@ class ConnectError(FleetsimError):
         super().__init__(f"device {device_id}: {reason}")
 
 
-class _Client(mqtt.Client):
-    """paho Client whose TCP socket comes from ports.open_connection (source address, TCP_NODELAY)."""
-
-    lean_source = ""
-
-    def _create_socket_connection(self) -> Any:
-        return open_connection((self._host, self._port), self.lean_source, self._connect_timeout)
-
-
 class LeanTransport:
     """One device's connection (transports.base.Transport). Not thread-safe: one device, one caller."""
 
@@ -79,11 +68,13 @@ class LeanTransport:
         self.device_id = device_id
         self.fleet = fleet
         self.state = NEW
-        self.client: _Client | None = None
+        self.client: Any = None  # lean_fleet.LeanClient (a paho Client)
         self.cert_pem: bytes | None = None
         self.slot: Slot | None = None
         self.pending: dict[int, tuple[AckCallback | None, int]] = {}
         self.early: dict[int, float] = {}  # on_publish that fired inside publish() (QoS 0 written at once)
+        self.sending = False  # inside paho publish(): an unknown on_publish mid is ours, in `early`
+        self.busy = False  # inside paho loop_read/write/misc: paho holds its callback lock, defer writes
         self.handshake_mids: set[int] = set()
         self.handshake_done = gevent.event.Event()
         self.connack = gevent.event.Event()
@@ -112,7 +103,7 @@ class LeanTransport:
         if url.hostname is None or url.port is None:  # device_mqtt.py `connect`: "invalid broker URL"
             raise ConnectError(self.device_id, f"invalid broker URL {creds.broker_url!r} from pairing")
         if self.client is None or creds.cert_pem != self.cert_pem:
-            self.client = self._new_client()  # paho cannot change TLS settings of an existing client
+            self.client = fleet.new_client(self)  # paho cannot change TLS settings of an existing client
             self.cert_pem = creds.cert_pem
         self.state = CONNECTING
         self.connack.clear()
@@ -163,25 +154,6 @@ class LeanTransport:
     def _abort(self) -> None:
         self.disconnect()
 
-    def _new_client(self) -> _Client:
-        fleet = self.fleet
-        client_id = "" if fleet.clean_session else f"{fleet.endpoint.realm}/{self.device_id}"
-        c = _Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=fleet.clean_session)
-        c.lean_source = fleet.sources.next()
-        c.tls_set_context(fleet.tls_context(fleet.cache.cert_path(self.device_id),
-                                            fleet.cache.key_path(self.device_id)))
-        c.tls_insecure_set(fleet.endpoint.ignore_ssl_errors)
-        c.max_inflight_messages_set(fleet.max_inflight)
-        c.suppress_exceptions = True  # a failing user callback must not tear down the shared loop
-        c.on_socket_open = self._on_socket_open
-        c.on_socket_close = self._on_socket_close
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
-        c.on_publish = self._on_publish
-        c.on_subscribe = self._on_subscribe
-        c.on_message = self._on_message
-        return c
-
     # ---- publishing ----
 
     def publish(self, interface: str, path: str, value: Value, timestamp_ms: int | None,
@@ -206,7 +178,11 @@ class LeanTransport:
         c = self.client
         if self.state != CONNECTED or c is None:
             raise PublishError("disconnected", f"device {self.device_id} is not connected")
-        info = c.publish(topic, payload, qos)
+        self.sending = True
+        try:
+            info = c.publish(topic, payload, qos)
+        finally:
+            self.sending = False
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             raise PublishError("queue_full", f"paho queue full ({len(self.pending)} pending)")
         early = self.early.pop(info.mid, None)
@@ -258,13 +234,18 @@ class LeanTransport:
 
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
         self.slot = self.fleet.loop.register(sock.fileno(), self)
+        self.fleet.loop.add_member(self)  # keepalive, and CONNACK timeout of a reconnect (paho loop_misc)
 
     def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
+        self.fleet.loop.remove_member(self)
         if self.slot is not None:
             self.fleet.loop.unregister(self.slot)
             self.slot = None
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if self.state in (CLOSING, CLOSED):  # disconnect() won the race against a reconnect in progress
+            client.disconnect()
+            return
         if reason.is_failure:
             self.connack_error = f"CONNACK refused: {reason}"
             self.connack.set()
@@ -272,14 +253,13 @@ class LeanTransport:
         self.state = CONNECTED
         self.attempt = 0
         self.session_present = bool(flags.session_present)
-        self.fleet.loop.add_member(self)
         if self.session_present:  # device_mqtt.py `__on_connect`: nothing to do
             self.handshake_done.set()
         else:
             self._handshake(client)
         self.connack.set()
 
-    def _handshake(self, c: _Client) -> None:
+    def _handshake(self, c: Any) -> None:
         """device_mqtt.py `__on_connect` without session: queued here, written after the CONNACK is read."""
         realm, dev, fleet = self.fleet.endpoint.realm, self.device_id, self.fleet
         mids: set[int] = set()
@@ -310,7 +290,8 @@ class LeanTransport:
             return
         entry = self.pending.pop(mid, None)
         if entry is None:
-            self.early[mid] = now
+            if self.sending:
+                self.early[mid] = now
         elif entry[0] is not None:
             entry[0](now, None)
 
@@ -331,7 +312,6 @@ class LeanTransport:
             return
         was = self.state
         self._fail_pending(qos0_only=True)
-        self.fleet.loop.remove_member(self)
         if was == CONNECTING:  # the connect() caller reports it
             self.state = CLOSED
             self.connack_error = self.connack_error or f"connection closed ({reason})"
@@ -369,26 +349,33 @@ class LeanTransport:
         c = self.client
         if c is None:
             return
-        c.loop_read()
+        self._drive(c.loop_read)
         sock = c.socket()
         if sock is not None and self.slot is not None and hasattr(sock, "pending") and sock.pending():
             self.fleet.loop.requeue(self.slot, READ)  # TLS bytes already decrypted: epoll will not tell
-        self._sync_write()
 
     def handle_write(self) -> None:
         if self.client is not None:
-            self.client.loop_write()
-        self._sync_write()
+            self._drive(self.client.loop_write)
 
     def handle_misc(self, now: float) -> None:
-        if self.client is not None and self.state == CONNECTED:
-            self.client.loop_misc()
-            self._sync_write()
+        if self.client is not None:
+            self._drive(self.client.loop_misc)
+
+    def _drive(self, step: Any) -> None:
+        """One paho step. Callbacks it runs may publish; their writes wait for the end of the step, because
+        paho holds its (non-reentrant) callback lock meanwhile and writing then could deadlock the loop."""
+        self.busy = True
+        try:
+            step()
+        finally:
+            self.busy = False
+        self._sync_write()
 
     def _sync_write(self) -> None:
         """Write what paho queued now; keep a write watcher only while bytes remain (socket full)."""
         c = self.client
-        if c is None or self.slot is None:
+        if c is None or self.slot is None or self.busy:
             return
         if c.want_write():
             c.loop_write()
@@ -396,5 +383,5 @@ class LeanTransport:
             self.fleet.loop.want_write(self.slot, c.want_write())
 
 
-# Re-exported here: the factory users import with the transport (lean_fleet imports this module lazily).
+# Re-exported here: users import the factory with the transport (lean_fleet imports this module lazily).
 from simulator.transports.lean_fleet import LeanFleet  # noqa: E402

@@ -10,9 +10,11 @@ import random
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gevent.lock
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
@@ -21,12 +23,21 @@ from simulator.transports.base import Endpoint
 from simulator.transports.credentials import CredentialsCache, target_key
 from simulator.transports.lean_loop import IoLoop
 from simulator.transports.pairing_client import PairingClient
-from simulator.transports.ports import SourceAddressPool
+from simulator.transports.ports import SourceAddressPool, open_connection
 
 if TYPE_CHECKING:
     from simulator.transports.lean import LeanTransport
 
-__all__ = ["LeanFleet"]
+__all__ = ["LeanClient", "LeanFleet"]
+
+
+class LeanClient(mqtt.Client):
+    """paho Client whose TCP socket comes from ports.open_connection (source address, TCP_NODELAY)."""
+
+    lean_source = ""
+
+    def _create_socket_connection(self) -> Any:
+        return open_connection((self._host, self._port), self.lean_source, self._connect_timeout)
 
 
 class LeanFleet:
@@ -92,6 +103,28 @@ class LeanFleet:
             ctx.verify_mode = ssl.CERT_NONE
         ctx.load_cert_chain(str(cert_file), str(key_file))
         return ctx
+
+    def new_client(self, dev: LeanTransport) -> LeanClient:
+        """A paho client for one device, configured as the SDK's (device_mqtt.py `__setup_mqtt_client`,
+        `__setup_crypto`): MQTT 3.1.1, paho defaults, TLS with the device certificate; callbacks -> dev."""
+        client_id = "" if self.clean_session else f"{self.endpoint.realm}/{dev.device_id}"
+        c = LeanClient(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=self.clean_session)
+        c.lean_source = self.sources.next()
+        dev_id = dev.device_id
+        c.tls_set_context(self.tls_context(self.cache.cert_path(dev_id), self.cache.key_path(dev_id)))
+        c.tls_insecure_set(self.endpoint.ignore_ssl_errors)
+        c.max_inflight_messages_set(self.max_inflight)
+        c.suppress_exceptions = True  # a failing user callback must not tear down the shared loop
+        # No on_socket_register_write: paho then writes at once from publish() (lowest latency); the
+        # transport arms a write watcher only when bytes remain (LeanTransport._sync_write).
+        c.on_socket_open = dev._on_socket_open
+        c.on_socket_close = dev._on_socket_close
+        c.on_connect = dev._on_connect
+        c.on_disconnect = dev._on_disconnect
+        c.on_publish = dev._on_publish
+        c.on_subscribe = dev._on_subscribe
+        c.on_message = dev._on_message
+        return c
 
     def backoff_s(self, attempt: int) -> float:
         """Reconnect delay: exponential from reconnect_min_s, capped, with +-50% jitter (no herd)."""

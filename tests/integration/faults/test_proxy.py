@@ -1,7 +1,8 @@
-"""The fault proxy against a real loopback echo server: delay, order, stall, reset, block, stats, subprocess."""
+"""The fault proxy against a real loopback echo server: delay, order, stall, reset, block, stats."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -49,17 +50,13 @@ class EchoServer:
             pass
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in the acceptor thread
-        except OSError:
-            pass
         self.sock.close()
         with self.lock:
             for c in self.conns:
-                try:
+                with contextlib.suppress(OSError):
                     c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 c.close()
         self.acceptor.join(5)
         for t in self.threads:
@@ -204,11 +201,11 @@ def test_upstream_down_closes_the_client() -> None:
     dead_port = dead.getsockname()[1]
     dead.close()  # nothing listens there now
     with FaultProxy("127.0.0.1", dead_port) as p:
-        with pytest.raises(ConnectionError):  # reset (RST), at connect or at the first read
-            with socket.create_connection(("127.0.0.1", p.port), timeout=5) as c:
-                c.sendall(b"x")
-                if not c.recv(1):
-                    raise ConnectionError("closed")
+        # reset (RST), at connect or at the first read
+        with pytest.raises(ConnectionError), socket.create_connection(("127.0.0.1", p.port), timeout=5) as c:
+            c.sendall(b"x")
+            if not c.recv(1):
+                raise ConnectionError("closed")
         assert p.stats()["upstream_failures"] == 1
 
 

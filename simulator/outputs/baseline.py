@@ -1,0 +1,110 @@
+"""Baselines: the numbers of a reference run, kept in git (results/baselines/*.json) for `fleetsim compare`.
+
+A baseline holds every metric of simulator.metrics.names.METRICS (null when the run had no value), the
+scenario and seed, and where it was measured: the environment fingerprint of summary.json plus the transport,
+the broker and the target. Numbers from unlike machines are not comparable as-is; compare says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import UsageError
+from simulator.metrics.names import METRICS
+from simulator.outputs.summary import SUMMARY_FILE, read_summary
+from simulator.outputs.thresholds import metric_value
+
+__all__ = [
+    "BASELINE_FORMAT",
+    "BASELINE_VERSION",
+    "ENV_KEYS",
+    "build_baseline",
+    "environment_of",
+    "read_baseline",
+    "read_run_summary",
+    "write_baseline",
+]
+
+BASELINE_FORMAT = "fleetsim-baseline"
+BASELINE_VERSION = 1
+# What makes two measurements comparable (issue 7): the same CPU, Python, transport and broker.
+ENV_KEYS = ("cpu_model", "cpu_count", "python", "transport", "broker")
+
+
+def read_run_summary(run: str | os.PathLike[str]) -> dict[str, Any]:
+    """summary.json of a run directory (or the summary file itself)."""
+    path = Path(run)
+    if path.is_file() and path.name == SUMMARY_FILE:
+        path = path.parent
+    if not path.is_dir():
+        raise UsageError(f"{run}: not a run directory (expected results/<timestamp>-<scenario>/)")
+    return read_summary(path)
+
+
+def environment_of(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparable environment of a run summary: fingerprint + transport, broker, target."""
+    env = dict(summary.get("environment") or {})
+    extra = summary.get("extra") or {}
+    env["transport"] = summary.get("transport")
+    env["target"] = summary.get("target")
+    env["broker"] = extra.get("broker") if isinstance(extra, Mapping) else None
+    return env
+
+
+def build_baseline(summary: Mapping[str, Any], source: str = "") -> dict[str, Any]:
+    """The baseline document of a run summary."""
+    return {
+        "format": BASELINE_FORMAT,
+        "version": BASELINE_VERSION,
+        "scenario": summary.get("scenario"),
+        "seed": summary.get("seed"),
+        "devices": summary.get("devices"),
+        "duration_s": summary.get("duration_s"),
+        "source": source,
+        "started_at": summary.get("started_at"),
+        "verdict": summary.get("verdict"),
+        "latency_trustworthy": summary.get("latency_trustworthy"),
+        "metrics": {name: metric_value(summary, name) for name in METRICS},
+        "environment": environment_of(summary),
+    }
+
+
+def write_baseline(path: str | os.PathLike[str], baseline: Mapping[str, Any]) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(baseline, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def read_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A baseline file; one clear UsageError naming the file (and line) when it is not one."""
+    source = str(path)
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(
+            f"{source}: no such baseline file (make one: fleetsim baseline RUN --out {source})"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    except OSError as exc:
+        raise UsageError(f"{source}: unreadable: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
+        raise UsageError(
+            f'{source}: format: not a fleetsim baseline (expected "format": "{BASELINE_FORMAT}")'
+        )
+    if doc.get("version") != BASELINE_VERSION:
+        raise UsageError(f"{source}: version: {doc.get('version')!r} is not {BASELINE_VERSION}")
+    metrics = doc.get("metrics")
+    if not isinstance(metrics, dict):
+        raise UsageError(f"{source}: metrics: expected an object of metric -> number")
+    for name, value in metrics.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise UsageError(f"{source}: metrics.{name}: expected a number or null, got {value!r}")
+    return doc

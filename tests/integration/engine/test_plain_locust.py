@@ -1,0 +1,35 @@
+"""Plain `locust -f locustfile.py --headless` against a running `fleetsim backend` (issue 5, done-when 1)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from simulator.backend.process import BackendProcess
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_locust_headless_against_fleetsim_backend(tiny_scenario: Path, tmp_path: Path) -> None:
+    locust = shutil.which("locust")
+    assert locust is not None, "locust is a dependency of fleetsim"
+    with BackendProcess(tmp_path / "backend") as backend:
+        info_file = tmp_path / "backend" / "backend.json"
+        assert backend.info is not None and info_file.is_file()
+        env = dict(os.environ, FLEETSIM_BACKEND_INFO=str(info_file), FLEETSIM_SCENARIO=str(tiny_scenario),
+                   FLEETSIM_STATE_DIR=str(tmp_path / "gen"))
+        proc = subprocess.run([sys.executable, locust, "-f", str(REPO / "locustfile.py"), "--headless", "-u", "20",
+                               "-r", "20", "-t", "12s", "--only-summary"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    rows = [line for line in out.splitlines() if line.startswith("OTAEvent")]
+    assert rows, out
+    # "Aggregated  N  0(0.00%)": no failures at all, and OTAEvents were acked.
+    aggregated = [line for line in out.splitlines() if line.strip().startswith("Aggregated")]
+    assert aggregated and re.search(r"\s0\(0\.00%\)", aggregated[0]), aggregated
+    assert any(re.match(r"OTAEvent\s+Acknowledged\s+(\d+)", line) for line in rows)
