@@ -8,6 +8,8 @@ POST /campaigns          JSON CampaignSpec (simulator.backend.campaign) -> 201 {
 GET  /campaigns          JSON {"ids": [...]}
 GET  /campaigns/<id>     JSON campaign report; 404 if unknown
 POST /campaigns/<id>/cancel  JSON {"device": id} -> the campaign sends that device a Cancel request
+POST /broker/restart     JSON {"down_s": 0.5} -> broker stopped, down that long, restarted on the same port;
+                         200 {"port", "down_s", "stopped_at", "started_at"}; 404 when not wired (issue 9)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import csv
 import io
 import json
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -95,6 +98,8 @@ class ControlServer:
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Set by EmbeddedBackend (server.py): restarts the broker on its port; None => the route answers 404.
+        self.broker_restart: Callable[[float], dict[str, Any]] | None = None
 
     @property
     def url(self) -> str:
@@ -222,5 +227,19 @@ class ControlServer:
                 return
             runner.cancel(device)
             self._json(h, 200, {"id": segments[2], "canceled": device})
+        elif path == "/broker/restart":
+            self._restart_broker(h, body)
         else:
             self._json(h, 404, {"error": f"no route POST {path}"})
+
+    def _restart_broker(self, h: BaseHTTPRequestHandler, body: Any) -> None:
+        down = body.get("down_s", 0.0) if isinstance(body, dict) else None
+        if self.broker_restart is None:
+            self._json(h, 404, {"error": "no broker restart on this backend"})
+        elif isinstance(down, bool) or not isinstance(down, int | float) or not 0 <= down <= 3600:
+            self._json(h, 400, {"error": f"down_s: expected seconds in [0, 3600], got {down!r}"})
+        else:
+            try:
+                self._json(h, 200, self.broker_restart(float(down)))
+            except Exception as exc:  # report to the caller; the backend keeps serving
+                self._json(h, 500, {"error": f"broker restart failed: {type(exc).__name__}: {exc}"})

@@ -16,8 +16,11 @@ against our CA (`BackendInfo.client_env()`); the alternative, `ignore_ssl_errors
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -94,6 +97,8 @@ class EmbeddedBackend:
         self.control: Any = None  # simulator.backend.control_http.ControlServer
         self.info: BackendInfo | None = None
         self._stops: list[Callable[[], None]] = []
+        self._broker_config: BrokerConfig | None = None
+        self._restart_lock = threading.Lock()
 
     def start(self) -> BackendInfo:
         if self.info is not None:
@@ -111,10 +116,11 @@ class EmbeddedBackend:
         server_cert, server_key = self.ca.server_cert(self._hosts())
         admin_cert, admin_key = self.ca.issue_client_cert(ADMIN_CN)
 
-        broker = select_broker(self.broker_kind, BrokerConfig(
+        self._broker_config = BrokerConfig(
             host=self.host, port=0, ca_file=self.ca.ca_cert_path, cert_file=server_cert, key_file=server_key,
             realm=self.realm, admin_cn=ADMIN_CN, state_dir=self.state_dir,
-        ))
+        )
+        broker = select_broker(self.broker_kind, self._broker_config)
         broker.start()
         self.broker = broker
         self._stops.append(broker.stop)
@@ -151,6 +157,7 @@ class EmbeddedBackend:
         if control_mod is None:
             return ""
         control = control_mod.ControlServer(collector, self.host, 0)
+        control.broker_restart = self.restart_broker  # POST /broker/restart (issue 9)
         url = str(control.start())
         self.control = control
         self._stops.append(control.stop)
@@ -171,6 +178,29 @@ class EmbeddedBackend:
         self.info = None
         if errors:
             raise errors[0]
+
+    def restart_broker(self, down_s: float = 0.0) -> dict[str, Any]:
+        """Stop the broker, stay down `down_s` seconds, start it again on the same port (issue 9 faults).
+
+        Devices see their connections drop (mosquitto closes them at SIGTERM) and reconnect with backoff;
+        the collector's paho loop reconnects and resubscribes (clean session, collector.py `_on_connect`).
+        Messages the broker had acked but not yet delivered are lost with it (persistence is off): the
+        accounting reports them `acked_not_arrived`. Returns wall times and the port.
+        """
+        with self._restart_lock:
+            old, config = self.broker, self._broker_config
+            if old is None or config is None:
+                raise RuntimeError("the broker is not running")
+            port = old.port
+            stopped_at = time.time()
+            old.stop()
+            if down_s > 0:
+                threading.Event().wait(down_s)  # sleep-ok: the outage the fault asks for
+            new = select_broker(self.broker_kind, dataclasses.replace(config, port=port))
+            new.start()
+            self.broker = new
+            self._stops[self._stops.index(old.stop)] = new.stop
+            return {"port": port, "down_s": down_s, "stopped_at": stopped_at, "started_at": time.time()}
 
     def stats(self) -> dict[str, Any]:
         """Pairing requests/failures by route, broker refusals by kind, and the collector's stats if any."""

@@ -47,6 +47,7 @@ FAULT_STREAM = 0xFA  # spawn_key root of the fault draws (plan.py uses 0 for dev
 NETWORK_KINDS = frozenset({"network_delay", "stall", "reset"})
 BACKEND_KINDS = frozenset({"broker_restart"})
 DEVICE_KINDS = frozenset({"disconnect", "reboot_storm", "clock_skew", "duplicate", "slow_device"})
+Params = tuple[tuple[str, float], ...]
 _NETWORK_PERMUTATION = 0xFFFF  # the spawn key of the proxied devices' permutation
 
 # name -> (kind "duration" | "number" | "int", default, minimum)
@@ -68,7 +69,7 @@ class FaultAction:
     at: float  # seconds from the run's start
     duration: float
     devices: tuple[int, ...]  # affected device indexes; () for broker_restart (the whole backend)
-    params: tuple[tuple[str, float], ...] = ()
+    params: Params = ()
 
     def param(self, name: str) -> float:
         return dict(self.params)[name]
@@ -108,7 +109,7 @@ def _rng(seed: int, key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(FAULT_STREAM, key)))
 
 
-def _params(index: int, fault: FaultSpec, source: str) -> tuple[tuple[tuple[str, float], ...], list[ConfigError]]:
+def _params(index: int, fault: FaultSpec, source: str) -> tuple[Params, list[ConfigError]]:
     spec = _PARAMS.get(fault.kind, {})
     given = dict(fault.params)
     errors = [ConfigError(source, 0, f"faults[{index}].params.{name}",

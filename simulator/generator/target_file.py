@@ -178,6 +178,8 @@ def _observer(rd: _Reader, node: Node) -> ObserverConfig | None:
     if not r.require(node, keys, "observer", ("kind",)):
         return None
     kind = rd.text(keys["kind"], "observer.kind")
+    allowed: tuple[str, ...]
+    required: tuple[str, ...]
     if kind == "amqp":
         allowed, required = AMQP_KEYS, ("url", "exchange")
     elif kind == "webhook":

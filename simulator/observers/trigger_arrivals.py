@@ -24,7 +24,7 @@ class ArrivalBook:
     """Arrivals in order, with per-reason counts of what was not an OTAEvent arrival."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._records: list[ArrivalRecord] = []
         self._occurrences: Counter[tuple[str, str, str, int]] = Counter()
         self.ignored: Counter[str] = Counter()  # reason -> messages not turned into arrivals
@@ -68,11 +68,17 @@ class ArrivalBook:
             key: EventKey = (*base, occurrence)
             record = ArrivalRecord(key, arrival, t_ms, qos, code if isinstance(code, str) else "")
             self._records.append(record)
+            self._lock.notify_all()
         return record
 
     def count(self) -> int:
         with self._lock:
             return len(self._records)
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Block until at least `count` arrivals are recorded or `timeout` seconds pass; True if reached."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._records) >= count, timeout)
 
     def records(self, since: int = 0) -> list[ArrivalRecord]:
         with self._lock:

@@ -63,15 +63,34 @@ def main() -> int:
     out["registered"] = sum(t.registration is not None for t in times)
     out["max_fd"] = max(fleet.transport(d).client.socket().fileno() for d in ids)  # type: ignore[union-attr]
     received: list[Any] = []
+    qos0_acks: list[Any] = []
+    status = {"availMemoryBytes": 1 << 33, "bootId": "b", "taskCount": 7, "uptimeMillis": 12345}
+
+    def on_data(d: str, i: str, p: str, v: Any) -> None:
+        received.append([d, i, p, v])
+        # Publishing from inside the callback (paho holds its callback lock here), QoS 0 on the same client:
+        # must neither deadlock the shared loop nor lose the ack.
+        fleet.transport(d).publish(
+            "io.edgehog.devicemanager.SystemStatus",
+            "/systemStatus",
+            status,
+            int(time.time() * 1000),
+            lambda at, err: qos0_acks.append(err),
+        )
+
     for d in ids:
-        fleet.transport(d).on_data(lambda i, p, v, d=d: received.append([d, i, p, v]))
+        fleet.transport(d).on_data(lambda i, p, v, d=d: on_data(d, i, p, v))
         fleet.transport(d).set_property("io.edgehog.devicemanager.BaseImage", "/version", "1.0.0")
     out["t_connected"] = time.monotonic() - t0
     print("CONNECTED", flush=True)  # the parent now pushes OTARequests
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and len(received) < int(cfg.get("expect_data", 0)):
         gevent.sleep(0.05)  # sleep-ok: bounded wait for data the parent pushes
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(qos0_acks) < len(received):
+        gevent.sleep(0.05)  # sleep-ok: bounded wait for the QoS 0 acks
     out["received"] = received
+    out["qos0_acks"] = qos0_acks
 
     def publish_round(tag: str, devs: list[str], then: Any = None) -> tuple[int, list[str], list[float]]:
         """Each of `devs` publishes one QoS 2 OTAEvent; `then()` runs right after; wait for every on_ack."""

@@ -90,6 +90,7 @@ def test_lean_fleet_end_to_end(backend: Any, tmp_path: Path) -> None:
     assert (out["abandon_acked"], out["abandon_errors"]) == (0, ["disconnected"] * 5)
     assert sorted(r[0] for r in out["received"]) == sorted(push)
     assert all(r[1:3] == [REQ, "/request"] and r[3]["operation"] == "Update" for r in out["received"])
+    assert out["qos0_acks"] == [None] * len(push)  # QoS 0 published from inside on_data: written, acked
     assert out["stats"]["pending_acks"] == 0
 
     col = backend.collector
