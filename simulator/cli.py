@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -76,6 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fleetsim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `fleetsim plan ... | head`: the reader left; exit quietly as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 0
+    except Exception as exc:
+        if os.environ.get("FLEETSIM_DEBUG"):
+            raise
+        print(f"fleetsim {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(a bug: please report it; FLEETSIM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

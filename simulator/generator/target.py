@@ -35,11 +35,14 @@ class TargetInfo:
     admin_cert: str = ""
     admin_key: str = ""
     target_file: str = ""  # a real Astarte: its target file, re-read by target_file.observer_for (no secret)
+    broker_override: str = ""  # issue 9: "host:port" of the fault proxy (transports.base.Endpoint)
+    broker_override_devices: tuple[str, ...] = ()  # the devices routed through it (() = all)
 
     def endpoint(self) -> Endpoint:
         return Endpoint(realm=self.realm, pairing_url=self.pairing_url, agent_jwt=self.agent_jwt,
                         ca_file=self.ca_file or None, ignore_ssl_errors=self.ignore_ssl_errors,
-                        credentials_dir=self.credentials_dir)
+                        credentials_dir=self.credentials_dir, broker_override=self.broker_override,
+                        broker_override_devices=tuple(self.broker_override_devices))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)

@@ -193,7 +193,7 @@ def _observer(rd: _Reader, node: Node) -> ObserverConfig | None:
             r.error(
                 line_of(value),
                 f"observer.{key}",
-                f"not a {kind} observer setting (allowed: {', '.join(allowed)})",
+                f"not a setting of the {kind} observer (allowed: {', '.join(allowed)})",
             )
     if not r.require(node, keys, "observer", required):
         return None

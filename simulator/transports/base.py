@@ -54,6 +54,11 @@ class Endpoint:
     ignore_ssl_errors: bool = False
     credentials_dir: str = ".fleetsim/credentials"  # cache of secrets/keys/certs, keyed by target and device
     source_addresses: tuple[str, ...] = ()  # local addresses to spread connections over (past 64k ports)
+    # Issue 9: "host:port" of a fault proxy that devices connect to instead of pairing's broker_url (TLS is
+    # end to end, so the broker certificate must match this host too); "" = none. Only the devices listed
+    # go through it (() = every device). Honoured by the lean transport (LeanFleet.broker_address).
+    broker_override: str = ""
+    broker_override_devices: tuple[str, ...] = ()
 
 
 @dataclass

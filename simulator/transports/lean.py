@@ -112,7 +112,9 @@ class LeanTransport:
         t0 = clock.monotonic()
         for attempt in (0, 1):
             try:
-                self.client.connect(url.hostname, url.port, keepalive=fleet.keepalive_s)
+                # broker_address: the fault proxy's address instead, when the run routes this device there
+                self.client.connect(*fleet.broker_address(self.device_id, url.hostname, url.port),
+                                    keepalive=fleet.keepalive_s)
                 break
             except ConnectionRefusedError as exc:
                 if attempt or times.pairing_info is not None:

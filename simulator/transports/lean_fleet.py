@@ -126,6 +126,21 @@ class LeanFleet:
         c.on_message = dev._on_message
         return c
 
+    def broker_address(self, device_id: str, host: str, port: int) -> tuple[str, int]:
+        """Where `device_id` connects: pairing's broker (host, port), or the endpoint's broker_override."""
+        override, only = self.endpoint.broker_override, self.endpoint.broker_override_devices
+        if override and (not only or device_id in self._override_set(only)):
+            o_host, _, o_port = override.rpartition(":")
+            return o_host, int(o_port)
+        return host, port
+
+    def _override_set(self, only: tuple[str, ...]) -> frozenset[str]:
+        cached: frozenset[str] | None = getattr(self, "_override_cache", None)
+        if cached is None:
+            cached = frozenset(only)
+            self._override_cache = cached
+        return cached
+
     def backoff_s(self, attempt: int) -> float:
         """Reconnect delay: exponential from reconnect_min_s, capped, with +-50% jitter (no herd)."""
         base = min(self.reconnect_max_s, self.reconnect_min_s * (2 ** min(attempt, 20)))
