@@ -15,7 +15,8 @@ The four systems, each in its own child process (one at a time; the broker in th
 - sdk: simulator.transports.sdk (one unmodified astarte-device-sdk DeviceMqtt per device, gevent-patched like
   under Locust; past ~300 devices it is expected to collapse, PROTOCOL.md section 7);
 - mqttuser: locust.contrib.mqtt.MqttUser in a Locust Environment (local runner), one user per device, its
-  best configuration: `use_loop_selectors=True` (beyond ~340 connections paho's select() fails otherwise),
+  best configuration: `use_loop_selectors=True` past 300 devices (beyond ~340 connections paho's select()
+  fails otherwise), False below,
   task = publish + `wait_for_publish()`, `wait_time = constant(0)`; PUBCOMPs counted from its request events;
 - paho: bare paho Clients, no gevent, ONE thread running an epoll selector over every socket and paho's
   external-loop API (loop_read / loop_write / loop_misc): the honest best bare-paho way for 1,000 clients
@@ -70,10 +71,12 @@ __all__ = ["main"]
 SYSTEMS = ("lean", "sdk", "mqttuser", "paho")
 OTA_EVENT = "io.edgehog.devicemanager.OTAEvent"
 SDK_SEED_OFFSET = 1000
+PUBLISHING_MARK = "bench: publishing"
 GOALS = {"lean/mqttuser": ">= 2.0", "lean/paho": ">= 0.8"}  # at 1,000 devices (issue 8)
 
 
 # ---- children ------------------------------------------------------------------------------------------
+
 
 def _ids(args: argparse.Namespace, seed_offset: int = 0) -> list[str]:
     from simulator.ids import device_id
@@ -81,20 +84,27 @@ def _ids(args: argparse.Namespace, seed_offset: int = 0) -> list[str]:
     return [device_id(args.seed + seed_offset, i) for i in range(args.devices)]
 
 
-def _window(acked: Callable[[], int], warmup_s: float, seconds: float, sleep: Callable[[float], None]
-            ) -> dict[str, Any]:
+def _window(
+    acked: Callable[[], int], warmup_s: float, seconds: float, sleep: Callable[[float], None]
+) -> dict[str, Any]:
     """PUBCOMPs per second and CPU in [warm-up end, + seconds]."""
     sleep(warmup_s)  # the measurement window itself (benchmark timing, not waiting for logic)
     a0, c0, t0 = acked(), cpu_seconds(), time.monotonic()
     sleep(seconds)
     a1, c1, t1 = acked(), cpu_seconds(), time.monotonic()
     n, wall, cpu = a1 - a0, t1 - t0, c1 - c0
-    return {"events_per_s": round(n / wall, 1), "acked_in_window": n, "window_s": round(wall, 3),
-            "cpu_core_fraction": round(cpu / wall, 3), "cpu_us_per_event": round(cpu / max(1, n) * 1e6, 1)}
+    return {
+        "events_per_s": round(n / wall, 1),
+        "acked_in_window": n,
+        "window_s": round(wall, 3),
+        "cpu_core_fraction": round(cpu / wall, 3),
+        "cpu_us_per_event": round(cpu / max(1, n) * 1e6, 1),
+    }
 
 
-def _closed_loop_gevent(n: int, publish: Callable[[int, Callable[[float, str | None], None]], None],
-                        args: argparse.Namespace) -> dict[str, Any]:
+def _closed_loop_gevent(
+    n: int, publish: Callable[[int, Callable[[float, str | None], None]], None], args: argparse.Namespace
+) -> dict[str, Any]:
     """One publish in flight per device; a pump greenlet republishes for every device whose ack arrived."""
     from collections import deque
 
@@ -110,6 +120,7 @@ def _closed_loop_gevent(n: int, publish: Callable[[int, Callable[[float, str | N
             state["ack_errors" if error else "acked"] += 1
             ready.append(i)
             wake.set()
+
         return cb
 
     callbacks = [make_cb(i) for i in range(n)]
@@ -131,6 +142,7 @@ def _closed_loop_gevent(n: int, publish: Callable[[int, Callable[[float, str | N
             gevent.sleep(0)  # let the I/O greenlet read acks between batches
 
     g = gevent.spawn(pump)
+    print(PUBLISHING_MARK, file=sys.stderr, flush=True)  # profile_hot_path.py attaches py-spy now
     out = _window(lambda: state["acked"], args.warmup, args.seconds, gevent.sleep)
     running = False
     g.kill()
@@ -140,8 +152,13 @@ def _closed_loop_gevent(n: int, publish: Callable[[int, Callable[[float, str | N
 def _endpoint(info: dict[str, Any]) -> Any:
     from simulator.transports.base import Endpoint
 
-    return Endpoint(realm=info["realm"], pairing_url=info["pairing_url"], agent_jwt=info["agent_jwt"],
-                    ca_file=info["ca_file"], credentials_dir=info["credentials_dir"])
+    return Endpoint(
+        realm=info["realm"],
+        pairing_url=info["pairing_url"],
+        agent_jwt=info["agent_jwt"],
+        ca_file=info["ca_file"],
+        credentials_dir=info["credentials_dir"],
+    )
 
 
 def _connect_all(connect: Callable[[str], object], ids: list[str], concurrency: int) -> float:
@@ -181,7 +198,9 @@ def child_sdk(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     # Other ids than the provisioned ones: the SDK registers its devices itself (first run only) and keeps
     # their secrets in its own cache; the provisioned ids are already registered under the lean cache.
     ids = _ids(args, SDK_SEED_OFFSET)
-    cache = CredentialsCache(Path(info["credentials_dir"]) / "sdk", target_key(info["realm"], info["pairing_url"]))
+    cache = CredentialsCache(
+        Path(info["credentials_dir"]) / "sdk", target_key(info["realm"], info["pairing_url"])
+    )
     fleet = SdkFleet(_endpoint(info), INTERFACES_DIR, cache, connect_timeout=120.0)
     try:
         devs = [fleet.transport(d) for d in ids]
@@ -211,11 +230,13 @@ def child_mqttuser(info: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     payload = ota_payload()
     numbering = itertools.count()
     counts = {"publish_ok": 0, "publish_fail": 0, "connected": 0, "connect_fail": 0}
+    go: list[bool] = []  # non-empty once every user is connected
 
     class DeviceMqttUser(MqttUser):
         host = info["host"]
         port = int(info["port"])
-        use_loop_selectors = True  # MqttUser's own switch for > ~340 connections
+        # MqttUser's own switch: needed past ~340 connections (select() fails for fds >= 1024), slower below
+        use_loop_selectors = len(ids) > 300
         wait_time = constant(0)
 
         def __init__(self, environment: Any) -> None:
@@ -227,8 +248,9 @@ def child_mqttuser(info: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 
         @task
         def publish(self) -> None:
-            if not self.client.is_connected():
-                gevent.sleep(0.01)  # sleep-ok: waiting for connect_async inside a Locust task
+            if not go or not self.client.is_connected():
+                # sleep-ok: all users connect first (as the other systems do), then all publish
+                gevent.sleep(0.01)
                 return
             self.client.publish(self.topic, payload, qos=2).wait_for_publish(timeout=30)
 
@@ -248,6 +270,8 @@ def child_mqttuser(info: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     while counts["connected"] + counts["connect_fail"] < len(ids) and time.monotonic() < deadline:
         gevent.sleep(0.05)  # sleep-ok: polling Locust's connect events, bounded by the deadline
     connect_s = round(time.monotonic() - t0, 2)
+    go.append(True)
+    print(PUBLISHING_MARK, file=sys.stderr, flush=True)
     out = _window(lambda: counts["publish_ok"], args.warmup, args.seconds, gevent.sleep)
     runner.quit()
     return {"connect_s": connect_s, **out, **counts}
@@ -314,6 +338,7 @@ def child_paho(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
     while state["connected"] < len(ids) and time.monotonic() - t0 < 120:
         serve(0.05)
     connect_s = round(time.monotonic() - t0, 2)
+    print(PUBLISHING_MARK, file=sys.stderr, flush=True)
     end_warm = time.monotonic() + args.warmup
     while time.monotonic() < end_warm:
         serve(0.05)
@@ -329,15 +354,22 @@ def child_paho(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
     for c in topics:
         c.disconnect()
     n, wall = a1 - a0, w1 - w0
-    return {"connect_s": connect_s, "connected": state["connected"], "events_per_s": round(n / wall, 1),
-            "acked_in_window": n, "window_s": round(wall, 3), "cpu_core_fraction": round((c1 - c0) / wall, 3),
-            "cpu_us_per_event": round((c1 - c0) / max(1, n) * 1e6, 1)}
+    return {
+        "connect_s": connect_s,
+        "connected": state["connected"],
+        "events_per_s": round(n / wall, 1),
+        "acked_in_window": n,
+        "window_s": round(wall, 3),
+        "cpu_core_fraction": round((c1 - c0) / wall, 3),
+        "cpu_us_per_event": round((c1 - c0) / max(1, n) * 1e6, 1),
+    }
 
 
 CHILDREN = {"lean": child_lean, "sdk": child_sdk, "mqttuser": child_mqttuser, "paho": child_paho}
 
 
 # ---- parent --------------------------------------------------------------------------------------------
+
 
 def summarize(runs: list[dict[str, Any]], sizes: list[int], systems: list[str]) -> dict[str, Any]:
     """Medians per (size, system) and the ratios of lean (and sdk) to MqttUser and to bare paho."""
@@ -347,12 +379,19 @@ def summarize(runs: list[dict[str, Any]], sizes: list[int], systems: list[str]) 
         for system in systems:
             samples = [r.get("events_per_s") for r in runs if r["devices"] == size and r["system"] == system]
             cpu = [r.get("cpu_us_per_event") for r in runs if r["devices"] == size and r["system"] == system]
-            per[system] = {"events_per_s_median": median(samples), "samples": samples,
-                           "cpu_us_per_event_median": median(cpu),
-                           "failed_runs": sum(1 for s in samples if s is None)}
+            per[system] = {
+                "events_per_s_median": median(samples),
+                "samples": samples,
+                "cpu_us_per_event_median": median(cpu),
+                "failed_runs": sum(1 for s in samples if s is None),
+            }
         med = {s: per[s]["events_per_s_median"] for s in systems}
-        ratios = {f"{a}/{b}": ratio(med.get(a), med.get(b)) for a in ("lean", "sdk") for b in ("mqttuser", "paho")
-                  if a in systems and b in systems}
+        ratios = {
+            f"{a}/{b}": ratio(med.get(a), med.get(b))
+            for a in ("lean", "sdk")
+            for b in ("mqttuser", "paho")
+            if a in systems and b in systems
+        }
         out[str(size)] = {"systems": per, "ratios": ratios}
     return out
 
@@ -365,6 +404,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="measurement window per run (s)")
     ap.add_argument("--warmup", type=float, default=1.0, help="publishing before the window (s)")
     ap.add_argument("--quick", action="store_true", help="3 rounds of 2 s (about 3-5 minutes)")
+    ap.add_argument(
+        "--sdk-max-devices", type=int, default=1000, help="skip the sdk system above this size (--quick: 300)"
+    )
     ap.add_argument("--collector", action="store_true", help="keep the embedded collector subscribed")
     ap.add_argument("--seed", type=int, default=8)
     ap.add_argument("--devices", type=int, default=100, help=argparse.SUPPRESS)
@@ -376,7 +418,7 @@ def main() -> int:
         emit(CHILDREN[args.child](json.loads(args.info), args))
         return 0
     if args.quick:
-        args.rounds, args.seconds = 3, 2.0
+        args.rounds, args.seconds, args.sdk_max_devices = 3, 2.0, 300
     sizes = [int(s) for s in args.sizes.split(",")]
     systems = [s for s in args.systems.split(",") if s]
     backend = start_backend("bench", collector=args.collector)
@@ -388,37 +430,86 @@ def main() -> int:
         t0 = time.monotonic()
         provision(info, [device_id(args.seed, i) for i in range(max(sizes))])
         provision_s = round(time.monotonic() - t0, 1)
-        child_info = json.dumps({
-            "realm": info.realm, "pairing_url": info.pairing_url, "agent_jwt": info.agent_jwt,
-            "ca_file": info.ca_file, "host": info.broker_host, "port": info.broker_port,
-            "credentials_dir": str(credentials_dir(info.realm))})
+        child_info = json.dumps(
+            {
+                "realm": info.realm,
+                "pairing_url": info.pairing_url,
+                "agent_jwt": info.agent_jwt,
+                "ca_file": info.ca_file,
+                "host": info.broker_host,
+                "port": info.broker_port,
+                "credentials_dir": str(credentials_dir(info.realm)),
+            }
+        )
         for size in sizes:
             for rnd, system in alternate(systems, args.rounds):
-                res = run_child([__file__, "--child", system, "--devices", str(size), "--seconds",
-                                 str(args.seconds), "--warmup", str(args.warmup), "--seed", str(args.seed),
-                                 "--info", child_info], timeout_s=240 + size * 0.2)
+                if system == "sdk" and size > args.sdk_max_devices:
+                    continue  # minutes of connecting to measure a known collapse (PROTOCOL.md section 7)
+                res = run_child(
+                    [
+                        __file__,
+                        "--child",
+                        system,
+                        "--devices",
+                        str(size),
+                        "--seconds",
+                        str(args.seconds),
+                        "--warmup",
+                        str(args.warmup),
+                        "--seed",
+                        str(args.seed),
+                        "--info",
+                        child_info,
+                    ],
+                    timeout_s=240 + size * 0.2,
+                )
                 res.update(system=system, devices=size, round=rnd)
                 runs.append(res)
-                print(f"throughput: {size:>5} devices  {system:<8} round {rnd}: "
-                      f"{res.get('events_per_s', res.get('error'))} events/s", file=sys.stderr, flush=True)
+                print(
+                    f"throughput: {size:>5} devices  {system:<8} round {rnd}: "
+                    f"{res.get('events_per_s', res.get('error'))} events/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         backend.stop()
     summary = summarize(runs, sizes, systems)
     top = str(max(sizes))
-    goals = {name: {"goal": goal, "value": summary[top]["ratios"].get(name), "devices": int(top)}
-             for name, goal in GOALS.items()}
-    doc = {"bench": "throughput", "definition": "PUBCOMPs per second, closed loop, 1 QoS 2 publish in flight "
-           "per device, 153-byte OTAEvent, mosquitto with mTLS", "host": host_info(),
-           "provision_s": provision_s, "params": {k: getattr(args, k) for k in ("rounds", "seconds", "warmup",
-                                                                               "collector", "seed")},
-           "summary": summary, "goals": goals, "runs": runs}
-    rows = [{"devices": int(size), "system": system, "events/s (median)": per["events_per_s_median"],
-             "cpu us/event": per["cpu_us_per_event_median"], "failed runs": per["failed_runs"]}
-            for size, block in summary.items() for system, per in block["systems"].items()]
-    rows += [{"devices": int(size), "system": name, "events/s (median)": value}
-             for size, block in summary.items() for name, value in block["ratios"].items()]
-    print(text_table(rows, ["devices", "system", "events/s (median)", "cpu us/event", "failed runs"]),
-          file=sys.stderr)
+    goals = {
+        name: {"goal": goal, "value": summary[top]["ratios"].get(name), "devices": int(top)}
+        for name, goal in GOALS.items()
+    }
+    doc = {
+        "bench": "throughput",
+        "definition": "PUBCOMPs per second, closed loop, 1 QoS 2 publish in flight "
+        "per device, 153-byte OTAEvent, mosquitto with mTLS",
+        "host": host_info(),
+        "provision_s": provision_s,
+        "params": {k: getattr(args, k) for k in ("rounds", "seconds", "warmup", "collector", "seed")},
+        "summary": summary,
+        "goals": goals,
+        "runs": runs,
+    }
+    rows = [
+        {
+            "devices": int(size),
+            "system": system,
+            "events/s (median)": per["events_per_s_median"],
+            "cpu us/event": per["cpu_us_per_event_median"],
+            "failed runs": per["failed_runs"],
+        }
+        for size, block in summary.items()
+        for system, per in block["systems"].items()
+    ]
+    rows += [
+        {"devices": int(size), "system": name, "events/s (median)": value}
+        for size, block in summary.items()
+        for name, value in block["ratios"].items()
+    ]
+    print(
+        text_table(rows, ["devices", "system", "events/s (median)", "cpu us/event", "failed runs"]),
+        file=sys.stderr,
+    )
     save_result("throughput", doc)
     print(json.dumps(doc, indent=2))
     return 0

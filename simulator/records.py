@@ -41,5 +41,6 @@ class ArrivalRecord:
 
 # CSV headers of events.sent.csv and events.arrivals.csv (one row per record, same column order as fields).
 SEND_LOG_HEADER = ("device_id", "request_uuid", "status", "progress", "occurrence",
-                   "intended", "sent", "t_ms", "acked", "error")
-ARRIVAL_LOG_HEADER = ("device_id", "request_uuid", "status", "progress", "occurrence", "arrival", "t_ms", "qos")
+                   "intended", "sent", "t_ms", "acked", "error", "code")
+ARRIVAL_LOG_HEADER = ("device_id", "request_uuid", "status", "progress", "occurrence", "arrival", "t_ms", "qos",
+                      "code")

@@ -190,6 +190,20 @@ class Collector:
 
     # -- the work ------------------------------------------------------------------------------------------
 
+    def set_drop_rules(self, rules: list[dict[str, object]]) -> None:
+        """Drop on purpose every OTAEvent matching one of `rules` ({"device_id", "status", "request_uuid"}, each
+        optional; an empty rule matches everything). For loss-accounting tests through the control endpoint
+        (POST /drop): the generator's books must then report exactly these events lost, acked_not_arrived."""
+        fields = (("device_id", 0), ("request_uuid", 1), ("status", 2))
+        compiled = [[(idx, str(rule[name])) for name, idx in fields if rule.get(name) is not None]
+                    for rule in rules]
+
+        def drop(key: EventKey) -> bool:
+            return any(all(key[idx] == want for idx, want in rule) for rule in compiled)
+
+        with self._cond:
+            self._drop = drop if compiled else None
+
     def handle_message(
         self, topic: str, qos: int, payload: bytes, retain: bool = False, arrival: float | None = None
     ) -> Classified | None:

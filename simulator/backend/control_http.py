@@ -2,6 +2,8 @@
 
 GET  /healthz            "ok"
 GET  /metrics            Prometheus text exposition format 0.0.4 (collector counters)
+POST /drop               JSON {"rules": [{"device_id", "status", "request_uuid"}]}: drop matching OTAEvents on purpose
+GET  /devices/<id>/properties  JSON: the device's last device-owned property values, by interface
 GET  /arrivals?since=N   CSV, header simulator.records.ARRIVAL_LOG_HEADER, arrival-log rows from index N
 GET  /violations         JSON {"counts": {...}, "examples": [...], "divergences": {...}}
 POST /campaigns          JSON CampaignSpec (simulator.backend.campaign) -> 201 {"id": "c1"}; 400 on a bad spec
@@ -173,6 +175,9 @@ class ControlServer:
                 self._json(h, 400, {"error": f"since: expected a non-negative integer, got {raw!r}"})
                 return
             self._send(h, 200, self._arrivals_csv(int(raw)), "text/csv")
+        elif path.startswith("/devices/") and path.endswith("/properties"):
+            device = path[len("/devices/"):-len("/properties")]
+            self._json(h, 200, {"device_id": device, "properties": self.collector.properties(device)})
         elif path == "/violations":
             stats = self.collector.stats()
             self._json(h, 200, {"counts": stats["violations"], "divergences": stats["divergences"],
@@ -191,7 +196,7 @@ class ControlServer:
     def _arrivals_csv(self, since: int) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow((*ARRIVAL_LOG_HEADER, "code"))
+        writer.writerow(ARRIVAL_LOG_HEADER)
         for r in self.collector.arrivals(since):
             device, uuid, status, progress, occurrence = r.key
             writer.writerow((device, uuid, status, progress, occurrence, f"{r.arrival:.6f}",
@@ -227,6 +232,13 @@ class ControlServer:
                 return
             runner.cancel(device)
             self._json(h, 200, {"id": segments[2], "canceled": device})
+        elif path == "/drop":
+            rules = body.get("rules") if isinstance(body, dict) else None
+            if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+                self._json(h, 400, {"error": "rules: expected a list of objects"})
+                return
+            self.collector.set_drop_rules(rules)
+            self._json(h, 200, {"rules": len(rules)})
         elif path == "/broker/restart":
             self._restart_broker(h, body)
         else:

@@ -160,6 +160,17 @@ class MosquittoBroker:
         with self._lock:
             return dict(self._counts)
 
+    def wait_for_refusals(self, kind: str, count: int = 1, timeout_s: float = 5.0) -> bool:
+        """True once `count` refusals of `kind` are logged. mosquitto writes the log line after the client has
+        already seen its connection fail, so a reader right after the failure can be early; the log is a file
+        (nothing to block on), so this re-reads it every 20 ms until the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while self.refusals().get(kind, 0) < count:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _acl_text(self) -> str:

@@ -37,6 +37,7 @@ log = logging.getLogger("fleetsim.faults")
 RESTART_TIMEOUT_S = 60.0  # the broker restart POST returns once the broker listens again (~0.2 s mosquitto)
 RECONNECT_TRIES = 5  # a device reconnecting after a fault: attempts, RECONNECT_RETRY_S apart
 RECONNECT_RETRY_S = 1.0
+RECOVERY_POLL_S = 0.05  # how often the proxy's open connections are counted after a reset (seconds)
 
 
 class ProxyControl(Protocol):
@@ -49,6 +50,8 @@ class ProxyControl(Protocol):
     def reset_all(self) -> int: ...
 
     def block(self, seconds: float) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
 
 
 class _Device(Protocol):
@@ -210,7 +213,9 @@ class FaultRunner:
             elif a.kind == "stall":
                 proxy.stall(a.duration)
             else:
-                self._record(a)["connections_reset"] = proxy.reset_all()
+                reset = proxy.reset_all()
+                self._record(a)["connections_reset"] = reset
+                self._helpers.append(gevent.spawn(self._time_recovery, a, proxy, reset))
                 if a.duration > 0:
                     proxy.block(a.duration)
                 else:
@@ -218,6 +223,16 @@ class FaultRunner:
         else:
             self._undo(a)
             self._ended(a)
+
+    def _time_recovery(self, a: FaultAction, proxy: ProxyControl, reset: int) -> None:
+        """`reconnected_s`: from the RST until as many connections are open again (polled every 50 ms)."""
+        t0 = self.clock.monotonic()
+        while True:
+            if int(proxy.stats().get("connections", 0)) >= reset:
+                self._record(a)["reconnected_s"] = round(self.clock.monotonic() - t0, 3)
+                return
+            if self.stopping.wait(RECOVERY_POLL_S):
+                return
 
     def _undo(self, a: FaultAction) -> None:
         if a.kind == "network_delay" and self.proxy is not None:

@@ -291,6 +291,7 @@ class ProxyCore:
     def reset_all(self) -> int:
         """RST both sockets of every connection; queued chunks are dropped. Returns the connections reset."""
         conns = list(self.conns)
+        self.conns.clear()  # gone now (their connection_lost comes a loop turn later): stats count 0 at once
         for conn in conns:
             conn.dead = True
             _rst(conn.client)

@@ -51,19 +51,22 @@ class RunFaults:
         if not schedule.needs_proxy:
             return cls(schedule, target, None)
         if target.kind != "embedded" or not target.broker_url:
-            raise UsageError("network faults (network_delay, stall, reset) need the embedded backend: the fault "
-                             "proxy listens on 127.0.0.1, which only the embedded broker's certificate names")
+            raise UsageError("network faults (network_delay, stall, reset) need the embedded backend: the "
+                             "fault proxy listens on 127.0.0.1, which only the embedded broker's certificate "
+                             "names")
         url = urlparse(target.broker_url)
         if url.hostname is None or url.port is None:
             raise UsageError(f"fault proxy: bad broker URL {target.broker_url!r}")
-        proxy = ProxyProcess(url.hostname, url.port, log_path=log_dir / "fault-proxy.log" if log_dir else None)
+        log_path = log_dir / "fault-proxy.log" if log_dir else None
+        proxy = ProxyProcess(url.hostname, url.port, log_path=log_path)
         try:
             port = proxy.start()
         except (ProxyProcessError, OSError) as exc:
             proxy.stop()
             raise UsageError(f"the fault proxy did not start: {exc}") from exc
         routed = tuple(device_ids[i] for i in schedule.proxied)
-        target = dataclasses.replace(target, broker_override=f"127.0.0.1:{port}", broker_override_devices=routed)
+        target = dataclasses.replace(target, broker_override=f"127.0.0.1:{port}",
+                                     broker_override_devices=routed)
         return cls(schedule, target, proxy)
 
     def start(self, devices: Mapping[int, Any], run_start: float, run_start_wall: float,
@@ -77,11 +80,10 @@ class RunFaults:
 
     def finish(self) -> list[dict[str, Any]]:
         """The log: one entry per scenario fault ({kind, at, duration, devices, started, ended, ...})."""
-        records = self.runner.finish() if self.runner is not None else []
-        by_index = {i: r for i, r in enumerate(records)} if False else {}
-        for rec, action in zip(records, [a for a in self.schedule.actions if a.index in self._indexes()],
-                               strict=False):
-            by_index[action.index] = rec
+        by_index: dict[int, dict[str, Any]] = {}
+        if self.runner is not None:
+            self.runner.finish()
+            by_index = dict(self.runner.records)
         out = []
         for action in self.schedule.actions:
             rec = by_index.get(action.index)
@@ -93,7 +95,7 @@ class RunFaults:
                 else:
                     rec["errors"].append("not reached before the run ended")
             if self.proxy is not None and action.kind in ("network_delay", "stall", "reset"):
-                rec["proxy"] = "127.0.0.1:%d" % self.proxy.port
+                rec["proxy"] = f"127.0.0.1:{self.proxy.port}"
             out.append(rec)
         if self.proxy is not None:
             try:
@@ -106,9 +108,6 @@ class RunFaults:
             except (ProxyProcessError, OSError):
                 pass
         return out
-
-    def _indexes(self) -> set[int]:
-        return set(self.runner.records) if self.runner is not None else set()
 
     def close(self) -> None:
         if self.proxy is not None:

@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from simulator.backend.server import BackendInfo
 from simulator.errors import UsageError
 from simulator.transports.base import Endpoint
 
-__all__ = ["TargetInfo", "open_target"]
+__all__ = ["TargetInfo", "open_target", "target_from_backend_info"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class TargetInfo:
 
 @contextmanager
 def open_target(target: str, realm: str, state_dir: Path, broker: str = "auto") -> Iterator[TargetInfo]:
-    """`target` is "embedded" or the path of a target file (simulator.generator.target_file)."""
+    """`target` is "embedded" (started and stopped here), the backend.json of a running `fleetsim backend`, or
+    the path of a real-Astarte target file (simulator.generator.target_file)."""
     if target == "embedded":
         from simulator.backend.process import BackendProcess
 
@@ -73,15 +75,32 @@ def open_target(target: str, realm: str, state_dir: Path, broker: str = "auto") 
                 info = proc.start()
             except RuntimeError as exc:
                 raise UsageError(f"the embedded backend did not start: {exc} (log: {proc.log_path})") from exc
-            yield TargetInfo(
-                kind="embedded", realm=info.realm, pairing_url=info.pairing_url, agent_jwt=info.agent_jwt,
-                ca_file=info.ca_file, credentials_dir=str(state_dir / "credentials"),
-                control_url=info.control_url, broker_url=info.broker_url, broker_kind=info.broker_kind,
-                admin_cert=info.admin_cert, admin_key=info.admin_key,
-            )
+            yield _from_backend(info, state_dir)
         finally:
             proc.stop()
+        return
+    if target.endswith(".json"):
+        yield target_from_backend_info(Path(target), state_dir)
         return
     from simulator.generator.target_file import load_target_file
 
     yield load_target_file(Path(target), state_dir)
+
+
+def target_from_backend_info(path: Path, state_dir: Path) -> TargetInfo:
+    """A running `fleetsim backend` (its <state-dir>/backend.json): used, not started or stopped by us."""
+    try:
+        info = BackendInfo.from_json(path.read_text())
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: no backend info; start `fleetsim backend` first") from exc
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable backend info: {exc}") from exc
+    return _from_backend(info, state_dir)
+
+
+def _from_backend(info: BackendInfo, state_dir: Path) -> TargetInfo:
+    return TargetInfo(kind="embedded", realm=info.realm, pairing_url=info.pairing_url,
+                      agent_jwt=info.agent_jwt, ca_file=info.ca_file,
+                      credentials_dir=str(state_dir / "credentials"), control_url=info.control_url,
+                      broker_url=info.broker_url, broker_kind=info.broker_kind, admin_cert=info.admin_cert,
+                      admin_key=info.admin_key)

@@ -50,6 +50,7 @@ class RunOutcome:
     reason: str = ""
     worker_exports: list[dict[str, Any]] = field(default_factory=list)
     campaign: dict[str, Any] | None = None
+    faults: list[dict[str, Any]] | None = None  # issue 9: the scenario's faults as run (faults.run_faults)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class LocustRun:
     web_port: int = 8089
     quiet: bool = False
     _interrupted: str = ""
+    _faults: Any = None  # simulator.faults.run_faults.RunFaults when the scenario has faults
 
     def _interrupt(self, reason: str) -> None:
         self._interrupted = reason
@@ -75,6 +77,7 @@ class LocustRun:
 
     def run(self) -> RunOutcome:
         devices = self.scenario.fleet.devices
+        fault_plan = self._prepare_faults()
         settings = RunSettings(scenario=self.scenario, target=self.target, results_root=self.results_root,
                                worker_count=self.processes, write_results=False, progress=True)
         env = Environment(user_classes=[DeviceUser])
@@ -87,6 +90,7 @@ class LocustRun:
         else:
             env.create_local_runner()
             ctx = install(env, settings)
+        ctx.plan = ctx.plan or fault_plan
         delivery = LiveDelivery(self.target.control_url)
         delivery.start()
         if self.web:
@@ -109,6 +113,21 @@ class LocustRun:
             for proc in workers:
                 _end(proc)
             tmp.cleanup()
+            if self._faults is not None:
+                self._faults.close()
+
+    def _prepare_faults(self) -> Any:
+        """Issue 9: schedule the scenario's faults; start the fault proxy and route devices through it."""
+        if not self.scenario.faults:
+            return None
+        from simulator.faults.run_faults import RunFaults
+        from simulator.plan import build_plan
+
+        plan = build_plan(self.scenario)
+        self._faults = RunFaults.prepare(self.scenario, self.target, plan.device_ids)
+        if self._faults is not None:
+            self.target = self._faults.target
+        return plan
 
     def _spawn_workers(self, runner: Any, tmp: Path) -> list[subprocess.Popen[bytes]]:
         settings_file = tmp / "worker-settings.json"
@@ -151,6 +170,7 @@ class LocustRun:
                 break
             self._print(progress_line(snap, delivery, devices, time.monotonic() - t0, None))
             gevent.sleep(1.0)
+        _all_failed(ctx, runner)  # issue 9: e.g. Pairing API unreachable, wrong realm -> one line, exit 2
         started_at = time.time()
         if ctx.fleet is not None and ctx.fleet.started.is_set():
             started_at = ctx.fleet.run_start_wall
@@ -167,6 +187,12 @@ class LocustRun:
                                  for a in ctx.plan.actions_for(d)), default=0) / 1e6
         play_s = max(self.scenario.duration, last_offset_s) + DRAIN_S
         campaign = self._start_campaign(ctx)
+        if self._faults is not None:  # issue 9: the fault schedule plays on the run's clock
+            fleet = ctx.fleet
+            run_start = (fleet.run_start if fleet is not None and fleet.started.is_set()
+                         else time.monotonic() - (time.time() - started_at))
+            self._faults.start(fleet.devices if fleet is not None else {}, run_start, started_at,
+                               local=not workers)
         # Phase 2: play the plan (self-driven), or follow the campaign until it finishes (backend-driven).
         while not self._interrupted:
             elapsed = time.time() - started_at
@@ -178,6 +204,7 @@ class LocustRun:
             gevent.sleep(min(1.0, max(0.05, play_s - elapsed)))
         partial = bool(self._interrupted)
         ended_at = time.time()
+        faults_log = self._faults.finish() if self._faults is not None else None
         # Phase 3: stop users (devices disconnect; unacked publishes are recorded), collect worker finals.
         runner.stop()
         exports: list[dict[str, Any]] = []
@@ -191,7 +218,7 @@ class LocustRun:
                 self._print(f"fleetsim: only {len(exports)} of {len(workers)} workers sent final metrics")
         runner.quit()
         outcome = RunOutcome(ctx=ctx, started_at=started_at, ended_at=ended_at, partial=partial,
-                             reason=self._interrupted, worker_exports=exports)
+                             reason=self._interrupted, worker_exports=exports, faults=faults_log)
         if campaign is not None:
             outcome.campaign = campaign.status()
         return outcome
@@ -212,6 +239,19 @@ class LocustRun:
             return bool(client.status().get("finished"))
         except Exception:  # a slow control endpoint must not end the run early
             return False
+
+
+def _all_failed(ctx: FleetContext, runner: Any) -> None:
+    """Raise UsageError (one line, exit 2) when not one device of this process came online: the target is
+    unusable (unreachable Pairing API, wrong realm, refused token), and playing the plan would only time out."""
+    fleet = ctx.fleet
+    if fleet is None or fleet.online or not fleet.indexes or len(fleet.failed) < len(fleet.indexes):
+        return
+    from simulator.errors import UsageError
+
+    reason = fleet.failed[min(fleet.failed)]
+    runner.quit()
+    raise UsageError(f"no device came online ({len(fleet.failed)} failed); first: {reason}")
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

@@ -74,7 +74,8 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
             started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=results_root, health=health,
             partial=outcome.partial, reason=outcome.reason, fleet_counters=counters,
             sdk_over_limit=scenario.transport == "sdk" and scenario.fleet.devices > SDK_COMFORT_DEVICES * processes,
-            extra={"processes": processes, "campaign": _campaign_summary(outcome.campaign)},
+            extra={"processes": processes, "campaign": _campaign_summary(outcome.campaign),
+                   **({"faults": outcome.faults} if outcome.faults is not None else {})},
             thresholds_report=thresholds_report(scenario))
         if observer is not None:
             observer.stop()

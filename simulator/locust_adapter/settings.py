@@ -11,8 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from simulator.errors import UsageError
-from simulator.generator.target import TargetInfo
+from simulator.generator.target import TargetInfo, target_from_backend_info
 from simulator.scenario.model import Scenario
 
 __all__ = ["RunSettings", "settings_from_options"]
@@ -26,22 +25,6 @@ class RunSettings:
     worker_count: int = 1  # generator processes sharing the fleet (1 = local run)
     write_results: bool = True  # plain locust: the master/local process writes results at quit
     progress: bool = False  # `fleetsim run` prints its own progress line
-
-
-def _target_from_info(path: Path, state_dir: Path) -> TargetInfo:
-    from simulator.backend.server import BackendInfo
-
-    try:
-        info = BackendInfo.from_json(path.read_text())
-    except FileNotFoundError as exc:
-        raise UsageError(f"{path}: no backend info; start `fleetsim backend` first or set FLEETSIM_BACKEND_INFO")\
-            from exc
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable backend info: {exc}") from exc
-    return TargetInfo(kind="embedded", realm=info.realm, pairing_url=info.pairing_url, agent_jwt=info.agent_jwt,
-                      ca_file=info.ca_file, credentials_dir=str(state_dir / "credentials"),
-                      control_url=info.control_url, broker_url=info.broker_url, broker_kind=info.broker_kind,
-                      admin_cert=info.admin_cert, admin_key=info.admin_key)
 
 
 def settings_from_options(options: Any, num_users: int | None) -> RunSettings:
@@ -63,7 +46,7 @@ def settings_from_options(options: Any, num_users: int | None) -> RunSettings:
 
         target = load_target_file(Path(options.fleetsim_target_file), state_dir)
     else:
-        target = _target_from_info(Path(options.fleetsim_backend_info), state_dir)
+        target = target_from_backend_info(Path(options.fleetsim_backend_info), state_dir)
     if target.realm != scenario.realm:
         scenario = replace(scenario, realm=target.realm)
     return RunSettings(scenario=scenario, target=target, results_root=Path(options.fleetsim_results),

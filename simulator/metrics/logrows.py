@@ -1,6 +1,6 @@
 """Send/arrival records <-> flat rows (CSV files, worker exports), in the column order of simulator.records.
 
-Columns are `SEND_LOG_HEADER` / `ARRIVAL_LOG_HEADER` followed by the additive `code` column (statusCode).
+Columns are `SEND_LOG_HEADER` / `ARRIVAL_LOG_HEADER` (the last, `code`, is the statusCode; files without it still read).
 Empty cells mean None. Times are wall-clock seconds since the epoch, written with microsecond precision.
 """
 
@@ -20,8 +20,8 @@ __all__ = [
     "send_to_row",
 ]
 
-SEND_COLUMNS = (*SEND_LOG_HEADER, "code")
-ARRIVAL_COLUMNS = (*ARRIVAL_LOG_HEADER, "code")
+SEND_COLUMNS = SEND_LOG_HEADER
+ARRIVAL_COLUMNS = ARRIVAL_LOG_HEADER
 
 Row = list[str]
 

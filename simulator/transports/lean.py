@@ -92,7 +92,10 @@ class LeanTransport:
     # ---- connect ----
 
     def connect(self) -> OnboardingTimes:
-        """Pairing (cached), TCP+TLS+CONNECT/CONNACK, handshake acked. Blocks only the calling greenlet."""
+        """Pairing (cached), TCP+TLS+CONNECT/CONNACK, handshake acked. Blocks only the calling greenlet.
+
+        Already connected, connecting, or reconnecting by itself after a loss: returns at once (`connected`
+        tells which). A reused but rejected credentials secret, a stale cached broker URL: handled (once)."""
         if self.state in (CONNECTED, CONNECTING, RECONNECTING):
             return OnboardingTimes(session_present=self.session_present)
         fleet, clock = self.fleet, self.fleet.clock

@@ -36,6 +36,8 @@ __all__ = [
 
 # Seconds per HTTP call; the SDK's DEFAULT_TIMEOUT (pairing_handler.py) is 30.
 DEFAULT_TIMEOUT_S = 30.0
+# Tries per call when the connection itself fails (refused, reset, stale keep-alive); HTTP errors never retry.
+_ATTEMPTS = 3
 
 
 class PairingError(UsageError):
@@ -80,6 +82,11 @@ def build_csr(realm: str, device_id: str, key: ec.EllipticCurvePrivateKey) -> by
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
+def _is_verify_error(exc: Exception) -> bool:
+    """A certificate problem: retrying cannot help."""
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc)
+
+
 def _detail(res: requests.Response) -> str:
     try:
         body: Any = res.json()
@@ -119,22 +126,30 @@ class PairingClient:
         self, phase: str, method: str, path: str, bearer: str, body: Mapping[str, Any] | None, ok: int
     ) -> Any:
         url = self.base + path
-        try:
-            res = self._session.request(
-                method,
-                url,
-                json=dict(body) if body is not None else None,
-                headers={"Authorization": f"Bearer {bearer}"},
-                verify=self._verify,
-                timeout=self.timeout_s,
-            )
-        except requests.exceptions.SSLError as exc:
-            why = f"TLS error (check ca_file / ignore_ssl_errors): {exc}"
-            raise PairingError(phase, url, None, why) from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise PairingError(phase, url, None, f"cannot connect: {exc}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise PairingError(phase, url, None, f"timed out after {self.timeout_s} s") from exc
+        res = None
+        for attempt in range(_ATTEMPTS):
+            try:
+                res = self._session.request(
+                    method,
+                    url,
+                    json=dict(body) if body is not None else None,
+                    headers={"Authorization": f"Bearer {bearer}"},
+                    verify=self._verify,
+                    timeout=self.timeout_s,
+                )
+                break
+            except requests.exceptions.Timeout as exc:
+                raise PairingError(phase, url, None, f"timed out after {self.timeout_s} s") from exc
+            except requests.exceptions.ConnectionError as exc:  # SSLError included
+                # A pooled keep-alive connection the server closed meanwhile fails at once (EOF): the
+                # broken connection is discarded, so one more attempt uses a fresh one.
+                if attempt + 1 < _ATTEMPTS and not _is_verify_error(exc):
+                    continue
+                if isinstance(exc, requests.exceptions.SSLError):
+                    why = f"TLS error (check ca_file / ignore_ssl_errors): {exc}"
+                    raise PairingError(phase, url, None, why) from exc
+                raise PairingError(phase, url, None, f"cannot connect: {exc}") from exc
+        assert res is not None
         if res.status_code == 422 and phase == "registration":
             raise AlreadyRegistered(phase, url, 422, "device already registered; " + _detail(res))
         if res.status_code != ok:

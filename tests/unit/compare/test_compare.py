@@ -18,10 +18,22 @@ ENV = {"python": "3.11.7", "cpu_count": 2, "cpu_model": "Test CPU", "platform": 
 
 
 def _summary(p99: float = 40.0, lost: int = 0, delivered_eps: float = 100.0) -> dict[str, Any]:
-    return {"schema_version": 1, "scenario": "ci-regression", "seed": 1, "devices": 30, "duration_s": 15.0,
-            "transport": "lean", "target": "embedded", "verdict": "ok", "latency_trustworthy": True,
-            "latency_ms": {"ack": {"p50": 10.0, "p99": p99}}, "events": {"lost": lost},
-            "rate": {"delivered_eps": delivered_eps}, "environment": dict(ENV), "extra": {"broker": "mosquitto"}}
+    return {
+        "schema_version": 1,
+        "scenario": "ci-regression",
+        "seed": 1,
+        "devices": 30,
+        "duration_s": 15.0,
+        "transport": "lean",
+        "target": "embedded",
+        "verdict": "ok",
+        "latency_trustworthy": True,
+        "latency_ms": {"ack": {"p50": 10.0, "p99": p99}},
+        "events": {"lost": lost},
+        "rate": {"delivered_eps": delivered_eps},
+        "environment": dict(ENV),
+        "extra": {"broker": "mosquitto"},
+    }
 
 
 def _verdicts(base: dict[str, Any], run: dict[str, Any], tol: float) -> dict[str, str]:
@@ -39,7 +51,9 @@ def test_a_20_percent_p99_regression_is_flagged() -> None:
 def test_a_5_percent_p99_change_passes_at_10_percent_tolerance() -> None:
     comparison = compare_run(build_baseline(_summary(p99=40.0)), _summary(p99=42.0), 0.10)
     assert comparison.regressions == []
-    assert _verdicts(build_baseline(_summary(p99=40.0)), _summary(p99=42.0), 0.10)["ack_latency_p99_ms"] == "ok"
+    assert (
+        _verdicts(build_baseline(_summary(p99=40.0)), _summary(p99=42.0), 0.10)["ack_latency_p99_ms"] == "ok"
+    )
 
 
 def test_direction_comes_from_lower_is_better() -> None:
@@ -62,7 +76,10 @@ def test_unlike_machines_are_flagged_not_failed() -> None:
     comparison = compare_run(build_baseline(_summary()), run, 0.10)
     assert {key for key, _, _ in comparison.env_mismatches} == {"cpu_model", "transport"}
     text = format_markdown(comparison)
-    assert "comparison across unlike machines" in text and "cpu_model: baseline `Test CPU`, run `Other CPU`" in text
+    assert (
+        "comparison across unlike machines" in text
+        and "cpu_model: baseline `Test CPU`, run `Other CPU`" in text
+    )
 
 
 def test_parse_tolerance() -> None:
@@ -90,8 +107,21 @@ def test_cli_baseline_then_compare_exit_codes(tmp_path: Path, capsys: pytest.Cap
     assert main(["compare", str(slow), "--baseline", str(baseline), "--tolerance", "10%"]) == 1
     assert "| ack_latency_p99_ms (ms) | 40 | 48 | +20.0% | **REGRESSION** |" in capsys.readouterr().out
     report = tmp_path / "diff.md"
-    assert main(["compare", str(ok), "--baseline", str(baseline), "--metric", "ack_latency_p99_ms",
-                 "--out", str(report)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(ok),
+                "--baseline",
+                str(baseline),
+                "--metric",
+                "ack_latency_p99_ms",
+                "--out",
+                str(report),
+            ]
+        )
+        == 0
+    )
     assert "No regression beyond 10%." in report.read_text()
     other = copy.deepcopy(_summary(p99=42.0))
     other["environment"]["cpu_count"] = 64
