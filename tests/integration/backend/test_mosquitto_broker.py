@@ -91,7 +91,7 @@ def test_publish_under_another_device_prefix_is_denied(
     finally:
         device.stop()
         admin.stop()
-    assert broker.refusals().get("acl_publish") == 1
+    assert broker.wait_for_refusals("acl_publish") and broker.refusals()["acl_publish"] == 1
 
 
 def test_connection_without_client_certificate_is_refused(ca: LocalCA, broker: MosquittoBroker) -> None:
