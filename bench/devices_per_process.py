@@ -212,7 +212,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=100, help="parallel connects")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--state-dir", default=str(ROOT / ".fleetsim" / "bench-devices"))
-    ap.add_argument("--quick", action="store_true", help="1,000 devices, 5 s of publishing (bench/run_all.py)")
+    ap.add_argument("--quick", action="store_true", help="1,000 devices, 5 s of publishing (run_all.py)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:  # added for bench/run_all.py --quick (issue 8)

@@ -140,14 +140,9 @@ def main() -> int:
         "acked_eps_median": {str(k): v for k, v in med.items()},
         "goals": {"two_workers_over_one": {"goal": GOAL, "value": value, "ok": check_goal(value, GOAL)}},
     }
-    print(
-        text_table(
-            [{"processes": n, "acked/s (median)": med[n]} for n in (1, 2)]
-            + [{"processes": "2 / 1", "acked/s (median)": value}],
-            ["processes", "acked/s (median)"],
-        ),
-        file=sys.stderr,
-    )
+    rows: list[dict[str, object]] = [{"processes": n, "acked/s (median)": med[n]} for n in (1, 2)]
+    rows.append({"processes": "2 / 1", "acked/s (median)": value})
+    print(text_table(rows, ["processes", "acked/s (median)"]), file=sys.stderr)
     save_result("scale_out", doc)
     print(json.dumps(doc, indent=2))
     return 0

@@ -262,7 +262,7 @@ def child_mqttuser(info: dict[str, Any], args: argparse.Namespace) -> dict[str, 
             counts["connect_fail" if exception else "connected"] += 1
 
     env = Environment(user_classes=[DeviceMqttUser])
-    env.events.request.add_listener(on_request)
+    env.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
     runner = env.create_local_runner()
     t0 = time.monotonic()
     runner.start(len(ids), spawn_rate=len(ids))
@@ -305,7 +305,7 @@ def child_paho(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
     def sync(c: mqtt.Client) -> None:
         want = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.want_write() else 0)
         if masks.get(c) != want:
-            sel.modify(c.socket(), want, c)
+            sel.modify(c.socket(), want, c)  # type: ignore[arg-type]
             masks[c] = want
 
     t0 = time.monotonic()
@@ -315,7 +315,7 @@ def child_paho(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
         c.on_publish, c.on_connect = on_publish, on_connect
         c.connect(info["host"], int(info["port"]), keepalive=60)  # TCP + TLS handshake, CONNECT queued
         topics[c] = ota_topic(info["realm"], dev)
-        sel.register(c.socket(), selectors.EVENT_READ | selectors.EVENT_WRITE, c)
+        sel.register(c.socket(), selectors.EVENT_READ | selectors.EVENT_WRITE, c)  # type: ignore[arg-type]
         masks[c] = selectors.EVENT_READ | selectors.EVENT_WRITE
 
     def serve(timeout: float) -> None:

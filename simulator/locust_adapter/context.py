@@ -13,9 +13,9 @@ from typing import Any
 from simulator.clock import MonotonicClock
 from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
+from simulator.locust_adapter.settings import RunSettings
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import FleetPlan, build_plan
-from simulator.locust_adapter.settings import RunSettings
 
 __all__ = ["FleetContext", "context_of"]
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import numpy as np
 
 from simulator.locust_adapter.context import FleetContext
 
@@ -24,6 +25,8 @@ class LiveDelivery:
     count: int = 0
     rate: float = 0.0
     error: str = ""
+    e2e_p50_ms: float | None = None  # arrival - device `t`, over the arrivals of the last poll (one second)
+    e2e_p99_ms: float | None = None
     _greenlet: Any = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -36,8 +39,14 @@ class LiveDelivery:
         client = CollectorClient(self.control_url)
         while True:
             try:
-                count = client.arrival_count()
-                self.rate, self.count, self.error = float(count - self.count), count, ""
+                fresh = client.arrivals(since=self.count)  # incremental: only the rows not seen yet
+                self.rate, self.count, self.error = float(len(fresh)), self.count + len(fresh), ""
+                lat = [(a.arrival - a.t_ms / 1000.0) * 1000.0 for a in fresh if a.t_ms is not None]
+                if lat:
+                    p50, p99 = np.percentile(lat, [50, 99])
+                    self.e2e_p50_ms, self.e2e_p99_ms = float(p50), float(p99)
+                else:
+                    self.e2e_p50_ms = self.e2e_p99_ms = None
             except Exception as exc:  # a slow collector must not stop the run; the line says so
                 self.error = str(exc)
             gevent.sleep(1.0)
@@ -94,4 +103,6 @@ def live_rows(ctx: FleetContext, delivery: LiveDelivery | None = None) -> list[d
         rows.append({"name": "delivered to backend (collector)", "value": delivery.count})
         rows.append({"name": "delivered events/s", "value": delivery.rate})
         rows.append({"name": "sent but not yet delivered", "value": int(snap.get("sent") or 0) - delivery.count})
+        rows.append({"name": "end-to-end p50 ms (arrival - device t, last second)", "value": delivery.e2e_p50_ms})
+        rows.append({"name": "end-to-end p99 ms (arrival - device t, last second)", "value": delivery.e2e_p99_ms})
     return rows

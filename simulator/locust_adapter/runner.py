@@ -76,6 +76,15 @@ class LocustRun:
             print(line, file=sys.stderr, flush=True)
 
     def run(self) -> RunOutcome:
+        # Parts of Locust (its web UI) parse sys.argv themselves; fleetsim's own flags (e.g. --web, a prefix of
+        # Locust's --web-host) would make that parse fail. Locust is a library here: it gets no command line.
+        argv, sys.argv = sys.argv, sys.argv[:1]
+        try:
+            return self._run()
+        finally:
+            sys.argv = argv
+
+    def _run(self) -> RunOutcome:
         devices = self.scenario.fleet.devices
         fault_plan = self._prepare_faults()
         settings = RunSettings(scenario=self.scenario, target=self.target, results_root=self.results_root,

@@ -8,7 +8,10 @@ from typing import Any, TextIO
 
 from simulator.clock import MonotonicClock
 from simulator.generator.finish import finish_run
+from simulator.generator.limits import ensure_open_files
 from simulator.generator.target import open_target
+from simulator.generator.thresholds_bridge import thresholds_report
+from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.runner import LocustRun
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
@@ -43,6 +46,7 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
                 state_dir: Path, processes: int = 1, spawn_rate: float = 0.0, web: bool = False,
                 web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ensure_open_files(-(-scenario.fleet.devices // processes))
     with open_target(scenario.target, scenario.realm, state_dir, broker=broker) as target:
         observer = _observer(target)
         if observer is not None:
@@ -67,8 +71,6 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
                         counters[key] = counters.get(key, 0) + value
         else:
             recorder = ctx.ensure_recorder()
-        from simulator.generator.thresholds_bridge import thresholds_report
-
         finished = finish_run(
             scenario=scenario, plan=ctx.plan, target=target, recorder=recorder, observer=observer,
             started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=results_root, health=health,
@@ -86,3 +88,28 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
         return 130
     breached = [t for t in (finished.summary.get("thresholds") or {}).get("results", []) if not t.get("ok")]
     return 1 if breached else 0
+
+
+def finish_locust_run(ctx: FleetContext, started_fallback: float) -> None:
+    """Results of a plain `locust -f locustfile.py` run (local or master process), written when Locust quits."""
+    import sys
+    import time
+
+    settings = ctx.settings
+    clock = MonotonicClock()
+    started = ctx.fleet.run_start_wall if ctx.fleet is not None and ctx.fleet.started.is_set() else started_fallback
+    if ctx.finals:
+        recorder = MetricsRecorder(clock, start=started)
+        for export in ctx.finals.values():
+            recorder.merge(export)
+    else:
+        recorder = ctx.ensure_recorder()
+    observer = _observer(settings.target)
+    finished = finish_run(
+        scenario=settings.scenario, plan=ctx.plan, target=settings.target, recorder=recorder, observer=observer,
+        started_at=started, ended_at=time.time(), results_root=settings.results_root,
+        health=ctx.monitor.stop() if ctx.monitor is not None else None,
+        fleet_counters=ctx.fleet.counters() if ctx.fleet is not None else {}, extra={"engine": "locust -f"},
+        thresholds_report=thresholds_report(settings.scenario))
+    print(format_summary(finished.summary), file=sys.stderr)
+    print(f"fleetsim results: {finished.run_dir}", file=sys.stderr)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from simulator.backend.process import BackendProcess
+from tests.integration.engine.conftest import only_run_dir, summary_of
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -33,3 +34,7 @@ def test_locust_headless_against_fleetsim_backend(tiny_scenario: Path, tmp_path:
     aggregated = [line for line in out.splitlines() if line.strip().startswith("Aggregated")]
     assert aggregated and re.search(r"\s0\(0\.00%\)", aggregated[0]), aggregated
     assert any(re.match(r"OTAEvent\s+Acknowledged\s+(\d+)", line) for line in rows)
+    # The same books as `fleetsim run`: results written when Locust quits, nothing lost.
+    summary = summary_of(only_run_dir(tmp_path / "results"))
+    events = summary["events"]
+    assert isinstance(events, dict) and events["sent"] == events["delivered"] > 0 and events["lost"] == 0
