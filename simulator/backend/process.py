@@ -60,10 +60,11 @@ class BackendProcess:
         cmd = [
             self._python, "-m", "simulator.backend", "--state-dir", str(self.state_dir),
             "--realm", self.realm, "--broker", self.broker, "--host", self.host, "--json",
+            "--exit-on-stdin-eof",
         ]
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop the child in order
             )
         try:
@@ -121,8 +122,9 @@ class BackendProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
         return proc.returncode
 
     def __enter__(self) -> BackendProcess:

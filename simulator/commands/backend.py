@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--json", action="store_true",
                         help="print one line of JSON (BackendInfo, includes the agent JWT) and nothing else")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true",
+                        help="stop when standard input closes (the parent that started us has gone)")
 
 
 def describe(info_json: str) -> str:
@@ -72,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if args.exit_on_stdin_eof:
+        # The parent (fleetsim run) keeps our stdin pipe open and never writes: EOF means it died without
+        # stopping us (SIGKILL, a crash), and a backend must not outlive its run.
+        threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True,
+                         name="parent-watch").start()
     backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host)
     info_file: Path | None = None
     try:

@@ -154,10 +154,19 @@ def account(sends: Sequence[SendRecord], arrivals: Sequence[ArrivalRecord], end:
     times = np.fromiter((a.arrival for a in arrivals), np.float64, len(arrivals))
     deadline = end + grace
     high_rank: dict[str, int] = {}
+    sent_bases = {rec.key[:4] for rec in keep}
     for j in np.argsort(times, kind="stable").tolist():
         arr = arrivals[j]
         pos = index.get(arr.key)
         if pos is None:
+            base = arr.key[:4]
+            if base in sent_bases:
+                # The observer numbers every arrival of the same (device, uuid, status, progress) as a new
+                # occurrence, so a re-delivery of an event already sent (a QoS 1/2 resend after a reconnect, a
+                # duplicate-send fault) arrives with an occurrence nobody sent: a duplicate, not a stranger.
+                acc.duplicated += 1
+                acc.duplicated_events[arr.key] = acc.duplicated_events.get(arr.key, 0) + 1
+                continue
             acc.unexpected += 1
             acc.unexpected_events.append(arr.key)
             continue

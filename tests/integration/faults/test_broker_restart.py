@@ -50,7 +50,8 @@ def test_control_route_restarts_the_broker_on_the_same_port(tmp_path: Path) -> N
         assert getattr(backend.broker, "pid", None) != old_pid
         with socket.create_connection(("127.0.0.1", info.broker_port), timeout=5):
             pass  # listening again
-        bad = urllib.request.Request(f"{info.control_url}/broker/restart", data=b'{"down_s": -1}', method="POST")
+        bad = urllib.request.Request(f"{info.control_url}/broker/restart", data=b'{"down_s": -1}',
+                                     method="POST")
         try:
             urllib.request.urlopen(bad, timeout=5)
             raise AssertionError("a negative down_s must be refused")

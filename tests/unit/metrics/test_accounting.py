@@ -122,3 +122,14 @@ def test_100k_events_join_in_well_under_a_second() -> None:
     assert acc.lost == 100 and acc.delivered == n - 100
     assert acc.reordered > 0  # random delays do reorder
     assert elapsed < 3.0  # ~0.3 s on an idle core; generous for the shared 2-core machine
+
+
+def test_a_redelivery_numbered_as_a_new_occurrence_is_a_duplicate() -> None:
+    sends = _sends(devices=1, per_device=3)
+    first = sends[0]
+    again = ArrivalRecord((*first.key[:4], first.key[4] + 1), first.sent + 0.5, first.t_ms)  # type: ignore[operator]
+    stranger = ArrivalRecord(("nobody", "u", "Success", 0, 0), first.sent + 0.5, first.t_ms)  # type: ignore[operator]
+    acc = account(sends, [*(_arrive(r) for r in sends), again, stranger], end=sends[-1].intended + 1)
+    assert acc.duplicated == 1 and acc.duplicated_events == {again.key: 1}
+    assert acc.unexpected == 1 and acc.unexpected_events == [stranger.key]
+    assert acc.lost == 0
