@@ -283,7 +283,8 @@ class VirtualDevice:
         t_ms = int(sent * 1000)
         intended = self.run_start_wall + max(action.offset_us, self._online_since_us) / 1e6
         code = value.get("statusCode", "")
-        record = SendRecord(key=key, intended=intended, sent=sent, t_ms=t_ms, code=code if isinstance(code, str) else "")
+        record = SendRecord(key=key, intended=intended, sent=sent, t_ms=t_ms,
+                            code=code if isinstance(code, str) else "")
         token = id(record)
         self._pending[token] = record
 

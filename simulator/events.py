@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Union
 
 __all__ = [
     "OTA_EVENT_INTERFACE",
@@ -31,7 +30,7 @@ OTA_REQUEST_INTERFACE = "io.edgehog.devicemanager.OTARequest"
 OTA_REQUEST_PATH = "/request"
 
 # A value an Astarte mapping can carry (the subset Edgehog interfaces use) or an object aggregate of them.
-Value = Union[str, int, float, bool, bytes, Mapping[str, object], None]
+Value = str | int | float | bool | bytes | Mapping[str, object] | None
 
 
 class OtaStatus(StrEnum):

@@ -77,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if args.exit_on_stdin_eof:
         # The parent (fleetsim run) keeps our stdin pipe open and never writes: EOF means it died without
         # stopping us (SIGKILL, a crash), and a backend must not outlive its run.
-        threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.set()), daemon=True,
-                         name="parent-watch").start()
+        def _watch_parent() -> None:
+            sys.stdin.buffer.read()
+            stop.set()
+
+        threading.Thread(target=_watch_parent, daemon=True, name="parent-watch").start()
     backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host)
     info_file: Path | None = None
     try:

@@ -24,12 +24,12 @@ __all__ = ["DeviceUser"]
 _started: dict[int, float] = {}
 
 
-@events.init_command_line_parser.add_listener
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _options(parser: Any, **_: Any) -> None:
     add_options(parser)
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]
 def _init(environment: Any, **_: Any) -> None:
     ctx = install_from_options(environment)
     if ctx is None or type(environment.runner).__name__ == "WorkerRunner":

@@ -118,7 +118,7 @@ class LocustRun:
                 signal.signal(sig, handler)
             delivery.stop()
             if env.web_ui is not None:
-                env.web_ui.stop()
+                env.web_ui.stop()  # type: ignore[no-untyped-call]
             for proc in workers:
                 _end(proc)
             tmp.cleanup()
