@@ -41,7 +41,6 @@ __all__ = ["run"]
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Connect this generator's devices, report READY, wait for GO, play the steps, drain, emit RESULT."""
-
     from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH
     from simulator.interfaces.loader import load_interfaces
     from simulator.transports.base import Endpoint, PublishError
@@ -65,6 +64,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     gevent.pool.Pool(spec["concurrency"]).map(connect, spec["ids"])
     devs = [fleet.transport(d) for d in spec["ids"] if fleet.transport(d).connected]
     connect_s = time.monotonic() - t0
+    if not devs:
+        fleet.stop()
+        raise SystemExit(f"no device connected: {failures}")  # the parent reports the stderr tail
     gc.collect()
     gc.freeze()  # PROTOCOL.md section 7: full GCs over the connect garbage would set the send-lag p99
     print(READY + json.dumps({"connected": len(devs), "connect_s": round(connect_s, 2)}), flush=True)
