@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from simulator.private_files import write_private
+
 __all__ = ["DEFAULT_DEVICE_CERT_VALIDITY_S", "LocalCA"]
 
 # Device certificates: Astarte issues them for a limited time and the SDK re-verifies on every connect
@@ -41,18 +43,6 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret file created with mode 0600 (never world-readable, not even briefly)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _write_public(path: Path, data: bytes) -> None:
@@ -140,7 +130,7 @@ class LocalCA:
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
                 .sign(key, hashes.SHA256())
             )
-            _write_private(self.ca_key_path, _key_pem(key))
+            write_private(self.ca_key_path, _key_pem(key))
             _write_public(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
             self._key, self._cert = key, cert
 
@@ -197,7 +187,7 @@ class LocalCA:
         ])
         cert = self._build(subject, key.public_key(), _SERVER_VALIDITY, ExtendedKeyUsageOID.SERVER_AUTH, sans)
         cert_path, key_path = self._dir / "server.crt", self._dir / "server.key"
-        _write_private(key_path, _key_pem(key))
+        write_private(key_path, _key_pem(key))
         _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cert_path, key_path
 
@@ -215,7 +205,7 @@ class LocalCA:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
         cert = self._build(subject, key.public_key(), _SERVER_VALIDITY, ExtendedKeyUsageOID.CLIENT_AUTH)
-        _write_private(key_path, _key_pem(key))
+        write_private(key_path, _key_pem(key))
         _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         return cert_path, key_path
 

@@ -11,7 +11,6 @@ the same token; an ES256 verify costs ~0.1 ms, a dict lookup ~0.1 us).
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from simulator.private_files import write_private
 
 __all__ = ["AGENT_CLAIM", "AgentTokens"]
 
@@ -61,13 +62,7 @@ class AgentTokens:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        tmp = self._path.with_name(self._path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, pem)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._path)
+        write_private(self._path, pem)
         return key
 
     def issue_agent_token(self, ttl_s: int = _DEFAULT_TTL_S, paths: tuple[str, ...] = (".*::.*",)) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -56,12 +55,10 @@ def describe(info_json: str) -> str:
 
 def _write_info(state_dir: Path, text: str) -> Path:
     """`<state_dir>/backend.json` (0600: it holds the agent JWT) so other processes can find the backend."""
+    from simulator.private_files import write_private
+
     path = state_dir / "backend.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode() + b"\n")
-    finally:
-        os.close(fd)
+    write_private(path, text.encode() + b"\n")
     return path
 
 

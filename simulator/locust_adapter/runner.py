@@ -30,6 +30,7 @@ from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot
 from simulator.locust_adapter.settings import RunSettings
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
+from simulator.private_files import write_private
 from simulator.scenario.model import Scenario
 
 __all__ = ["LocustRun", "RunOutcome", "run_with_locust"]
@@ -140,10 +141,9 @@ class LocustRun:
 
     def _spawn_workers(self, runner: Any, tmp: Path) -> list[subprocess.Popen[bytes]]:
         settings_file = tmp / "worker-settings.json"
-        settings_file.write_text(json.dumps({
+        write_private(settings_file, json.dumps({  # holds the agent JWT
             "scenario": self.scenario_path, "overrides": self.overrides, "target": self.target.to_json(),
-            "results_root": str(self.results_root), "worker_count": self.processes}))
-        settings_file.chmod(0o600)  # holds the agent JWT
+            "results_root": str(self.results_root), "worker_count": self.processes}).encode())
         port = runner.server.port
         procs = [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", str(settings_file),
                                    str(port)]) for _ in range(self.processes)]

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from simulator.errors import UsageError
+from simulator.private_files import write_private
 
 __all__ = ["CorruptCredentials", "CredentialsCache", "DeviceCredentials", "target_key"]
 
@@ -87,18 +88,6 @@ def _mkdir_private(path: Path) -> None:
     except FileExistsError:
         return
     os.chmod(path, 0o700)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomic write of a 0600 file: created 0600 under a temporary name, then renamed over."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 class CredentialsCache:
@@ -181,11 +170,11 @@ class CredentialsCache:
     def put(self, device_id: str, creds: DeviceCredentials) -> None:
         """Store (replace) a device's credentials; key/cert None leaves the files on disk untouched."""
         doc = {"credentials_secret": creds.secret, "broker_url": creds.broker_url}
-        _write_private(self.device_dir(device_id) / _SECRET_FILE, json.dumps(doc).encode())
+        write_private(self.device_dir(device_id) / _SECRET_FILE, json.dumps(doc).encode())
         if creds.key_pem is not None:
-            _write_private(self.key_path(device_id), creds.key_pem)
+            write_private(self.key_path(device_id), creds.key_pem)
         if creds.cert_pem is not None:
-            _write_private(self.cert_path(device_id), creds.cert_pem)
+            write_private(self.cert_path(device_id), creds.cert_pem)
 
     def forget(self, device_id: str) -> None:
         """Remove one device's credentials (e.g. after it was unregistered)."""
