@@ -39,18 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     check_goal,
-    embedded_target,
     emit,
     host_info,
     median,
     percentile,
-    plain_fleet_run,
     raise_fd_limit,
-    record_stats,
     run_child,
     save_result,
     start_backend,
-    steady_scenario,
     text_table,
 )
 
@@ -116,9 +112,7 @@ def child_proxy(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         "p50_at_0_ms": base,
         "p50_at_d_ms": held,
         "difference_ms": None if base is None or held is None else round(held - base, 3),
-        "late_switch_ms": [
-            round((m - run["run_start_wall"] - k * args.phase) * 1000, 2) for k, m in enumerate(marks)
-        ],
+        "late_switch_ms": [round((m - run["run_start_wall"] - k * args.phase) * 1000, 2) for k, m in enumerate(marks)],
         "stats": record_stats(records, run["planned_events"], duration),
     }
 
@@ -220,9 +214,7 @@ def main() -> int:
                 "devices": args.devices,
                 "ok": check_goal(diff, f"within {expected:g} +- 1"),
             }
-            print(
-                f"latency_truth: D={args.delay:g} ms -> +{diff} ms (expected {expected:g})", file=sys.stderr
-            )
+            print(f"latency_truth: D={args.delay:g} ms -> +{diff} ms (expected {expected:g})", file=sys.stderr)
         sizes = [int(s) for s in args.compare.split(",") if s]
         rows = []
         for size in sizes:

@@ -31,16 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     check_goal,
-    embedded_target,
     emit,
     host_info,
-    plain_fleet_run,
     raise_fd_limit,
-    record_stats,
     run_child,
     save_result,
     start_backend,
-    steady_scenario,
     text_table,
 )
 

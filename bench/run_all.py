@@ -88,9 +88,7 @@ def summary_rows(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         ">= 10000",
     )
     row("devices_per_process", "RSS per device (KB)", _get(dpp, "rss", "per_device_kb"), "<= 50")
-    row(
-        "devices_per_process", "connects per second (cached credentials)", _get(dpp, "connect", "per_s"), None
-    )
+    row("devices_per_process", "connects per second (cached credentials)", _get(dpp, "connect", "per_s"), None)
     pacing = docs.get("pacing", {})
     at = _get(pacing, "goals", "at_rate")
     row(

@@ -119,9 +119,7 @@ def main() -> int:
         results.mkdir()
         for rnd in range(args.rounds):
             for processes in (1, 2):
-                res = one_run(
-                    yaml_path, processes, results, timeout_s=300 + args.devices * 0.1 + args.duration
-                )
+                res = one_run(yaml_path, processes, results, timeout_s=300 + args.devices * 0.1 + args.duration)
                 res["round"] = rnd
                 runs.append(res)
                 print(

@@ -22,6 +22,7 @@ from simulator.transports import wire
 from simulator.transports.base import Endpoint
 from simulator.transports.credentials import CredentialsCache, target_key
 from simulator.transports.lean_loop import IoLoop
+from simulator.transports.paho_tuning import install_shared_message_condition
 from simulator.transports.pairing_client import PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
 
@@ -59,6 +60,7 @@ class LeanFleet:
         max_parallel_reconnects: int = 32,
         discard_corrupt: bool = False,
     ) -> None:
+        install_shared_message_condition()  # paho_tuning: no Condition allocated per publish
         self.endpoint = endpoint
         self.interfaces = wire.as_interfaces(interfaces)
         self.clock: Clock = clock or MonotonicClock()

@@ -17,9 +17,9 @@ from bench.common import (
     median,
     percentile,
     ratio,
-    record_stats,
     text_table,
 )
+from bench.fleet_runs import record_stats
 from bench.latency_truth import phase_p50s
 from bench.profile_hot_path import top_frames
 from bench.run_all import summary_rows
@@ -55,11 +55,20 @@ def test_alternate_interleaves_systems_round_by_round() -> None:
     assert alternate(["a", "b"], 2) == [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
 
 
-@pytest.mark.parametrize(("value", "goal", "ok"), [
-    (2.1, ">= 2.0", True), (1.9, ">= 2.0", False), (50.0, "<= 50", True), (4.9, "< 5", True),
-    (-0.8, "abs <= 1.0", True), (-1.2, "abs <= 1.0", False), (40.9, "within 40 +- 1", True),
-    (42.1, "within 40 +- 1", False), (None, ">= 1", None),
-])
+@pytest.mark.parametrize(
+    ("value", "goal", "ok"),
+    [
+        (2.1, ">= 2.0", True),
+        (1.9, ">= 2.0", False),
+        (50.0, "<= 50", True),
+        (4.9, "< 5", True),
+        (-0.8, "abs <= 1.0", True),
+        (-1.2, "abs <= 1.0", False),
+        (40.9, "within 40 +- 1", True),
+        (42.1, "within 40 +- 1", False),
+        (None, ">= 1", None),
+    ],
+)
 def test_check_goal(value: float | None, goal: str, ok: bool | None) -> None:
     assert check_goal(value, goal) is ok
 
@@ -70,8 +79,10 @@ def test_check_goal_names_a_bad_goal() -> None:
 
 
 def test_tables_render_missing_cells_and_verdicts() -> None:
-    rows: list[dict[str, object]] = [{"metric": "a|b", "value": 1234.5, "result": True},
-                                     {"metric": "c", "value": None, "result": False}]
+    rows: list[dict[str, object]] = [
+        {"metric": "a|b", "value": 1234.5, "result": True},
+        {"metric": "c", "value": None, "result": False},
+    ]
     text = text_table(rows, ["metric", "value", "result"]).splitlines()
     assert text[0].split() == ["metric", "value", "result"]
     assert text[2].split() == ["a|b", "1,234", "pass"]
@@ -133,9 +144,12 @@ def test_throughput_summary_medians_and_ratios() -> None:
 
 
 def test_summary_rows_judge_goals_and_tolerate_missing_results() -> None:
-    docs = {"throughput": {"goals": {"lean/mqttuser": {"value": 2.5, "devices": 1000},
-                                     "lean/paho": {"value": 0.5, "devices": 1000}}},
-            "scale_out": {"goals": {"two_workers_over_one": {"value": 1.8}}}}
+    docs = {
+        "throughput": {
+            "goals": {"lean/mqttuser": {"value": 2.5, "devices": 1000}, "lean/paho": {"value": 0.5, "devices": 1000}}
+        },
+        "scale_out": {"goals": {"two_workers_over_one": {"value": 1.8}}},
+    }
     rows = {r["metric"]: r for r in summary_rows(docs)}
     assert rows["lean/mqttuser events/s ratio @ 1000 devices"]["result"] is True
     assert rows["lean/paho events/s ratio @ 1000 devices"]["result"] is False
@@ -155,7 +169,7 @@ def test_scale_out_scenario_passes_the_real_loader(tmp_path: Path) -> None:
 
 
 def test_steady_scenario_offers_the_asked_event_rate() -> None:
-    from bench.common import steady_scenario
+    from bench.fleet_runs import steady_scenario
     from simulator.plan import build_plan
 
     plan = build_plan(steady_scenario(devices=10, events_per_s=20.0, duration_s=2.0))

@@ -1,0 +1,154 @@
+"""Scenario-driven runs without Locust: a steady scenario, ProcessFleet + drive_device in this process, and
+the statistics of the SendRecords it leaves (send lag, achieved rate, overruns, publish->ack).
+
+Used by bench/pacing.py and bench/latency_truth.py, always in a child process that monkey-patched gevent
+first (as Locust does); the simulator is imported lazily for that reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import credentials_dir, percentile
+
+__all__ = ["embedded_target", "plain_fleet_run", "record_stats", "steady_scenario"]
+
+
+def steady_scenario(
+    devices: int,
+    events_per_s: float,
+    duration_s: float,
+    seed: int = 3,
+    transport: str = "lean",
+    realm: str = "bench",
+    ack_to_final_s: float = 0.1,
+) -> Any:
+    """A scenario whose plan offers `events_per_s` OTAEvents per second: OTA operations arrive at a constant
+    rate of events_per_s / 2, each a scripted Acknowledged then Failure(Canceled) `ack_to_final_s` later
+    (a Cancel during Acknowledged, PROTOCOL.md section 4; the loader's machine check accepts it). No
+    reboot, so no reconnect noise; the plan assigns each operation to the device idle the longest
+    (simulator.plan)."""
+    from simulator.scenario.model import (
+        ArrivalSpec,
+        FleetSpec,
+        LifecycleMixEntry,
+        Scenario,
+        ScriptedLifecycle,
+        ScriptedStep,
+    )
+
+    steps = (ScriptedStep("Acknowledged"), ScriptedStep("Failure", code="Canceled", delay=ack_to_final_s))
+    return Scenario(
+        name=f"bench-steady-{devices}x{events_per_s:g}",
+        realm=realm,
+        seed=seed,
+        fleet=FleetSpec(devices=devices, id_scheme="sequential", id_prefix="bench"),
+        duration=duration_s,
+        arrival=ArrivalSpec(model="constant", rate=events_per_s / 2.0),
+        lifecycle=(LifecycleMixEntry(weight=1.0, scripted=ScriptedLifecycle(steps=steps)),),
+        transport=transport,  # type: ignore[arg-type]
+    )
+
+
+def plain_fleet_run(
+    target: Any,
+    scenario: Any,
+    drain_s: float = 2.0,
+    connect_parallel: int = 50,
+    gc_freeze: bool = False,
+    during: Callable[[Any], None] | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """Play `scenario` in this (gevent-patched) process through ProcessFleet + drive_device, no Locust.
+    Returns (SendRecords, info). The run starts when every device is online (ProcessFleet.begin);
+    `during(fleet)` then runs in its own greenlet. gc_freeze=False by default: the Locust runner does not
+    freeze either, and the comparisons here must run the same code."""
+    import gc
+
+    import gevent
+    import gevent.pool
+
+    from simulator.clock import MonotonicClock
+    from simulator.generator.fleet import FleetCallbacks, ProcessFleet, drive_device
+    from simulator.plan import build_plan
+
+    records: list[Any] = []
+    plan = build_plan(scenario)
+    fleet = ProcessFleet(scenario, plan, target, MonotonicClock(), callbacks=FleetCallbacks(on_record=records.append))
+    devices = [fleet.create(i) for i in fleet.indexes]
+    drivers = [gevent.spawn(drive_device, fleet, d) for d in devices]
+    t0 = time.monotonic()
+    helper = None
+    try:
+        gevent.pool.Pool(connect_parallel).map(fleet.bring_online, devices)
+        connect_s = time.monotonic() - t0
+        if gc_freeze:
+            gc.collect()
+            gc.freeze()  # PROTOCOL.md section 7: full GCs over ramp-up garbage set the p99
+        fleet.started.wait(timeout=60)
+        if during is not None:
+            helper = gevent.spawn(during, fleet)
+        end = fleet.run_start + scenario.duration + drain_s
+        gevent.sleep(max(0.0, end - time.monotonic()))  # the run's own length (benchmark timing)
+    finally:
+        fleet.stop()
+        gevent.killall(drivers + ([helper] if helper is not None else []), timeout=5)
+    info = {
+        "connect_s": round(connect_s, 2),
+        "planned_events": plan.planned_events,
+        "failed_devices": len(fleet.failed),
+        "run_start_wall": fleet.run_start_wall,
+    }
+    return records, info
+
+
+def record_stats(records: Sequence[Any], planned_events: int, duration_s: float) -> dict[str, Any]:
+    """Send lag (sent - intended), publish->ack, achieved vs intended rate, overruns, from SendRecords."""
+    sent = [r for r in records if r.sent is not None]
+    lags_ms = [(r.sent - r.intended) * 1000 for r in sent]
+    acks_ms = [(r.acked - r.sent) * 1000 for r in sent if r.acked is not None and r.error is None]
+    out: dict[str, Any] = {
+        "planned": planned_events,
+        "sent": len(sent),
+        "acked": len(acks_ms),
+        "errors": sum(1 for r in records if r.error is not None),
+    }
+    if len(sent) > 1:
+        intended = sorted(r.intended for r in sent)
+        actual = sorted(r.sent for r in sent)
+        rate_intended = (len(sent) - 1) / (intended[-1] - intended[0])
+        rate_achieved = (len(sent) - 1) / (actual[-1] - actual[0])
+        out.update(
+            target_rate=round(planned_events / duration_s, 1),
+            intended_rate=round(rate_intended, 1),
+            achieved_rate=round(rate_achieved, 1),
+            rate_error_pct=round(100 * (rate_achieved / rate_intended - 1), 3),
+        )
+    out["send_lag_ms"] = {q: _round(percentile(lags_ms, p)) for q, p in (("p50", 50), ("p99", 99), ("max", 100))}
+    out["overruns"] = {f"lag_gt_{t}ms": sum(1 for x in lags_ms if x > t) for t in (1, 5, 10, 100)}
+    out["ack_ms"] = {q: _round(percentile(acks_ms, p)) for q, p in (("p50", 50), ("p99", 99), ("max", 100))}
+    return out
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def embedded_target(info: Any, credentials: Path | None = None) -> Any:
+    """simulator.generator.target.TargetInfo for an EmbeddedBackend's BackendInfo (or its dict)."""
+    from simulator.generator.target import TargetInfo
+
+    doc = info if isinstance(info, dict) else info.__dict__
+    return TargetInfo(
+        kind="embedded",
+        realm=doc["realm"],
+        pairing_url=doc["pairing_url"],
+        agent_jwt=doc["agent_jwt"],
+        ca_file=doc["ca_file"],
+        credentials_dir=str(credentials or credentials_dir(doc["realm"])),
+        control_url=doc.get("control_url", ""),
+        broker_url=doc.get("broker_url", ""),
+        broker_kind=doc.get("broker_kind", ""),
+    )
