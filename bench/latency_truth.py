@@ -49,6 +49,7 @@ from bench.common import (
     start_backend,
     text_table,
 )
+from bench.fleet_runs import embedded_target, plain_fleet_run, record_stats, steady_scenario
 
 __all__ = ["main", "phase_p50s"]
 

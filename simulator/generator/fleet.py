@@ -4,9 +4,10 @@ No Locust here (DESIGN.md principle 8): the Locust adapter and the plain-gevent 
 drive devices through `ProcessFleet` and `drive_device`.
 
 Partitioning (issue 5): device i belongs to worker i % worker_count (FleetPlan.partition), so the union of all
-workers' events is the single-process plan for the same seed, whatever the worker count. Inside a worker the
-k-th of U local slots (Locust users) drives local devices j with j % U == k; when U equals the partition size
-(the default: -u = devices) every user is one device.
+workers' events is the single-process plan for the same seed, whatever the worker count. Inside a worker each
+starting Locust user claims the next unclaimed device of the partition (`claim_next`), so no device is ever
+driven twice, however Locust spreads users over workers; devices no user claimed once spawning is complete
+(fewer users than devices on this worker) are driven by the fleet itself (`unclaimed`), so none is left out.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class FleetCallbacks:
     on_record: Callable[[SendRecord], None] = lambda rec: None
     on_onboarding: Callable[[str, OnboardingTimes], None] = lambda device, times: None
     on_online: Callable[[int], None] = lambda delta: None
+    on_begin: Callable[[], None] = lambda: None  # the run's clock started: onboarding is over
 
 
 def make_transport_factory(kind: str, target: TargetInfo, clock: Clock) -> tuple[
@@ -102,6 +104,7 @@ class ProcessFleet:
     online: int = field(init=False, default=0)
     failed: dict[int, str] = field(init=False, default_factory=dict)
     _onboarding_gate: gevent.lock.BoundedSemaphore = field(init=False, repr=False)
+    _claimed: int = field(init=False, default=0)
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
 
@@ -111,9 +114,17 @@ class ProcessFleet:
         self._factory, self._stop_transports = make_transport_factory(
             self.scenario.transport, self.target, self.clock)
 
-    def slot_devices(self, slot: int, slots: int) -> list[int]:
-        """Local devices driven by local slot `slot` of `slots` (see the module docstring)."""
-        return [d for j, d in enumerate(self.indexes) if j % max(1, slots) == slot]
+    def claim_next(self) -> int | None:
+        """The next device of this partition nobody drives yet (None: all claimed)."""
+        if self._claimed >= len(self.indexes):
+            return None
+        self._claimed += 1
+        return self.indexes[self._claimed - 1]
+
+    def claim_rest(self) -> list[int]:
+        """Every device still unclaimed, now claimed by the caller (the fleet drives them itself)."""
+        rest, self._claimed = self.indexes[self._claimed:], len(self.indexes)
+        return rest
 
     def create(self, index: int) -> VirtualDevice:
         installed, target = fleet_firmware(self.scenario.fleet)
@@ -170,6 +181,7 @@ class ProcessFleet:
         # generations after ramp-up took the max from 123 to 16.5 ms (PROTOCOL.md section 7).
         gc.collect()
         gc.freeze()
+        self.callbacks.on_begin()
         self.started.set()
 
     def online_deadline_s(self) -> float:

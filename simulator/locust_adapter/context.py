@@ -32,7 +32,7 @@ class FleetContext:
     recorder: MetricsRecorder | None = None
     worker_index: int = 0
     worker_count: int = 1
-    next_slot: int = 0
+    extra_greenlets: list[Any] = field(default_factory=list)  # devices driven by the fleet, not a user
     finals: dict[int, dict[str, Any]] = field(default_factory=dict)  # master: worker index -> final export
     worker_snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # master: live per worker
     generator_flags: dict[str, Any] = field(default_factory=dict)
@@ -57,16 +57,6 @@ class FleetContext:
             log.info("worker %d/%d: %d of %d devices", self.worker_index, self.worker_count,
                      len(self.fleet.indexes), len(self.plan.device_ids))
         return self.fleet
-
-    def claim_slot(self) -> tuple[int, int]:
-        """(slot, slots) for a starting user: slots = the users this process will run."""
-        runner = self.environment.runner
-        slots = int(getattr(runner, "target_user_count", 0) or 0)
-        if slots <= 0 and self.fleet is not None:
-            slots = len(self.fleet.indexes)
-        slot = self.next_slot
-        self.next_slot += 1
-        return slot, max(1, slots)
 
 
 def context_of(environment: Any) -> FleetContext:

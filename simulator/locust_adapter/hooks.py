@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import gevent
+
+from simulator.generator.fleet import ProcessFleet, drive_device
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.settings import RunSettings, settings_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
 
-__all__ = ["install", "install_from_options"]
+__all__ = ["build_fleet", "install", "install_from_options"]
 
 log = logging.getLogger("fleetsim.locust")
 
@@ -33,6 +36,7 @@ def install(environment: Any, settings: RunSettings) -> FleetContext:
     events.test_start.add_listener(lambda **kw: _on_test_start(ctx))
     events.report_to_master.add_listener(lambda client_id, data, **kw: _report(ctx, data))
     events.worker_report.add_listener(lambda client_id, data, **kw: _worker_report(ctx, client_id, data))
+    events.spawning_complete.add_listener(lambda **kw: _on_spawned(ctx))
     events.test_stopping.add_listener(lambda **kw: _on_stopping(ctx))
     events.test_stop.add_listener(lambda **kw: _on_test_stop(ctx))
     if environment.runner is not None:
@@ -76,10 +80,37 @@ def _on_test_start(ctx: FleetContext) -> None:
         return
     if kind == "WorkerRunner":
         ctx.worker_index = int(runner.worker_index)
+    build_fleet(ctx)
+
+
+def build_fleet(ctx: FleetContext) -> ProcessFleet:
+    """This process's share of the fleet, wired to the stats bridge and the health monitor (once)."""
+    callbacks = make_callbacks(ctx.environment, ctx.ensure_recorder())
+    callbacks.on_begin = lambda: _start_monitor(ctx)
+    return ctx.ensure_fleet(callbacks)
+
+
+def _start_monitor(ctx: FleetContext) -> None:
+    """Generator health is measured while the plan plays, not during onboarding (TLS handshakes are meant to
+    load the generator then, and would otherwise mark every large run saturated)."""
     if ctx.monitor is None:
         ctx.monitor = HealthMonitor(ctx.clock)
         ctx.monitor.start()
-    ctx.ensure_fleet(make_callbacks(ctx.environment, ctx.ensure_recorder()))
+
+
+def _on_spawned(ctx: FleetContext) -> None:
+    """Fewer users than devices on this process: the fleet drives the devices no user claimed."""
+    fleet = ctx.fleet
+    if fleet is None or ctx.is_master:
+        return
+    for index in fleet.claim_rest():
+        ctx.extra_greenlets.append(gevent.spawn(_drive_unclaimed, fleet, index))
+
+
+def _drive_unclaimed(fleet: ProcessFleet, index: int) -> None:
+    device = fleet.create(index)
+    if fleet.bring_online(device):
+        drive_device(fleet, device)
 
 
 def _report(ctx: FleetContext, data: dict[str, Any]) -> None:

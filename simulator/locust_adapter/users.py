@@ -1,4 +1,4 @@
-"""The Locust user: one slot of this process's devices (one device when -u equals the fleet size).
+"""The Locust user: one virtual device (the next unclaimed one of this process's partition).
 
 Open model (issue 5): a user does not loop on `wait_time`; its devices act at the intended times of the plan,
 on an absolute grid from the run's start (simulator.generator.fleet.drive_device), so spawn batches cannot
@@ -16,13 +16,13 @@ from locust import User, task
 from simulator.device import VirtualDevice
 from simulator.generator.fleet import drive_device
 from simulator.locust_adapter.context import context_of
-from simulator.locust_adapter.stats_bridge import make_callbacks
+from simulator.locust_adapter.hooks import build_fleet
 
 __all__ = ["DeviceUser"]
 
 
 class DeviceUser(User):
-    """A slot of virtual Edgehog devices (Locust `User`)."""
+    """A virtual Edgehog device (Locust `User`); a user started after every device was claimed idles."""
 
     abstract = False
 
@@ -35,9 +35,9 @@ class DeviceUser(User):
 
     def on_start(self) -> None:
         ctx = context_of(self.environment)
-        fleet = ctx.ensure_fleet(make_callbacks(self.environment, ctx.ensure_recorder()))
-        slot, slots = ctx.claim_slot()
-        self.devices = [fleet.create(index) for index in fleet.slot_devices(slot, slots)]
+        fleet = ctx.fleet or build_fleet(ctx)  # test_start normally built it already
+        index = fleet.claim_next()
+        self.devices = [] if index is None else [fleet.create(index)]
         for device in self.devices:
             fleet.bring_online(device)
 
