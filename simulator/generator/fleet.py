@@ -22,6 +22,7 @@ import gevent
 import gevent.event
 import gevent.lock
 
+from simulator.arrival.pacer import Pacer
 from simulator.clock import Clock
 from simulator.device import LiveLifecycle, VirtualDevice
 from simulator.events import Value
@@ -105,6 +106,7 @@ class ProcessFleet:
     failed: dict[int, str] = field(init=False, default_factory=dict)
     _onboarding_gate: gevent.lock.BoundedSemaphore = field(init=False, repr=False)
     _claimed: int = field(init=False, default=0)
+    pacer: Pacer | None = field(init=False, default=None)
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
 
@@ -173,6 +175,9 @@ class ProcessFleet:
         wall = now_wall if at_wall is None else at_wall
         self.run_start_wall = wall
         self.run_start = now_mono + (wall - now_wall)
+        # Late actions are never dropped (every planned OTAEvent is sent, late or not): max_lag only sets
+        # what the pacer would call dropped; late/max-lag are what the summary reports.
+        self.pacer = Pacer(self.clock, self.run_start, max_lag_s=3600.0)
         for device in self.devices.values():
             device.run_start = self.run_start
             device.run_start_wall = self.run_start_wall
@@ -203,6 +208,11 @@ class ProcessFleet:
             for name, value in vars(device.counters).items():
                 if isinstance(value, int):
                     total[name] = total.get(name, 0) + value
+        if self.pacer is not None:
+            stats = self.pacer.stats
+            total["due_points"] = stats.sent
+            total["due_points_late"] = stats.late  # woke more than 1 ms after the intended time
+            total["due_points_max_lag_us"] = round(stats.max_lag_s * 1e6)
         return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total}
 
 
@@ -241,11 +251,15 @@ def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[fl
             wake.clear()
             wake.wait(timeout=1.0)
             continue
-        delay = due - clock.monotonic()
+        pacer = fleet.pacer
+        assert pacer is not None  # set by begin(), before `started`
+        offset = due - fleet.run_start
+        delay = pacer.wait_time(offset)
         if delay > 0:
             wake.clear()
             wake.wait(timeout=delay)  # a request arriving meanwhile may bring an earlier action
             continue
+        pacer.record(offset, clock.monotonic())  # lateness per due point: late / max lag, process-wide
         device.run_due(hold_reboot=True)
         if device.pending_acks and device.reboot_due():
             _drain_before_reboot(device, clock, sleep)
