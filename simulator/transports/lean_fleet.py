@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
-from simulator.transports import wire
+from simulator.transports import native_tls, wire
 from simulator.transports.base import Endpoint
 from simulator.transports.credentials import CredentialsCache, target_key
 from simulator.transports.lean_loop import IoLoop
@@ -33,12 +33,18 @@ __all__ = ["LeanClient", "LeanFleet"]
 
 
 class LeanClient(mqtt.Client):
-    """paho Client whose TCP socket comes from ports.open_connection (source address, TCP_NODELAY)."""
+    """paho Client whose TCP socket comes from ports.open_connection (source address, TCP_NODELAY) and whose
+    TLS socket is CPython's own, handshaken cooperatively (native_tls: why)."""
 
     lean_source = ""
 
     def _create_socket_connection(self) -> Any:
         return open_connection((self._host, self._port), self.lean_source, self._connect_timeout)
+
+    def _ssl_wrap_socket(self, tcp_sock: Any) -> Any:  # native_tls.TlsSocket: paho needs only its socket API
+        if self._ssl_context is None:  # paho calls this only after tls_set_context (new_client)
+            raise ValueError("TLS context not set")
+        return native_tls.handshake(tcp_sock, self._ssl_context, self._host, self._connect_timeout)
 
 
 class LeanFleet:
