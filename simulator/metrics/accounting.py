@@ -10,7 +10,10 @@ Besides the outcome, arrivals are checked for: duplicated (each extra copy of a 
 (per device, an event first seen after an event that was sent later; counted on the overtaken event) and
 unexpected (an arrival whose key is in no send record: counted and listed, never dropped silently).
 
-Cost: one dict build and one pass over the arrivals in Python, latencies in numpy (figure in the tests).
+Cost: one dict build and one pass over the arrivals in Python, latencies in numpy, after the run (100,000
+events in ~0.3 s: test_accounting.py). On the hot path accounting is only the send log (one SendRecord kept per
+event, ~350 bytes): ~1 us CPU per event, ~0.25% of lean's ~394 us per publish, against issue 6's 5% goal
+(test_recorder.py::test_accounting_costs_well_under_5pct_of_a_lean_publish).
 """
 
 from __future__ import annotations

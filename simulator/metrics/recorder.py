@@ -194,10 +194,14 @@ class MetricsRecorder:
     def on_onboarding(self, times: OnboardingTimes) -> None:
         self.connects += 1
         self.session_present += int(times.session_present)
+        total: float | None = None
         for phase in names.ONBOARDING_PHASES:
             value = getattr(times, phase)
             if value is not None:
                 self._histograms.get(names.onboarding_path(phase)).record_s(value)
+                total = value if total is None else total + value
+        if total is not None:  # skipped phases (cached secret, session present) cost nothing, so are left out
+            self._histograms.get(names.PATH_ONBOARDING).record_s(total)
 
     def device_online(self, delta: int) -> None:
         self.online += delta

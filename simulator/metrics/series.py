@@ -7,6 +7,7 @@ paths come from the post-run join (accounting), bucketed by arrival second (deli
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -71,8 +72,11 @@ def second_histograms(recorder: MetricsRecorder,
     return out
 
 
-def build_series(recorder: MetricsRecorder, accounting: Accounting | None = None) -> list[dict[str, Any]]:
-    """One dict per second (keys = SERIES_COLUMNS; None where a path had no value that second)."""
+def build_series(recorder: MetricsRecorder, accounting: Accounting | None = None,
+                 duration_s: float | None = None) -> list[dict[str, Any]]:
+    """One dict per second (keys = SERIES_COLUMNS; None where a path had no value that second), up to the
+    run's last (partial) second when `duration_s` is given: idle tail seconds are rows of zeros, so the
+    series and the report's x axis cover the whole run, not only up to the last event."""
     rows = recorder.second_rows()
     e2e: dict[int, dict[str, LatencyHistogram]] = {}
     delivered: dict[int, int] = {}
@@ -85,9 +89,10 @@ def build_series(recorder: MetricsRecorder, accounting: Accounting | None = None
         is_lost = accounting.outcome >= 2
         secs, counts = np.unique(_seconds(accounting.intended[is_lost], recorder.start), return_counts=True)
         lost = dict(zip(secs.tolist(), counts.tolist(), strict=True))
-    last = max([len(rows) - 1, *delivered, *lost, *e2e], default=-1)
+    until = math.ceil(duration_s) - 1 if duration_s is not None and duration_s > 0 else -1
+    last = max([len(rows) - 1, until, *delivered, *lost, *e2e], default=-1)
     online = rows[-1]["devices_online"] if rows else 0
-    while len(rows) <= last:  # arrivals after the generator's last second (the grace period)
+    while len(rows) <= last:  # idle tail, or arrivals after the generator's last second (the grace period)
         rows.append({"second": len(rows), **dict.fromkeys(("offered", "sent", "acked", "publish_errors",
                                                              "ack_errors", "delivered"), 0),
                      "devices_online": online})

@@ -35,7 +35,8 @@ def write_results(
 ) -> dict[str, Path]:
     """summary.json, timeseries.csv, latency.hlog, events.sent.csv, events.arrivals.csv, report.html."""
     root = Path(run_dir)
-    series = build_series(recorder, accounting)
+    duration = summary.get("duration_s")
+    series = build_series(recorder, accounting, float(duration) if isinstance(duration, int | float) else None)
     hists = combined_histograms(recorder, accounting)
     return {
         "summary": write_summary(root, summary),

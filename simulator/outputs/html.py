@@ -98,13 +98,13 @@ def _latency_section(
                 *(item.get(k) for k in ("p50", "p90", "p99", "p999", "max", "count", "negative")),
             ]
         )
-    for phase, item in dict(lat.get("onboarding", {})).items():
-        rows.append(
-            [
-                f"onboarding.{phase}",
-                *(item.get(k) for k in ("p50", "p90", "p99", "p999", "max", "count", "negative")),
-            ]
-        )
+    onboarding: Mapping[str, Any] = lat.get("onboarding") or {}
+    # The whole connect first (absent from older summaries), then each phase by name.
+    parts = [(names.PATH_LABELS[names.PATH_ONBOARDING], onboarding)] if "count" in onboarding else []
+    parts += [(f"onboarding.{phase}", onboarding[phase]) for phase in names.ONBOARDING_PHASES
+              if isinstance(onboarding.get(phase), Mapping)]
+    for label, item in parts:
+        rows.append([label, *(item.get(k) for k in ("p50", "p90", "p99", "p999", "max", "count", "negative"))])
     over_time = [
         (f"{p} {q}", _col(series, f"{p}_{q}_ms"))
         for p in (names.PATH_ACK, names.PATH_E2E)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from simulator.metrics.names import ONBOARDING_PHASES
+
 __all__ = ["format_summary", "format_table"]
 
 _LATENCY_ROWS = ("ack", "ack_corrected", "e2e", "e2e_corrected", "e2e_device_t", "send_lag", "loop_lag")
@@ -31,6 +33,34 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _onboarding_rows(lat: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The whole-connect row, then one per phase (older summaries have only the phases)."""
+    onboarding: Mapping[str, Any] = lat.get("onboarding") or {}
+    rows: list[tuple[str, Mapping[str, Any]]] = [("onboarding", onboarding)]
+    rows += [(f"onboarding.{phase}", onboarding[phase]) for phase in ONBOARDING_PHASES
+             if isinstance(onboarding.get(phase), Mapping)]
+    return rows
+
+
+def _clock_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The clock offset estimate, and every latency clamped at 0 with its reason: issue 6 wants no negative
+    latency shown (here: hidden inside a 0) without saying why."""
+    out: list[str] = []
+    clock = summary.get("clock_offset")
+    if isinstance(clock, Mapping) and clock.get("samples"):
+        out.append(f"clock: observer - generator offset estimate {_v(clock.get('estimate_ms'))} ms "
+                   f"(upper bound: includes the smallest one-way delay) over {_v(clock.get('samples'))} events"
+                   + ("; the observer clock is behind" if clock.get("observer_behind") else ""))
+    lat: Mapping[str, Any] = summary.get("latency_ms", {})
+    items = [(p, i) for p, i in lat.items() if p != "onboarding" and isinstance(i, Mapping)]
+    for path, item in items + _onboarding_rows(lat)[1:]:
+        if item.get("negative"):
+            reasons = ", ".join(f"{k} {v}" for k, v in dict(item.get("negative_reasons") or {}).items())
+            out.append(f"clamped: {path}: {_v(item['negative'])} negative values recorded as 0"
+                       + (f" ({reasons})" if reasons else ""))
+    return out
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -81,12 +111,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                 if path in lat and dict(lat[path]).get("count")
             ]
             + [
-                [
-                    f"onboarding.{phase}",
-                    *(dict(item).get(k) for k in ("p50", "p90", "p99", "p999", "max", "count")),
-                ]
-                for phase, item in dict(lat.get("onboarding", {})).items()
-                if dict(item).get("count")
+                [label, *(item.get(k) for k in ("p50", "p90", "p99", "p999", "max", "count"))]
+                for label, item in _onboarding_rows(lat)
+                if item.get("count")
             ],
         ),
         "",
@@ -109,6 +136,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"send_lag p99 {_v(gen.get('send_lag_ms_p99'))} ms, "
         f"loop_lag p99 {_v(gen.get('loop_lag_ms_p99'))} ms, saturated {gen.get('saturated')}",
     ]
+    out += _clock_lines(summary)
     lost = summary.get("lost_reasons") or {}
     if any(lost.values()):
         out.append("lost: " + ", ".join(f"{k} {v}" for k, v in lost.items() if v))

@@ -81,8 +81,11 @@ def test_summary_has_every_key(run_dir: Path) -> None:
         assert set(s["latency_ms"][path]) >= LATENCY_KEYS, path
     assert s["latency_ms"]["ack"]["p99"] == 4.001 and s["latency_ms"]["e2e"]["count"] == 38
     assert s["latency_ms"]["e2e_device_t"]["count"] == 38  # from the join, not twice
+    onboarding = s["latency_ms"]["onboarding"]
+    assert set(onboarding) >= LATENCY_KEYS  # the whole connect: issue 6's latency_ms.onboarding.{p50..count}
+    assert onboarding["count"] == 6 and onboarding["max"] == pytest.approx(74.0, abs=0.1)  # 20+10+5+35+4 ms
     for phase in names.ONBOARDING_PHASES:
-        assert set(s["latency_ms"]["onboarding"][phase]) >= LATENCY_KEYS
+        assert set(onboarding[phase]) >= LATENCY_KEYS
     assert set(s["ota"]) >= {"operations", "success", "failure", "by_code", "stuck", "time_to_final_ms"}
     assert set(s["ota"]["time_to_final_ms"]) >= {"p50", "p99"}
     assert (s["ota"]["success"], s["ota"]["failure"], s["ota"]["by_code"]) == (5, 1, {"InvalidBaseImage": 1})
@@ -112,6 +115,36 @@ def test_saturated_generator_marks_latency_untrusted() -> None:
     assert s["latency_trustworthy"] is False
     assert "CPU 97% >= 90%" in str(s["latency_untrusted_reason"])
     assert "WARNING: latencies are not the backend's" in format_summary(s)
+
+
+def test_series_covers_the_whole_run_not_only_up_to_the_last_event() -> None:
+    from simulator.metrics.series import build_series
+
+    run = make_run(lose_last=False)
+    rows = build_series(run.recorder, run.accounting, duration_s=7.2)  # events stop in second 3
+    assert [r["second"] for r in rows] == list(range(8))
+    assert all(r["offered"] == 0 and r["devices_online"] == 6 for r in rows[4:])
+    assert len(build_series(run.recorder, run.accounting)) == 4
+
+
+def test_axis_ticks_reach_past_the_largest_value() -> None:
+    from simulator.outputs.svg import nice_ticks
+
+    assert nice_ticks(0.0, 32.0, 8) == [0, 5, 10, 15, 20, 25, 30, 35]  # a 32 s run: the axis ends at 35, not 30
+    assert nice_ticks(0.0, 30.0, 8)[-1] == 30
+    assert nice_ticks(0.0, 154.9, 5) == [0, 50, 100, 150, 200]
+
+
+def test_terminal_names_the_clock_offset_and_every_clamped_negative() -> None:
+    s = _summary(make_run(lose_last=False))
+    s["clock_offset"] = {"estimate_ms": -12.5, "samples": 39, "observer_behind": True}
+    e2e = s["latency_ms"]["e2e"]
+    e2e["negative"], e2e["negative_reasons"] = 3, {"observer_clock_behind": 3}
+    text = format_summary(s)
+    assert "clock: observer - generator offset estimate -12.5 ms" in text and "observer clock is behind" in text
+    assert "clamped: e2e: 3 negative values recorded as 0 (observer_clock_behind 3)" in text
+    assert "\nonboarding " in text and "onboarding.connect" in text
+    assert "clamped:" not in format_summary(_summary(make_run(lose_last=False)))
 
 
 def test_result_files_round_trip(run_dir: Path) -> None:
