@@ -13,8 +13,11 @@ Thresholds (HealthThresholds), each with its reason:
                        message) and select() fails past fd 1024 (~338 devices per process, PROTOCOL.md
                        sections 6-7); the runner passes `sdk_over_limit` when a process hosts more.
   error_pct 0.1        publish/ack errors above 0.1% of offered events: the backend (or network) refused work.
-Verdict priority: generator_saturated > lost_events > backend_errors > ok. Saturation comes first because it
-makes the other numbers the generator's as much as the backend's; every problem is still listed in `reasons`.
+  incomplete           a run that was not interrupted yet never offered some planned events (devices never
+                       came online, the run ended before the plan): its rates are not the plan's load.
+Verdict priority: generator_saturated > incomplete > lost_events > backend_errors > ok. Saturation comes first
+because it makes the other numbers the generator's as much as the backend's; every problem is still listed in
+`reasons`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from simulator.metrics.histograms import LatencyHistogram
 __all__ = [
     "BACKEND_ERRORS",
     "GENERATOR_SATURATED",
+    "INCOMPLETE",
     "LOST_EVENTS",
     "OK",
     "ClockOffset",
@@ -47,6 +51,7 @@ OK = "ok"
 GENERATOR_SATURATED = "generator_saturated"
 BACKEND_ERRORS = "backend_errors"
 LOST_EVENTS = "lost_events"
+INCOMPLETE = "incomplete"
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Verdict:
 
 def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p99_ms: float | None,
             sdk_over_limit: bool = False, errors: int = 0, offered: int = 0, lost: int = 0,
+            planned: int = 0, partial: bool = False,
             thresholds: HealthThresholds = HealthThresholds()) -> Verdict:
     """Judge a run from its numbers (see the module docstring for the thresholds and the priority)."""
     t = thresholds
@@ -132,13 +138,16 @@ def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p9
     if sdk_over_limit:
         saturation.append(f"sdk transport past its comfort limit of {t.sdk_device_limit} devices per process")
     reasons = list(saturation)
+    unoffered = planned - offered if planned > offered and not partial else 0
+    if unoffered:
+        reasons.append(f"{unoffered} of {planned} planned events never offered (devices offline or run ended first)")
     if lost > 0:
         reasons.append(f"{lost} events lost")
     error_pct = 100.0 * errors / offered if offered else 0.0
     backend = errors > 0 and error_pct > t.error_pct
     if backend:
         reasons.append(f"{errors} publish/ack errors ({error_pct:.3g}% of offered > {t.error_pct:g}%)")
-    status = (GENERATOR_SATURATED if saturation else LOST_EVENTS if lost > 0
+    status = (GENERATOR_SATURATED if saturation else INCOMPLETE if unoffered else LOST_EVENTS if lost > 0
               else BACKEND_ERRORS if backend else OK)
     out = Verdict(status=status, reasons=reasons, saturated=bool(saturation))
     if saturation:

@@ -180,6 +180,8 @@ def build_summary(
         errors=errors,
         offered=totals["offered"],
         lost=events["lost"] or 0,
+        planned=events.get("planned") or 0,
+        partial=partial,
         thresholds=thresholds,
     )
     ota = funnel.to_summary() if funnel is not None else Funnel().to_summary()

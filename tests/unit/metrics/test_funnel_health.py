@@ -9,6 +9,7 @@ from simulator.metrics.funnel import funnel_from_arrivals, funnel_from_sends
 from simulator.metrics.health import (
     BACKEND_ERRORS,
     GENERATOR_SATURATED,
+    INCOMPLETE,
     LOST_EVENTS,
     OK,
     GeneratorHealth,
@@ -106,6 +107,20 @@ def test_verdicts_and_priority() -> None:
     assert verdict(**fine, lost=1).status == LOST_EVENTS
     assert verdict(**fine, errors=5, offered=1000).status == BACKEND_ERRORS  # 0.5% > 0.1%
     assert verdict(**fine, errors=1, offered=10_000).status == OK  # 0.01%: below the limit
+
+
+def test_a_run_that_never_offered_its_plan_is_not_ok() -> None:
+    """0 of 60,000 planned events sent (devices never online) must not read "ok"; an interrupted run is
+    already marked partial, so its unplayed remainder is not held against it."""
+    fine = dict(send_lag_p99_ms=None, cpu_pct=None, loop_lag_p99_ms=None)
+    nothing = verdict(**fine, planned=60_000, offered=0)
+    assert nothing.status == INCOMPLETE
+    assert nothing.reasons == ["60000 of 60000 planned events never offered (devices offline or run ended first)"]
+    assert verdict(**fine, planned=60_000, offered=0, partial=True).status == OK
+    assert verdict(**fine, planned=100, offered=100).status == OK
+    assert verdict(**fine, planned=100, offered=99, lost=1).status == INCOMPLETE  # listed first; lost still listed
+    assert verdict(send_lag_p99_ms=80.0, cpu_pct=None, loop_lag_p99_ms=None, planned=2, offered=1).status == (
+        GENERATOR_SATURATED)
 
 
 def test_cpu_percent_from_process_times_on_a_fake_clock() -> None:
