@@ -8,8 +8,11 @@ ends (delay back to 0, transports unwrapped) and marks those faults "cut".
 
 Device faults: disconnect / reboot_storm use `transport.disconnect()` then `connect()` (reboot_storm:
 `device.start()`, which republishes the startup properties as the runtime does after a boot); publishes
-meanwhile fail and are accounted `publish_failed`. clock_skew / duplicate / slow_device wrap the device's
-transport (`FaultyTransport`): only the on-wire `t` is skewed (the generator's own records stay true), extra
+meanwhile fail and are accounted `publish_failed`. Retries back off exponentially with jitter. The log
+measures the reconnect storm: `reconnected` and `reconnect_s` (p50/p99/max from the fault's end until each
+device is connected again) for disconnect / reboot_storm; `all_back_s` (broker listening again -> every
+device that was online connected again) for broker_restart. clock_skew / duplicate / slow_device wrap the
+device's transport (`FaultyTransport`): only the on-wire `t` is skewed (the generator's own records stay true), extra
 copies carry the same event key (the accounting counts them `duplicated`), a slow device waits before each
 publish (it shows as send lag).
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -30,13 +34,14 @@ from simulator.events import Value
 from simulator.faults.schedule import FaultAction, FaultSchedule, Step, describe
 from simulator.transports.base import AckCallback, Transport
 
-__all__ = ["FaultRunner", "FaultyTransport", "ProxyControl"]
+__all__ = ["FaultRunner", "FaultyTransport", "ProxyControl", "retry_delay_s", "summarize_seconds"]
 
 log = logging.getLogger("fleetsim.faults")
 
 RESTART_TIMEOUT_S = 60.0  # the broker restart POST returns once the broker listens again (~0.2 s mosquitto)
-RECONNECT_TRIES = 5  # a device reconnecting after a fault: attempts, RECONNECT_RETRY_S apart
-RECONNECT_RETRY_S = 1.0
+RECONNECT_TRIES = 5  # a device reconnecting after a fault: attempts, with exponential backoff between them
+RECONNECT_RETRY_S = 1.0  # first retry delay; doubled per attempt, +-50% jitter so a storm does not re-herd
+ALL_BACK_TIMEOUT_S = 60.0  # after a broker restart, how long we wait for every device to be online again
 RECOVERY_POLL_S = 0.05  # how often the proxy's open connections are counted after a reset (seconds)
 
 
@@ -110,6 +115,8 @@ class FaultRunner:
         self._active: set[int] = set()
         self._helpers: list[gevent.Greenlet] = []
         self._main: gevent.Greenlet | None = None
+        # fault index -> seconds from the fault's end until each device was connected again (reconnect storm)
+        self._back_s: dict[int, list[float]] = {}
 
     # ---- driving ----
 
@@ -149,6 +156,10 @@ class FaultRunner:
             rec["cut"] = True
             rec["ended"] = rec["ended"] or self.clock.wall()
         self._active.clear()
+        for index, samples in self._back_s.items():
+            rec = self._record(self.schedule.actions[index])
+            rec["reconnected"] = len(samples)
+            rec["reconnect_s"] = summarize_seconds(samples)
         return [self.records[i] for i in sorted(self.records)]
 
     # ---- bookkeeping ----
@@ -247,12 +258,35 @@ class FaultRunner:
                     self._device_end(a, self.devices[d])
 
     def _restart_broker(self, a: FaultAction) -> None:
+        online = [d for d in self.devices.values() if getattr(d.transport, "connected", False)]
         try:
             reply = self.post(f"{self.control_url}/broker/restart", {"down_s": a.duration}, RESTART_TIMEOUT_S)
             self._record(a)["broker"] = reply
         except Exception as exc:
             self._record(a)["errors"].append(f"broker restart: {type(exc).__name__}: {exc}")
+            self._ended(a)
+            return
         self._ended(a)
+        self._time_all_back(a, online)
+
+    def _time_all_back(self, a: FaultAction, devices: list[_Device]) -> None:
+        """`all_back_s`: from the broker listening again until every device online before the restart is
+        connected again (they reconnect by themselves, with backoff); polled, since nothing signals it."""
+        t0 = self.clock.monotonic()
+        rec = self._record(a)
+        rec["devices_before"] = len(devices)
+        waiting = list(devices)
+        while waiting:
+            waiting = [d for d in waiting if not getattr(d.transport, "connected", False)]
+            rec["devices_back"] = len(devices) - len(waiting)
+            if not waiting:
+                rec["all_back_s"] = round(self.clock.monotonic() - t0, 3)
+                return
+            if self.clock.monotonic() - t0 > ALL_BACK_TIMEOUT_S:
+                rec["errors"].append(f"{len(waiting)} devices not back within {ALL_BACK_TIMEOUT_S:.0f} s")
+                return
+            if self.stopping.wait(RECOVERY_POLL_S):
+                return
 
     def _device_start(self, a: FaultAction, dev: _Device) -> None:
         if a.kind in ("disconnect", "reboot_storm"):
@@ -292,18 +326,41 @@ class FaultRunner:
         return ft
 
     def _reconnect(self, a: FaultAction, dev: _Device) -> None:
+        t0 = self.clock.monotonic()
         for attempt in range(RECONNECT_TRIES):
             try:
                 if a.kind == "reboot_storm":
                     dev.start()
                 else:
                     dev.transport.connect()
+                self._back_s.setdefault(a.index, []).append(self.clock.monotonic() - t0)
                 return
             except Exception as exc:
-                if attempt == RECONNECT_TRIES - 1 or self.stopping.wait(RECONNECT_RETRY_S):
+                if attempt == RECONNECT_TRIES - 1 or self.stopping.wait(retry_delay_s(attempt)):
                     why = f"{type(exc).__name__}: {exc}"
                     self._record(a)["errors"].append(f"{dev.device_id} reconnect: {why}")
                     return
+
+
+def retry_delay_s(attempt: int, rng: random.Random | None = None) -> float:
+    """Delay before reconnect retry `attempt` (0-based): RECONNECT_RETRY_S * 2**attempt, +-50% jitter.
+
+    The jitter spreads a fleet that failed together (a reconnect storm refused by an overloaded broker) so
+    that its retries do not arrive as one herd again."""
+    jitter: float = (rng or random).uniform(0.5, 1.5)
+    return RECONNECT_RETRY_S * float(1 << attempt) * jitter
+
+
+def summarize_seconds(values: list[float]) -> dict[str, float]:
+    """p50 / p99 / max of recovery times (s, 3 decimals) for the fault log; {} when there are none."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1], 3)}
 
 
 def _post_json(url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:

@@ -108,6 +108,8 @@ def _on_spawned(ctx: FleetContext) -> None:
 
 
 def _drive_unclaimed(fleet: ProcessFleet, index: int) -> None:
+    if fleet.stopping.is_set():  # the run ended while this device waited for its turn to onboard
+        return
     device = fleet.create(index)
     if fleet.bring_online(device):
         drive_device(fleet, device)

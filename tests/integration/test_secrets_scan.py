@@ -63,3 +63,39 @@ def test_keys_and_credentials_cache_are_private(tmp_path: Path) -> None:
     loose = [f"{p} {_mode(p):o}" for p in [*keys, *cache_files] if _mode(p) != 0o600]
     loose += [f"{p} {_mode(p):o}" for p in cache_dirs if _mode(p) != 0o700]
     assert loose == []
+
+
+def test_a_target_file_run_leaks_neither_agent_token_nor_observer_password(tmp_path: Path) -> None:
+    """The secrets of a real-Astarte target file (agent JWT, an AMQP password given via ${ENV}) stay out of
+    results and output; here the target is the embedded backend addressed through a target file."""
+    require_service("mosquitto", binary="mosquitto")
+    import os
+    import socket
+
+    from simulator.backend.server import EmbeddedBackend
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results, state = tmp_path / "results", tmp_path / "state"
+    with EmbeddedBackend(tmp_path / "backend") as backend:
+        info = backend.info
+        assert info is not None
+        target = tmp_path / "target.yaml"
+        target.write_text(f"pairing_url: {info.pairing_url}\nrealm: fleetsim\nagent_jwt: ${{FLEETSIM_TEST_JWT}}\n"
+                          f"ca_file: {info.ca_file}\nobserver: {{kind: webhook, host: 127.0.0.1, port: {port}}}\n")
+        os.environ["FLEETSIM_TEST_JWT"] = info.agent_jwt
+        try:
+            proc = run_fleetsim(["run", str(QUICKSTART), "--target", str(target), "--devices", "2",
+                                 "--duration", "2s", "--results", str(results), "--state-dir", str(state),
+                                 "--quiet"], cwd=tmp_path)
+        finally:
+            del os.environ["FLEETSIM_TEST_JWT"]
+    assert proc.returncode in (0, 1), proc.stderr  # 1: nothing posted to the webhook, `lost` breached
+    token = info.agent_jwt.encode()
+    files = [p for p in results.rglob("*") if p.is_file()] + list(state.rglob("*.log"))
+    assert any(p.name == "summary.json" for p in files)
+    scanned = {"<stdout>": proc.stdout.encode(), "<stderr>": proc.stderr.encode()}
+    scanned.update({str(p): p.read_bytes() for p in files})
+    found = [f"{name}: the agent JWT" for name, data in scanned.items() if token in data or JWT.search(data)]
+    assert found == []

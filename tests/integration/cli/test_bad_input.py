@@ -3,7 +3,9 @@ file/line/field or the flag, exit code 2, no traceback, and nothing left running
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import jwt
@@ -155,3 +157,78 @@ def test_foreign_certificate_in_cache_is_replaced(tmp_path: Path) -> None:
     for device_id in ids:
         creds = cache.get(device_id)
         assert creds is not None and creds.cert_pem not in (None, planted[device_id])
+
+
+def test_foreign_ca_bundle_in_the_target_file(tmp_path: Path) -> None:
+    """The target's certificate is not from the CA the target file trusts: refused with the TLS cause."""
+    require_service("mosquitto", binary="mosquitto")
+    from simulator.backend.ca import LocalCA
+
+    foreign = LocalCA(tmp_path / "foreign-ca")
+    foreign.ensure()
+    with EmbeddedBackend(tmp_path / "backend") as backend:
+        info = backend.info
+        assert info is not None
+        target = tmp_path / "target.yaml"
+        target.write_text(f"pairing_url: {info.pairing_url}\nrealm: fleetsim\nagent_jwt: {info.agent_jwt}\n"
+                          f"ca_file: {tmp_path / 'foreign-ca' / 'ca.crt'}\n")
+        code, lines = _run(tmp_path, str(QUICKSTART), "--target", str(target), "--devices", "2",
+                           "--duration", "2s")
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("fleetsim run: no device came online (2 failed); first: PairingError: ")
+    assert "TLS error (check ca_file / ignore_ssl_errors)" in lines[0]
+    assert "CERTIFICATE_VERIFY_FAILED" in lines[0]
+
+
+@pytest.mark.parametrize(("broker_url", "message"), [
+    ("tcp://127.0.0.1:8883/", "broker_url: scheme must be mqtts or ssl, got 'tcp://127.0.0.1:8883/'"),
+    ("mqtts://127.0.0.1:0/", "broker_url: port must be 1..65535, got 0 in 'mqtts://127.0.0.1:0/'"),
+    ("mqtts://127.0.0.1:70000/",
+     "broker_url: bad URL 'mqtts://127.0.0.1:70000/': Port out of range 0-65535 (port must be 1..65535)"),
+])
+def test_broker_url_with_bad_scheme_or_port(tmp_path: Path, broker_url: str, message: str) -> None:
+    target = tmp_path / "target.yaml"
+    target.write_text(f"pairing_url: https://127.0.0.1:1/pairing\nrealm: r\nagent_jwt: {A_JWT}\n"
+                      f"broker_url: {broker_url}\n")
+    code, lines = _run(tmp_path, str(QUICKSTART), "--target", str(target), "--devices", "2")
+    assert (code, lines) == (2, [f"{target}:4: {message}"])
+    assert not (tmp_path / "cli" / "results").exists()
+
+
+def test_expired_certificate_in_cache_is_replaced(tmp_path: Path) -> None:
+    """A cached certificate of this very backend that has expired: /verify says invalid, the device gets a
+    new one (pairing_client.onboard) and the run goes on, as with a foreign one."""
+    require_service("mosquitto", binary="mosquitto")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from simulator.backend.ca import LocalCA
+    from simulator.transports.credentials import CredentialsCache
+    from simulator.transports.pairing_client import build_csr
+
+    code, lines = _run(tmp_path, str(QUICKSTART), "--devices", "2", "--duration", "2s")
+    assert code in (0, 1), lines  # first run: registered, certificates cached
+    ca = LocalCA(tmp_path / "cli" / "state" / "backend")
+    cache = CredentialsCache(tmp_path / "cli" / "state" / "credentials",
+                             target_key("fleetsim", "https://127.0.0.1:1/pairing"))
+    ids = _device_ids(tmp_path, 2)
+    expired: dict[str, bytes] = {}
+    for device_id in ids:
+        creds = cache.get(device_id)
+        assert creds is not None and creds.key_pem is not None
+        key = serialization.load_pem_private_key(creds.key_pem, password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        cn = f"fleetsim/{device_id}"
+        expired[device_id] = ca.sign_csr(build_csr("fleetsim", device_id, key), cn, validity_s=-60)
+        assert ca.verify_cert(expired[device_id], cn)[0] is False
+        cache.put(device_id, dataclasses.replace(creds, cert_pem=expired[device_id]))
+    for old in (tmp_path / "cli" / "results").iterdir():
+        shutil.rmtree(old)
+    code, lines = _run(tmp_path, str(QUICKSTART), "--devices", "2", "--duration", "3s")
+    assert code in (0, 1), lines
+    (summary,) = (tmp_path / "cli" / "results").glob("*/summary.json")
+    fleet = json.loads(summary.read_text())["extra"]["fleet"]
+    assert fleet["online"] == 2 and fleet["failed"] == 0
+    for device_id in ids:
+        creds = cache.get(device_id)
+        assert creds is not None and creds.cert_pem not in (None, expired[device_id])

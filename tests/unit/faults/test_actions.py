@@ -129,3 +129,64 @@ def test_publish_faults_wrap_then_unwrap_the_transport() -> None:
     assert dev.transport is inner  # nothing left wrapped
     log = runner.finish()
     assert log[1]["duplicates_sent"] == 2  # one publish, two extra copies
+
+
+def test_retry_delays_grow_exponentially_with_jitter() -> None:
+    import random
+
+    from simulator.faults.actions import RECONNECT_RETRY_S, retry_delay_s
+
+    rng = random.Random(3)
+    for attempt in range(5):
+        delays = [retry_delay_s(attempt, rng) for _ in range(200)]
+        base = RECONNECT_RETRY_S * 2**attempt
+        assert all(0.5 * base <= d <= 1.5 * base for d in delays)
+        assert max(delays) - min(delays) > 0.5 * base  # spread: retries of a herd do not coincide
+
+
+def test_disconnect_logs_how_long_the_fleet_took_to_come_back() -> None:
+    runner, fleet, _, _ = _runner(FaultSpec("disconnect", at=1, duration=1, devices=1.0))
+    log = _run(runner)
+    assert log[0]["reconnected"] == len(fleet)
+    assert set(log[0]["reconnect_s"]) == {"p50", "p99", "max"}
+    assert log[0]["reconnect_s"]["max"] == 0.0  # the virtual clock did not move during the connects
+
+
+class _ComesBackTransport(FakeTransport):
+    """Online until the broker restarts; connected again on the `polls`-th look after it (auto-reconnect)."""
+
+    def __init__(self, polls: int) -> None:
+        super().__init__()
+        self.polls = polls
+        self.restarted = False
+
+    @property
+    def connected(self) -> bool:
+        if not self.restarted:
+            return True
+        self.polls -= 1
+        return self.polls <= 0
+
+
+def test_broker_restart_logs_when_every_device_is_back() -> None:
+    runner, fleet, _, _ = _runner(FaultSpec("broker_restart", at=1, duration=0.25), devices=3)
+    transports = [_ComesBackTransport(polls=i + 1) for i in range(3)]
+    for dev, transport in zip(fleet.values(), transports, strict=True):
+        dev.transport = transport
+
+    def post(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        for t in transports:
+            t.restarted = True
+        return {"port": 1234}
+
+    runner.post = post
+    runner.start()
+    assert runner._main is not None
+    runner._main.join(5)
+    import gevent
+
+    gevent.joinall(runner._helpers, timeout=5)
+    log = runner.finish()
+    assert log[0]["errors"] == []
+    assert (log[0]["devices_before"], log[0]["devices_back"]) == (3, 3)
+    assert log[0]["all_back_s"] == 0.0  # virtual clock: the polls take no virtual time
