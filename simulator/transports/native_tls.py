@@ -105,14 +105,22 @@ class TlsSocket:
         check.start(deferred)
 
 
-def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: float | None) -> TlsSocket:
+def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: float | None,
+              cert: tuple[str, str] | None = None) -> TlsSocket:
     """TLS over the connected (gevent) TCP socket `tcp`, which it takes over; returns the TlsSocket.
 
-    Blocks only the calling greenlet. Raises ssl.SSLError (bad certificate, wrong CA, hostname), OSError
-    (peer gone) or TimeoutError (no handshake within `timeout_s`); the socket is closed on any failure."""
+    `cert` = (certificate file, key file) of this connection, loaded into `ctx` just before the OpenSSL
+    object is made: SSL_new copies the context's certificate and key into the connection (ssl_lib.c,
+    `ssl_cert_dup`), so a context shared by many devices serves each with its own certificate. Nothing
+    between the load and the copy can switch greenlets (no I/O, no gevent call), so another device's load
+    cannot slip in. Blocks only the calling greenlet during the handshake. Raises ssl.SSLError (bad
+    certificate, wrong CA, hostname), OSError (peer gone, unreadable files) or TimeoutError (no handshake
+    within `timeout_s`); the socket is closed on any failure."""
     raw = _Socket(tcp.family, tcp.type, tcp.proto, fileno=tcp.detach())
     try:
         raw.setblocking(False)
+        if cert is not None:
+            ctx.load_cert_chain(*cert)
         tls = TlsSocket(raw, ctx, server_hostname)
     except BaseException:
         raw.close()
