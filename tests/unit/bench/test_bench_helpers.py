@@ -128,6 +128,18 @@ def test_record_stats_lag_rate_and_overruns() -> None:
     assert stats["ack_ms"]["p50"] == pytest.approx(3.0, abs=1e-6)
 
 
+def test_record_stats_mean_rate_is_a_fit_not_the_first_to_last_span() -> None:
+    # 5,001 sends 1 ms apart, all on time except the last, 75 ms late (a stall at the end)
+    recs = [SimpleNamespace(intended=k * 0.001, sent=k * 0.001 + (0.075 if k == 5000 else 0.0), acked=None,
+                            error=None) for k in range(5001)]
+    stats = record_stats(recs, planned_events=5001, duration_s=5.0)
+    assert stats["rate_error_first_to_last_pct"] == pytest.approx(100 * (5.0 / 5.075 - 1), abs=1e-3)  # -1.48%
+    assert abs(stats["rate_error_pct"]) < 0.01  # the one outlier barely moves the fitted mean rate
+    # a schedule kept 2% slow throughout is a 2% error by either measure
+    slow = [SimpleNamespace(intended=k * 0.001, sent=k * 0.001 * 1.02, acked=None, error=None) for k in range(1001)]
+    assert record_stats(slow, 1001, 1.0)["rate_error_pct"] == pytest.approx(100 * (1 / 1.02 - 1), abs=1e-3)
+
+
 def test_throughput_summary_medians_and_ratios() -> None:
     runs = [
         {"devices": 1000, "system": "lean", "events_per_s": 3000.0, "cpu_us_per_event": 300.0},
