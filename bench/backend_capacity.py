@@ -197,8 +197,11 @@ def measure_broker(kind: str, args: argparse.Namespace, ids: list[str]) -> dict[
             g.stdin.flush()
         series: dict[str, Series] = {k: [] for k in ("arrivals", "broker", "collector", "machine")}
         gen_series: list[Series] = [[] for _ in gens]
-        end = t0 + args.seconds * len(args.rates) + DRAIN_S
-        while time.time() < end and any(g.poll() is None for g in gens):
+        last_step_end = t0 + args.seconds * len(args.rates)
+        end = last_step_end + DRAIN_S
+        # Sample past the last step's end even when the generators are done by then: a window's rate needs a
+        # sample at or after its end (else the last step read 0 events/s and 0% CPU for every side).
+        while time.time() < end and (any(g.poll() is None for g in gens) or time.time() < last_step_end + 1.0):
             now = time.time()
             if (count := _metrics(info.control_url)) is not None:
                 series["arrivals"].append((now, count))

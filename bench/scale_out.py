@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, STATE_DIR, check_goal, host_info, median, ratio, save_result, text_table
@@ -73,11 +75,13 @@ def one_run(yaml_path: Path, processes: int, results: Path, timeout_s: float) ->
     ]
     before = set(results.iterdir()) if results.exists() else set()
     t0 = time.monotonic()
+    cpu0 = psutil.cpu_times()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return {"processes": processes, "error": f"timeout after {timeout_s:.0f} s"}
     wall = round(time.monotonic() - t0, 1)
+    machine_busy = _busy_pct(cpu0, psutil.cpu_times())
     new = [p for p in results.iterdir() if p not in before and (p / "summary.json").exists()]
     if not new:
         return {
@@ -98,7 +102,18 @@ def one_run(yaml_path: Path, processes: int, results: Path, timeout_s: float) ->
         "ack_p50_ms": latency.get("p50"),
         "ack_p99_ms": latency.get("p99"),
         "verdict": (summary.get("generator") or {}).get("saturated"),
+        # Whole machine, the whole command (onboarding included): 100% = one core. Near cpus x 100% the
+        # machine, not fleetsim's process layout, sets the ceiling (the broker and collector share it).
+        "machine_cpu_pct": machine_busy,
+        "machine_cpus": psutil.cpu_count(),
     }
+
+
+def _busy_pct(t0: Any, t1: Any) -> float:
+    """Busy CPU between two psutil.cpu_times() samples, % of one core."""
+    idle = (t1.idle + getattr(t1, "iowait", 0.0)) - (t0.idle + getattr(t0, "iowait", 0.0))
+    total = sum(t1) - sum(t0)
+    return round(100.0 * (psutil.cpu_count() or 1) * (1 - idle / total), 1) if total > 0 else 0.0
 
 
 def main() -> int:
