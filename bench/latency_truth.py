@@ -95,6 +95,7 @@ def child_proxy(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
             _set_delay(info["proxy_control_port"], delay)
             marks.append(fleet.clock.wall())
 
+    pubrec = _time_pubrec()
     records, run = plain_fleet_run(embedded_target(info), scenario, during=switch)
     samples = [
         (r.sent, (r.acked - r.sent) * 1000)
@@ -104,11 +105,16 @@ def child_proxy(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
     phases = phase_p50s(samples, run["run_start_wall"], args.phase, delays, args.settle)
     base = median(p["p50_ms"] for p in phases if p["delay_ms"] == 0)
     held = median(p["p50_ms"] for p in phases if p["delay_ms"] == args.delay)
+    rec_phases = phase_p50s(pubrec, run["run_start_wall"], args.phase, delays, args.settle)
+    rec_base = median(p["p50_ms"] for p in rec_phases if p["delay_ms"] == 0)
+    rec_held = median(p["p50_ms"] for p in rec_phases if p["delay_ms"] == args.delay)
     return {
         "devices": args.devices,
         "rate": args.rate,
         "delay_ms": args.delay,
         "connect_s": run["connect_s"],
+        "pubrec_phases": rec_phases,
+        "pubrec_difference_ms": None if rec_base is None or rec_held is None else round(rec_held - rec_base, 3),
         "phases": phases,
         "p50_at_0_ms": base,
         "p50_at_d_ms": held,
@@ -116,6 +122,39 @@ def child_proxy(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         "late_switch_ms": [round((m - run["run_start_wall"] - k * args.phase) * 1000, 2) for k, m in enumerate(marks)],
         "stats": record_stats(records, run["planned_events"], duration),
     }
+
+
+def _time_pubrec() -> list[tuple[float, float]]:
+    """Bench-only probe of ONE round trip: (publish wall time, publish -> PUBREC ms) for every QoS 2 publish of
+    this process's lean clients. fleetsim reports PUBCOMP (two round trips); this shows the first alone, the
+    figure a 2 D round trip must move by D x 2. Wraps LeanClient.publish and paho's _handle_pubrec (v3.1.1:
+    the packet is the 2-byte message id) at class level, in the benchmark child only."""
+    import struct
+    import time
+
+    from simulator.transports.lean_fleet import LeanClient
+
+    samples: list[tuple[float, float]] = []
+    sent: dict[tuple[int, int], tuple[float, float]] = {}
+    publish, handle_pubrec = LeanClient.publish, LeanClient._handle_pubrec
+
+    def timed_publish(self: Any, *a: Any, **kw: Any) -> Any:
+        t_mono, t_wall = time.monotonic(), time.time()
+        info = publish(self, *a, **kw)
+        if info.mid:
+            sent[(id(self), info.mid)] = (t_mono, t_wall)
+        return info
+
+    def timed_pubrec(self: Any) -> Any:
+        mid = struct.unpack("!H", bytes(self._in_packet["packet"][:2]))[0]
+        t = sent.pop((id(self), mid), None)
+        if t is not None:
+            samples.append((t[1], (time.monotonic() - t[0]) * 1000))
+        return handle_pubrec(self)
+
+    LeanClient.publish = timed_publish  # type: ignore[method-assign]
+    LeanClient._handle_pubrec = timed_pubrec  # type: ignore[method-assign]
+    return samples
 
 
 def child_compare(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -215,7 +254,15 @@ def main() -> int:
                 "devices": args.devices,
                 "ok": check_goal(diff, f"within {expected:g} +- 1"),
             }
-            print(f"latency_truth: D={args.delay:g} ms -> +{diff} ms (expected {expected:g})", file=sys.stderr)
+            rec_diff, rec_expected = res.get("pubrec_difference_ms"), 2 * args.delay
+            doc["goals"]["pubrec_difference_ms"] = {
+                "goal": f"within {rec_expected:g} +- 1",
+                "value": rec_diff,
+                "devices": args.devices,
+                "ok": check_goal(rec_diff, f"within {rec_expected:g} +- 1"),
+            }
+            print(f"latency_truth: D={args.delay:g} ms -> PUBCOMP +{diff} ms (expected {expected:g}), "
+                  f"PUBREC +{rec_diff} ms (expected {rec_expected:g})", file=sys.stderr)
         sizes = [int(s) for s in args.compare.split(",") if s]
         rows = []
         for size in sizes:
