@@ -7,12 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import urllib.request
-import uuid
-from collections.abc import Iterator
 
 import bson
 import pika
-import pytest
 
 from simulator.ids import device_id
 from simulator.metrics.accounting import account
@@ -57,21 +54,6 @@ def _check_latencies(arrivals: list[ArrivalRecord]) -> None:
     lat = acc.latencies_s()
     assert [round(v, 6) for v in lat["e2e"][1].tolist()] == [b for *_, b in EVENTS]
     assert [round(v, 6) for v in lat["e2e_device_t"][1].tolist()] == [t / 1000 for _, _, t, _ in EVENTS]
-
-
-@pytest.fixture
-def exchange(rabbitmq: tuple[str, int]) -> Iterator[tuple[str, str]]:
-    host, port = rabbitmq
-    url = f"amqp://guest:guest@{host}:{port}/%2F"
-    name = f"astarte_events_fleetsimtest_{uuid.uuid4().hex[:10]}"
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    channel = conn.channel()
-    channel.exchange_declare(name, exchange_type="direct", durable=False)
-    try:
-        yield url, name
-    finally:
-        channel.exchange_delete(name)
-        conn.close()
 
 
 def test_amqp_trigger_events_give_exact_e2e_latency(exchange: tuple[str, str]) -> None:

@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -41,22 +40,6 @@ def _bson(status: str, progress: int, t_ms: int) -> bytes:
     t = dt.datetime.fromtimestamp(t_ms / 1000, tz=dt.UTC)
     out: bytes = bson.dumps({"v": value, "t": t})
     return out
-
-
-@pytest.fixture
-def exchange(rabbitmq: tuple[str, int]) -> Iterator[tuple[str, str]]:
-    """A unique astarte_events_<realm>_<suffix> exchange declared as Astarte declares it; deleted after."""
-    host, port = rabbitmq
-    url = f"amqp://guest:guest@{host}:{port}/%2F"
-    name = f"astarte_events_fleetsimtest_{uuid.uuid4().hex[:10]}"
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    channel = conn.channel()
-    channel.exchange_declare(name, exchange_type="direct", durable=False)
-    try:
-        yield url, name
-    finally:
-        channel.exchange_delete(name)
-        conn.close()
 
 
 def test_amqp_trigger_observer_records_ota_events(exchange: tuple[str, str]) -> None:
