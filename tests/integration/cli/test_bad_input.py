@@ -98,16 +98,21 @@ def test_unreachable_pairing_api(tmp_path: Path) -> None:
     assert "Connection refused" in lines[0]
 
 
-def test_wrong_realm(tmp_path: Path) -> None:
+def _run_with_target(tmp_path: Path, realm: str = "fleetsim", ca_file: Path | None = None) -> tuple[int, list[str]]:
+    """Run the quickstart (2 devices) through a target file naming a live embedded backend, with `realm` and
+    `ca_file` (the backend's CA when None) as given."""
     require_service("mosquitto", binary="mosquitto")
     with EmbeddedBackend(tmp_path / "backend") as backend:
         info = backend.info
         assert info is not None
         target = tmp_path / "target.yaml"
-        target.write_text(f"pairing_url: {info.pairing_url}\nrealm: wrongrealm\nagent_jwt: {info.agent_jwt}\n"
-                          f"ca_file: {info.ca_file}\n")
-        code, lines = _run(tmp_path, str(QUICKSTART), "--target", str(target), "--devices", "2",
-                           "--duration", "2s")
+        target.write_text(f"pairing_url: {info.pairing_url}\nrealm: {realm}\nagent_jwt: {info.agent_jwt}\n"
+                          f"ca_file: {ca_file or info.ca_file}\n")
+        return _run(tmp_path, str(QUICKSTART), "--target", str(target), "--devices", "2", "--duration", "2s")
+
+
+def test_wrong_realm(tmp_path: Path) -> None:
+    code, lines = _run_with_target(tmp_path, realm="wrongrealm")
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("fleetsim run: no device came online (2 failed); first: PairingError: ")
     assert "/pairing/v1/wrongrealm/agent/devices: HTTP 404" in lines[0]
@@ -161,19 +166,10 @@ def test_foreign_certificate_in_cache_is_replaced(tmp_path: Path) -> None:
 
 def test_foreign_ca_bundle_in_the_target_file(tmp_path: Path) -> None:
     """The target's certificate is not from the CA the target file trusts: refused with the TLS cause."""
-    require_service("mosquitto", binary="mosquitto")
     from simulator.backend.ca import LocalCA
 
-    foreign = LocalCA(tmp_path / "foreign-ca")
-    foreign.ensure()
-    with EmbeddedBackend(tmp_path / "backend") as backend:
-        info = backend.info
-        assert info is not None
-        target = tmp_path / "target.yaml"
-        target.write_text(f"pairing_url: {info.pairing_url}\nrealm: fleetsim\nagent_jwt: {info.agent_jwt}\n"
-                          f"ca_file: {tmp_path / 'foreign-ca' / 'ca.crt'}\n")
-        code, lines = _run(tmp_path, str(QUICKSTART), "--target", str(target), "--devices", "2",
-                           "--duration", "2s")
+    LocalCA(tmp_path / "foreign-ca").ensure()
+    code, lines = _run_with_target(tmp_path, ca_file=tmp_path / "foreign-ca" / "ca.crt")
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("fleetsim run: no device came online (2 failed); first: PairingError: ")
     assert "TLS error (check ca_file / ignore_ssl_errors)" in lines[0]
