@@ -33,7 +33,14 @@ class ConfigError:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return f"{where}: {_shown(self.field)}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+def _shown(field: str) -> str:
+    """The dotted field as written, or quoted when a part of it would not be visible (a key of spaces, a
+    control character): `file:1: ' ': unknown key` rather than `file:1:  : unknown key`."""
+    plain = all(part and part == part.strip() and part.isprintable() for part in field.split("."))
+    return field if plain else repr(field)
 
 
 class ConfigErrors(FleetsimError):

@@ -7,18 +7,19 @@ depends only on (seed, key), never on the fleet size or the worker count:
 - spawn_key (2, i): device i's id (simulator.ids).
 
 Assignment rule: operation n arrives at a_n (wall seconds from the run's start) and goes to the device that
-has been idle the longest -- devices become idle in (end time, index) order, all devices start idle in index
-order -- so the fleet is used round-robin when it keeps up. A device is busy from the arrival until its
-operation's last action (reboot included). When no device is idle the operation is dropped (k6
-`dropped_iterations`). Operations arriving before `duration` are planned whole; those still running at the cut
-are counted `in_flight` (the runner decides whether to play past the cut).
+has been idle the longest -- devices become idle in (end time, index) order, and start idle, in index order,
+at their online offset (`online_offsets_us`: 0 for every device without `fleet.ramp`) -- so the fleet is used
+round-robin when it keeps up and no operation reaches a device before the ramp brings it online. A device
+is busy from the arrival until its operation's last action (reboot included). When no device is idle the
+operation is dropped (k6 `dropped_iterations`). Operations arriving before `duration` are planned whole;
+those still running at the cut are counted `in_flight` (the runner decides whether to play past the cut).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,21 +27,26 @@ import numpy as np
 from simulator.events import ActionKind, PlannedAction
 from simulator.ids import device_id, request_uuid
 from simulator.lifecycle.plans import Firmware, Occurrences, plan_operation
-from simulator.scenario.model import ArrivalSpec, FleetSpec, Scenario
+from simulator.scenario.model import ArrivalSpec, DeviceStage, FleetSpec, Scenario
 
 __all__ = [
     "ARRIVAL_STREAM",
     "DEVICE_STREAM",
+    "NEVER_ONLINE",
     "FleetPlan",
     "PlannedOperation",
     "ScheduleFn",
     "build_plan",
     "device_rng",
+    "devices_online_at",
     "fleet_firmware",
+    "online_offsets_us",
+    "ramp_spawn_rate",
 ]
 
 DEVICE_STREAM = 0
 ARRIVAL_STREAM = 1
+NEVER_ONLINE = -1  # online offset of a device the ramp never reaches (it gets no operation)
 
 ScheduleFn = Callable[[ArrivalSpec, float, np.random.Generator], np.ndarray]
 
@@ -48,6 +54,53 @@ ScheduleFn = Callable[[ArrivalSpec, float, np.random.Generator], np.ndarray]
 def device_rng(seed: int, index: int) -> np.random.Generator:
     """Device `index`'s own stream (the same in the planner and in a backend-driven device)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(DEVICE_STREAM, index)))
+
+
+def online_offsets_us(ramp: Sequence[DeviceStage], devices: int) -> tuple[int, ...]:
+    """When each device comes online, µs from the run's start: device i when the ramp reaches i + 1 devices.
+
+    The ramp moves linearly from the previous stage's count (0 at the start) to the stage's `devices` over its
+    `duration`; the time is rounded up to the µs (a device is never online before the ramp reaches it), in
+    integers so it is exact. No ramp: 0 for every device. A device the ramp never reaches: NEVER_ONLINE.
+    """
+    if not ramp:
+        return (0,) * devices
+    offsets = [NEVER_ONLINE] * devices
+    stage_start_us, before = 0, 0
+    for stage in ramp:
+        span_us, after = round(stage.duration * 1e6), min(stage.devices, devices)
+        for count in range(before + 1, after + 1):  # device count - 1 reaches the ramp inside this stage
+            offsets[count - 1] = stage_start_us + -(-span_us * (count - before) // (after - before))
+        stage_start_us, before = stage_start_us + span_us, max(before, after)
+    return tuple(offsets)
+
+
+def devices_online_at(ramp: Sequence[DeviceStage], t_s: float, devices: int) -> int:
+    """Devices the ramp has online `t_s` wall seconds into the run (whole devices, at most `devices`).
+
+    No ramp: the whole fleet. After the last stage: its count. The counterpart of online_offsets_us.
+    """
+    if not ramp:
+        return devices
+    # Integers as in online_offsets_us, so the count at t is exactly the number of offsets <= t.
+    t_us, stage_start_us, before = round(t_s * 1e6), 0, 0
+    for stage in ramp:
+        span_us, after = round(stage.duration * 1e6), min(stage.devices, devices)
+        if t_us < stage_start_us + span_us:
+            grown = max(0, t_us - stage_start_us) * max(0, after - before) // span_us
+            return before + grown
+        stage_start_us, before = stage_start_us + span_us, max(before, after)
+    return before
+
+
+def ramp_spawn_rate(ramp: Sequence[DeviceStage]) -> float:
+    """Devices per second that keep up with the steepest stage (at least 1)."""
+    rate, before = 1.0, 0
+    for stage in ramp:
+        if stage.duration > 0:
+            rate = max(rate, (stage.devices - before) / stage.duration)
+        before = max(before, stage.devices)
+    return rate
 
 
 def fleet_firmware(fleet: FleetSpec) -> tuple[Firmware, Firmware]:
@@ -77,6 +130,7 @@ class FleetPlan:
     operations: tuple[PlannedOperation, ...]
     dropped: int  # operations that found no idle device
     _actions: tuple[tuple[PlannedAction, ...], ...]
+    online_us: tuple[int, ...] = ()  # per device: online offset (online_offsets_us); () = all at 0
 
     @property
     def planned_events(self) -> int:
@@ -84,9 +138,18 @@ class FleetPlan:
         return sum(1 for acts in self._actions for a in acts if a.kind is ActionKind.PUBLISH)
 
     @property
+    def last_action_s(self) -> float:
+        """Offset of the plan's last action, in seconds (0 for an empty plan)."""
+        return max((a.offset_us for acts in self._actions for a in acts), default=0) / 1e6
+
+    @property
     def in_flight(self) -> int:
         """Operations still running at the cut."""
         return sum(1 for op in self.operations if op.end_us > self.cut_us)
+
+    def online_at_us(self, device_index: int) -> int:
+        """Device `device_index`'s online offset (µs; NEVER_ONLINE when the ramp never reaches it)."""
+        return self.online_us[device_index] if self.online_us else 0
 
     def actions_for(self, device_index: int) -> list[PlannedAction]:
         """Device `device_index`'s actions, sorted by offset (ties in the order they happen)."""
@@ -135,8 +198,12 @@ def build_plan(scenario: Scenario, schedule_fn: ScheduleFn | None = None) -> Fle
     firmware: dict[int, Firmware] = {}
     occurrences: dict[int, Occurrences] = {}
     actions: list[list[PlannedAction]] = [[] for _ in range(n)]
-    idle: deque[int] = deque(range(n))
-    busy: list[tuple[int, int]] = []  # (free at µs, device)
+    online = online_offsets_us(fleet.ramp, n)
+    # Without a ramp every device starts idle at 0 in index order (the plan of a scenario without `ramp` is
+    # unchanged); a later online offset is a free-at time, so the device joins the idle queue only then.
+    idle: deque[int] = deque(i for i in range(n) if online[i] == 0)
+    busy: list[tuple[int, int]] = [(t, i) for i, t in enumerate(online) if t > 0]  # (free at µs, device)
+    heapq.heapify(busy)
     ops: list[PlannedOperation] = []
     dropped = 0
     for arrival, u in zip(arrivals.tolist(), mix_u.tolist(), strict=True):
@@ -165,5 +232,5 @@ def build_plan(scenario: Scenario, schedule_fn: ScheduleFn | None = None) -> Fle
         acts.sort(key=lambda a: a.offset_us)
     return FleetPlan(
         seed=seed, device_ids=ids, cut_us=round(scenario.duration * 1e6), operations=tuple(ops),
-        dropped=dropped, _actions=tuple(tuple(a) for a in actions),
+        dropped=dropped, _actions=tuple(tuple(a) for a in actions), online_us=online,
     )

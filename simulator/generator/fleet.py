@@ -27,7 +27,7 @@ from simulator.clock import Clock
 from simulator.device import LiveLifecycle, VirtualDevice
 from simulator.events import Value
 from simulator.generator.target import TargetInfo
-from simulator.plan import FleetPlan, device_rng, fleet_firmware
+from simulator.plan import NEVER_ONLINE, FleetPlan, device_rng, fleet_firmware
 from simulator.records import SendRecord
 from simulator.scenario.model import Scenario
 from simulator.transports.base import OnboardingTimes, Transport
@@ -106,15 +106,22 @@ class ProcessFleet:
     failed: dict[int, str] = field(init=False, default_factory=dict)
     _onboarding_gate: gevent.lock.BoundedSemaphore = field(init=False, repr=False)
     _claimed: int = field(init=False, default=0)
+    initial: int = field(init=False, default=0)  # devices of this process online at offset 0 (all: no ramp)
     pacer: Pacer | None = field(init=False, default=None)
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.indexes = self.plan.partition(self.worker_index, self.worker_count)
+        # A device the ramp never reaches is never brought online (it has no operation); online offsets grow
+        # with the index, so those are the partition's tail and users claim devices in ramp order.
+        self.indexes = [i for i in self.plan.partition(self.worker_index, self.worker_count)
+                        if self.plan.online_at_us(i) != NEVER_ONLINE]
+        self.initial = sum(1 for i in self.indexes if self.plan.online_at_us(i) == 0)
         self._onboarding_gate = gevent.lock.BoundedSemaphore(ONBOARDING_CONCURRENCY)
         self._factory, self._stop_transports = make_transport_factory(
             self.scenario.transport, self.target, self.clock)
+        if self.plan.online_us and self.indexes and self.initial == 0:
+            self.begin()  # a ramp from 0: the run's clock starts now; devices come online as it climbs
 
     def claim_next(self) -> int | None:
         """The next device of this partition nobody drives yet (None: all claimed)."""
@@ -135,10 +142,12 @@ class ProcessFleet:
             live = LiveLifecycle(mix=self.scenario.lifecycle, rng=device_rng(self.plan.seed, index),
                                  target=target, time_scale=self.scenario.time_scale)
         device_id = self.plan.device_ids[index]
-        now = self.clock.monotonic()
+        # A device created after the run's start (a ramp) counts its offsets from that start, not from now.
+        started = self.started.is_set()
         device = VirtualDevice(
-            index, device_id, self._factory(device_id), self.clock, run_start=now,
-            run_start_wall=self.clock.wall(), firmware=installed,
+            index, device_id, self._factory(device_id), self.clock,
+            run_start=self.run_start if started else self.clock.monotonic(),
+            run_start_wall=self.run_start_wall if started else self.clock.wall(), firmware=installed,
             actions=() if live is not None else self.plan.actions_for(index), live=live,
             send_sink=self.callbacks.on_record, onboarding_sink=self.callbacks.on_onboarding)
         self.devices[index] = device
@@ -164,7 +173,7 @@ class ProcessFleet:
         return True
 
     def _maybe_begin(self) -> None:
-        if not self.started.is_set() and self.online + len(self.failed) >= len(self.indexes):
+        if not self.started.is_set() and self.online + len(self.failed) >= self.initial:
             self.begin()
 
     def begin(self, at_wall: float | None = None) -> None:

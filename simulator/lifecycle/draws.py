@@ -11,6 +11,7 @@ time. Durations are seconds of *device* time; offsets are integer microseconds o
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,11 +34,12 @@ from simulator.lifecycle.inputs import (
     PoweredOff,
     RebootFailed,
     RebootStarted,
+    RebootTick,
     StartUpdate,
     UpdateRequested,
 )
-from simulator.lifecycle.states import MAX_DOWNLOAD_ATTEMPTS
-from simulator.scenario.model import Distribution, RandomLifecycle
+from simulator.lifecycle.states import MAX_DOWNLOAD_ATTEMPTS, REBOOT_TICK_S
+from simulator.scenario.model import NO_SHUTDOWN_DELAY, Distribution, RandomLifecycle
 
 __all__ = ["OUTCOMES", "OperationDraw", "draw_operation", "operation_inputs", "request_uuid", "sample"]
 
@@ -90,6 +92,7 @@ class OperationDraw:
     cancel_fraction: float  # cancel: of the cancellable window; late_cancel: of the deploy
     second_uuid: str | None  # a second Update with another uuid (double_update_probability)
     second_fraction: float  # where it lands within the time the device is up
+    shutdown: float = 0.0  # Rebooting -> machine down (RandomLifecycle.shutdown_delay)
 
 
 def draw_operation(spec: RandomLifecycle, rng: np.random.Generator) -> OperationDraw:
@@ -107,6 +110,8 @@ def draw_operation(spec: RandomLifecycle, rng: np.random.Generator) -> Operation
     double = float(rng.random()) < spec.double_update_probability
     second_fraction = float(rng.random())
     second = request_uuid(rng)
+    # Last, and only when the scenario sets it: the draws above (and every existing plan) stay as they were.
+    shutdown = sample(spec.shutdown_delay, rng) if spec.shutdown_delay != NO_SHUTDOWN_DELAY else 0.0
     failed: list[tuple[float, str]] = []
     if not spec.streaming:
         # Exhaustion: all 5 attempts fail, each after a uniform fraction of the download. Otherwise attempt i
@@ -127,7 +132,7 @@ def draw_operation(spec: RandomLifecycle, rng: np.random.Generator) -> Operation
         outcome=outcome, streaming=spec.streaming, progress_step=spec.progress_step, ack_delay=ack,
         download=download, deploy=deploy, reboot=reboot, failed_attempts=tuple(failed),
         fail_fraction=fail_fraction, cancel_fraction=cancel_fraction,
-        second_uuid=second if double else None, second_fraction=second_fraction,
+        second_uuid=second if double else None, second_fraction=second_fraction, shutdown=shutdown,
     )
 
 
@@ -177,6 +182,10 @@ def operation_inputs(
         if draw.outcome == "reboot_failure":
             main.append((t, RebootFailed()))
         else:
+            # mod.rs `wait_reboot`: Rebooting again every 30 s while the machine is still up.
+            ticks = max(0, math.ceil(draw.shutdown / REBOOT_TICK_S) - 1)  # those strictly before the power-off
+            main += [(t + k * REBOOT_TICK_S, RebootTick()) for k in range(1, ticks + 1)]
+            t += draw.shutdown
             main.append((t, PoweredOff()))
             main.append((t + draw.reboot, BootedOld() if draw.outcome == "rollback" else BootedNew()))
     if not live:

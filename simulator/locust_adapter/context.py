@@ -37,6 +37,8 @@ class FleetContext:
     worker_snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # master: live per worker
     generator_flags: dict[str, Any] = field(default_factory=dict)
     monitor: HealthMonitor | None = None
+    # Plain locust: -u/-r/-t as given on the command line (None: not given), read by the shape (shape.py).
+    given: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_master(self) -> bool:

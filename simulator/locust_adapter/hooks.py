@@ -36,7 +36,7 @@ def install(environment: Any, settings: RunSettings) -> FleetContext:
     events.test_start.add_listener(lambda **kw: _on_test_start(ctx))
     events.report_to_master.add_listener(lambda client_id, data, **kw: _report(ctx, data))
     events.worker_report.add_listener(lambda client_id, data, **kw: _worker_report(ctx, client_id, data))
-    events.spawning_complete.add_listener(lambda **kw: _on_spawned(ctx))
+    events.spawning_complete.add_listener(lambda user_count=0, **kw: _on_spawned(ctx, user_count))
     events.test_stopping.add_listener(lambda **kw: _on_stopping(ctx))
     events.test_stop.add_listener(lambda **kw: _on_test_stop(ctx))
     if environment.runner is not None:
@@ -52,7 +52,12 @@ def install_from_options(environment: Any) -> FleetContext | None:
     if options is None:
         return None
     settings = settings_from_options(options, getattr(options, "num_users", None))
-    return install(environment, settings)
+    ctx = install(environment, settings)
+    # Headless Locust sets num_users/spawn_rate to 1 when they were not given, after `init` and before the
+    # shape's first tick (locust/main.py): what the user gave is only known here.
+    ctx.given = {"users": getattr(options, "num_users", None), "spawn_rate": getattr(options, "spawn_rate", None),
+                 "run_time": getattr(options, "run_time", None)}
+    return ctx
 
 
 def _register_messages(ctx: FleetContext) -> None:
@@ -98,10 +103,17 @@ def _start_monitor(ctx: FleetContext) -> None:
         ctx.monitor.start()
 
 
-def _on_spawned(ctx: FleetContext) -> None:
-    """Fewer users than devices on this process: the fleet drives the devices no user claimed."""
+def _on_spawned(ctx: FleetContext, user_count: int) -> None:
+    """Fewer users than devices on this process: the fleet drives the devices no user claimed.
+
+    With a ramp, spawning completes at every step of it: only its last step (the ramp's final count, over
+    every process) leaves the rest to the fleet, or the fleet would bring the whole ramp online at once.
+    """
     fleet = ctx.fleet
     if fleet is None or ctx.is_master:
+        return
+    ramp = ctx.settings.scenario.fleet.ramp
+    if ramp and user_count < ramp[-1].devices:
         return
     for index in fleet.claim_rest():
         ctx.extra_greenlets.append(gevent.spawn(_drive_unclaimed, fleet, index))

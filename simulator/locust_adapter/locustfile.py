@@ -16,10 +16,11 @@ from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
 from simulator.locust_adapter.options import add_options
 from simulator.locust_adapter.session import finish_locust_run
+from simulator.locust_adapter.shape import FleetShape
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 
-__all__ = ["DeviceUser"]
+__all__ = ["DeviceUser", "FleetShape"]
 
 _started: dict[int, float] = {}
 

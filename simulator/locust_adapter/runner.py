@@ -1,7 +1,8 @@
 """`fleetsim run` drives Locust as a library: local runner, or a master with N worker processes.
 
 Timeline of a run: spawn users (devices onboard) -> run start = every device of a process online (or its
-deadline) -> the plan plays on its absolute schedule for max(duration, last planned action) -> drain (acks and
+deadline; with `fleet.ramp` only the devices online at offset 0, the others spawn in phase 2 as the ramp
+climbs) -> the plan plays on its absolute schedule for max(duration, last planned action) -> drain (acks and
 arrivals settle) -> stop users (unacked publishes become never_acked records) -> results.
 Ctrl-C / SIGTERM stop the run early; results are written and marked partial.
 """
@@ -23,6 +24,7 @@ import gevent
 from locust.env import Environment
 
 from simulator.generator.campaign_client import CampaignClient, campaign_spec
+from simulator.generator.ramp import SPAWN_LEAD_S
 from simulator.generator.target import TargetInfo
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
@@ -30,6 +32,7 @@ from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot
 from simulator.locust_adapter.settings import RunSettings
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
+from simulator.plan import devices_online_at, online_offsets_us, ramp_spawn_rate
 from simulator.private_files import write_private
 from simulator.scenario.model import Scenario
 
@@ -39,6 +42,7 @@ log = logging.getLogger("fleetsim.run")
 
 DRAIN_S = 2.0  # after the last planned action: QoS 2 acks and collector arrivals settle (loopback: < 100 ms)
 WORKER_CONNECT_S = 60.0
+RAMP_TICK_S = 0.25  # how often phase 2 raises the user count while a ramp climbs
 FINALS_WAIT_S = 60.0
 
 
@@ -161,14 +165,19 @@ class LocustRun:
     def _drive(self, env: Any, ctx: FleetContext, delivery: LiveDelivery, devices: int,
                workers: list[subprocess.Popen[bytes]]) -> RunOutcome:
         runner = env.runner
-        rate = self.spawn_rate or float(min(devices, 500))
+        ramp = self.scenario.fleet.ramp
+        rate = self.spawn_rate or (ramp_spawn_rate(ramp) if ramp else float(min(devices, 500)))
+        # With a ramp only the devices online at offset 0 onboard before the run's clock starts (all of them
+        # without one); the rest come online in phase 2 as the ramp climbs (one tick ahead, as the shape does).
+        initial = sum(1 for t in online_offsets_us(ramp, devices) if t == 0)
+        users = max(1, initial, devices_online_at(ramp, SPAWN_LEAD_S, devices)) if ramp else devices
         t0 = time.monotonic()
-        runner.start(devices, spawn_rate=rate)
+        runner.start(users, spawn_rate=rate)
         # Phase 1: onboarding. The run's clock starts when this process's (or every worker's) devices are online.
-        online_deadline = t0 + 60.0 + devices / rate * 3
+        online_deadline = t0 + 60.0 + max(initial, 1) / rate * 3
         while not self._interrupted:
             snap = live_snapshot(ctx)
-            if snap["devices_online"] + int(snap.get("devices_failed") or 0) >= devices:
+            if snap["devices_online"] + int(snap.get("devices_failed") or 0) >= initial:
                 break
             if ctx.fleet is not None and ctx.fleet.started.is_set():
                 break
@@ -186,14 +195,12 @@ class LocustRun:
         plan = ctx.plan
         last_offset_s = 0.0
         if plan is not None:
-            last_offset_s = max((a.offset_us for d in range(len(plan.device_ids)) for a in plan.actions_for(d)),
-                                default=0) / 1e6
+            last_offset_s = plan.last_action_s
         elif self.scenario.mode == "self":
             from simulator.plan import build_plan
 
             ctx.plan = build_plan(self.scenario)
-            last_offset_s = max((a.offset_us for d in range(len(ctx.plan.device_ids))
-                                 for a in ctx.plan.actions_for(d)), default=0) / 1e6
+            last_offset_s = ctx.plan.last_action_s
         play_s = max(self.scenario.duration, last_offset_s) + DRAIN_S
         campaign = self._start_campaign(ctx)
         if self._faults is not None:  # issue 9: the fault schedule plays on the run's clock
@@ -203,14 +210,21 @@ class LocustRun:
             self._faults.start(fleet.devices if fleet is not None else {}, run_start, started_at,
                                local=not workers)
         # Phase 2: play the plan (self-driven), or follow the campaign until it finishes (backend-driven).
+        printed_s = -1.0
         while not self._interrupted:
             elapsed = time.time() - started_at
             if elapsed >= play_s:
                 break
             if campaign is not None and self._campaign_done(campaign):
                 play_s = min(play_s, elapsed + DRAIN_S)
-            self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, play_s))
-            gevent.sleep(min(1.0, max(0.05, play_s - elapsed)))
+            wanted = devices_online_at(ramp, elapsed + SPAWN_LEAD_S, devices) if ramp else users
+            if wanted > users:  # the ramp climbs: Locust spawns the new users (devices) at `rate`
+                users = wanted
+                runner.start(users, spawn_rate=rate)
+            if elapsed >= printed_s + 1.0 or not ramp:  # a ramp ticks 4x a second; progress stays 1 line/s
+                printed_s = elapsed
+                self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, play_s))
+            gevent.sleep(min(RAMP_TICK_S if ramp else 1.0, max(0.05, play_s - elapsed)))
         partial = bool(self._interrupted)
         ended_at = time.time()
         faults_log = self._faults.finish() if self._faults is not None else None

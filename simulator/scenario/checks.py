@@ -132,7 +132,7 @@ def _distribution(field: str, d: Distribution) -> list[Problem]:
 def _random(field: str, r: RandomLifecycle) -> list[Problem]:
     out = _weights(f"{field}.outcomes", r.outcomes, OUTCOMES, "outcome")
     out += _weights(f"{field}.error_codes", r.error_codes, DOWNLOAD_ERROR_CODES, "error code")
-    for name in ("download_duration", "deploy_duration", "reboot_duration", "acknowledge_delay"):
+    for name in ("download_duration", "deploy_duration", "reboot_duration", "acknowledge_delay", "shutdown_delay"):
         out += _distribution(f"{field}.{name}", getattr(r, name))
     if not 10 <= r.progress_step <= 100:
         out.append((f"{field}.progress_step",
@@ -206,6 +206,25 @@ def _fleet(f: FleetSpec) -> list[Problem]:
                            ("fleet.target_version", f.target_version)):
         if not _SEMVER.fullmatch(version):
             out.append((field, f"{version!r} is not a semantic version MAJOR.MINOR.PATCH (Edgehog reads it)"))
+    return out + _ramp(f)
+
+
+def _ramp(f: FleetSpec) -> list[Problem]:
+    out: list[Problem] = []
+    previous = 0
+    for index, stage in enumerate(f.ramp):
+        where = f"fleet.ramp[{index}]"
+        out += _positive(f"{where}.duration", stage.duration, "s")
+        if not 0 <= stage.devices <= f.devices:
+            out.append((f"{where}.devices", f"must be between 0 and fleet.devices ({f.devices}), "
+                                            f"got {stage.devices}"))
+        elif stage.devices < previous:
+            # The plan keeps a device busy once it is online; one taken offline would leave its operations
+            # unsent, so the ramp only brings devices online.
+            out.append((f"{where}.devices", f"must not go down (the previous stage reaches {previous}), "
+                                            f"got {stage.devices}"))
+        else:
+            previous = stage.devices
     return out
 
 

@@ -1,7 +1,7 @@
 """Reading the `lifecycle:` section of a scenario: one `random`, one `scripted`, or a weighted `mix` of them.
 
 Shapes (durations: loader docstring; every duration is device time, before time_scale):
-    random:   {outcomes: {name: p}, streaming, download_duration, deploy_duration, reboot_duration,
+    random:   {outcomes: {name: p}, streaming, download_duration, deploy_duration, reboot_duration, shutdown_delay,
                acknowledge_delay, progress_step, download_error_probability, error_codes: {code: w},
                double_update_probability}
     scripted: {steps: [{status, progress, code, message, delay}], reboot_duration}
@@ -30,7 +30,7 @@ __all__ = ["RANDOM_KEYS", "read_lifecycle"]
 
 RANDOM_KEYS = (
     "outcomes", "streaming", "download_duration", "deploy_duration", "reboot_duration", "acknowledge_delay",
-    "progress_step", "download_error_probability", "error_codes", "double_update_probability",
+    "progress_step", "download_error_probability", "error_codes", "double_update_probability", "shutdown_delay",
 )
 _DISTRIBUTIONS = ("lognormal", "uniform", "exponential", "fixed")
 _STEP_KEYS = ("status", "progress", "code", "message", "delay")
@@ -100,6 +100,7 @@ def read_random(r: NodeReader, node: Node, field: str) -> RandomLifecycle | None
         "deploy_duration": lambda n, f: read_distribution(r, n, f),
         "reboot_duration": lambda n, f: read_distribution(r, n, f),
         "acknowledge_delay": lambda n, f: read_distribution(r, n, f),
+        "shutdown_delay": lambda n, f: read_distribution(r, n, f),
     }
     changes = {key: readers[key](value, f"{field}.{key}") for key, value in keys.items()}
     return with_changes(RandomLifecycle(), {k: v for k, v in changes.items() if v is not None})

@@ -11,7 +11,8 @@ Shape (every key optional; durations `30s`, `5m`, `250ms`, `1h`, `1m30s` or a nu
     realm: fleetsim             # an Astarte realm name
     seed: 42                    # >= 0; same seed + same scenario => same plan
     fleet: {devices: 20, id_scheme: random|sequential, id_prefix: "",
-            base_image: {name, version, build_id, fingerprint}, target_version: "1.1.0"}
+            base_image: {name, version, build_id, fingerprint}, target_version: "1.1.0",
+            ramp: [{duration: 30s, devices: 200}, {duration: 1m, devices: 1000}]}   # devices online
     time_scale: 60              # device seconds per wall second
     duration: 30s               # wall time of the run
     transport: lean|sdk|memory
@@ -45,6 +46,7 @@ from simulator.scenario.model import (
     ArrivalSpec,
     BaseImageSpec,
     CampaignSettings,
+    DeviceStage,
     FaultSpec,
     FleetSpec,
     RampStage,
@@ -56,7 +58,8 @@ __all__ = ["TOP_KEYS", "load_scenario", "load_scenario_text"]
 
 TOP_KEYS = ("name", "description", "realm", "seed", "fleet", "time_scale", "duration", "transport", "target",
             "mode", "arrival", "lifecycle", "thresholds", "faults", "campaign")
-_FLEET_KEYS = ("devices", "id_scheme", "id_prefix", "base_image", "target_version")
+_FLEET_KEYS = ("devices", "id_scheme", "id_prefix", "base_image", "target_version", "ramp")
+_RAMP_KEYS = ("duration", "devices")
 _IMAGE_KEYS = ("name", "version", "build_id", "fingerprint")
 _ARRIVAL_KEYS = ("model", "rate", "count", "start", "start_rate", "stages", "phase")
 _FAULT_KEYS = ("kind", "at", "duration", "devices", "params")
@@ -89,7 +92,29 @@ def _fleet(r: NodeReader, node: Node) -> FleetSpec | None:
         if image_keys is not None:
             image = _read(r, image_keys, "fleet.base_image", dict.fromkeys(_IMAGE_KEYS, r.text))
             fleet = dataclasses.replace(fleet, base_image=with_changes(BaseImageSpec(), image))
+    if "ramp" in keys:
+        ramp = _ramp(r, keys["ramp"], "fleet.ramp")
+        if ramp is not None:
+            fleet = dataclasses.replace(fleet, ramp=ramp)
     return fleet
+
+
+def _ramp(r: NodeReader, node: Node, field: str) -> tuple[DeviceStage, ...] | None:
+    """fleet.ramp: [{duration, devices}, ...]; values judged by checks.py (> 0 s, 0..fleet.devices)."""
+    items = r.sequence(node, field)
+    if items is None:
+        return None
+    stages: list[DeviceStage] = []
+    for index, item in enumerate(items):
+        where = f"{field}[{index}]"
+        keys = r.mapping(item, where, _RAMP_KEYS)
+        if keys is None or not r.require(item, keys, where, _RAMP_KEYS):
+            continue
+        duration = r.duration(keys["duration"], f"{where}.duration")
+        devices = r.integer(keys["devices"], f"{where}.devices")
+        if duration is not None and devices is not None:
+            stages.append(DeviceStage(duration=duration, devices=devices))
+    return tuple(stages) if len(stages) == len(items) else None
 
 
 def _stages(r: NodeReader, node: Node, field: str) -> tuple[RampStage, ...] | None:

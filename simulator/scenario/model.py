@@ -14,6 +14,7 @@ __all__ = [
     "ArrivalSpec",
     "BaseImageSpec",
     "CampaignSettings",
+    "DeviceStage",
     "Distribution",
     "FaultSpec",
     "FleetSpec",
@@ -42,6 +43,9 @@ class Distribution:
     mean: float = 0.0
 
 
+NO_SHUTDOWN_DELAY = Distribution("fixed", value=0.0)
+
+
 @dataclass(frozen=True)
 class RandomLifecycle:
     """Seeded random OTA lifecycles reproducing edgehog-device-runtime (PROTOCOL.md section 4).
@@ -56,6 +60,9 @@ class RandomLifecycle:
     exhaustion). `error_codes` weights the code of each failed attempt.
     `double_update_probability`: a second Update with another uuid arrives mid-operation ->
     Failure+UpdateAlreadyInProgress for the new uuid; the first continues.
+    `shutdown_delay`: device time between Rebooting and the machine going down (a slow shutdown); the runtime
+    publishes Rebooting again every 30 s meanwhile (mod.rs `wait_reboot`). Default 0: down at once. Drawn only
+    when set, so the plans of scenarios without it do not change.
     """
 
     outcomes: tuple[tuple[str, float], ...] = (("success", 1.0),)
@@ -68,6 +75,7 @@ class RandomLifecycle:
     error_codes: tuple[tuple[str, float], ...] = (("NetworkError", 1.0),)
     double_update_probability: float = 0.0
     acknowledge_delay: Distribution = Distribution("fixed", value=0.0)
+    shutdown_delay: Distribution = NO_SHUTDOWN_DELAY
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,14 @@ class BaseImageSpec:
 
 
 @dataclass(frozen=True)
+class DeviceStage:
+    """One stage of `fleet.ramp` (k6-style): the devices online move linearly to `devices` over `duration`."""
+
+    duration: float  # seconds of wall time
+    devices: int  # devices online at the end of the stage (the previous stage's count, or 0, at its start)
+
+
+@dataclass(frozen=True)
 class FleetSpec:
     devices: int = 10
     # random: seeded 128-bit ids; sequential: the device's index in the id
@@ -142,6 +158,8 @@ class FleetSpec:
     id_prefix: str = ""  # sequential only: a fixed prefix shared by the fleet's ids (decoded bytes)
     base_image: BaseImageSpec = BaseImageSpec()
     target_version: str = "1.1.0"  # BaseImage /version after a successful OTA
+    # Devices online over time (empty: the whole fleet is online when the run's clock starts).
+    ramp: tuple[DeviceStage, ...] = ()
 
 
 @dataclass(frozen=True)

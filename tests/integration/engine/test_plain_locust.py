@@ -38,3 +38,31 @@ def test_locust_headless_against_fleetsim_backend(tiny_scenario: Path, tmp_path:
     summary = summary_of(only_run_dir(tmp_path / "results"))
     events = summary["events"]
     assert isinstance(events, dict) and events["sent"] == events["delivered"] > 0 and events["lost"] == 0
+
+
+def test_locust_shape_follows_the_ramp_and_stops_at_the_scenario_end(tmp_path: Path) -> None:
+    from tests.conftest import require_service
+    from tests.integration.engine.test_ramp_run import RAMPED
+
+    require_service("mosquitto", binary="mosquitto")
+    scenario = tmp_path / "ramped.yaml"
+    scenario.write_text(RAMPED)
+    locust = shutil.which("locust")
+    assert locust is not None
+    with BackendProcess(tmp_path / "backend") as backend:
+        info_file = tmp_path / "backend" / "backend.json"
+        assert backend.info is not None
+        env = dict(os.environ, FLEETSIM_BACKEND_INFO=str(info_file), FLEETSIM_SCENARIO=str(scenario),
+                   FLEETSIM_STATE_DIR=str(tmp_path / "gen"))
+        # No -u, -r or -t: the shape brings the 20 devices online along the ramp and ends the test itself
+        # (12 s of plan + drain), where Locust alone would run until interrupted.
+        proc = subprocess.run([sys.executable, locust, "-f", str(REPO / "locustfile.py"), "--headless",
+                               "--only-summary"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "Shape test stopping" in out, out
+    assert re.search(r"updating to 20 users", out) and re.search(r"updating to [1-9] users", out), out
+    summary = summary_of(only_run_dir(tmp_path / "results"))
+    events = summary["events"]
+    assert isinstance(events, dict) and events["sent"] == events["delivered"] > 0 and events["lost"] == 0

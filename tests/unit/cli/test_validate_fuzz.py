@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from simulator.cli import main
@@ -21,6 +21,7 @@ from tests.unit.scenario.test_fuzz import documents
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.one_of(documents.map(lambda d: yaml.safe_dump(d, allow_unicode=True)),
                  st.text(alphabet=st.sampled_from(list("abc: -[]{}&*!|>'\"#\n\t012.,?%@`<=~")), max_size=60)))
+@example(text="' ': null\n")  # a key of one space: its field is quoted, `FILE:1: ' ': unknown key ...`
 def test_validate_answers_ok_or_one_located_line_per_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], text: Any
 ) -> None:

@@ -70,6 +70,26 @@ def test_happy_path_is_exactly_the_runtime_success_sequence() -> None:
     assert first == [1_000_000, 1_000_000, 2_000_000, 3_000_000]
 
 
+def test_slow_shutdown_repeats_rebooting_every_30_s_until_the_machine_goes_down() -> None:
+    """mod.rs `wait_reboot`: Rebooting again every 30 s of device time while the machine stays up."""
+    p = plan("success", shutdown_delay=Distribution("fixed", value=65.0))
+    statuses = [s for _, s, _, _ in events(p)]
+    assert statuses[-5:] == ["Deployed", "Rebooting", "Rebooting", "Rebooting", "Success"]
+    rebooting = [a.offset_us for a in p.actions if a.kind is ActionKind.PUBLISH
+                 and isinstance(a.value, dict) and a.value["status"] == "Rebooting"]
+    assert rebooting == [31_000_000, 61_000_000, 91_000_000]  # Deployed at 1 s + 10 s + 20 s = 31 s
+    reboot = [a for a in p.actions if a.kind is ActionKind.REBOOT]
+    assert [r.offset_us for r in reboot] == [31_000_000 + 65_000_000] and reboot[0].duration_us == 15_000_000
+    assert p.end_us == 31_000_000 + 65_000_000 + 15_000_000
+    # A shutdown of exactly 30 s goes down at the instant the tick would fire: no second Rebooting.
+    once = plan("success", shutdown_delay=Distribution("fixed", value=30.0))
+    assert [s for _, s, _, _ in events(once)].count("Rebooting") == 1
+    # Unset, nothing is drawn for it: the same draws as before the option existed.
+    a = draw_operation(spec("success"), np.random.default_rng(4))
+    b = draw_operation(spec("success", shutdown_delay=Distribution("fixed", value=0.0)), np.random.default_rng(4))
+    assert a == b and a.shutdown == 0.0
+
+
 def test_time_scale_divides_device_time() -> None:
     p = plan("success", time_scale=60.0)
     assert p.end_us == 1_000_000 + round(45 * 1e6 / 60)

@@ -1,0 +1,45 @@
+"""The device ramp seen from the load generator: how many users (= devices) to have online, at what rate.
+
+Pure (no Locust): used by the Locust shape (locust_adapter/shape.py) and by `fleetsim run` (runner.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from simulator.plan import devices_online_at, ramp_spawn_rate
+from simulator.scenario.model import Scenario
+
+__all__ = ["DEFAULT_SPAWN_RATE", "SPAWN_LEAD_S", "shape_step"]
+
+# Locust ticks a shape once a second (`fleetsim run` every 0.25 s) and a device takes a moment to onboard, so
+# both ask for the count the ramp reaches this far ahead: online early is harmless (the plan gives a device
+# nothing before its online offset), online late would make its first operation late.
+SPAWN_LEAD_S = 1.0
+# The spawn rate without -r and without a ramp, as `fleetsim run` uses (runner.py _drive).
+DEFAULT_SPAWN_RATE = 500.0
+
+
+def shape_step(scenario: Scenario, given: Mapping[str, Any], run_s: float, plan_s: float,
+               end_s: float) -> tuple[int, float] | None:
+    """(users, spawn rate) at `run_s` seconds of the shape, or None when the test is over.
+
+    `plan_s`: seconds since the run's clock started (the fleet's start; the shape's time when unknown);
+    `end_s`: when the run ends on that clock without -t (the plan played and drained, as `fleetsim run`);
+    `given`: -u/-r/-t as given on the command line (None or absent: not given).
+    """
+    run_time = given.get("run_time")
+    if run_time:
+        if run_s >= float(run_time):
+            return None
+    elif plan_s >= end_s:
+        return None
+    fleet = scenario.fleet
+    users = devices_online_at(fleet.ramp, run_s + SPAWN_LEAD_S, fleet.devices)
+    if given.get("users"):
+        users = min(users, int(given["users"]))
+    rate = given.get("spawn_rate")
+    if not rate:
+        rate = ramp_spawn_rate(fleet.ramp) if fleet.ramp else min(float(fleet.devices), DEFAULT_SPAWN_RATE)
+    return users, float(rate)

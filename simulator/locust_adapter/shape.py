@@ -1,0 +1,51 @@
+"""The load shape of plain `locust -f locustfile.py`: users (= devices) follow the scenario's `fleet.ramp`.
+
+Each Locust user is a virtual device, so the shape's user count is the number of devices online; OTA
+operations still come from the plan's open-model arrivals (no per-user wait_time). `use_common_options`: -u caps
+the users (and, as without a shape, sets the fleet size unless --fleetsim-devices does), -r sets the spawn rate,
+-t ends the test (Locust itself does not enforce -t while a shape runs headless). Without -t the shape ends the
+test once the plan has played and drained, as `fleetsim run` does.
+"""
+
+from __future__ import annotations
+
+from locust import LoadTestShape
+
+from simulator.generator.ramp import shape_step
+from simulator.locust_adapter.context import FleetContext
+from simulator.locust_adapter.runner import DRAIN_S
+from simulator.plan import build_plan
+
+__all__ = ["FleetShape"]
+
+
+class FleetShape(LoadTestShape):
+    """Devices online following `fleet.ramp` (all at once without one); ends at -t or the plan's end."""
+
+    use_common_options = True
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._play_s: float | None = None
+
+    def _context(self) -> FleetContext | None:
+        ctx = getattr(getattr(self.runner, "environment", None), "fleetsim", None)
+        return ctx if isinstance(ctx, FleetContext) else None
+
+    def _play(self, ctx: FleetContext) -> float:
+        if self._play_s is None:
+            plan = ctx.plan or build_plan(ctx.settings.scenario)  # the master builds none of its own
+            self._play_s = max(ctx.settings.scenario.duration, plan.last_action_s) + DRAIN_S
+        return self._play_s
+
+    def tick(self) -> tuple[int, float] | None:
+        ctx = self._context()
+        if ctx is None:  # fleetsim did not install (no parsed options): nothing to shape
+            return None
+        run_s = float(self.get_run_time())  # type: ignore[no-untyped-call]
+        fleet = ctx.fleet
+        # The plan's clock starts when this process's first devices are online; a master has no fleet and
+        # uses its own time (it then ends the test early by the workers' onboarding time).
+        plan_s = fleet.clock.monotonic() - fleet.run_start if fleet is not None and fleet.started.is_set() \
+            else (run_s if fleet is None else 0.0)
+        return shape_step(ctx.settings.scenario, ctx.given, run_s, plan_s, self._play(ctx))
