@@ -34,6 +34,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from yaml.nodes import Node, ScalarNode
@@ -59,7 +60,6 @@ __all__ = ["TOP_KEYS", "load_scenario", "load_scenario_text"]
 TOP_KEYS = ("name", "description", "realm", "seed", "fleet", "time_scale", "duration", "transport", "target",
             "mode", "arrival", "lifecycle", "thresholds", "faults", "campaign")
 _FLEET_KEYS = ("devices", "id_scheme", "id_prefix", "base_image", "target_version", "ramp")
-_RAMP_KEYS = ("duration", "devices")
 _IMAGE_KEYS = ("name", "version", "build_id", "fingerprint")
 _ARRIVAL_KEYS = ("model", "rate", "count", "start", "start_rate", "stages", "phase")
 _FAULT_KEYS = ("kind", "at", "duration", "devices", "params")
@@ -99,38 +99,37 @@ def _fleet(r: NodeReader, node: Node) -> FleetSpec | None:
     return fleet
 
 
+V = TypeVar("V")  # a stage's value (devices: int, target: float)
+S = TypeVar("S")  # a stage
+
+
 def _ramp(r: NodeReader, node: Node, field: str) -> tuple[DeviceStage, ...] | None:
     """fleet.ramp: [{duration, devices}, ...]; values judged by checks.py (> 0 s, 0..fleet.devices)."""
-    items = r.sequence(node, field)
-    if items is None:
-        return None
-    stages: list[DeviceStage] = []
-    for index, item in enumerate(items):
-        where = f"{field}[{index}]"
-        keys = r.mapping(item, where, _RAMP_KEYS)
-        if keys is None or not r.require(item, keys, where, _RAMP_KEYS):
-            continue
-        duration = r.duration(keys["duration"], f"{where}.duration")
-        devices = r.integer(keys["devices"], f"{where}.devices")
-        if duration is not None and devices is not None:
-            stages.append(DeviceStage(duration=duration, devices=devices))
-    return tuple(stages) if len(stages) == len(items) else None
+    return _stage_list(r, node, field, "devices", r.integer, lambda d, n: DeviceStage(duration=d, devices=n))
 
 
 def _stages(r: NodeReader, node: Node, field: str) -> tuple[RampStage, ...] | None:
+    """arrival.stages: [{duration, target}, ...] (ramping arrival rate)."""
+    return _stage_list(r, node, field, "target", r.number, lambda d, x: RampStage(duration=d, target=x))
+
+
+def _stage_list(r: NodeReader, node: Node, field: str, value_key: str, read_value: Callable[[Node, str], V | None],
+                make: Callable[[float, V], S]) -> tuple[S, ...] | None:
+    """A k6-style list of stages, each {duration, <value_key>}; None (problems reported) unless all are good."""
     items = r.sequence(node, field)
     if items is None:
         return None
-    stages: list[RampStage] = []
+    allowed = ("duration", value_key)
+    stages: list[S] = []
     for index, item in enumerate(items):
         where = f"{field}[{index}]"
-        keys = r.mapping(item, where, ("duration", "target"))
-        if keys is None or not r.require(item, keys, where, ("duration", "target")):
+        keys = r.mapping(item, where, allowed)
+        if keys is None or not r.require(item, keys, where, allowed):
             continue
-        duration, target = r.duration(keys["duration"], f"{where}.duration"), r.number(keys["target"],
-                                                                                        f"{where}.target")
-        if duration is not None and target is not None:
-            stages.append(RampStage(duration=duration, target=target))
+        duration = r.duration(keys["duration"], f"{where}.duration")
+        value = read_value(keys[value_key], f"{where}.{value_key}")
+        if duration is not None and value is not None:
+            stages.append(make(duration, value))
     return tuple(stages) if len(stages) == len(items) else None
 
 
