@@ -1,25 +1,22 @@
 """The `lean` transport: thousands of mTLS Astarte devices per process on one shared I/O path.
 
-On the wire it is astarte-device-sdk 0.14.0, byte for byte (simulator.transports.wire; device_mqtt.py):
-MQTT 3.1.1, clean session True and an empty client id (the SDK's bare `mqtt.Client()`: paho's defaults),
-keepalive 60 s (paho `connect_async` default), max 20 in-flight (paho default), TLS with the device
-certificate; on CONNACK without session present: SUBSCRIBE QoS 2 to control/consumer/properties and each
-server-owned interface `/#`, introspection, emptyCache, device-owned properties, producer/properties (with a
-session present: nothing). What differs is the execution model: paho Clients driven through the external
-loop API by simulator.transports.lean_loop (no thread, no loop greenlet per device) -- the SDK's
-`loop_start()` thread per device costs ~1 s p50 at 1,000 devices (PROTOCOL.md section 7).
-
-Acks: paho's on_publish(mid) -> monotonic time -> the publish's on_ack(t, None): QoS 0 when written to the
-socket, QoS 1 on PUBACK, QoS 2 on PUBCOMP.
+On the wire it is astarte-device-sdk 0.14.0, byte for byte (simulator.transports.wire; device_mqtt.py): MQTT 3.1.1,
+clean session True and an empty client id (the SDK's bare `mqtt.Client()`: paho's defaults), keepalive 60 s (paho
+`connect_async` default), max 20 in-flight (paho default), TLS with the device certificate; on CONNACK without session
+present: SUBSCRIBE QoS 2 to control/consumer/properties and each server-owned interface `/#`, introspection,
+emptyCache, device-owned properties, producer/properties (with a session present: nothing). What differs is the
+execution model: paho Clients driven through the external loop API by simulator.transports.lean_loop (no thread, no
+loop greenlet per device) -- the SDK's `loop_start()` thread per device costs ~1 s p50 at 1,000 devices (PROTOCOL.md
+section 7). Acks: paho's on_publish(mid) -> monotonic time -> the publish's on_ack(t, None): QoS 0 when written to
+the socket, QoS 1 on PUBACK, QoS 2 on PUBCOMP.
 
 In-flight publishes when the connection drops -- decided as follows, so nothing is lost silently:
-- unexpected loss (broker gone, network, keepalive): QoS 1/2 stay in paho's queue and are retransmitted after
-  the automatic reconnect (paho `_messages_reconnect_reset_out`, as the SDK's paho thread does); their on_ack
-  fires on the late PUBACK/PUBCOMP, so the outage shows up as latency. Unsent QoS 0 ->
-  on_ack(t, "disconnected").
-- explicit `disconnect()` (a simulated reboot, the end of the run) and `LeanFleet.stop()`: everything still
-  pending is abandoned, reported on_ack(t, "disconnected"), and dropped from paho's queue so a later
-  reconnect never replays it (the device-side view; the collector may still have received it).
+- unexpected loss (broker gone, network, keepalive): QoS 1/2 stay in paho's queue and are retransmitted after the
+  automatic reconnect (paho `_messages_reconnect_reset_out`, as the SDK's paho thread does); their on_ack fires on the
+  late PUBACK/PUBCOMP, so the outage shows up as latency. Unsent QoS 0 -> on_ack(t, "disconnected").
+- explicit `disconnect()` (a simulated reboot, the end of the run) and `LeanFleet.stop()`: everything still pending is
+  abandoned, reported on_ack(t, "disconnected"), and dropped from paho's queue so a later reconnect never replays it
+  (the device-side view; the collector may still have received it).
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ import gevent
 import gevent.event
 import paho.mqtt.client as mqtt
 
-from simulator.errors import FleetsimError, UsageError
+from simulator.errors import UsageError
 from simulator.events import Value
 from simulator.transports import wire
 from simulator.transports.base import AckCallback, DataCallback, OnboardingTimes, PublishError
@@ -50,15 +47,6 @@ __all__ = ["ConnectError", "LeanFleet", "LeanTransport"]
 _LOG = logging.getLogger(__name__)
 # Connection states (LeanTransport.state); LeanFleet.stats counts them.
 NEW, CONNECTING, CONNECTED, RECONNECTING, CLOSING, CLOSED = range(6)
-
-
-class ConnectError(FleetsimError):
-    """connect() failed after pairing: TCP/TLS refused, CONNACK refused or late, handshake not acked."""
-
-    def __init__(self, device_id: str, reason: str) -> None:
-        self.device_id = device_id
-        self.reason = reason
-        super().__init__(f"device {device_id}: {reason}")
 
 
 class LeanTransport:
@@ -84,6 +72,8 @@ class LeanTransport:
         self.data_cb: DataCallback | None = None
         self.attempt = 0
         self.reconnects = 0
+        # Single flight: two reconnects at once made two sockets and orphaned one, watchers still in the loop.
+        self._reconnect_scheduled = self._reconnect_running = False
 
     @property
     def connected(self) -> bool:
@@ -149,15 +139,12 @@ class LeanTransport:
 
     def _wait(self, event: gevent.event.Event, what: str) -> None:
         if not event.wait(self.fleet.timeout_s):
-            self._abort()
+            self.disconnect()
             raise ConnectError(self.device_id, f"no {what} within {self.fleet.timeout_s} s")
         if self.connack_error is not None or self.state != CONNECTED:
             reason = self.connack_error or "connection lost"
-            self._abort()
+            self.disconnect()
             raise ConnectError(self.device_id, f"{what}: {reason}")
-
-    def _abort(self) -> None:
-        self.disconnect()
 
     # ---- publishing ----
 
@@ -238,6 +225,8 @@ class LeanTransport:
     # ---- paho callbacks (run in the loop's greenlets or in the caller of connect/publish) ----
 
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        if self.slot is not None:  # a socket paho replaced without closing: its watchers must not outlive it
+            self.fleet.loop.unregister(self.slot)
         self.slot = self.fleet.loop.register(sock.fileno(), self)
         self.fleet.loop.add_member(self)  # keepalive, and CONNACK timeout of a reconnect (paho loop_misc)
 
@@ -326,27 +315,39 @@ class LeanTransport:
         self.state = RECONNECTING
         self.handshake_done.set()
         if not self.fleet.stopped:
-            self.fleet.loop.call_later(self.fleet.backoff_s(self.attempt), self._spawn_reconnect)
+            self._schedule_reconnect()
 
     # ---- automatic reconnect ----
 
+    def _schedule_reconnect(self) -> None:
+        if not self._reconnect_scheduled:
+            self._reconnect_scheduled = True
+            self.fleet.loop.call_later(self.fleet.backoff_s(self.attempt), self._spawn_reconnect)
+
     def _spawn_reconnect(self) -> None:
-        if self.state == RECONNECTING and not self.fleet.stopped:
+        self._reconnect_scheduled = False
+        if self.state == RECONNECTING and not self.fleet.stopped and not self._reconnect_running:
             gevent.spawn(self._reconnect)
 
     def _reconnect(self) -> None:
-        with self.fleet.reconnect_gate:  # a broker restart must not become 10,000 TLS handshakes at once
-            if self.state != RECONNECTING or self.client is None or self.fleet.stopped:
-                return
-            self.attempt += 1
-            try:
-                self.client.reconnect()
-            except (OSError, ssl.SSLError, UsageError) as exc:
-                _LOG.debug("device %s: reconnect attempt %d failed: %s", self.device_id, self.attempt, exc)
-                self.fleet.loop.call_later(self.fleet.backoff_s(self.attempt), self._spawn_reconnect)
-                return
-            self.reconnects += 1
-            self._sync_write()
+        if self._reconnect_running:
+            return
+        self._reconnect_running = True  # cleared in `finally`
+        try:
+            with self.fleet.reconnect_gate:  # a broker restart must not become 10,000 TLS handshakes at once
+                if self.state != RECONNECTING or self.client is None or self.fleet.stopped:
+                    return
+                self.attempt += 1
+                try:
+                    self.client.reconnect()
+                except (OSError, ssl.SSLError, UsageError) as exc:
+                    _LOG.debug("device %s: reconnect attempt %d failed: %s", self.device_id, self.attempt, exc)
+                    self._schedule_reconnect()
+                    return
+                self.reconnects += 1
+                self._sync_write()
+        finally:
+            self._reconnect_running = False
 
     # ---- lean_loop.Channel ----
 
@@ -389,4 +390,4 @@ class LeanTransport:
 
 
 # Re-exported here: users import the factory with the transport (lean_fleet imports this module lazily).
-from simulator.transports.lean_fleet import LeanFleet  # noqa: E402
+from simulator.transports.lean_fleet import ConnectError, LeanFleet  # noqa: E402

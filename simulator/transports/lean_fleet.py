@@ -17,8 +17,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.clock import Clock, MonotonicClock
-from simulator.errors import UsageError
-from simulator.transports import wire
+from simulator.errors import FleetsimError, UsageError
+from simulator.transports import native_tls, wire
 from simulator.transports.base import Endpoint
 from simulator.transports.credentials import CredentialsCache, target_key
 from simulator.transports.lean_loop import IoLoop
@@ -29,12 +29,21 @@ from simulator.transports.ports import SourceAddressPool, open_connection
 if TYPE_CHECKING:
     from simulator.transports.lean import LeanTransport
 
-__all__ = ["LeanClient", "LeanFleet"]
+__all__ = ["ConnectError", "LeanClient", "LeanFleet"]
+
+
+class ConnectError(FleetsimError):
+    """connect() failed after pairing: TCP/TLS refused, CONNACK refused or late, handshake not acked."""
+
+    def __init__(self, device_id: str, reason: str) -> None:
+        self.device_id = device_id
+        self.reason = reason
+        super().__init__(f"device {device_id}: {reason}")
 
 
 class LeanClient(mqtt.Client):
-    """paho Client whose TCP socket comes from ports.open_connection (source address, TCP_NODELAY), with TLS
-    from the fleet's shared context (`_ssl_wrap_socket`)."""
+    """paho Client whose TCP socket comes from ports.open_connection (source address, TCP_NODELAY) and whose
+    TLS socket is CPython's own, handshaken cooperatively (native_tls: why)."""
 
     lean_source = ""
     lean_cert: tuple[str, str] = ("", "")  # the device's certificate and key files
@@ -42,19 +51,11 @@ class LeanClient(mqtt.Client):
     def _create_socket_connection(self) -> Any:
         return open_connection((self._host, self._port), self.lean_source, self._connect_timeout)
 
-    def _ssl_wrap_socket(self, tcp_sock: Any) -> Any:
-        """TLS with this device's certificate over the fleet's ONE shared context: the certificate is loaded
-        into the context just before the connection object is made, and SSL_new copies it into the
-        connection (OpenSSL ssl_lib.c `ssl_cert_dup`); nothing between the two can switch greenlets, so
-        another device's load cannot slip in. The handshake is gevent's, cooperative."""
-        ctx = self._ssl_context
-        if ctx is None:  # paho calls this only after tls_set_context (new_client)
+    def _ssl_wrap_socket(self, tcp_sock: Any) -> Any:  # native_tls.TlsSocket: paho needs only its socket API
+        if self._ssl_context is None:  # paho calls this only after tls_set_context (new_client)
             raise ValueError("TLS context not set")
-        ctx.load_cert_chain(*self.lean_cert)
-        sock = ctx.wrap_socket(tcp_sock, server_hostname=self._host, do_handshake_on_connect=False)
-        sock.settimeout(self._connect_timeout)
-        sock.do_handshake()
-        return sock
+        return native_tls.handshake(tcp_sock, self._ssl_context, self._host, self._connect_timeout,
+                                    cert=self.lean_cert)
 
 
 class LeanFleet:
@@ -116,7 +117,7 @@ class LeanFleet:
 
     def _shared_tls_context(self) -> ssl.SSLContext:
         """ONE client context for every device of the fleet: the endpoint's CA (the system store when None);
-        each connection gets its device's certificate at wrap time (LeanClient._ssl_wrap_socket). A context per
+        each connection gets its device's certificate at wrap time (native_tls.handshake). A context per
         device cost ~20 KB of OpenSSL memory each (12.9 KB bare SSL_CTX + CA store + chain, OpenSSL 3,
         measured), a third of a connected device."""
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.endpoint.ca_file)
