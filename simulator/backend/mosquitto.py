@@ -44,9 +44,13 @@ _PORT_ATTEMPTS = 3
 _REFUSAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("acl_publish", re.compile(r"Denied PUBLISH from ")),
     ("acl_subscribe", re.compile(r"Denied SUBSCRIBE from ")),
-    ("no_client_cert", re.compile(r"OpenSSL Error.*peer did not return a certificate")),
-    ("bad_client_cert", re.compile(r"OpenSSL Error.*certificate verify failed")),
-    ("tls_error", re.compile(r"OpenSSL Error")),
+    # mosquitto 2.0 words a TLS refusal two ways, by where the handshake failed (seen both for the same test):
+    # "OpenSSL Error[0]: error:...: <reason>" and "Client connection from <ip> failed: error:...: <reason>."
+    ("no_client_cert", re.compile(r"(OpenSSL Error|Client connection from \S+ failed:).*peer did not return a "
+                                  r"certificate")),
+    ("bad_client_cert", re.compile(r"(OpenSSL Error|Client connection from \S+ failed:).*certificate verify "
+                                   r"failed")),
+    ("tls_error", re.compile(r"OpenSSL Error|Client connection from \S+ failed: error:")),
     ("not_authorised", re.compile(r"disconnected, not authori[sz]ed")),
 )
 

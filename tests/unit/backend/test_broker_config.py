@@ -53,11 +53,14 @@ def test_parse_refusals_counts_by_kind() -> None:
         "4: Client auto-1 disconnected, not authorised.",
         "5: Received PUBLISH from x",
         "6: Denied PUBLISH from y",
+        # the other wording mosquitto 2.0.11 uses for the same refusals (where the handshake failed decides)
+        "7: Client connection from 127.0.0.1 failed: error:0A000086:SSL routines::certificate verify failed.",
+        "8: Client connection from 127.0.0.1 failed: error:0A0000C7:SSL routines::peer did not return a certificate.",
     ]
     assert parse_refusals(lines) == {
         "acl_publish": 2,
-        "no_client_cert": 1,
-        "bad_client_cert": 1,
+        "no_client_cert": 2,
+        "bad_client_cert": 2,
         "not_authorised": 1,
     }
 
