@@ -9,16 +9,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from simulator.plan import devices_online_at, ramp_spawn_rate
-from simulator.scenario.model import Scenario
+from simulator.scenario.model import FleetSpec, Scenario
 
-__all__ = ["DEFAULT_SPAWN_RATE", "SPAWN_LEAD_S", "shape_step"]
+__all__ = ["DEFAULT_SPAWN_RATE", "SPAWN_LEAD_S", "default_spawn_rate", "shape_step"]
 
 # Locust ticks a shape once a second (`fleetsim run` every 0.25 s) and a device takes a moment to onboard, so
 # both ask for the count the ramp reaches this far ahead: online early is harmless (the plan gives a device
 # nothing before its online offset), online late would make its first operation late.
 SPAWN_LEAD_S = 1.0
-# The spawn rate without -r and without a ramp, as `fleetsim run` uses (runner.py _drive).
+# The spawn rate without -r and without a ramp (devices per second).
 DEFAULT_SPAWN_RATE = 500.0
+
+
+def default_spawn_rate(fleet: FleetSpec) -> float:
+    """Devices brought online per second when -r is not given: the ramp's steepest stage, else the whole
+    fleet at up to DEFAULT_SPAWN_RATE. Shared by the Locust shape and `fleetsim run`."""
+    return ramp_spawn_rate(fleet.ramp) if fleet.ramp else min(float(fleet.devices), DEFAULT_SPAWN_RATE)
 
 
 def shape_step(scenario: Scenario, given: Mapping[str, Any], run_s: float, plan_s: float,
@@ -39,7 +45,4 @@ def shape_step(scenario: Scenario, given: Mapping[str, Any], run_s: float, plan_
     users = devices_online_at(fleet.ramp, run_s + SPAWN_LEAD_S, fleet.devices)
     if given.get("users"):
         users = min(users, int(given["users"]))
-    rate = given.get("spawn_rate")
-    if not rate:
-        rate = ramp_spawn_rate(fleet.ramp) if fleet.ramp else min(float(fleet.devices), DEFAULT_SPAWN_RATE)
-    return users, float(rate)
+    return users, float(given.get("spawn_rate") or default_spawn_rate(fleet))

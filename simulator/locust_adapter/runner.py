@@ -24,7 +24,7 @@ import gevent
 from locust.env import Environment
 
 from simulator.generator.campaign_client import CampaignClient, campaign_spec
-from simulator.generator.ramp import SPAWN_LEAD_S
+from simulator.generator.ramp import SPAWN_LEAD_S, default_spawn_rate
 from simulator.generator.target import TargetInfo
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
@@ -32,7 +32,7 @@ from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot
 from simulator.locust_adapter.settings import RunSettings
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
-from simulator.plan import devices_online_at, online_offsets_us, ramp_spawn_rate
+from simulator.plan import devices_online_at, online_offsets_us
 from simulator.private_files import write_private
 from simulator.scenario.model import Scenario
 
@@ -166,7 +166,7 @@ class LocustRun:
                workers: list[subprocess.Popen[bytes]]) -> RunOutcome:
         runner = env.runner
         ramp = self.scenario.fleet.ramp
-        rate = self.spawn_rate or (ramp_spawn_rate(ramp) if ramp else float(min(devices, 500)))
+        rate = self.spawn_rate or default_spawn_rate(self.scenario.fleet)
         # With a ramp only the devices online at offset 0 onboard before the run's clock starts (all of them
         # without one); the rest come online in phase 2 as the ramp climbs (one tick ahead, as the shape does).
         initial = sum(1 for t in online_offsets_us(ramp, devices) if t == 0)

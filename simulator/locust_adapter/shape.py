@@ -46,6 +46,10 @@ class FleetShape(LoadTestShape):
         fleet = ctx.fleet
         # The plan's clock starts when this process's first devices are online; a master has no fleet and
         # uses its own time (it then ends the test early by the workers' onboarding time).
-        plan_s = fleet.clock.monotonic() - fleet.run_start if fleet is not None and fleet.started.is_set() \
-            else (run_s if fleet is None else 0.0)
+        if fleet is None:
+            plan_s = run_s
+        elif fleet.started.is_set():
+            plan_s = fleet.clock.monotonic() - fleet.run_start
+        else:
+            plan_s = 0.0
         return shape_step(ctx.settings.scenario, ctx.given, run_s, plan_s, self._play(ctx))

@@ -106,7 +106,7 @@ class TlsSocket:
 
 
 def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: float | None,
-              cert: tuple[str, str] | None = None) -> TlsSocket:
+              cert: tuple[str, str]) -> TlsSocket:
     """TLS over the connected (gevent) TCP socket `tcp`, which it takes over; returns the TlsSocket.
 
     `cert` = (certificate file, key file) of this connection, loaded into `ctx` just before the OpenSSL
@@ -119,8 +119,7 @@ def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: fl
     raw = _Socket(tcp.family, tcp.type, tcp.proto, fileno=tcp.detach())
     try:
         raw.setblocking(False)
-        if cert is not None:
-            ctx.load_cert_chain(*cert)
+        ctx.load_cert_chain(*cert)
         tls = TlsSocket(raw, ctx, server_hostname)
     except BaseException:
         raw.close()

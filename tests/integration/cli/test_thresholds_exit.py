@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tests.conftest import require_service
-from tests.integration.engine.conftest import only_run_dir, run_fleetsim
+from tests.integration.engine.conftest import only_run_dir, run_scenario_text
 
 SCENARIO = """\
 name: gate
@@ -25,11 +25,7 @@ thresholds:
 
 def test_breached_threshold_exits_1_and_junit_names_it(tmp_path: Path) -> None:
     require_service("mosquitto", binary="mosquitto")
-    scenario = tmp_path / "gate.yaml"
-    scenario.write_text(SCENARIO)
-    results = tmp_path / "results"
-    proc = run_fleetsim(["run", str(scenario), "--results", str(results), "--state-dir", str(tmp_path / "st"),
-                         "--quiet"], cwd=tmp_path)
+    proc, results = run_scenario_text(tmp_path, "gate", SCENARIO)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     suite = ET.parse(only_run_dir(results) / "junit.xml").getroot()
     assert (suite.get("tests"), suite.get("failures")) == ("2", "1")

@@ -47,6 +47,17 @@ def run_fleetsim(args: list[str], cwd: Path, timeout: float = 240.0) -> subproce
                           text=True, timeout=timeout)
 
 
+def run_scenario_text(tmp_path: Path, name: str, text: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Write `text` as tmp_path/<name>.yaml and `fleetsim run` it quietly against a fresh embedded backend;
+    (the finished process, the results folder)."""
+    scenario = tmp_path / f"{name}.yaml"
+    scenario.write_text(text)
+    results = tmp_path / "results"
+    proc = run_fleetsim(["run", str(scenario), "--results", str(results), "--state-dir", str(tmp_path / "st"),
+                         "--quiet"], cwd=tmp_path)
+    return proc, results
+
+
 def only_run_dir(results: Path) -> Path:
     dirs = [d for d in results.iterdir() if d.is_dir()]
     assert len(dirs) == 1, dirs

@@ -12,7 +12,7 @@ import psutil
 
 from simulator.backend.server import EmbeddedBackend
 from tests.conftest import require_service
-from tests.integration.engine.conftest import only_run_dir, run_fleetsim, summary_of
+from tests.integration.engine.conftest import only_run_dir, run_scenario_text, summary_of
 
 RESTART = """\
 name: restart
@@ -61,11 +61,7 @@ def test_control_route_restarts_the_broker_on_the_same_port(tmp_path: Path) -> N
 
 def test_run_through_a_broker_restart_leaves_no_unexplained_event(tmp_path: Path) -> None:
     require_service("mosquitto", binary="mosquitto")
-    scenario = tmp_path / "restart.yaml"
-    scenario.write_text(RESTART)
-    results = tmp_path / "results"
-    proc = run_fleetsim(["run", str(scenario), "--results", str(results), "--state-dir", str(tmp_path / "st"),
-                         "--quiet"], cwd=tmp_path)
+    proc, results = run_scenario_text(tmp_path, "restart", RESTART)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1 = a threshold breached, still a run
     summary = summary_of(only_run_dir(results))
     acc = summary["accounting"]
