@@ -231,18 +231,3 @@ def test_handshake_order(validator: v.Validator) -> None:
     data = tracker.observe(validator.classify(topic(f"/{OTA}/event"), 2, sdk_payload(ota_value(), T)))
     assert data.violation is None
     assert tracker.devices[DEV].introspections == 3
-
-
-def test_classify_is_fast_enough_for_3000_msgs_per_second(validator: v.Validator) -> None:
-    import time
-
-    payload = sdk_payload(ota_value(), T)
-    name = topic(f"/{OTA}/event")
-    n = 2000
-    started = time.perf_counter()
-    for _ in range(n):
-        validator.classify(name, 2, payload)
-    per_message = (time.perf_counter() - started) / n
-    # Budget: 333 us per message at 3,000 msg/s, shared with paho; ~35 us measured. 200 us leaves room for a
-    # machine shared by 8 engineers.
-    assert per_message < 200e-6, f"{per_message * 1e6:.0f} us per message"

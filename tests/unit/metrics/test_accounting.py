@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from simulator.metrics import names
@@ -96,7 +94,8 @@ def test_e2e_latencies_from_the_join() -> None:
     assert hists.get(names.PATH_E2E_DEVICE_T).count == 3  # the skewed one had no `t`
 
 
-def test_100k_events_join_in_well_under_a_second() -> None:
+def test_100k_events_join_with_reordering_and_losses() -> None:
+    """The join at scale (its CPU cost is measured by bench/micro_costs.py, not asserted here)."""
     rng = np.random.default_rng(7)
     n = 100_000
     sends = [
@@ -115,13 +114,9 @@ def test_100k_events_join_in_well_under_a_second() -> None:
         for s, x in zip(sends, delays, strict=True)
         if s.key[3] % 1000 != 7
     ]
-    t0 = time.perf_counter()
     acc = account(sends, arrivals, end=T0 + 20)
-    elapsed = time.perf_counter() - t0
-    print(f"accounting: {n} events joined in {elapsed * 1000:.0f} ms")
     assert acc.lost == 100 and acc.delivered == n - 100
     assert acc.reordered > 0  # random delays do reorder
-    assert elapsed < 3.0  # ~0.3 s on an idle core; generous for the shared 2-core machine
 
 
 def test_a_redelivery_numbered_as_a_new_occurrence_is_a_duplicate() -> None:
