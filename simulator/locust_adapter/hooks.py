@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 import gevent
-
 from locust.runners import MasterRunner, WorkerRunner
 
 from simulator.generator.fleet import ProcessFleet, drive_device

@@ -1,6 +1,6 @@
 """Every OTAEvent publish and every onboarding phase as a Locust request, plus fleetsim's own HDR recorder.
 
-Locust's rounded statistics feed its UI only (DESIGN.md principle 5): verdicts come from the recorder.
+Locust's rounded statistics feed its UI only: verdicts come from the recorder.
 request_type "OTAEvent", name = status, response_time = publish->ack in ms (QoS 2: PUBCOMP);
 request_type "onboarding", name = phase.
 """
@@ -16,7 +16,7 @@ from simulator.transports.base import OnboardingTimes
 
 __all__ = ["OTAEVENT_BYTES", "make_callbacks"]
 
-# An OTAEvent BSON document is ~153 bytes (PROTOCOL.md section 1); reported as the response length.
+# An OTAEvent BSON document is ~153 bytes; reported as the response length.
 OTAEVENT_BYTES = 153
 ONBOARDING_PHASES = ("registration", "certificate", "pairing_info", "connect", "handshake")
 

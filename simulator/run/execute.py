@@ -147,7 +147,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=settings.results_root,
         health=outcome.health, partial=outcome.partial, reason=outcome.reason,
         fleet_counters=dict(outcome.fleet_counters),
-        sdk_over_limit=scenario.transport == "sdk" and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes,
+        sdk_over_limit=(scenario.transport == "sdk"
+                        and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes),
         extra=extra, thresholds_report=thresholds_report(scenario))
     summary = finished.summary
     if outcome.partial:

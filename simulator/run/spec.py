@@ -67,20 +67,11 @@ class RunSpec:
             scenario = replace(scenario, realm=target.realm)
         return replace(self, target=target, scenario=scenario)
 
-    def bounded_plan(self) -> BoundedPlan | None:
-        """What the run plays, cut at duration + graceful_stop (None: campaign mode, the backend drives)."""
-        if self.replay is not None:
-            plan = self.replay.plan
-        elif self.scenario.mode == "self":
-            plan = plan_for(self.scenario)
-        else:
-            return None
-        return bound_plan(plan, self.scenario.duration, self.scenario.graceful_stop)
-
-    def device_ids(self) -> tuple[str, ...]:
-        """The fleet's device ids (campaign mode targets them; the ids come from the plan's recipe)."""
+    def bounded_plan(self) -> BoundedPlan:
+        """What the run plays, cut at duration + graceful_stop. In campaign mode the plan gives the fleet's
+        ids and online offsets; its actions are not played (the campaign driver sends the requests)."""
         plan = self.replay.plan if self.replay is not None else plan_for(self.scenario)
-        return plan.device_ids
+        return bound_plan(plan, self.scenario.duration, self.scenario.graceful_stop)
 
     def to_json(self) -> str:
         """For a worker: the scenario, the target (it holds the agent JWT: keep the channel private) and the
