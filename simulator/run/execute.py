@@ -129,7 +129,7 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
     assert spec.target is not None, "close_books runs with the target open"
     cut = dict(bounded.cut.to_jsonable())
     if scenario.mode == "campaign":
-        cut.update(operations=outcome.cut_open, events=0, in_flight_at_duration=outcome.cut_open,
+        cut.update(operations=outcome.cut_open, events=0, in_flight_at_duration=outcome.cut_open, operation_ids=[],
                    reason="campaign operations still open at duration + graceful_stop" if outcome.cut_open else "")
     extra: dict[str, Any] = {
         "engine": settings.engine, "processes": settings.processes, "cut": cut, "end_reason": outcome.end_reason,
