@@ -100,11 +100,13 @@ class LocustDriver:
             return
         done = gevent.event.Event()
         handlers = [gevent.signal_handler(sig, done.set) for sig in (signal.SIGINT, signal.SIGTERM)]
+        argv, sys.argv = sys.argv, sys.argv[:1]  # the web UI parses sys.argv on requests (see drive)
         print(f"fleetsim: the run is over; the Locust web UI is still up on http://127.0.0.1:{self._web_port}/ "
               "(Ctrl-C to quit)", file=sys.stderr, flush=True)
         try:
             done.wait()
         finally:
+            sys.argv = argv
             for handler in handlers:
                 handler.cancel()
             env.web_ui.stop()
