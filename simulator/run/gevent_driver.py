@@ -22,13 +22,13 @@ from simulator.generator.health_monitor import HealthMonitor
 from simulator.generator.target import TargetInfo
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import FleetPlan
-from simulator.records import SendRecord
 from simulator.run.execute import DriveOutcome
 from simulator.run.plans import BoundedPlan
+from simulator.run.recording import recorder_callbacks
 from simulator.run.spec import RunSpec
 from simulator.scenario.model import Scenario
 
-__all__ = ["GeventDriver", "PlayedFleet", "play_fleet", "recorder_callbacks"]
+__all__ = ["GeventDriver", "PlayedFleet", "play_fleet"]
 
 ONLINE_WAIT_S = 60.0  # the clock starts anyway (and the run says so in `failed`) when onboarding takes longer
 
@@ -37,20 +37,6 @@ ONLINE_WAIT_S = 60.0  # the clock starts anyway (and the run says so in `failed`
 class PlayedFleet:
     fleet: ProcessFleet  # stopped: its counters and failures are final
     connect_s: float  # wall seconds to bring every device online (or fail it)
-
-
-def recorder_callbacks(recorder: MetricsRecorder) -> FleetCallbacks:
-    """Records straight into `recorder` (the Locust driver's stats bridge does the same and fires Locust events)."""
-
-    def on_record(rec: SendRecord) -> None:
-        if rec.sent is None:
-            recorder.on_publish_error(rec)
-            return
-        recorder.on_send(rec)
-        recorder.on_ack(rec)
-
-    return FleetCallbacks(on_record=on_record, on_onboarding=lambda device, times: recorder.on_onboarding(times),
-                          on_online=recorder.device_online)
 
 
 def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s: float,
