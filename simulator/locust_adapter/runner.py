@@ -190,8 +190,8 @@ class LocustDriver:
             line += (f"; {cut.in_flight_at_duration} operation(s) still running at {sc.duration:.0f} s get up to "
                      f"{sc.graceful_stop:.0f} s graceful stop")
         if cut.cut_operations:
-            line += (f"; {cut.cut_operations} operation(s) ({cut.cut_events} events) cut at "
-                     f"{sc.duration + sc.graceful_stop:.0f} s")
+            line += (f"; {cut.cut_operations} operation(s) ({cut.cut_events} events) cut at {sc.duration:.0f} s "
+                     f"(they would outlive the graceful stop, {sc.duration + sc.graceful_stop:.0f} s)")
         self._print(line)
 
     def _play(self, spec: RunSpec, bounded: BoundedPlan, ctx: FleetContext, delivery: LiveDelivery,
