@@ -92,3 +92,25 @@ def test_a_campaign_that_finishes_early_says_why(tiny_scenario: Path, tmp_path: 
     extra = summary["extra"]
     assert isinstance(extra, dict) and extra["end_reason"].startswith("campaign finished: 4/4 operations final")
     assert extra["cut"]["operations"] == 0
+
+
+SLOW_CAMPAIGN = CAMPAIGN.replace("duration: 120s", "duration: 2s\ngraceful_stop: 1s").replace(
+    "max_in_progress: 4", "max_in_progress: 1").replace("time_scale: 120", "time_scale: 10")
+
+
+def test_a_campaign_still_running_after_its_graceful_stop_is_cut(tiny_scenario: Path, tmp_path: Path) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW_CAMPAIGN)
+    results = tmp_path / "results"
+    proc = run_fleetsim(["run", str(path), "--results", str(results), "--state-dir", str(tmp_path / "st"),
+                         "--quiet"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = summary_of(only_run_dir(results))
+    extra = summary["extra"]
+    assert isinstance(extra, dict)
+    campaign = extra["campaign"]
+    final = sum(n for state, n in campaign["operations_by_state"].items() if state in ("success", "failure"))
+    assert campaign["finished"] is False and final < 4  # one at a time, 9 s each: not done in 2 s + 1 s
+    assert extra["cut"]["operations"] == 4 - final and extra["cut"]["reason"]
+    assert extra["end_reason"] == (f"campaign not finished at duration + graceful_stop: {final}/4 operations "
+                                   f"final, {4 - final} cut")
