@@ -7,7 +7,6 @@ first (as Locust does); the simulator is imported lazily for that reason.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,45 +60,25 @@ def plain_fleet_run(
     gc_freeze: bool = False,
     during: Callable[[Any], None] | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
-    """Play `scenario` in this (gevent-patched) process through ProcessFleet + drive_device, no Locust.
-    Returns (SendRecords, info). The run starts when every device is online (ProcessFleet.begin);
-    `during(fleet)` then runs in its own greenlet. gc_freeze=False by default: the Locust runner does not
+    """Play `scenario` in this (gevent-patched) process through the spine's plain gevent driver loop
+    (simulator.run.gevent_driver.play_fleet: ProcessFleet + drive_device, no Locust). Returns (SendRecords,
+    info). The run starts when every device is online (ProcessFleet.begin) and lasts duration + drain_s;
+    `during(fleet)` then runs in its own greenlet. gc_freeze=False by default: the Locust driver does not
     freeze either, and the comparisons here must run the same code."""
-    import gc
-
-    import gevent
-    import gevent.pool
-
-    from simulator.clock import MonotonicClock
-    from simulator.generator.fleet import FleetCallbacks, ProcessFleet, drive_device
-    from simulator.plan import build_plan
+    from simulator.generator.fleet import FleetCallbacks
+    from simulator.run.gevent_driver import play_fleet
+    from simulator.run.plans import plan_for
 
     records: list[Any] = []
-    plan = build_plan(scenario)
-    fleet = ProcessFleet(scenario, plan, target, MonotonicClock(), callbacks=FleetCallbacks(on_record=records.append))
-    devices = [fleet.create(i) for i in fleet.indexes]
-    drivers = [gevent.spawn(drive_device, fleet, d) for d in devices]
-    t0 = time.monotonic()
-    helper = None
-    try:
-        gevent.pool.Pool(connect_parallel).map(fleet.bring_online, devices)
-        connect_s = time.monotonic() - t0
-        if gc_freeze:
-            gc.collect()
-            gc.freeze()  # PROTOCOL.md section 7: full GCs over ramp-up garbage set the p99
-        fleet.started.wait(timeout=60)
-        if during is not None:
-            helper = gevent.spawn(during, fleet)
-        end = fleet.run_start + scenario.duration + drain_s
-        gevent.sleep(max(0.0, end - time.monotonic()))  # the run's own length (benchmark timing)
-    finally:
-        fleet.stop()
-        gevent.killall(drivers + ([helper] if helper is not None else []), timeout=5)
+    plan = plan_for(scenario)
+    played = play_fleet(scenario, plan, target, end_s=scenario.duration + drain_s,
+                        callbacks=FleetCallbacks(on_record=records.append), connect_parallel=connect_parallel,
+                        gc_freeze=gc_freeze, during=during)
     info = {
-        "connect_s": round(connect_s, 2),
+        "connect_s": round(played.connect_s, 2),
         "planned_events": plan.planned_events,
-        "failed_devices": len(fleet.failed),
-        "run_start_wall": fleet.run_start_wall,
+        "failed_devices": len(played.fleet.failed),
+        "run_start_wall": played.fleet.run_start_wall,
     }
     return records, info
 

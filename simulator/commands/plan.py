@@ -15,7 +15,7 @@ import sys
 from typing import TextIO
 
 from simulator.events import ActionKind, PlannedAction
-from simulator.plan import FleetPlan, build_plan
+from simulator.plan import FleetPlan
 
 __all__ = ["HELP", "add_arguments", "format_action", "run", "write_plan"]
 
@@ -63,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
     if args.devices is not None:
         overrides["devices"] = args.devices
     scenario = load_scenario(args.scenario, overrides)
-    plan = build_plan(scenario)
+    from simulator.run.plans import bound_plan, plan_for
+
+    plan = plan_for(scenario)
     lines = write_plan(plan, sys.stdout)
+    cut = bound_plan(plan, scenario.duration, scenario.graceful_stop).cut
     print(
         f"fleetsim plan: {scenario.name}: seed {plan.seed}, {len(plan.device_ids)} devices, "
         f"{len(plan.operations)} operations ({plan.dropped} dropped, {plan.in_flight} in flight at the cut), "
-        f"{plan.planned_events} OTAEvents, {lines} actions",
+        f"{plan.planned_events} OTAEvents, {lines} actions; a run cuts {cut.cut_operations} operations "
+        f"({cut.cut_events} OTAEvents) still running at duration + graceful_stop",
         file=sys.stderr,
     )
     return 0

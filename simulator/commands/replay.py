@@ -80,27 +80,21 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "name a replay file to play, or --record RUN_DIR / --import-appengine ID=FILE with -o"
         )
-    from simulator.replay.player import build_replay_plan, read_devices_map, replay_scenario, replay_session
+    from simulator.replay.player import build_replay_plan, read_devices_map, replay_scenario
     from simulator.replay.replay_file import read_replay
+    from simulator.run.spec import ReplaySource, RunSettings, RunSpec
 
     header, entries = read_replay(args.file)
     mapping = read_devices_map(args.devices_map) if args.devices_map else None
     plan = build_replay_plan(entries, speed=args.speed, devices_map=mapping, source=args.file)
     name = args.name or f"replay-{Path(args.file).stem}"
     scenario = replay_scenario(header, plan, name=name, transport=args.transport, target=args.target)
-    code, _ = replay_session(
-        plan,
-        scenario,
-        results_root=Path(args.results),
-        state_dir=Path(args.state_dir),
-        broker=args.broker,
-        quiet=args.quiet,
-        out=sys.stdout,
-        extra={
-            "file": args.file,
-            "speed": args.speed,
-            "source": header.source,
-            "devices_map": args.devices_map or "",
-        },
-    )
-    return code
+    replay = ReplaySource(plan=plan, file=args.file, speed=args.speed, source=header.source,
+                          devices_map=args.devices_map or "")
+    settings = RunSettings(results_root=Path(args.results), state_dir=Path(args.state_dir), broker=args.broker,
+                           quiet=args.quiet, engine="fleetsim replay")
+    # The replay driver is the Locust driver playing the recorded plan (the spec's plan recipe is the file).
+    from simulator.locust_adapter.runner import LocustDriver
+    from simulator.run.execute import execute
+
+    return execute(RunSpec(scenario=scenario, settings=settings, replay=replay), LocustDriver(), sys.stdout).exit_code

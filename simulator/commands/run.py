@@ -2,6 +2,8 @@
 
 Flags override the scenario (defaults < YAML < FLEETSIM_* env < flags). Results go to
 results/<UTC timestamp>-<scenario>/; the end-of-run table goes to stdout, the live progress line to stderr.
+`duration` is the run's wall time: operations in flight then get `graceful_stop` (default 30 s), the rest is
+cut (counted in summary.json extra.cut). With --web the UI stays up after the run until Ctrl-C.
 Exit: 0 ok; 1 thresholds breached; 2 bad input; 130 interrupted (partial results still written).
 """
 
@@ -40,16 +42,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The composition root of `fleetsim run`: the RunSpec, resolved once (defaults < YAML < FLEETSIM_* env <
+    flags), played by the Locust driver."""
     from simulator.errors import UsageError
+    from simulator.run.spec import RunSettings, RunSpec
     from simulator.scenario.loader import load_scenario
 
     if args.processes < 1:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
-    from simulator.locust_adapter.session import run_session
+    settings = RunSettings(results_root=Path(args.results), processes=args.processes, spawn_rate=args.spawn_rate,
+                           web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
+                           broker=args.broker, engine="fleetsim run")
+    from simulator.locust_adapter.runner import LocustDriver
+    from simulator.run.execute import execute
 
-    return run_session(scenario, scenario_path=args.scenario, overrides=overrides,
-                       results_root=Path(args.results), state_dir=Path(args.state_dir), processes=args.processes,
-                       spawn_rate=args.spawn_rate, web=args.web, web_port=args.web_port, broker=args.broker,
-                       quiet=args.quiet, out=sys.stdout)
+    driver = LocustDriver()
+    result = execute(RunSpec(scenario=scenario, settings=settings), driver, sys.stdout)
+    sys.stdout.flush()
+    driver.linger()  # --web: the UI stays up after the results are written, until Ctrl-C
+    return result.exit_code

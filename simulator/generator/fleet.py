@@ -1,7 +1,8 @@
 """One generator process's share of the fleet: its devices, their transports, and the run's start.
 
-No Locust here (DESIGN.md principle 8): the Locust adapter and the plain-gevent runner of the benchmarks both
-drive devices through `ProcessFleet` and `drive_device`.
+No Locust here: the Locust driver (simulator.locust_adapter) and the plain gevent driver
+(simulator.run.gevent_driver, used by bench/ and tests) both drive devices through `ProcessFleet` and
+`drive_device`.
 
 Partitioning (issue 5): device i belongs to worker i % worker_count (FleetPlan.partition), so the union of all
 workers' events is the single-process plan for the same seed, whatever the worker count. Inside a worker each
@@ -36,14 +37,9 @@ __all__ = ["FleetCallbacks", "ProcessFleet", "drive_device", "make_transport_fac
 
 log = logging.getLogger("fleetsim.fleet")
 
-# How long the run waits for this process's devices to come online before it starts anyway (seconds of
-# wall time per 1,000 devices, at least 30 s): measured lean onboarding with cached credentials is ~2-3 ms
-# per device, first pairing ~10 ms; the margin covers a loaded machine.
-ONLINE_WAIT_MIN_S = 30.0
 # Devices onboarding at once per process (registration, CSR, TLS + CONNACK, handshake). 64 keeps one core
 # busy with handshakes without letting any of them approach the transport's 15 s timeout.
 ONBOARDING_CONCURRENCY = 64
-ONLINE_WAIT_PER_1000_S = 30.0
 
 
 @dataclass
@@ -120,8 +116,8 @@ class ProcessFleet:
         self._onboarding_gate = gevent.lock.BoundedSemaphore(ONBOARDING_CONCURRENCY)
         self._factory, self._stop_transports = make_transport_factory(
             self.scenario.transport, self.target, self.clock)
-        if self.plan.online_us and self.indexes and self.initial == 0:
-            self.begin()  # a ramp from 0: the run's clock starts now; devices come online as it climbs
+        if self.indexes:
+            self._maybe_begin()  # a ramp from 0 (nothing due at offset 0): the clock starts now
 
     def claim_next(self) -> int | None:
         """The next device of this partition nobody drives yet (None: all claimed)."""
@@ -173,11 +169,15 @@ class ProcessFleet:
         return True
 
     def _maybe_begin(self) -> None:
+        """The rule that starts the run's clock: every device due online at offset 0 is online or failed."""
         if not self.started.is_set() and self.online + len(self.failed) >= self.initial:
             self.begin()
 
     def begin(self, at_wall: float | None = None) -> None:
-        """Fix the run's start (now, or a wall time shared by every worker) and release the devices."""
+        """Fix the run's start (now, or a wall time shared by every worker) and release the devices.
+
+        The only place the run's clock starts: called by the rule above, or by a driver whose onboarding
+        deadline passed (it starts anyway and says so)."""
         if self.started.is_set():
             return
         now_mono, now_wall = self.clock.monotonic(), self.clock.wall()
@@ -192,14 +192,11 @@ class ProcessFleet:
             device.run_start_wall = self.run_start_wall
         # Onboarding allocated most of what this process will keep (clients, TLS contexts, plans). A full GC
         # pass over it takes ~100 ms at 1,000 devices and set the p99; freezing it out of the collector's
-        # generations after ramp-up took the max from 123 to 16.5 ms (PROTOCOL.md section 7).
+        # generations after ramp-up took the max from 123 to 16.5 ms.
         gc.collect()
         gc.freeze()
         self.callbacks.on_begin()
         self.started.set()
-
-    def online_deadline_s(self) -> float:
-        return max(ONLINE_WAIT_MIN_S, ONLINE_WAIT_PER_1000_S * len(self.indexes) / 1000)
 
     def stop(self) -> None:
         """Stop every device (unacked publishes become `never_acked` records), then the transports."""
@@ -239,7 +236,7 @@ def _drain_before_reboot(device: VirtualDevice, clock: Clock, sleep: Callable[[f
 
 
 def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[float], None] = gevent.sleep) -> None:
-    """Run one device's actions on the absolute schedule until the fleet stops (DESIGN.md principle 3).
+    """Run one device's actions on the absolute schedule until the fleet stops.
 
     Waits are computed from the run's start (`run_start + offset`), never after a send. A backend-driven
     device with nothing due waits for server data (woken by its transport) or the stop.

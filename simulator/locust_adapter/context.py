@@ -1,7 +1,8 @@
-"""Per-process fleetsim state inside Locust: the settings, the plan, this process's devices, the recorder.
+"""Per-process fleetsim state inside Locust: the run's spec, its bounded plan, this process's devices, the recorder.
 
-`install(environment, settings)` wires everything onto `environment.events`; the user class (users.py) and the
-stats bridge (stats_bridge.py) read `environment.fleetsim` (a `FleetContext`).
+`install(environment, spec)` wires everything onto `environment.events`; the user class (users.py) and the
+stats bridge (stats_bridge.py) read `environment.fleetsim` (a `FleetContext`). A worker starts without a spec
+and receives the master's (`fleetsim_setup`, hooks.py) before Locust's spawn message.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from locust.runners import MasterRunner, WorkerRunner
+
 from simulator.clock import MonotonicClock
 from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
-from simulator.locust_adapter.settings import RunSettings
 from simulator.metrics.recorder import MetricsRecorder
-from simulator.plan import FleetPlan, build_plan
+from simulator.run.plans import BoundedPlan
+from simulator.run.spec import RunSpec
 
 __all__ = ["FleetContext", "context_of"]
 
@@ -25,9 +28,9 @@ log = logging.getLogger("fleetsim.locust")
 @dataclass
 class FleetContext:
     environment: Any
-    settings: RunSettings
+    spec: RunSpec | None  # None on a worker until the master's fleetsim_setup arrives
     clock: MonotonicClock = field(default_factory=MonotonicClock)
-    plan: FleetPlan | None = None
+    bounded: BoundedPlan | None = None
     fleet: ProcessFleet | None = None
     recorder: MetricsRecorder | None = None
     worker_index: int = 0
@@ -35,14 +38,28 @@ class FleetContext:
     extra_greenlets: list[Any] = field(default_factory=list)  # devices driven by the fleet, not a user
     finals: dict[int, dict[str, Any]] = field(default_factory=dict)  # master: worker index -> final export
     worker_snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # master: live per worker
-    generator_flags: dict[str, Any] = field(default_factory=dict)
     monitor: HealthMonitor | None = None
     # Plain locust: -u/-r/-t as given on the command line (None: not given), read by the shape (shape.py).
     given: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_master(self) -> bool:
-        return type(self.environment.runner).__name__ == "MasterRunner"
+        return isinstance(self.environment.runner, MasterRunner)
+
+    @property
+    def is_worker(self) -> bool:
+        return isinstance(self.environment.runner, WorkerRunner)
+
+    def require_spec(self) -> RunSpec:
+        if self.spec is None:
+            raise RuntimeError("this worker has not received the run's spec from the master (fleetsim_setup)")
+        return self.spec
+
+    def ensure_bounded(self) -> BoundedPlan:
+        """The run's bounded plan, built from the spec's recipe once per process."""
+        if self.bounded is None:
+            self.bounded = self.require_spec().bounded_plan()
+        return self.bounded
 
     def ensure_recorder(self) -> MetricsRecorder:
         if self.recorder is None:
@@ -50,14 +67,16 @@ class FleetContext:
         return self.recorder
 
     def ensure_fleet(self, callbacks: FleetCallbacks) -> ProcessFleet:
-        """Build the plan and this process's share of the fleet (once per test)."""
+        """This process's share of the fleet (once per test)."""
         if self.fleet is None:
-            self.plan = self.plan or build_plan(self.settings.scenario)
-            self.fleet = ProcessFleet(self.settings.scenario, self.plan, self.settings.target, self.clock,
+            spec = self.require_spec()
+            assert spec.target is not None, "the spec reaches Locust with its target open"
+            plan = self.ensure_bounded().plan
+            self.fleet = ProcessFleet(spec.scenario, plan, spec.target, self.clock,
                                       worker_index=self.worker_index, worker_count=self.worker_count,
                                       callbacks=callbacks)
             log.info("worker %d/%d: %d of %d devices", self.worker_index, self.worker_count,
-                     len(self.fleet.indexes), len(self.plan.device_ids))
+                     len(self.fleet.indexes), len(plan.device_ids))
         return self.fleet
 
 

@@ -1,10 +1,12 @@
 """Wiring fleetsim onto a Locust Environment's events (local, master and worker alike).
 
-Distributed runs (issue 5): at test start the master tells every worker the worker count (`fleetsim_setup`,
-sent before Locust's spawn message on the same ordered channel); each worker builds the same plan from the seed
-and runs partition(worker_index, worker_count). Live: each worker's `report_to_master` carries a progress
+Distributed runs: at test start the master sends every worker the run's spec as data and the worker count
+(`fleetsim_setup`, sent before Locust's spawn message on the same ordered channel); each worker builds the same
+plan from the spec's recipe (scenario + seed, never its own scenario file or environment) and runs
+partition(worker_index, worker_count). Live: each worker's `report_to_master` carries a progress
 snapshot. Final: at test stop each worker sends its whole recorder export (HDR-encoded histograms + send log)
-as `fleetsim_final`; the master merges them with `MetricsRecorder.merge` (histogram `add`).
+as `fleetsim_final`, with the digest of the plan it played; the master merges them with `MetricsRecorder.merge`
+(histogram `add`).
 """
 
 from __future__ import annotations
@@ -13,24 +15,28 @@ import logging
 from typing import Any
 
 import gevent
+from locust.runners import MasterRunner, WorkerRunner
 
 from simulator.generator.fleet import ProcessFleet, drive_device
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.locust_adapter.context import FleetContext
-from simulator.locust_adapter.settings import RunSettings, settings_from_options
+from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
+from simulator.run.spec import RunSpec
 
 __all__ = ["build_fleet", "install", "install_from_options"]
 
 log = logging.getLogger("fleetsim.locust")
 
 
-def install(environment: Any, settings: RunSettings) -> FleetContext:
-    """Attach a FleetContext to `environment` and register fleetsim's listeners (idempotent)."""
+def install(environment: Any, spec: RunSpec | None) -> FleetContext:
+    """Attach a FleetContext to `environment` and register fleetsim's listeners (idempotent). A worker passes
+    no spec: it receives the master's."""
     existing = getattr(environment, "fleetsim", None)
     if isinstance(existing, FleetContext):
         return existing
-    ctx = FleetContext(environment=environment, settings=settings, worker_count=settings.worker_count)
+    ctx = FleetContext(environment=environment, spec=spec,
+                       worker_count=spec.settings.processes if spec is not None else 1)
     environment.fleetsim = ctx
     events = environment.events
     events.test_start.add_listener(lambda **kw: _on_test_start(ctx))
@@ -47,12 +53,14 @@ def install(environment: Any, settings: RunSettings) -> FleetContext:
 
 
 def install_from_options(environment: Any) -> FleetContext | None:
-    """Plain `locust -f locustfile.py`: settings from the parsed fleetsim options."""
+    """Plain `locust -f locustfile.py`: the spec from the parsed fleetsim options (the composition root of a
+    plain Locust run); a worker takes the master's instead of reading its own options."""
     options = environment.parsed_options
     if options is None:
         return None
-    settings = settings_from_options(options, getattr(options, "num_users", None))
-    ctx = install(environment, settings)
+    if isinstance(environment.runner, WorkerRunner):
+        return install(environment, None)
+    ctx = install(environment, spec_from_options(options, getattr(options, "num_users", None)))
     # Headless Locust sets num_users/spawn_rate to 1 when they were not given, after `init` and before the
     # shape's first tick (locust/main.py): what the user gave is only known here.
     ctx.given = {"users": getattr(options, "num_users", None), "spawn_rate": getattr(options, "spawn_rate", None),
@@ -62,28 +70,29 @@ def install_from_options(environment: Any) -> FleetContext | None:
 
 def _register_messages(ctx: FleetContext) -> None:
     runner = ctx.environment.runner
-    kind = type(runner).__name__
-    if kind == "WorkerRunner":
+    if isinstance(runner, WorkerRunner):
         runner.register_message("fleetsim_setup", lambda msg, **kw: _on_setup(ctx, msg.data))
         ctx.worker_index = int(getattr(runner, "worker_index", 0))
-    elif kind == "MasterRunner":
+    elif isinstance(runner, MasterRunner):
         runner.register_message("fleetsim_final", lambda msg, **kw: _on_final(ctx, msg.data))
 
 
 def _on_setup(ctx: FleetContext, data: dict[str, Any]) -> None:
+    """A worker: the run's spec and the worker count, from the master (the only source of either)."""
+    ctx.spec = RunSpec.from_json(str(data["spec"]))
     ctx.worker_count = int(data["worker_count"])
+    ctx.bounded = None  # rebuilt from the received spec
 
 
 def _on_test_start(ctx: FleetContext) -> None:
     runner = ctx.environment.runner
-    kind = type(runner).__name__
     ctx.ensure_recorder()
-    if kind == "MasterRunner":
+    if isinstance(runner, MasterRunner):
         workers = runner.worker_count
         ctx.worker_count = workers
-        runner.send_message("fleetsim_setup", {"worker_count": workers})
+        runner.send_message("fleetsim_setup", {"worker_count": workers, "spec": ctx.require_spec().to_json()})
         return
-    if kind == "WorkerRunner":
+    if isinstance(runner, WorkerRunner):
         ctx.worker_index = int(runner.worker_index)
     build_fleet(ctx)
 
@@ -112,7 +121,7 @@ def _on_spawned(ctx: FleetContext, user_count: int) -> None:
     fleet = ctx.fleet
     if fleet is None or ctx.is_master:
         return
-    ramp = ctx.settings.scenario.fleet.ramp
+    ramp = ctx.require_spec().scenario.fleet.ramp
     if ramp and user_count < ramp[-1].devices:
         return
     for index in fleet.claim_rest():
@@ -150,9 +159,12 @@ def _on_test_stop(ctx: FleetContext) -> None:
     runner = ctx.environment.runner
     if ctx.fleet is not None:
         ctx.fleet.stop()
-    if type(runner).__name__ == "WorkerRunner" and ctx.recorder is not None:
+    if isinstance(runner, WorkerRunner) and ctx.recorder is not None:
         export = ctx.recorder.export(include_send_log=True)
         export["worker_index"] = ctx.worker_index
+        if ctx.bounded is not None:  # the master compares it with its own (same spec => same plan)
+            export["plan_digest"] = ctx.bounded.digest
+            export["plan_devices"] = len(ctx.bounded.plan.device_ids)
         export["fleet_counters"] = ctx.fleet.counters() if ctx.fleet is not None else {}
         if ctx.monitor is not None:
             export["health"] = ctx.monitor.stop().export()

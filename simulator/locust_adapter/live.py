@@ -81,10 +81,12 @@ def _ms(value: Any) -> str:
 
 
 def progress_line(snap: dict[str, Any], delivery: LiveDelivery | None, devices: int, elapsed_s: float,
-                  total_s: float | None) -> str:
-    left = f"/{total_s:.0f}s" if total_s else "s"
+                  end_s: float | None) -> str:
+    """One line of live numbers; `end_s`: when the run ends on its clock (None: onboarding, before the start)."""
+    when = (f"{elapsed_s:5.0f}s, {max(0.0, end_s - elapsed_s):.0f}s left" if end_s is not None
+            else f"onboarding {elapsed_s:4.0f}s")
     delivered = f"{delivery.rate:.0f}/s" if delivery is not None and delivery.control_url else "n/a"
-    return (f"[{elapsed_s:5.0f}{left}] devices {snap['devices_online']}/{devices} online"
+    return (f"[{when}] devices {snap['devices_online']}/{devices} online"
             f"{' (' + str(snap['devices_failed']) + ' failed)' if snap.get('devices_failed') else ''}"
             f" | events/s offered {snap['offered_eps']} acked {snap['acked_eps']} delivered {delivered}"
             f" | ack p50 {_ms(snap['ack_p50_ms'])} p99 {_ms(snap['ack_p99_ms'])}"

@@ -1,11 +1,13 @@
 """The locustfile body (the repository's locustfile.py re-exports it; `locust -f` accepts this module too).
 
 Plain Locust runs get the same books as `fleetsim run`: the fleetsim web tab while running, and results written
-(results/<ts>-<scenario>/) by the local or master process when Locust quits.
+(results/<ts>-<scenario>/) by the local or master process when Locust quits, through the same end-of-run tail
+(simulator.run.execute.close_books).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -15,10 +17,11 @@ from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
 from simulator.locust_adapter.options import add_options
-from simulator.locust_adapter.session import finish_locust_run
+from simulator.locust_adapter.runner import books_of
 from simulator.locust_adapter.shape import FleetShape
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
+from simulator.run.execute import DriveOutcome, close_books, observer_for_target
 
 __all__ = ["DeviceUser", "FleetShape"]
 
@@ -33,9 +36,9 @@ def _options(parser: Any, **_: Any) -> None:
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _init(environment: Any, **_: Any) -> None:
     ctx = install_from_options(environment)
-    if ctx is None or type(environment.runner).__name__ == "WorkerRunner":
+    if ctx is None or ctx.is_worker or ctx.spec is None or ctx.spec.target is None:
         return
-    delivery = LiveDelivery(ctx.settings.target.control_url)
+    delivery = LiveDelivery(ctx.spec.target.control_url)
     delivery.start()
     install_web_tab(environment, lambda: live_rows(ctx, delivery))
     environment.events.test_start.add_listener(lambda **kw: _started.__setitem__(id(ctx), time.time()))
@@ -44,5 +47,18 @@ def _init(environment: Any, **_: Any) -> None:
 
 def _finish(ctx: FleetContext, delivery: LiveDelivery) -> None:
     delivery.stop()
-    if id(ctx) in _started:
-        finish_locust_run(ctx, started_fallback=_started[id(ctx)])
+    if id(ctx) not in _started:
+        return
+    spec = ctx.require_spec()
+    assert spec.target is not None
+    fleet = ctx.fleet
+    started = fleet.run_start_wall if fleet is not None and fleet.started.is_set() else _started[id(ctx)]
+    recorder, health, counters, workers = books_of(ctx, [ctx.finals[i] for i in sorted(ctx.finals)], started)
+    outcome = DriveOutcome(recorder=recorder, started_at=started, ended_at=time.time(), health=health,
+                           fleet_counters=counters, workers=workers)
+    observer = observer_for_target(spec.target)
+    result = close_books(spec, ctx.ensure_bounded(), outcome, observer)
+    from simulator.outputs.terminal import format_summary
+
+    print(format_summary(dict(result.summary)), file=sys.stderr)
+    print(f"fleetsim results: {result.run_dir}", file=sys.stderr)

@@ -1,177 +1,212 @@
-"""`fleetsim run` drives Locust as a library: local runner, or a master with N worker processes.
+"""The Locust driver of `execute`: Locust as a library, a local runner or a master with N worker processes.
 
-Timeline of a run: spawn users (devices onboard) -> run start = every device of a process online (or its
-deadline; with `fleet.ramp` only the devices online at offset 0, the others spawn in phase 2 as the ramp
-climbs) -> the plan plays on its absolute schedule for max(duration, last planned action) -> drain (acks and
-arrivals settle) -> stop users (unacked publishes become never_acked records) -> results.
-Ctrl-C / SIGTERM stop the run early; results are written and marked partial.
+Timeline of a run: spawn users (devices onboard) -> run start = every device due at offset 0 online (the
+fleet's `begin`, or the onboarding deadline here) -> the bounded plan plays on its absolute schedule until its
+end (duration, graceful stop for operations in flight, drain for acks and arrivals) -> stop users (unacked
+publishes become never_acked records) -> worker finals merged -> the books go back to `execute`.
+Ctrl-C / SIGTERM stop the run early; results are written and marked partial. With `--web` the web UI stays up
+after the results are written, until Ctrl-C (`linger`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gevent
+import gevent.event
 from locust.env import Environment
 
+from simulator.clock import MonotonicClock
 from simulator.generator.campaign_client import CampaignClient, campaign_spec
-from simulator.generator.ramp import SPAWN_LEAD_S, default_spawn_rate
-from simulator.generator.target import TargetInfo
+from simulator.generator.ramp import default_spawn_rate, ramp_users
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
-from simulator.locust_adapter.settings import RunSettings
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
-from simulator.plan import devices_online_at, online_offsets_us
-from simulator.private_files import write_private
-from simulator.scenario.model import Scenario
+from simulator.metrics.health import GeneratorHealth
+from simulator.metrics.recorder import MetricsRecorder
+from simulator.plan import online_offsets_us
+from simulator.run.execute import DriveOutcome, WorkerPlan
+from simulator.run.plans import DRAIN_S, BoundedPlan
+from simulator.run.spec import RunSpec
 
-__all__ = ["LocustRun", "RunOutcome", "run_with_locust"]
+__all__ = ["LocustDriver", "books_of"]
 
 log = logging.getLogger("fleetsim.run")
 
-DRAIN_S = 2.0  # after the last planned action: QoS 2 acks and collector arrivals settle (loopback: < 100 ms)
 WORKER_CONNECT_S = 60.0
 RAMP_TICK_S = 0.25  # how often phase 2 raises the user count while a ramp climbs
 FINALS_WAIT_S = 60.0
 
 
 @dataclass
-class RunOutcome:
-    ctx: FleetContext
-    started_at: float  # wall time of the run's start (plan offset 0)
-    ended_at: float
-    partial: bool
-    reason: str = ""
-    worker_exports: list[dict[str, Any]] = field(default_factory=list)
-    campaign: dict[str, Any] | None = None
-    faults: list[dict[str, Any]] | None = None  # issue 9: the scenario's faults as run (faults.run_faults)
+class _Campaign:
+    client: CampaignClient
+    finished: bool = False
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def poll(self) -> bool:
+        try:
+            self.report = self.client.status()
+        except Exception:  # a slow control endpoint must not end the run early
+            return False
+        self.finished = bool(self.report.get("finished"))
+        return self.finished
+
+    def final_count(self) -> tuple[int, int]:
+        states = dict(self.report.get("operations_by_state") or {})
+        final = sum(int(n) for state, n in states.items() if state in ("success", "failure"))
+        return final, int(self.report.get("targets") or 0)
 
 
 @dataclass
-class LocustRun:
-    scenario: Scenario
-    scenario_path: str
-    overrides: dict[str, object]
-    target: TargetInfo
-    results_root: Path
-    processes: int = 1
-    spawn_rate: float = 0.0
-    web: bool = False
-    web_port: int = 8089
-    quiet: bool = False
+class LocustDriver:
+    """Plays a RunSpec's bounded plan through Locust (local runner, or master + `processes` workers)."""
+
     _interrupted: str = ""
     _faults: Any = None  # simulator.faults.run_faults.RunFaults when the scenario has faults
+    _env: Any = None
+    _quiet: bool = False
+    _web_port: int = 8089
 
     def _interrupt(self, reason: str) -> None:
         self._interrupted = reason
 
     def _print(self, line: str) -> None:
-        if not self.quiet:
+        if not self._quiet:
             print(line, file=sys.stderr, flush=True)
 
-    def run(self) -> RunOutcome:
+    def drive(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
         # Parts of Locust (its web UI) parse sys.argv themselves; fleetsim's own flags (e.g. --web, a prefix of
         # Locust's --web-host) would make that parse fail. Locust is a library here: it gets no command line.
+        self._quiet, self._web_port = spec.settings.quiet, spec.settings.web_port
         argv, sys.argv = sys.argv, sys.argv[:1]
         try:
-            return self._run()
+            return self._run(spec, bounded)
         finally:
             sys.argv = argv
 
-    def _run(self) -> RunOutcome:
-        devices = self.scenario.fleet.devices
-        fault_plan = self._prepare_faults()
-        settings = RunSettings(scenario=self.scenario, target=self.target, results_root=self.results_root,
-                               worker_count=self.processes, write_results=False, progress=True)
+    def linger(self) -> None:
+        """With --web: keep the web UI up (final numbers) until Ctrl-C or SIGTERM, then stop it."""
+        env, self._env = self._env, None
+        if env is None or env.web_ui is None:
+            return
+        done = gevent.event.Event()
+        handlers = [gevent.signal_handler(sig, done.set) for sig in (signal.SIGINT, signal.SIGTERM)]
+        argv, sys.argv = sys.argv, sys.argv[:1]  # the web UI parses sys.argv on requests (see drive)
+        print(f"fleetsim: the run is over; the Locust web UI is still up on http://127.0.0.1:{self._web_port}/ "
+              "(Ctrl-C to quit)", file=sys.stderr, flush=True)
+        try:
+            done.wait()
+        finally:
+            sys.argv = argv
+            for handler in handlers:
+                handler.cancel()
+            env.web_ui.stop()
+
+    def _run(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
+        spec = self._prepare_faults(spec, bounded)
+        settings = spec.settings
         env = Environment(user_classes=[DeviceUser])
         workers: list[subprocess.Popen[bytes]] = []
-        tmp = tempfile.TemporaryDirectory(prefix="fleetsim-run-")
-        if self.processes > 1:
+        if settings.processes > 1:
             runner = env.create_master_runner("127.0.0.1", 0)
-            ctx = install(env, settings)
-            workers = self._spawn_workers(runner, Path(tmp.name))
+            ctx = install(env, spec)
+            workers = self._spawn_workers(runner, settings.processes)
         else:
             env.create_local_runner()
-            ctx = install(env, settings)
-        ctx.plan = ctx.plan or fault_plan
-        delivery = LiveDelivery(self.target.control_url)
+            ctx = install(env, spec)
+        ctx.bounded = bounded
+        assert spec.target is not None
+        delivery = LiveDelivery(spec.target.control_url)
         delivery.start()
-        if self.web:
-            env.create_web_ui("127.0.0.1", self.web_port)
+        if settings.web:
+            env.create_web_ui("127.0.0.1", settings.web_port)
             install_web_tab(env, lambda: live_rows(ctx, delivery))
-            self._print(f"fleetsim: Locust web UI on http://127.0.0.1:{self.web_port}/")
+            self._print(f"fleetsim: Locust web UI on http://127.0.0.1:{settings.web_port}/")
         old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         handlers = [gevent.signal_handler(sig, self._interrupt, name) for sig, name in
                     ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated (SIGTERM)"))]
+        kept = False
         try:
-            return self._drive(env, ctx, delivery, devices, workers)
+            outcome = self._play(spec, bounded, ctx, delivery, len(workers))
+            kept = settings.web and not outcome.partial  # an interrupted run does not wait for a second Ctrl-C
+            if kept:
+                self._env = env
+            return outcome
         finally:
             for handler in handlers:
                 handler.cancel()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             delivery.stop()
-            if env.web_ui is not None:
+            if env.web_ui is not None and not kept:
                 env.web_ui.stop()  # type: ignore[no-untyped-call]
             for proc in workers:
                 _end(proc)
-            tmp.cleanup()
             if self._faults is not None:
                 self._faults.close()
 
-    def _prepare_faults(self) -> Any:
-        """Issue 9: schedule the scenario's faults; start the fault proxy and route devices through it."""
-        if not self.scenario.faults:
-            return None
+    def _prepare_faults(self, spec: RunSpec, bounded: BoundedPlan) -> RunSpec:
+        """Schedule the scenario's faults; start the fault proxy and route devices through it."""
+        if not spec.scenario.faults or spec.target is None:
+            return spec
         from simulator.faults.run_faults import RunFaults
-        from simulator.plan import build_plan
 
-        plan = build_plan(self.scenario)
-        self._faults = RunFaults.prepare(self.scenario, self.target, plan.device_ids)
-        if self._faults is not None:
-            self.target = self._faults.target
-        return plan
+        self._faults = RunFaults.prepare(spec.scenario, spec.target, bounded.plan.device_ids)
+        return replace(spec, target=self._faults.target) if self._faults is not None else spec
 
-    def _spawn_workers(self, runner: Any, tmp: Path) -> list[subprocess.Popen[bytes]]:
-        settings_file = tmp / "worker-settings.json"
-        write_private(settings_file, json.dumps({  # holds the agent JWT
-            "scenario": self.scenario_path, "overrides": self.overrides, "target": self.target.to_json(),
-            "results_root": str(self.results_root), "worker_count": self.processes}).encode())
+    def _spawn_workers(self, runner: Any, count: int) -> list[subprocess.Popen[bytes]]:
+        """Worker processes that connect to this master; the spec reaches them in `fleetsim_setup`."""
         port = runner.server.port
-        procs = [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", str(settings_file),
-                                   str(port)]) for _ in range(self.processes)]
+        procs = [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", str(port)])
+                 for _ in range(count)]
         deadline = time.monotonic() + WORKER_CONNECT_S
-        while runner.worker_count < self.processes:
+        while runner.worker_count < count:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 for proc in procs:
                     _end(proc)
                 from simulator.errors import FleetsimError
 
-                raise FleetsimError(f"only {runner.worker_count} of {self.processes} workers connected")
+                raise FleetsimError(f"only {runner.worker_count} of {count} workers connected")
             gevent.sleep(0.05)
         return procs
 
-    def _drive(self, env: Any, ctx: FleetContext, delivery: LiveDelivery, devices: int,
-               workers: list[subprocess.Popen[bytes]]) -> RunOutcome:
-        runner = env.runner
-        ramp = self.scenario.fleet.ramp
-        rate = self.spawn_rate or default_spawn_rate(self.scenario.fleet)
+    def _announce(self, spec: RunSpec, bounded: BoundedPlan) -> None:
+        sc, cut = spec.scenario, bounded.cut
+        if sc.mode == "campaign":
+            self._print(f"fleetsim: the run lasts {sc.duration:.0f} s, or less if the campaign finishes first "
+                        f"(+ up to {sc.graceful_stop:.0f} s graceful stop while it still runs)")
+            return
+        line = f"fleetsim: the plan plays {sc.duration:.0f} s and ends at {bounded.end_s:.1f} s"
+        if cut.in_flight_at_duration:
+            line += (f"; {cut.in_flight_at_duration} operation(s) still running at {sc.duration:.0f} s get up to "
+                     f"{sc.graceful_stop:.0f} s graceful stop")
+        if cut.cut_operations:
+            line += (f"; {cut.cut_operations} operation(s) ({cut.cut_events} events) cut at {sc.duration:.0f} s "
+                     f"(they would outlive the graceful stop, {sc.duration + sc.graceful_stop:.0f} s)")
+        self._print(line)
+
+    def _play(self, spec: RunSpec, bounded: BoundedPlan, ctx: FleetContext, delivery: LiveDelivery,
+              workers: int) -> DriveOutcome:
+        scenario = spec.scenario
+        runner = ctx.environment.runner
+        devices = scenario.fleet.devices
+        ramp = scenario.fleet.ramp
+        rate = spec.settings.spawn_rate or default_spawn_rate(scenario.fleet)
         # With a ramp only the devices online at offset 0 onboard before the run's clock starts (all of them
         # without one); the rest come online in phase 2 as the ramp climbs (one tick ahead, as the shape does).
         initial = sum(1 for t in online_offsets_us(ramp, devices) if t == 0)
-        users = max(1, initial, devices_online_at(ramp, SPAWN_LEAD_S, devices)) if ramp else devices
+        users = max(1, initial, ramp_users(scenario.fleet, 0.0)) if ramp else devices
         t0 = time.monotonic()
+        self._announce(spec, bounded)
         runner.start(users, spawn_rate=rate)
         # Phase 1: onboarding. The run's clock starts when this process's (or every worker's) devices are online.
         online_deadline = t0 + 60.0 + max(initial, 1) / rate * 3
@@ -188,22 +223,14 @@ class LocustRun:
                 break
             self._print(progress_line(snap, delivery, devices, time.monotonic() - t0, None))
             gevent.sleep(1.0)
-        _all_failed(ctx, runner)  # issue 9: e.g. Pairing API unreachable, wrong realm -> one line, exit 2
+        _all_failed(ctx, runner)  # e.g. Pairing API unreachable, wrong realm -> one line, exit 2
         started_at = time.time()
         if ctx.fleet is not None and ctx.fleet.started.is_set():
             started_at = ctx.fleet.run_start_wall
-        plan = ctx.plan
-        last_offset_s = 0.0
-        if plan is not None:
-            last_offset_s = plan.last_action_s
-        elif self.scenario.mode == "self":
-            from simulator.plan import build_plan
-
-            ctx.plan = build_plan(self.scenario)
-            last_offset_s = ctx.plan.last_action_s
-        play_s = max(self.scenario.duration, last_offset_s) + DRAIN_S
-        campaign = self._start_campaign(ctx)
-        if self._faults is not None:  # issue 9: the fault schedule plays on the run's clock
+        campaign = self._start_campaign(spec, bounded)
+        end_s = scenario.duration if campaign is not None else bounded.end_s
+        end_reason = ""
+        if self._faults is not None:  # the fault schedule plays on the run's clock
             fleet = ctx.fleet
             run_start = (fleet.run_start if fleet is not None and fleet.started.is_set()
                          else time.monotonic() - (time.time() - started_at))
@@ -213,55 +240,94 @@ class LocustRun:
         printed_s = -1.0
         while not self._interrupted:
             elapsed = time.time() - started_at
-            if elapsed >= play_s:
+            if campaign is not None and not campaign.finished:
+                if campaign.poll():
+                    final, targets = campaign.final_count()
+                    end_reason = (f"campaign finished: {final}/{targets} operations final "
+                                  f"(at {elapsed:.1f} s of {scenario.duration:.0f} s)")
+                    self._print(f"fleetsim: {end_reason}; ending the run after a {DRAIN_S:.0f} s drain")
+                    end_s = min(end_s, elapsed + DRAIN_S)
+                elif elapsed >= end_s == scenario.duration:  # still running at duration: bounded graceful stop
+                    end_s = scenario.duration + scenario.graceful_stop
+                    self._print(f"fleetsim: campaign still running at {scenario.duration:.0f} s; up to "
+                                f"{scenario.graceful_stop:.0f} s graceful stop")
+            if elapsed >= end_s:
                 break
-            if campaign is not None and self._campaign_done(campaign):
-                play_s = min(play_s, elapsed + DRAIN_S)
-            wanted = devices_online_at(ramp, elapsed + SPAWN_LEAD_S, devices) if ramp else users
+            wanted = ramp_users(scenario.fleet, elapsed) if ramp else users
             if wanted > users:  # the ramp climbs: Locust spawns the new users (devices) at `rate`
                 users = wanted
                 runner.start(users, spawn_rate=rate)
             if elapsed >= printed_s + 1.0 or not ramp:  # a ramp ticks 4x a second; progress stays 1 line/s
                 printed_s = elapsed
-                self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, play_s))
-            gevent.sleep(min(RAMP_TICK_S if ramp else 1.0, max(0.05, play_s - elapsed)))
+                self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, end_s))
+            gevent.sleep(min(RAMP_TICK_S if ramp else 1.0, max(0.05, end_s - elapsed)))
         partial = bool(self._interrupted)
         ended_at = time.time()
+        cut_open = 0
+        if campaign is not None and not campaign.finished and not partial:
+            campaign.poll()
+            final, targets = campaign.final_count()
+            cut_open = targets - final
+            end_reason = (f"campaign not finished at duration + graceful_stop: {final}/{targets} operations "
+                          f"final, {cut_open} cut")
         faults_log = self._faults.finish() if self._faults is not None else None
         # Phase 3: stop users (devices disconnect; unacked publishes are recorded), collect worker finals.
         runner.stop()
         exports: list[dict[str, Any]] = []
         if workers:
             deadline = time.monotonic() + FINALS_WAIT_S
-            while len(ctx.finals) < len(workers) and time.monotonic() < deadline:
+            while len(ctx.finals) < workers and time.monotonic() < deadline:
                 gevent.sleep(0.05)
             exports = [ctx.finals[i] for i in sorted(ctx.finals)]
-            if len(exports) < len(workers):
+            if len(exports) < workers:
                 partial = True
-                self._print(f"fleetsim: only {len(exports)} of {len(workers)} workers sent final metrics")
+                self._print(f"fleetsim: only {len(exports)} of {workers} workers sent final metrics")
         runner.quit()
-        outcome = RunOutcome(ctx=ctx, started_at=started_at, ended_at=ended_at, partial=partial,
-                             reason=self._interrupted, worker_exports=exports, faults=faults_log)
-        if campaign is not None:
-            outcome.campaign = campaign.status()
-        return outcome
+        recorder, health, counters, plans = books_of(ctx, exports, started_at)
+        reason = self._interrupted
+        strangers = [w.index for w in plans if w.plan_digest != bounded.digest]
+        if strangers:  # a worker that played another plan makes the accounting meaningless: say so
+            partial = True
+            reason = f"worker(s) {strangers} played another plan than the master's ({bounded.digest})"
+            self._print(f"fleetsim: {reason}")
+        return DriveOutcome(
+            recorder=recorder, started_at=started_at, ended_at=ended_at, partial=partial, reason=reason,
+            end_reason=end_reason, health=health, fleet_counters=counters,
+            campaign=campaign.report if campaign is not None else None, cut_open=cut_open, faults=faults_log,
+            workers=plans)
 
-    def _start_campaign(self, ctx: FleetContext) -> CampaignClient | None:
-        if self.scenario.mode != "campaign":
+    def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
+        if spec.scenario.mode != "campaign":
             return None
-        from simulator.plan import build_plan
+        assert spec.target is not None
+        ids = list(bounded.plan.device_ids)
+        client = CampaignClient(spec.target.control_url)
+        client.start(campaign_spec(spec.scenario, ids))
+        self._print(f"fleetsim: campaign {client.campaign_id} started on {len(ids)} devices")
+        return _Campaign(client)
 
-        plan = ctx.plan or build_plan(self.scenario)
-        client = CampaignClient(self.target.control_url)
-        client.start(campaign_spec(self.scenario, list(plan.device_ids)))
-        self._print(f"fleetsim: campaign {client.campaign_id} started on {len(plan.device_ids)} devices")
-        return client
 
-    def _campaign_done(self, client: CampaignClient) -> bool:
-        try:
-            return bool(client.status().get("finished"))
-        except Exception:  # a slow control endpoint must not end the run early
-            return False
+def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float) -> tuple[
+        MetricsRecorder, GeneratorHealth | None, dict[str, int], tuple[WorkerPlan, ...]]:
+    """The run's recorder, generator health and fleet counters (this process's, or the workers' final exports
+    merged), and the plan each worker reported it played."""
+    health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
+    counters: dict[str, int] = dict(ctx.fleet.counters()) if ctx.fleet is not None else {}
+    plans = tuple(WorkerPlan(index=int(e.get("worker_index", i)), plan_digest=str(e.get("plan_digest", "")),
+                             devices=int(e.get("plan_devices", 0))) for i, e in enumerate(exports))
+    if not exports:
+        return ctx.ensure_recorder(), health, counters, plans
+    clock = MonotonicClock()
+    recorder = MetricsRecorder(clock, start=started_at)
+    health = GeneratorHealth(clock)
+    for export in exports:
+        recorder.merge(export)
+        if "health" in export:
+            health.merge(export["health"])
+        for key, value in dict(export.get("fleet_counters", {})).items():
+            if isinstance(value, int):
+                counters[key] = counters.get(key, 0) + value
+    return recorder, health, counters, plans
 
 
 def _all_failed(ctx: FleetContext, runner: Any) -> None:
@@ -285,7 +351,3 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def run_with_locust(run: LocustRun) -> RunOutcome:
-    return run.run()

@@ -4,7 +4,7 @@ Each Locust user is a virtual device, so the shape's user count is the number of
 operations still come from the plan's open-model arrivals (no per-user wait_time). `use_common_options`: -u caps
 the users (and, as without a shape, sets the fleet size unless --fleetsim-devices does), -r sets the spawn rate,
 -t ends the test (Locust itself does not enforce -t while a shape runs headless). Without -t the shape ends the
-test once the plan has played and drained, as `fleetsim run` does.
+test at the bounded plan's end (duration, graceful stop, drain), as `fleetsim run` does.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from locust import LoadTestShape
 
 from simulator.generator.ramp import shape_step
 from simulator.locust_adapter.context import FleetContext
-from simulator.locust_adapter.runner import DRAIN_S
-from simulator.plan import build_plan
 
 __all__ = ["FleetShape"]
 
@@ -24,19 +22,9 @@ class FleetShape(LoadTestShape):
 
     use_common_options = True
 
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self._play_s: float | None = None
-
     def _context(self) -> FleetContext | None:
         ctx = getattr(getattr(self.runner, "environment", None), "fleetsim", None)
-        return ctx if isinstance(ctx, FleetContext) else None
-
-    def _play(self, ctx: FleetContext) -> float:
-        if self._play_s is None:
-            plan = ctx.plan or build_plan(ctx.settings.scenario)  # the master builds none of its own
-            self._play_s = max(ctx.settings.scenario.duration, plan.last_action_s) + DRAIN_S
-        return self._play_s
+        return ctx if isinstance(ctx, FleetContext) and ctx.spec is not None else None
 
     def tick(self) -> tuple[int, float] | None:
         ctx = self._context()
@@ -52,4 +40,4 @@ class FleetShape(LoadTestShape):
             plan_s = fleet.clock.monotonic() - fleet.run_start
         else:
             plan_s = 0.0
-        return shape_step(ctx.settings.scenario, ctx.given, run_s, plan_s, self._play(ctx))
+        return shape_step(ctx.require_spec().scenario, ctx.given, run_s, plan_s, ctx.ensure_bounded().end_s)

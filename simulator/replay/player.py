@@ -1,4 +1,4 @@
-"""Play a replay file through the same Locust runner as `fleetsim run`, to any target, with either transport.
+"""A replay file as a plan: `fleetsim replay` plays it through `execute` and the Locust driver like any run.
 
 The file becomes a `FleetPlan` (simulator.plan) whose per-device action lists are the recorded entries: the
 device runner (simulator.generator.fleet.drive_device) plays them on the same absolute grid as a planned run,
@@ -6,8 +6,8 @@ so per-device order and inter-event gaps are those of the recording, divided by 
 statuses, progress, codes and messages are published as recorded; `reboot` entries really disconnect the
 device for `offline / speed` seconds (it reconnects and redoes the Astarte handshake); `property` entries set
 device-owned properties. EventKey occurrences are recounted per device exactly like the planner does, so the
-send log and the observer's arrival log join as in any run (DESIGN.md principle 7). One generator process:
-a replay is a QA tool, not a load ramp (the worker protocol rebuilds plans from a scenario and its seed).
+send log and the observer's arrival log join as in any run. One generator process:
+a replay is a QA tool, not a load ramp (workers build their plan from a scenario and its seed).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
 
 from simulator.errors import ConfigError, ConfigErrors, UsageError
 from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, ActionKind, PlannedAction
@@ -32,7 +30,7 @@ from simulator.replay.replay_file import (
 )
 from simulator.scenario.model import FleetSpec, Scenario
 
-__all__ = ["build_replay_plan", "read_devices_map", "replay_scenario", "replay_session"]
+__all__ = ["build_replay_plan", "read_devices_map", "replay_scenario"]
 
 log = logging.getLogger("fleetsim.replay")
 
@@ -196,92 +194,3 @@ def replay_scenario(
         source=header.source,
         extra={"replay_note": header.note},
     )
-
-
-def _observer(target: Any) -> Any:
-    """The embedded collector, or the target file's configured observer (as `fleetsim run` picks it)."""
-    if target.kind == "embedded" and target.control_url:
-        from simulator.observers.embedded import CollectorClient
-
-        return CollectorClient(target.control_url)
-    from simulator.generator.target_file import observer_for
-
-    return observer_for(target)
-
-
-def replay_session(
-    plan: FleetPlan,
-    scenario: Scenario,
-    *,
-    results_root: Path,
-    state_dir: Path,
-    broker: str = "auto",
-    quiet: bool = False,
-    out: TextIO,
-    extra: Mapping[str, Any] | None = None,
-) -> tuple[int, Path]:
-    """Target up, the recording played through Locust, books closed, results written: (exit code, run dir)."""
-    from simulator.generator.finish import finish_run
-    from simulator.generator.target import open_target
-    from simulator.locust_adapter.runner import LocustRun
-    from simulator.metrics.health import GeneratorHealth
-    from simulator.outputs.terminal import format_summary
-
-    @dataclass
-    class ReplayRun(LocustRun):
-        """LocustRun whose plan is the recording (set on the context before the devices are created)."""
-
-        replay_plan: FleetPlan | None = None
-
-        def _drive(self, env: Any, ctx: Any, delivery: Any, devices: int, workers: list[Any]) -> Any:
-            ctx.plan = self.replay_plan
-            return super()._drive(env, ctx, delivery, devices, workers)
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with open_target(scenario.target, scenario.realm, state_dir, broker=broker) as target:
-        if target.realm != scenario.realm:
-            from dataclasses import replace
-
-            scenario = replace(scenario, realm=target.realm)
-        observer = _observer(target)
-        if observer is not None:
-            observer.start()
-        try:
-            run = ReplayRun(
-                scenario=scenario,
-                scenario_path=scenario.source,
-                overrides={},
-                target=target,
-                results_root=results_root,
-                quiet=quiet,
-                replay_plan=plan,
-            )
-            outcome = run.run()
-            ctx = outcome.ctx
-            health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
-            counters: dict[str, Any] = ctx.fleet.counters() if ctx.fleet is not None else {}
-            recorder = ctx.ensure_recorder()
-            finished = finish_run(
-                scenario=scenario,
-                plan=plan,
-                target=target,
-                recorder=recorder,
-                observer=observer,
-                started_at=outcome.started_at,
-                ended_at=outcome.ended_at,
-                results_root=results_root,
-                health=health,
-                partial=outcome.partial,
-                reason=outcome.reason,
-                fleet_counters=counters,
-                extra={"processes": 1, "replay": dict(extra or {})},
-            )
-        finally:
-            if observer is not None:
-                observer.stop()
-    print(format_summary(finished.summary), file=out)
-    print(f"results: {finished.run_dir}", file=out)
-    if outcome.partial:
-        print(f"fleetsim replay: {outcome.reason or 'stopped early'}; partial results written", file=out)
-        return 130, finished.run_dir
-    return 0, finished.run_dir

@@ -71,7 +71,7 @@ def _plan_entries(
     keys: set[EventKey],
 ) -> tuple[dict[EventKey, str], list[ReplayEntry]]:
     """(message per EventKey, reboot + property entries) from the run's rebuilt plan."""
-    from simulator.plan import build_plan
+    from simulator.run.plans import plan_for
     from simulator.scenario.loader import load_scenario
 
     overrides: dict[str, object] = {}
@@ -79,7 +79,7 @@ def _plan_entries(
         overrides["seed"] = summary["seed"]
     if isinstance(summary.get("devices"), int):
         overrides["devices"] = summary["devices"]
-    plan = build_plan(load_scenario(scenario_path, overrides))
+    plan = plan_for(load_scenario(scenario_path, overrides))
     messages: dict[EventKey, str] = {}
     extra: list[ReplayEntry] = []
     last_sent: dict[str, float] = defaultdict(float)

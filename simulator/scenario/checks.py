@@ -274,6 +274,7 @@ def check_scenario(s: Scenario, prefixes: Sequence[str] | None = None) -> list[P
     out += _fleet(s.fleet)
     out += _positive("time_scale", s.time_scale, "device seconds per wall second")
     out += _positive("duration", s.duration, "s")
+    out += _non_negative("graceful_stop", s.graceful_stop, "s")
     out += [(f"arrival.{field}", message) for field, message in check_arrival(s.arrival)]
     if _finite(s.duration) and _finite(s.arrival.start) and s.arrival.start >= s.duration > 0:
         out.append(("arrival.start", f"{s.arrival.start} s is not before the run's end ({s.duration} s)"))

@@ -15,6 +15,7 @@ Shape (every key optional; durations `30s`, `5m`, `250ms`, `1h`, `1m30s` or a nu
             ramp: [{duration: 30s, devices: 200}, {duration: 1m, devices: 1000}]}   # devices online
     time_scale: 60              # device seconds per wall second
     duration: 30s               # wall time of the run
+    graceful_stop: 30s          # operations in flight at `duration` may finish this long; the rest is cut
     transport: lean|sdk|memory
     target: embedded            # or the path of a target file (a real Astarte)
     mode: self|campaign
@@ -57,8 +58,8 @@ from simulator.scenario.nodes import NodeReader, with_changes
 
 __all__ = ["TOP_KEYS", "load_scenario", "load_scenario_text"]
 
-TOP_KEYS = ("name", "description", "realm", "seed", "fleet", "time_scale", "duration", "transport", "target",
-            "mode", "arrival", "lifecycle", "thresholds", "faults", "campaign")
+TOP_KEYS = ("name", "description", "realm", "seed", "fleet", "time_scale", "duration", "graceful_stop",
+            "transport", "target", "mode", "arrival", "lifecycle", "thresholds", "faults", "campaign")
 _FLEET_KEYS = ("devices", "id_scheme", "id_prefix", "base_image", "target_version", "ramp")
 _IMAGE_KEYS = ("name", "version", "build_id", "fingerprint")
 _ARRIVAL_KEYS = ("model", "rate", "count", "start", "start_rate", "stages", "phase")
@@ -201,7 +202,7 @@ def _read_scenario(r: NodeReader, root: Node, name: str) -> tuple[Scenario, list
         return scenario, None
     values = _read(r, keys, "", {
         "name": r.text, "realm": r.text, "seed": r.integer, "time_scale": r.number, "duration": r.duration,
-        "transport": r.text, "target": r.text, "mode": r.text,
+        "graceful_stop": r.duration, "transport": r.text, "target": r.text, "mode": r.text,
         "fleet": lambda n, f: _fleet(r, n), "arrival": lambda n, f: _arrival(r, n),
         "thresholds": lambda n, f: _thresholds(r, n), "faults": lambda n, f: _faults(r, n),
         "campaign": lambda n, f: _campaign(r, n)})

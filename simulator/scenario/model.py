@@ -196,7 +196,10 @@ class Scenario:
     seed: int = 1
     fleet: FleetSpec = FleetSpec()
     time_scale: float = 1.0  # 60 => one minute of device time passes in one second of wall time
-    duration: float = 60.0  # seconds of wall time the run lasts (operations in flight then are "stuck")
+    duration: float = 60.0  # seconds of wall time the run lasts (operations in flight then get graceful_stop)
+    # Seconds of wall time operations still in flight at `duration` may go on (k6's gracefulStop, default
+    # 30 s); whatever is still open then is cut: counted with a reason, never played, never lost.
+    graceful_stop: float = 30.0
     arrival: ArrivalSpec = ArrivalSpec()
     lifecycle: tuple[LifecycleMixEntry, ...] = (LifecycleMixEntry(weight=1.0, random=RandomLifecycle()),)
     transport: Literal["lean", "sdk", "memory"] = "lean"

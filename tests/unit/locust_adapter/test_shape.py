@@ -60,7 +60,7 @@ TICK = """\
 import json, types
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.locustfile import FleetShape
-from simulator.locust_adapter.settings import RunSettings
+from simulator.run.spec import RunSpec
 from simulator.scenario.loader import load_scenario_text
 
 sc = load_scenario_text('''name: s
@@ -71,7 +71,7 @@ lifecycle: {random: {outcomes: {success: 1}, download_duration: 1s, deploy_durat
 time_scale: 100
 ''')
 env = types.SimpleNamespace()
-ctx = FleetContext(environment=env, settings=RunSettings(scenario=sc, target=None, results_root=None))
+ctx = FleetContext(environment=env, spec=RunSpec(scenario=sc))
 env.fleetsim = ctx
 shape = FleetShape()
 shape.runner = types.SimpleNamespace(environment=env)

@@ -1,0 +1,160 @@
+"""`execute(spec, driver) -> RunResult`: target up, the plan played by a driver, books closed, results out.
+
+The one end-of-run tail: `fleetsim run`, `fleetsim replay` and the plain gevent driver go through `execute`;
+plain `locust -f` (where Locust owns the process) calls `close_books` directly. A driver plays the bounded
+plan on this process (plain gevent) or through Locust (local, or a master with workers) and returns a
+`DriveOutcome`; nothing here imports Locust.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from simulator.generator.finish import finish_run
+from simulator.generator.limits import ensure_open_files
+from simulator.generator.target import TargetInfo, open_target
+from simulator.generator.thresholds_bridge import thresholds_report
+from simulator.metrics.health import GeneratorHealth
+from simulator.metrics.recorder import MetricsRecorder
+from simulator.observers.base import Observer
+from simulator.run.plans import BoundedPlan
+from simulator.run.spec import RunSpec
+
+__all__ = ["DriveOutcome", "Driver", "RunResult", "WorkerPlan", "close_books", "execute", "observer_for_target"]
+
+log = logging.getLogger("fleetsim.run")
+
+SDK_COMFORT_DEVICES = 300  # simulator.transports.sdk: beyond this a thread per device saturates (README)
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What one worker process reported it played: the digest of its plan and its fleet size."""
+
+    index: int
+    plan_digest: str
+    devices: int
+
+
+@dataclass(frozen=True)
+class DriveOutcome:
+    """What a driver hands back: the merged books of every generator process and how the run ended."""
+
+    recorder: MetricsRecorder
+    started_at: float  # wall time of the run's start (plan offset 0)
+    ended_at: float
+    partial: bool = False
+    reason: str = ""  # why it was interrupted ("" = not interrupted)
+    end_reason: str = ""  # why it ended when it did (e.g. "campaign finished: 40/40 operations final")
+    health: GeneratorHealth | None = None
+    fleet_counters: Mapping[str, int] = field(default_factory=dict)
+    campaign: Mapping[str, Any] | None = None  # the campaign driver's report (mode: campaign)
+    cut_open: int = 0  # operations still open when the run ended after its graceful stop (campaign mode)
+    faults: Sequence[Mapping[str, Any]] | None = None  # the scenario's faults as run (faults.run_faults)
+    workers: tuple[WorkerPlan, ...] = ()
+
+
+class Driver(Protocol):
+    """Plays a bounded plan against `spec.target` (open) and returns the merged books."""
+
+    def drive(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome: ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int  # 0 ok, 1 a threshold breached, 130 interrupted
+    run_dir: Path
+    summary: Mapping[str, Any]
+    partial: bool
+    reason: str
+
+
+def observer_for_target(target: TargetInfo) -> Observer | None:
+    """The embedded collector, or the target file's configured observer (None: no e2e, no loss accounting)."""
+    if target.kind == "embedded" and target.control_url:
+        from simulator.observers.embedded import CollectorClient
+
+        return CollectorClient(target.control_url)
+    from simulator.generator.target_file import observer_for
+
+    return observer_for(target)
+
+
+def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
+    """Open the target, play the spec's bounded plan with `driver`, write results, print the summary."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    scenario, settings = spec.scenario, spec.settings
+    ensure_open_files(-(-scenario.fleet.devices // settings.processes))
+    with open_target(scenario.target, scenario.realm, settings.state_dir, broker=settings.broker) as target:
+        spec = spec.with_target(target)
+        bounded = spec.bounded_plan()
+        observer = observer_for_target(target)
+        if observer is not None:
+            observer.start()
+        try:
+            outcome = driver.drive(spec, bounded)
+            result = close_books(spec, bounded, outcome, observer)
+        finally:
+            if observer is not None:
+                observer.stop()
+    from simulator.outputs.terminal import format_summary
+
+    print(format_summary(dict(result.summary)), file=out)
+    print(f"results: {result.run_dir}", file=out)
+    if outcome.end_reason:
+        print(f"{settings.engine}: {outcome.end_reason}", file=out)
+    if result.partial:
+        print(f"{settings.engine}: {result.reason or 'stopped early'}; partial results written", file=out)
+    return result
+
+
+def _campaign_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {k: v for k, v in report.items() if k != "operations"}  # per-operation rows stay out of the summary
+
+
+def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
+                observer: Observer | None) -> RunResult:
+    """Join the books and write results: the end-of-run tail every driver shares.
+
+    summary.json `extra` carries: `cut` (operations/events the run's bounds left unplayed, with the reason),
+    `end_reason`, `plan_digest` and `workers` (each worker's digest and fleet size), `engine`.
+    """
+    scenario, settings = spec.scenario, spec.settings
+    assert spec.target is not None, "close_books runs with the target open"
+    cut = dict(bounded.cut.to_jsonable())
+    if scenario.mode == "campaign":
+        cut.update(operations=outcome.cut_open, events=0, in_flight_at_duration=outcome.cut_open, operation_ids=[],
+                   reason="campaign operations still open at duration + graceful_stop" if outcome.cut_open else "")
+    extra: dict[str, Any] = {
+        "engine": settings.engine, "processes": settings.processes, "cut": cut, "end_reason": outcome.end_reason,
+        "plan_digest": bounded.digest,
+        "workers": [{"index": w.index, "plan_digest": w.plan_digest, "devices": w.devices} for w in outcome.workers],
+    }
+    if scenario.mode == "campaign":
+        extra["campaign"] = _campaign_summary(outcome.campaign)
+    if outcome.faults is not None:
+        extra["faults"] = list(outcome.faults)
+    if spec.replay is not None:
+        extra["replay"] = spec.replay.to_jsonable()
+    finished = finish_run(
+        scenario=scenario, plan=bounded.plan, target=spec.target, recorder=outcome.recorder, observer=observer,
+        started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=settings.results_root,
+        health=outcome.health, partial=outcome.partial, reason=outcome.reason,
+        fleet_counters=dict(outcome.fleet_counters),
+        sdk_over_limit=(scenario.transport == "sdk"
+                        and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes),
+        extra=extra, thresholds_report=thresholds_report(scenario))
+    summary = finished.summary
+    if outcome.partial:
+        code = 130
+    else:
+        breached = [t for t in (summary.get("thresholds") or {}).get("results", []) if not t.get("ok")]
+        code = 1 if breached else 0
+    return RunResult(exit_code=code, run_dir=finished.run_dir, summary=summary, partial=outcome.partial,
+                     reason=outcome.reason)

@@ -1,0 +1,94 @@
+"""The plain gevent driver of `execute`: the bounded plan played in this process, no Locust.
+
+`play_fleet` is the loop itself (ProcessFleet + drive_device: onboard every device, start the clock, play
+until the plan's end, stop); the benchmarks (bench/fleet_runs.py) call it with their own callbacks, and
+`GeventDriver` wraps it for `execute` (tests and tools that want a run without Locust's process patching
+overhead). The process must be gevent-patched before sockets are made (as `fleetsim` and Locust do).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gevent
+import gevent.pool
+
+from simulator.clock import MonotonicClock
+from simulator.generator.fleet import FleetCallbacks, ProcessFleet, drive_device
+from simulator.generator.health_monitor import HealthMonitor
+from simulator.generator.target import TargetInfo
+from simulator.metrics.recorder import MetricsRecorder
+from simulator.plan import FleetPlan
+from simulator.run.execute import DriveOutcome
+from simulator.run.plans import BoundedPlan
+from simulator.run.recording import recorder_callbacks
+from simulator.run.spec import RunSpec
+from simulator.scenario.model import Scenario
+
+__all__ = ["GeventDriver", "PlayedFleet", "play_fleet"]
+
+ONLINE_WAIT_S = 60.0  # the clock starts anyway (and the run says so in `failed`) when onboarding takes longer
+
+
+@dataclass(frozen=True)
+class PlayedFleet:
+    fleet: ProcessFleet  # stopped: its counters and failures are final
+    connect_s: float  # wall seconds to bring every device online (or fail it)
+
+
+def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s: float,
+               callbacks: FleetCallbacks, connect_parallel: int = 50, gc_freeze: bool = False,
+               during: Callable[[ProcessFleet], None] | None = None) -> PlayedFleet:
+    """Onboard every device (`connect_parallel` at once), play `plan` until `end_s` seconds after the run's
+    start (ProcessFleet.begin: every device due at offset 0 online), then stop the fleet. `during(fleet)`
+    runs in its own greenlet once the clock started."""
+    fleet = ProcessFleet(scenario, plan, target, MonotonicClock(), callbacks=callbacks)
+    devices = [fleet.create(i) for i in fleet.indexes]
+    drivers = [gevent.spawn(drive_device, fleet, d) for d in devices]
+    t0 = time.monotonic()
+    helper = None
+    connect_s = 0.0
+    try:
+        gevent.pool.Pool(connect_parallel).map(fleet.bring_online, devices)
+        connect_s = time.monotonic() - t0
+        if gc_freeze:
+            gc.collect()
+            gc.freeze()  # full GCs over ramp-up garbage set the p99 (README, Benchmarks)
+        if not fleet.started.wait(timeout=ONLINE_WAIT_S):
+            fleet.begin()
+        if during is not None:
+            helper = gevent.spawn(during, fleet)
+        end = fleet.run_start + end_s
+        gevent.sleep(max(0.0, end - time.monotonic()))  # sleep-ok: the run's own length, on its clock
+    finally:
+        fleet.stop()
+        gevent.killall(drivers + ([helper] if helper is not None else []), timeout=5)
+    return PlayedFleet(fleet=fleet, connect_s=connect_s)
+
+
+@dataclass
+class GeventDriver:
+    """`execute`'s driver without Locust: one process, every device of the plan (no ramp spawning: devices due
+    later are onboarded at once and wait for their online offset in the plan)."""
+
+    connect_parallel: int = 50
+
+    def drive(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
+        assert spec.target is not None, "execute opens the target first"
+        if spec.scenario.mode != "self":
+            from simulator.errors import UsageError
+
+            raise UsageError("the plain gevent driver plays self-driven plans only (mode: campaign needs Locust)")
+        clock = MonotonicClock()
+        recorder = MetricsRecorder(clock)
+        monitor = HealthMonitor(clock)
+        callbacks = recorder_callbacks(recorder)
+        callbacks.on_begin = monitor.start
+        played = play_fleet(spec.scenario, bounded.plan, spec.target, end_s=bounded.end_s, callbacks=callbacks,
+                            connect_parallel=self.connect_parallel)
+        fleet = played.fleet
+        return DriveOutcome(recorder=recorder, started_at=fleet.run_start_wall, ended_at=time.time(),
+                            health=monitor.stop(), fleet_counters=fleet.counters())

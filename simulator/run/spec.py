@@ -1,0 +1,105 @@
+"""`RunSpec`: everything a run is, resolved once in a composition root and shipped to workers as data.
+
+Composition roots: `fleetsim run` (scenario YAML < FLEETSIM_* env < flags), the locustfile (plain
+`locust -f`: the fleetsim options, themselves read from FLEETSIM_* by Locust), `fleetsim replay` (the
+recording is the plan). Worker processes receive `RunSpec.to_json()` in the master's `fleetsim_setup`
+message and never read the scenario file or the environment, so the master and every worker plan the same
+fleet (`plan_digest` is compared at the end of a distributed run).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import UsageError
+from simulator.generator.target import TargetInfo
+from simulator.plan import FleetPlan
+from simulator.run.plans import BoundedPlan, bound_plan, plan_for
+from simulator.run.scenario_json import scenario_from_jsonable, scenario_to_jsonable
+from simulator.scenario.model import Scenario
+
+__all__ = ["ReplaySource", "RunSettings", "RunSpec"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the run is driven (not what it plays)."""
+
+    results_root: Path = Path("results")
+    processes: int = 1  # generator processes: 1 = local; N = a Locust master and N workers
+    spawn_rate: float = 0.0  # devices brought online per second (0: the ramp's steepest stage, or all at once)
+    web: bool = False  # serve Locust's web UI (and keep it up after the run until Ctrl-C)
+    web_port: int = 8089
+    quiet: bool = False  # no live progress line
+    state_dir: Path = Path(".fleetsim")
+    broker: str = "auto"  # embedded backend broker: auto | mosquitto | amqtt
+    engine: str = "fleetsim run"  # who composed the run (summary.json extra.engine)
+
+
+@dataclass(frozen=True)
+class ReplaySource:
+    """A recording played back: the plan is the file (one process; never shipped to workers)."""
+
+    plan: FleetPlan
+    file: str
+    speed: float
+    source: str
+    devices_map: str = ""
+
+    def to_jsonable(self) -> dict[str, object]:
+        return {"file": self.file, "speed": self.speed, "source": self.source, "devices_map": self.devices_map}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    scenario: Scenario  # resolved: YAML, env and flags applied
+    settings: RunSettings = field(default_factory=RunSettings)
+    target: TargetInfo | None = None  # None until the target is open (execute opens the embedded backend)
+    replay: ReplaySource | None = None
+
+    def with_target(self, target: TargetInfo) -> RunSpec:
+        """The spec once its target is open (the scenario takes the target's realm)."""
+        scenario = self.scenario
+        if target.realm != scenario.realm:
+            scenario = replace(scenario, realm=target.realm)
+        return replace(self, target=target, scenario=scenario)
+
+    def bounded_plan(self) -> BoundedPlan:
+        """What the run plays, cut at duration + graceful_stop. In campaign mode the plan gives the fleet's
+        ids and online offsets; its actions are not played (the campaign driver sends the requests)."""
+        plan = self.replay.plan if self.replay is not None else plan_for(self.scenario)
+        return bound_plan(plan, self.scenario.duration, self.scenario.graceful_stop)
+
+    def to_json(self) -> str:
+        """For a worker: the scenario, the target (it holds the agent JWT: keep the channel private) and the
+        settings. A replay is not shipped (it runs in one process)."""
+        if self.replay is not None:
+            raise UsageError("a replay runs in one process; it cannot be sent to workers")
+        if self.target is None:
+            raise UsageError("the run's target is not open yet; nothing to send to workers")
+        s = self.settings
+        return json.dumps({
+            "scenario": scenario_to_jsonable(self.scenario), "target": json.loads(self.target.to_json()),
+            "settings": {"results_root": str(s.results_root), "processes": s.processes, "spawn_rate": s.spawn_rate,
+                         "web": s.web, "web_port": s.web_port, "quiet": s.quiet, "state_dir": str(s.state_dir),
+                         "broker": s.broker, "engine": s.engine}}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        try:
+            doc: dict[str, Any] = json.loads(text)
+            s = doc["settings"]
+            target_doc = dict(doc["target"])
+            target_doc["broker_override_devices"] = tuple(target_doc.get("broker_override_devices") or ())
+            return cls(
+                scenario=scenario_from_jsonable(doc["scenario"]), target=TargetInfo(**target_doc),
+                settings=RunSettings(results_root=Path(s["results_root"]), processes=int(s["processes"]),
+                                     spawn_rate=float(s["spawn_rate"]), web=bool(s["web"]),
+                                     web_port=int(s["web_port"]), quiet=bool(s["quiet"]),
+                                     state_dir=Path(s["state_dir"]), broker=str(s["broker"]),
+                                     engine=str(s["engine"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"bad run spec from the master: {exc}") from exc
