@@ -18,6 +18,7 @@ like VerneMQ's.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -47,6 +48,14 @@ class AmqttBroker:
     """
 
     name = "amqtt"
+
+    @property
+    def version(self) -> str:
+        """The installed amqtt distribution's version ("" when its metadata is missing)."""
+        try:
+            return importlib.metadata.version("amqtt")
+        except importlib.metadata.PackageNotFoundError:
+            return ""
 
     def __init__(
         self, config: BrokerConfig, *, start_timeout_s: float = 30.0, stop_timeout_s: float = 5.0

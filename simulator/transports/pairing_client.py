@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from simulator.errors import UsageError
-from simulator.transports.base import OnboardingTimes
+from simulator.records import OnboardingTimes
 from simulator.transports.credentials import CredentialsCache, DeviceCredentials
 
 __all__ = [

@@ -15,8 +15,9 @@ import psutil
 import pytest
 
 from simulator.backend.mosquitto import MosquittoBroker
-from simulator.backend.process import BackendProcess
-from simulator.backend.server import BackendInfo, EmbeddedBackend
+from simulator.backend.server import EmbeddedBackend
+from simulator.backend_info import BackendInfo
+from simulator.generator.backend_process import BackendProcess
 
 pytestmark = pytest.mark.integration
 

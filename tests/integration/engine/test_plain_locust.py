@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulator.backend.process import BackendProcess
+from simulator.generator.backend_process import BackendProcess
 from tests.integration.engine.conftest import only_run_dir, summary_of
 
 REPO = Path(__file__).resolve().parents[3]
