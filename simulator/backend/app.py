@@ -7,6 +7,8 @@ see simulator.generator.backend_process) and `fleetsim backend` (simulator.comma
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import signal
 import sys
 import threading
@@ -74,6 +76,25 @@ def _write_info(state_dir: Path, text: str) -> Path:
     return path
 
 
+def _stdin_closed(timeout_s: float) -> bool:
+    """True once standard input reaches EOF, waiting at most `timeout_s` seconds.
+
+    With --exit-on-stdin-eof the parent (fleetsim run) keeps our stdin pipe open and never writes: EOF means it
+    died without stopping us (SIGKILL, a crash), and a backend must not outlive its run. Polled from the main
+    thread with select + os.read on the raw descriptor: a daemon thread blocked in `sys.stdin.buffer.read()`
+    held the buffered reader's lock at interpreter exit, and every shutdown ended in "Fatal Python error:
+    _enter_buffered_busy" (SIGABRT).
+    """
+    fd = sys.stdin.fileno()
+    readable, _, _ = select.select([fd], [], [], timeout_s)
+    if not readable:
+        return False
+    try:
+        return os.read(fd, 4096) == b""
+    except OSError:
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
     from simulator.backend.server import EmbeddedBackend
 
@@ -83,14 +104,6 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    if args.exit_on_stdin_eof:
-        # The parent (fleetsim run) keeps our stdin pipe open and never writes: EOF means it died without
-        # stopping us (SIGKILL, a crash), and a backend must not outlive its run.
-        def _watch_parent() -> None:
-            sys.stdin.buffer.read()
-            stop.set()
-
-        threading.Thread(target=_watch_parent, daemon=True, name="parent-watch").start()
     backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host)
     info_file: Path | None = None
     try:
@@ -100,8 +113,13 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot start the embedded backend: {exc}") from None
         info_file = _write_info(Path(info.state_dir), info.to_json())
         print(info.to_json() if args.json else describe(info.to_json()), flush=True)
-        while not stop.wait(1.0):  # wakes on the signal; the 1 s bound keeps signals responsive everywhere
-            pass
+        # The 1 s bound keeps signals responsive everywhere (a handler runs between two waits).
+        while not stop.is_set():
+            if args.exit_on_stdin_eof:
+                if _stdin_closed(1.0):
+                    break
+            else:
+                stop.wait(1.0)
     finally:
         backend.stop()
         if info_file is not None:

@@ -77,6 +77,16 @@ def test_backend_process_round_trip(tmp_path: Path, mosquitto_binary: str) -> No
     assert not (tmp_path / "state" / "backend.json").exists()
 
 
+def test_backend_process_stops_cleanly_without_a_fatal_error(tmp_path: Path, mosquitto_binary: str) -> None:
+    # Issue 15 item 7: every shutdown used to end in "Fatal Python error: _enter_buffered_busy" (SIGABRT, exit
+    # -6): a daemon thread blocked reading stdin held the reader's lock at interpreter exit.
+    proc = BackendProcess(tmp_path / "state", broker="mosquitto")
+    proc.start()
+    assert proc.stop() == 0
+    log = proc.log_path.read_text()
+    assert "Fatal Python error" not in log and "Traceback" not in log, log
+
+
 def test_cli_prints_banner_and_stops_on_sigterm(tmp_path: Path, mosquitto_binary: str) -> None:
     state = tmp_path / "state"
     cmd = [
