@@ -67,14 +67,12 @@ def make_transport_factory(kind: str, target: TargetInfo, clock: Clock) -> tuple
         lean = LeanFleet(endpoint, load_interfaces(), clock=clock)
         return lean.transport, lean.stop
     if kind == "sdk":
-        from pathlib import Path
-
         from simulator.interfaces.loader import INTERFACES_DIR
-        from simulator.transports.credentials import CredentialsCache, target_key
+        from simulator.transports.credentials import CredentialsCache
         from simulator.transports.sdk import SdkFleet
 
-        cache = CredentialsCache(Path(endpoint.credentials_dir) / "sdk",
-                                 target_key(endpoint.realm, endpoint.pairing_url))
+        # The same cache as the lean transport's: a device keeps its secret and certificate across transports.
+        cache = CredentialsCache.for_target(endpoint.credentials_dir, endpoint.realm, endpoint.pairing_url)
         sdk = SdkFleet(endpoint, INTERFACES_DIR, cache, clock=clock)
         return sdk.transport, sdk.stop
     if kind == "memory":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import ssl
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import gevent.lock
@@ -20,7 +19,7 @@ from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
 from simulator.transports import native_tls, wire
 from simulator.transports.base import Endpoint
-from simulator.transports.credentials import CredentialsCache, target_key
+from simulator.transports.credentials import CredentialsCache
 from simulator.transports.lean import CONNECTED, RECONNECTING, LeanTransport
 from simulator.transports.lean_loop import IoLoop
 from simulator.transports.paho_tuning import install_shared_message_condition
@@ -80,8 +79,8 @@ class LeanFleet:
         self.loop = IoLoop()
         self.pairing = PairingClient(endpoint.pairing_url, endpoint.realm, endpoint.ca_file,
                                      endpoint.ignore_ssl_errors)
-        self.cache = CredentialsCache(Path(endpoint.credentials_dir),
-                                      target_key(endpoint.realm, endpoint.pairing_url), discard_corrupt)
+        self.cache = CredentialsCache.for_target(endpoint.credentials_dir, endpoint.realm, endpoint.pairing_url,
+                                                 discard_corrupt)
         self.sources = SourceAddressPool(endpoint.source_addresses)
         self.reconnect_gate = gevent.lock.BoundedSemaphore(max_parallel_reconnects)
         self.introspection = wire.introspection_payload(self.interfaces.values())

@@ -151,7 +151,9 @@ class PairingClient:
                 raise PairingError(phase, url, None, f"cannot connect: {exc}") from exc
         assert res is not None
         if res.status_code == 422 and phase == "registration":
-            raise AlreadyRegistered(phase, url, 422, "device already registered; " + _detail(res))
+            raise AlreadyRegistered(phase, url, 422, "device already registered and its secret is not in the "
+                                    "credentials cache; `fleetsim devices unregister DEVICE` (same --target and "
+                                    "--state-dir) frees it; " + _detail(res))
         if res.status_code != ok:
             raise PairingError(phase, url, res.status_code, _detail(res))
         try:
