@@ -23,7 +23,7 @@ from simulator.transports.credentials import CredentialsCache
 from simulator.transports.lean import CONNECTED, RECONNECTING, LeanTransport
 from simulator.transports.lean_loop import IoLoop
 from simulator.transports.paho_tuning import install_shared_message_condition
-from simulator.transports.pairing_client import PairingClient
+from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
 
 __all__ = ["LeanClient", "LeanFleet"]
@@ -77,8 +77,10 @@ class LeanFleet:
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.loop = IoLoop()
+        # One pooled connection per concurrent pairing call: onboardings plus reconnects (pairing_client).
         self.pairing = PairingClient(endpoint.pairing_url, endpoint.realm, endpoint.ca_file,
-                                     endpoint.ignore_ssl_errors)
+                                     endpoint.ignore_ssl_errors,
+                                     pool_size=ONBOARDING_AT_ONCE + max_parallel_reconnects)
         self.cache = CredentialsCache.for_target(endpoint.credentials_dir, endpoint.realm, endpoint.pairing_url,
                                                  discard_corrupt)
         self.sources = SourceAddressPool(endpoint.source_addresses)

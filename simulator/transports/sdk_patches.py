@@ -34,6 +34,7 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 
 from simulator.transports.base import AckCallback
+from simulator.transports.pairing_retry import send_with_retries
 
 __all__ = [
     "AckTracker",
@@ -270,7 +271,8 @@ class _RequestsProxy:
         kind = _kind_of(method, url)
         start = time.monotonic()
         try:
-            return self._real.request(method, url, **kwargs)
+            # The same retries as the lean transport's pairing client (429, 5xx, connection errors).
+            return send_with_retries(kind, lambda: self._real.request(method, url, **kwargs))
         finally:
             spent = time.monotonic() - start
             _counts[kind] = _counts.get(kind, 0) + 1
