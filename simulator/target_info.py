@@ -36,6 +36,22 @@ class TargetInfo:
     broker_override: str = ""  # issue 9: "host:port" of the fault proxy (transports.base.Endpoint)
     broker_override_devices: tuple[str, ...] = ()  # the devices routed through it (() = all)
 
+    @property
+    def broker_label(self) -> str:
+        """What carried the MQTT traffic, for people: "mosquitto 2.0.11", "amqtt 0.12.1", "target's broker"."""
+        if not self.broker_kind:
+            return "the target's broker" if self.kind != "embedded" else "unknown broker"
+        return f"{self.broker_kind} {self.broker_version}".strip()
+
+    @property
+    def broker_warning(self) -> str:
+        """Non-empty when the run's latency figures were carried by the pip-only amqtt broker."""
+        if self.broker_kind != "amqtt":
+            return ""
+        return ("the pip-only amqtt broker carried this run: its latency and throughput are a functional "
+                "stand-in's (e2e p99 ~10x mosquitto's), not a backend's; install mosquitto or target a real "
+                "Astarte for figures")
+
     def endpoint(self) -> Endpoint:
         return Endpoint(realm=self.realm, pairing_url=self.pairing_url, agent_jwt=self.agent_jwt,
                         ca_file=self.ca_file or None, ignore_ssl_errors=self.ignore_ssl_errors,

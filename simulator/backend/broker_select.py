@@ -19,12 +19,13 @@ __all__ = ["SBIN_DIRS", "find_mosquitto", "select_broker"]
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 
 
-def find_mosquitto(path: str | None = None, sbin_dirs: tuple[str, ...] = SBIN_DIRS) -> str | None:
-    """The mosquitto binary's path: PATH first (`path` overrides the environment's), then `sbin_dirs`."""
+def find_mosquitto(path: str | None = None, sbin_dirs: tuple[str, ...] | None = None) -> str | None:
+    """The mosquitto binary's path: PATH first (`path` overrides the environment's), then `sbin_dirs`
+    (default SBIN_DIRS)."""
     found = shutil.which("mosquitto", path=path)
     if found is not None:
         return found
-    for folder in sbin_dirs:
+    for folder in SBIN_DIRS if sbin_dirs is None else sbin_dirs:
         candidate = Path(folder) / "mosquitto"
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
@@ -40,7 +41,7 @@ def select_broker(kind: str, config: BrokerConfig) -> Broker:
         raise ValueError(f"unknown broker {kind!r}: expected auto, mosquitto or amqtt")
     binary = find_mosquitto() if kind != "amqtt" else None
     if kind == "mosquitto" and binary is None:
-        raise FileNotFoundError(f"mosquitto not found on PATH nor in {', '.join(SBIN_DIRS)}")
+        raise FileNotFoundError(f"mosquitto not found on PATH nor in the sbin folders ({', '.join(SBIN_DIRS)})")
     if binary is not None:
         from simulator.backend.mosquitto import MosquittoBroker
 
