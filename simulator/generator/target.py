@@ -7,9 +7,11 @@ patching; TargetInfo itself lives in simulator.target_info (faults and target fi
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from simulator.backend_info import BackendInfo
 from simulator.errors import UsageError
@@ -51,7 +53,29 @@ def target_from_backend_info(path: Path, state_dir: Path) -> TargetInfo:
         raise UsageError(f"{path}: no backend info; start `fleetsim backend` first") from exc
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable backend info: {exc}") from exc
+    _check_running(path, info)
     return _from_backend(info, state_dir)
+
+
+# Seconds to wait for the described backend's Pairing API to accept a TCP connection (loopback: ~0.1 ms).
+_PROBE_TIMEOUT_S = 2.0
+
+
+def _check_running(path: Path, info: BackendInfo) -> None:
+    """A backend.json outlives a backend that was killed (SIGKILL, a crash): say so in one line, before any
+    device or the collector fails on it with a traceback each."""
+    parts = urlsplit(info.pairing_url)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise UsageError(f"{path}: pairing_url: not a URL with a host and port: {info.pairing_url!r}")
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"{path}: the backend it describes is not running (pairing API {host}:{port}: "
+                         f"{exc.strerror or exc}); start `fleetsim backend` (it rewrites this file)") from None
 
 
 def _from_backend(info: BackendInfo, state_dir: Path) -> TargetInfo:

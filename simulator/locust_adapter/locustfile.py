@@ -6,11 +6,13 @@ Plain Locust runs get the same books as `fleetsim run`: the fleetsim web tab whi
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
 from locust import events
 
+from simulator.errors import FleetsimError
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
@@ -32,7 +34,13 @@ def _options(parser: Any, **_: Any) -> None:
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _init(environment: Any, **_: Any) -> None:
-    ctx = install_from_options(environment)
+    try:
+        ctx = install_from_options(environment)
+    except FleetsimError as exc:
+        # One line and exit 2 (bad input), before any user starts: Locust logs an exception raised in an
+        # init handler as a traceback and carries on, so every device would then fail with one of its own.
+        print(f"fleetsim: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     if ctx is None or type(environment.runner).__name__ == "WorkerRunner":
         return
     delivery = LiveDelivery(ctx.settings.target.control_url)
