@@ -19,6 +19,7 @@ from simulator.locust_adapter.live import LiveDelivery, live_rows
 from simulator.locust_adapter.options import add_options
 from simulator.locust_adapter.session import finish_locust_run
 from simulator.locust_adapter.shape import FleetShape
+from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 
@@ -41,6 +42,8 @@ def _init(environment: Any, **_: Any) -> None:
         # init handler as a traceback and carries on, so every device would then fail with one of its own.
         print(f"fleetsim: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
+    if ctx is not None:  # Locust's ">100" spawn-rate warning only when -r was given (spawn_warning)
+        spawn_rate_chosen_by_user(ctx.given.get("spawn_rate") is not None)
     if ctx is None or type(environment.runner).__name__ == "WorkerRunner":
         return
     delivery = LiveDelivery(ctx.settings.target.control_url)

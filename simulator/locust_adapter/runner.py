@@ -30,6 +30,7 @@ from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
 from simulator.locust_adapter.settings import RunSettings
+from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.plan import devices_online_at, online_offsets_us
@@ -167,6 +168,7 @@ class LocustRun:
         runner = env.runner
         ramp = self.scenario.fleet.ramp
         rate = self.spawn_rate or default_spawn_rate(self.scenario.fleet)
+        spawn_rate_chosen_by_user(bool(self.spawn_rate))  # Locust's ">100" warning only for the user's rate
         # With a ramp only the devices online at offset 0 onboard before the run's clock starts (all of them
         # without one); the rest come online in phase 2 as the ramp climbs (one tick ahead, as the shape does).
         initial = sum(1 for t in online_offsets_us(ramp, devices) if t == 0)
