@@ -146,6 +146,10 @@ class AmqttBroker:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        # A clean run's child writes nothing: one empty amqtt-<random>.log per start piled up in the state
+        # dir. A log with something in it is kept for post-mortems.
+        if self._log_path is not None and self._log_path.exists() and self._log_path.stat().st_size == 0:
+            self._log_path.unlink(missing_ok=True)
         if self._config_path is not None:
             self._config_path.unlink(missing_ok=True)
             self._config_path = None
@@ -158,7 +162,7 @@ class AmqttBroker:
 
     @property
     def log_path(self) -> Path | None:
-        """The child's log (stderr); kept after stop() for post-mortems."""
+        """The child's log (stderr); kept after stop() for post-mortems when not empty."""
         return self._log_path
 
     def wait_for_refusals(self, kind: str, count: int = 1, timeout_s: float = 5.0) -> bool:
