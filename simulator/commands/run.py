@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
+    from simulator.scenario.load_notes import idle_devices_note
+
+    note = idle_devices_note(scenario)  # a bigger fleet is not more load by itself: say so before the run
+    if note:
+        print(f"fleetsim: {note}", file=sys.stderr, flush=True)
     from simulator.locust_adapter.session import run_session
 
     return run_session(scenario, scenario_path=args.scenario, overrides=overrides,
