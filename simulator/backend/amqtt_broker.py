@@ -1,6 +1,6 @@
 """The pip-only broker: amqtt 0.12.1 as a subprocess with mutual TLS, CN identity and a per-device prefix ACL.
 
-Used by the embedded backend when mosquitto is not on PATH (simulator.backend.broker.select_broker). It
+Used by the embedded backend when mosquitto is not found (simulator.backend.broker_select). It
 runs in its own process (`python -m simulator.backend.amqtt_main`) because amqtt is a busy asyncio broker that
 would compete with the load generator's gevent loop, and because its in-process `shutdown()` can hang: a
 process can always be terminated and, failing that, killed, which frees the port.

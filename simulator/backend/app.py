@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CA, keys, device registry, broker config and logs (reused across runs)")
     parser.add_argument("--realm", default="fleetsim", help="Astarte realm name (default: fleetsim)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
-                        help="auto = mosquitto when on PATH, else the pip-only amqtt broker")
+                        help="auto = mosquitto when on PATH or in an sbin folder, else the pip-only amqtt")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--json", action="store_true",
                         help="print one line of JSON (BackendInfo, includes the agent JWT) and nothing else")

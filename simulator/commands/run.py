@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web", action="store_true", help="serve the Locust web UI on 127.0.0.1:8089")
     parser.add_argument("--web-port", type=int, default=8089)
     parser.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"],
-                        help="embedded backend broker (auto: mosquitto when on PATH)")
+                        help="embedded backend broker (auto: mosquitto when on PATH or in an sbin folder)")
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
