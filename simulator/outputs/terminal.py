@@ -156,4 +156,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     extra: Mapping[str, Any] = summary.get("extra") or {}
     if extra.get("broker_warning"):
         out.append(f"WARNING: {extra['broker_warning']}")
+    fleet: Mapping[str, Any] = extra.get("fleet") or {}
+    failed: Mapping[str, Any] = fleet.get("failed_devices") or {}
+    if failed:
+        shown = "; ".join(f"{dev}: {why}" for dev, why in list(failed.items())[:3])
+        more = f" (+{int(fleet.get('failed') or len(failed)) - 3} more)" if int(fleet.get("failed") or 0) > 3 else ""
+        out.append(f"devices that never came online: {fleet.get('failed', len(failed))}: {shown}{more} "
+                   "(summary.json extra.fleet.failed_devices)")
     return "\n".join(out) + "\n"

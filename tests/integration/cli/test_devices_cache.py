@@ -7,6 +7,7 @@ HTTP 422. Now both transports share the cache, and `fleetsim devices list|unregi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import require_service
@@ -49,6 +50,24 @@ def test_sdk_after_lean_uses_the_same_credentials(tmp_path: Path) -> None:
     assert out.count("secret + certificate") == DEVICES, out
     log = (tmp_path / "st" / "backend" / "backend-process.log").read_text()
     assert "Fatal Python error" not in log, log  # issue 15 item 7, after real runs
+
+
+def test_a_device_that_cannot_pair_is_named_with_its_reason(tmp_path: Path) -> None:
+    # Issue 15 item 4: one device the target refuses (its secret forgotten locally) is reported by name and
+    # reason, on the console and in summary.json, while the others run.
+    scenario = _scenario(tmp_path)
+    code, out = _run(tmp_path, scenario, "lean", "st")
+    assert code == 0, out
+    code, out = _devices(tmp_path, "list", "--state-dir", "st")
+    victim = out.splitlines()[1].split()[0]
+    code, out = _devices(tmp_path, "forget", victim, "--state-dir", "st")
+    assert code == 0 and "forgot 1 device(s)" in out, out
+    code, out = _run(tmp_path, scenario, "lean", "st")
+    assert f"devices that never came online: 1: {victim}: AlreadyRegistered" in out, out
+    run_dir = max(p for p in (tmp_path / "results").iterdir() if p.is_dir())
+    fleet = json.loads((run_dir / "summary.json").read_text())["extra"]["fleet"]
+    assert fleet["failed"] == 1 and fleet["online"] == DEVICES - 1
+    assert list(fleet["failed_devices"]) == [victim] and "HTTP 422" in fleet["failed_devices"][victim]
 
 
 def test_lean_after_sdk_then_forget_and_unregister(tmp_path: Path) -> None:
