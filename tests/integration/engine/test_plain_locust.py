@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,15 +15,13 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_locust_headless_against_fleetsim_backend(tiny_scenario: Path, tmp_path: Path) -> None:
-    locust = shutil.which("locust")
-    assert locust is not None, "locust is a dependency of fleetsim"
     with BackendProcess(tmp_path / "backend") as backend:
         info_file = tmp_path / "backend" / "backend.json"
         assert backend.info is not None and info_file.is_file()
         env = dict(os.environ, FLEETSIM_BACKEND_INFO=str(info_file), FLEETSIM_SCENARIO=str(tiny_scenario),
                    FLEETSIM_STATE_DIR=str(tmp_path / "gen"))
-        proc = subprocess.run([sys.executable, locust, "-f", str(REPO / "locustfile.py"), "--headless", "-u", "20",
-                               "-r", "20", "-t", "12s", "--only-summary"],
+        proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(REPO / "locustfile.py"), "--headless",
+                               "-u", "20", "-r", "20", "-t", "12s", "--only-summary"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -47,8 +44,6 @@ def test_locust_shape_follows_the_ramp_and_stops_at_the_scenario_end(tmp_path: P
     require_service("mosquitto", binary="mosquitto")
     scenario = tmp_path / "ramped.yaml"
     scenario.write_text(RAMPED)
-    locust = shutil.which("locust")
-    assert locust is not None
     with BackendProcess(tmp_path / "backend") as backend:
         info_file = tmp_path / "backend" / "backend.json"
         assert backend.info is not None
@@ -56,7 +51,7 @@ def test_locust_shape_follows_the_ramp_and_stops_at_the_scenario_end(tmp_path: P
                    FLEETSIM_STATE_DIR=str(tmp_path / "gen"))
         # No -u, -r or -t: the shape brings the 20 devices online along the ramp and ends the test itself
         # (12 s of plan + drain), where Locust alone would run until interrupted.
-        proc = subprocess.run([sys.executable, locust, "-f", str(REPO / "locustfile.py"), "--headless",
+        proc = subprocess.run([sys.executable, "-m", "locust", "-f", str(REPO / "locustfile.py"), "--headless",
                                "--only-summary"], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=120)
     out = proc.stdout + proc.stderr
