@@ -258,6 +258,7 @@ class _RequestsProxy:
 
     def __init__(self, real: Any) -> None:
         self._real = real
+        self.retry_sleep: Callable[[float], None] = time.sleep  # a greenlet switch under gevent; tests record
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -272,7 +273,8 @@ class _RequestsProxy:
         start = time.monotonic()
         try:
             # The same retries as the lean transport's pairing client (429, 5xx, connection errors).
-            return send_with_retries(kind, lambda: self._real.request(method, url, **kwargs))
+            return send_with_retries(kind, lambda: self._real.request(method, url, **kwargs),
+                                     sleep=self.retry_sleep)
         finally:
             spent = time.monotonic() - start
             _counts[kind] = _counts.get(kind, 0) + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,24 @@ def test_the_connection_pool_holds_every_concurrent_onboarding(
     assert statuses == [401] * n  # every call answered (an unknown device's secret is refused)
     full = [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
     assert bool(full) is discards, len(full)
+
+
+def test_the_sdk_transports_own_pairing_calls_retry_too(flaky: FlakyPairing) -> None:
+    from astarte.device import pairing_handler
+
+    from simulator.transports.sdk_patches import install_pairing_shim, register_pairing_ca
+
+    install_pairing_shim()
+    register_pairing_ca(flaky.url, str(flaky.ca.ca_cert_path))
+    proxy = pairing_handler.requests
+    waits: list[float] = []
+    proxy.retry_sleep = waits.append  # type: ignore[attr-defined]
+    before = RETRY_COUNTS.snapshot()
+    try:
+        secret = pairing_handler.register_device_with_jwt_token(
+            device_id(), REALM, flaky.tokens.issue_agent_token(), flaky.url, False)
+    finally:
+        proxy.retry_sleep = time.sleep  # type: ignore[attr-defined]
+    assert isinstance(secret, str) and secret
+    assert len(flaky.failed) == 1 and len(waits) == 1
+    assert RETRY_COUNTS.since(before) == {"pairing_retries.registration": 1}
