@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="list cached devices; unregister them on the target (and forget); forget locally")
     parser.add_argument("device_ids", nargs="*", metavar="DEVICE",
                         help="device ids (default: the --scenario's devices, else every cached device)")
-    parser.add_argument("--target", default="embedded",
-                        help="'embedded' (default), a running backend's backend.json, or a real-Astarte target file")
+    parser.add_argument("--target", default=None,
+                        help="'embedded', a running backend's backend.json, or a real-Astarte target file "
+                             "(default: the --scenario's target, else embedded)")
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="the state dir of `fleetsim run` (default .fleetsim, or $FLEETSIM_STATE_DIR)")
     parser.add_argument("--scenario", help="take the device ids and the realm from this scenario")
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="broker of the embedded backend when --target embedded starts it")
 
 
-def _scenario_ids(path: str) -> tuple[list[str], str]:
+def _scenario_ids(path: str) -> tuple[list[str], str, str]:
     from simulator.ids import device_id
     from simulator.scenario.loader import load_scenario
 
@@ -53,20 +54,21 @@ def _scenario_ids(path: str) -> tuple[list[str], str]:
         ids = [device_id(scenario.seed, i, fleet.id_scheme, fleet.id_prefix) for i in range(fleet.devices)]
     except ValueError as exc:
         raise UsageError(f"{path}: fleet: {exc}") from None
-    return ids, scenario.realm
+    return ids, scenario.realm, scenario.target
 
 
 def run(args: argparse.Namespace) -> int:
     from simulator.generator.target import open_target
 
     wanted: list[str] = list(args.device_ids)
-    realm = args.realm
+    realm, target_name = args.realm, args.target
     if args.scenario:
-        ids, scenario_realm = _scenario_ids(args.scenario)
+        ids, scenario_realm, scenario_target = _scenario_ids(args.scenario)
         wanted = wanted or ids
         realm = realm or scenario_realm
+        target_name = target_name or scenario_target
     realm = realm or "fleetsim"
-    with open_target(args.target, realm, Path(args.state_dir), broker=args.broker) as target:
+    with open_target(target_name or "embedded", realm, Path(args.state_dir), broker=args.broker) as target:
         cache = CredentialsCache.for_target(target.credentials_dir, target.realm, target.pairing_url)
         ids = wanted or cache.device_ids()
         where = f"realm {target.realm} at {target.pairing_url}"
