@@ -7,9 +7,9 @@
 - `forget`: remove the local credentials only (the target still has the device: a later run answers 422 for it).
 
 Which devices: the ids given, else those of `--scenario` (its seed and id scheme), else every cached one.
-The target is resolved as `fleetsim run` does (`--target embedded` starts the embedded backend of
-`<state-dir>/backend` for the call; a backend.json uses a running `fleetsim backend`; a target file a real
-Astarte). Exit 0 when every device was handled, 1 when some unregistration failed, 2 on bad input.
+The target is resolved as `fleetsim run` does (`--target embedded`: the backend already running on
+`<state-dir>/backend` if there is one, else one started for the call; a backend.json: that running backend; a
+target file: a real Astarte). Exit 0 when every device was handled, 1 when some unregistration failed, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         realm = realm or scenario_realm
         target_name = target_name or scenario_target
     realm = realm or "fleetsim"
-    with open_target(target_name or "embedded", realm, Path(args.state_dir), broker=args.broker) as target:
+    state_dir = Path(args.state_dir)
+    with open_target(_running_or(target_name or "embedded", state_dir), realm, state_dir,
+                     broker=args.broker) as target:
         cache = CredentialsCache.for_target(target.credentials_dir, target.realm, target.pairing_url)
         ids = wanted or cache.device_ids()
         where = f"realm {target.realm} at {target.pairing_url}"
@@ -80,6 +82,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"forgot {len(ids)} device(s) of {where} (local credentials only; {cache.base})")
             return 0
         return _unregister(target, cache, ids, where)
+
+
+def _running_or(target: str, state_dir: Path) -> str:
+    """The embedded backend of this state dir as it runs now (`fleetsim backend` wrote its backend.json), or
+    `target` unchanged: a second backend on the same state dir would share its device registry file."""
+    info = state_dir / "backend" / "backend.json"
+    if target != "embedded" or not info.is_file():
+        return target
+    from simulator.generator.target import target_from_backend_info
+
+    try:
+        target_from_backend_info(info, state_dir)  # probes it: a file left by a killed backend is skipped
+    except UsageError:
+        return target
+    return str(info)
 
 
 def _list(cache: CredentialsCache, ids: list[str], where: str) -> int:

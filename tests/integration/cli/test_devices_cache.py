@@ -91,3 +91,16 @@ def test_lean_after_sdk_then_forget_and_unregister(tmp_path: Path) -> None:
     assert code == 0 and f"unregistered {DEVICES} device(s)" in out and "0 failed" in out, out
     code, out = _run(tmp_path, scenario, "lean", "st")
     assert code == 0 and "422" not in out, out
+
+
+def test_devices_uses_the_backend_already_running_on_the_state_dir(tmp_path: Path) -> None:
+    # A second embedded backend on the same state dir would share its device registry file: use the running
+    # one (its backend.json), and say where.
+    from simulator.generator.backend_process import BackendProcess
+
+    require_service("mosquitto", binary="mosquitto")
+    with BackendProcess(tmp_path / "st" / "backend") as backend:
+        assert backend.info is not None
+        code, out = _devices(tmp_path, "unregister", "AAAAAAAAAAAAAAAAAAAAAA", "--state-dir", "st")
+        assert code == 0, out
+        assert f"at {backend.info.pairing_url};" in out and "1 were not registered" in out, out
