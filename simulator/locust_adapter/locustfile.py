@@ -12,7 +12,7 @@ from typing import Any
 
 from locust import events
 
-from simulator.errors import FleetsimError
+from simulator.errors import ConfigErrors, FleetsimError
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
@@ -40,7 +40,8 @@ def _init(environment: Any, **_: Any) -> None:
     except FleetsimError as exc:
         # One line and exit 2 (bad input), before any user starts: Locust logs an exception raised in an
         # init handler as a traceback and carries on, so every device would then fail with one of its own.
-        print(f"fleetsim: {exc}", file=sys.stderr)
+        lines = [str(e) for e in exc.errors] if isinstance(exc, ConfigErrors) else [f"fleetsim: {exc}"]
+        print("\n".join(lines), file=sys.stderr)  # as `fleetsim run` prints them (simulator.cli)
         raise SystemExit(exc.exit_code) from None
     if ctx is not None:  # Locust's ">100" spawn-rate warning only when -r was given (spawn_warning)
         spawn_rate_chosen_by_user(ctx.given.get("spawn_rate") is not None)
