@@ -3,7 +3,7 @@
     python bench/backend_capacity.py --quick                     # 300 devices, 3 short steps, both brokers
     python bench/backend_capacity.py --broker mosquitto --devices 3000 --rates 1k,2k,3k,4k --seconds 10
 
-For each broker: the embedded backend runs as `fleetsim run` runs it (simulator.backend.process
+For each broker: the embedded backend runs as `fleetsim run` runs it (simulator.generator.backend_process
 BackendProcess: pairing, mutual-TLS broker with the per-device ACL, the collector subscribed to `<realm>/#` at
 QoS 2), state under .fleetsim/bench/ so the CA and the device certificates are reused. Every device is
 registered and certified once by the parent (bench.common.provision: the first pairing pass; later runs only
@@ -169,7 +169,7 @@ def measure_broker(kind: str, args: argparse.Namespace, ids: list[str]) -> dict[
 
     import psutil
 
-    from simulator.backend.process import BackendProcess
+    from simulator.generator.backend_process import BackendProcess
 
     backend = BackendProcess(STATE_DIR / f"backend-{REALM}", realm=REALM, broker=kind, start_timeout_s=60)
     info = backend.start()

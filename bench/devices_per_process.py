@@ -47,7 +47,7 @@ def child(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     from simulator.ids import device_id
     from simulator.interfaces.loader import load_interfaces
     from simulator.transports.base import Endpoint
-    from simulator.transports.lean import LeanFleet
+    from simulator.transports.lean_fleet import LeanFleet
     from simulator.transports.ports import loopback_addresses
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -143,7 +143,7 @@ def _connect_all(connect: Callable[[str], object], ids: list[str], concurrency: 
 
 def child_lean(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     from simulator.interfaces.loader import load_interfaces
-    from simulator.transports.lean import LeanFleet
+    from simulator.transports.lean_fleet import LeanFleet
 
     ids = _ids(args)
     fleet = LeanFleet(_endpoint(info), load_interfaces(), revalidate=False, timeout_s=60.0)

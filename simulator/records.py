@@ -8,11 +8,11 @@ the summary says otherwise (clock offset estimate, issue 6).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simulator.events import EventKey
 
-__all__ = ["ARRIVAL_LOG_HEADER", "SEND_LOG_HEADER", "ArrivalRecord", "SendRecord"]
+__all__ = ["ARRIVAL_LOG_HEADER", "SEND_LOG_HEADER", "ArrivalRecord", "OnboardingTimes", "SendRecord"]
 
 
 @dataclass(slots=True)
@@ -44,3 +44,16 @@ SEND_LOG_HEADER = ("device_id", "request_uuid", "status", "progress", "occurrenc
                    "intended", "sent", "t_ms", "acked", "error", "code")
 ARRIVAL_LOG_HEADER = ("device_id", "request_uuid", "status", "progress", "occurrence", "arrival", "t_ms", "qos",
                       "code")
+
+
+@dataclass
+class OnboardingTimes:
+    """Seconds spent in each onboarding phase of one connect (None = phase skipped, e.g. cached secret)."""
+
+    registration: float | None = None
+    certificate: float | None = None  # CSR -> signed certificate
+    pairing_info: float | None = None  # GET /devices/<id> for broker_url
+    connect: float | None = None  # TCP + TLS + CONNECT/CONNACK
+    handshake: float | None = None  # subscriptions, introspection, emptyCache, properties
+    session_present: bool = False
+    extra: dict[str, float] = field(default_factory=dict)

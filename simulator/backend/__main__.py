@@ -1,4 +1,4 @@
-"""`python -m simulator.backend`: the embedded backend in its own process (see simulator.backend.process).
+"""`python -m simulator.backend`: the embedded backend in its own process (see simulator.generator.backend_process).
 
 Same flags as `fleetsim backend`; one clear line on stderr and exit 2 on a start failure, never a traceback.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from simulator.commands import backend as command
+from simulator.backend import app as command
 from simulator.errors import FleetsimError
 
 __all__ = ["main"]

@@ -1,6 +1,6 @@
 """The pip-only broker: amqtt 0.12.1 as a subprocess with mutual TLS, CN identity and a per-device prefix ACL.
 
-Used by the embedded backend when mosquitto is not on PATH (simulator.backend.broker.select_broker). It
+Used by the embedded backend when mosquitto is not found (simulator.backend.broker_select). It
 runs in its own process (`python -m simulator.backend.amqtt_main`) because amqtt is a busy asyncio broker that
 would compete with the load generator's gevent loop, and because its in-process `shutdown()` can hang: a
 process can always be terminated and, failing that, killed, which frees the port.
@@ -18,6 +18,7 @@ like VerneMQ's.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -47,6 +48,14 @@ class AmqttBroker:
     """
 
     name = "amqtt"
+
+    @property
+    def version(self) -> str:
+        """The installed amqtt distribution's version ("" when its metadata is missing)."""
+        try:
+            return importlib.metadata.version("amqtt")
+        except importlib.metadata.PackageNotFoundError:
+            return ""
 
     def __init__(
         self, config: BrokerConfig, *, start_timeout_s: float = 30.0, stop_timeout_s: float = 5.0
@@ -137,6 +146,10 @@ class AmqttBroker:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        # A clean run's child writes nothing: one empty amqtt-<random>.log per start piled up in the state
+        # dir. A log with something in it is kept for post-mortems.
+        if self._log_path is not None and self._log_path.exists() and self._log_path.stat().st_size == 0:
+            self._log_path.unlink(missing_ok=True)
         if self._config_path is not None:
             self._config_path.unlink(missing_ok=True)
             self._config_path = None
@@ -149,7 +162,7 @@ class AmqttBroker:
 
     @property
     def log_path(self) -> Path | None:
-        """The child's log (stderr); kept after stop() for post-mortems."""
+        """The child's log (stderr); kept after stop() for post-mortems when not empty."""
         return self._log_path
 
     def wait_for_refusals(self, kind: str, count: int = 1, timeout_s: float = 5.0) -> bool:

@@ -1,20 +1,20 @@
-"""The embedded backend's MQTT broker: its configuration, the protocol every broker implements, and selection.
+"""The embedded backend's MQTT broker: its configuration and the protocol every broker implements.
 
 The broker plays Astarte's VerneMQ + astarte_vmq_plugin (PROTOCOL.md section 1): MQTT 3.1.1 over mutual TLS,
 identity = client-certificate CN `<realm>/<device_id>`, a device may publish/subscribe only under its own
 prefix, and one privileged identity (`admin_cn`) may read and write everything (the collector and the campaign
-driver). Two implementations: mosquitto (simulator.backend.mosquitto) when the binary is on PATH, otherwise
-the pip-only amqtt broker (simulator.backend.amqtt_broker), which has a much lower ceiling.
+driver). Two implementations: mosquitto (simulator.backend.mosquitto) when its binary is found, otherwise
+the pip-only amqtt broker (simulator.backend.amqtt_broker), which has a much lower ceiling; the choice is
+simulator.backend.broker_select.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["ADMIN_CN", "Broker", "BrokerConfig", "BrokerKind", "select_broker"]
+__all__ = ["ADMIN_CN", "Broker", "BrokerConfig", "BrokerKind"]
 
 # The collector / campaign identity's certificate CN; it gets `topic readwrite #`.
 ADMIN_CN = "fleetsim-admin"
@@ -63,22 +63,7 @@ class Broker(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def version(self) -> str: ...  # e.g. "2.0.11"; "" when unknown (said in the run's summary)
+
     def refusals(self) -> dict[str, int]: ...
-
-
-def select_broker(kind: str, config: BrokerConfig) -> Broker:
-    """The broker for `kind`: "mosquitto", "amqtt", or "auto" (mosquitto when on PATH, else amqtt).
-
-    Raises ValueError on an unknown kind and FileNotFoundError when mosquitto is asked for but absent.
-    """
-    if kind not in ("auto", "mosquitto", "amqtt"):
-        raise ValueError(f"unknown broker {kind!r}: expected auto, mosquitto or amqtt")
-    if kind == "mosquitto" or (kind == "auto" and shutil.which("mosquitto") is not None):
-        from simulator.backend.mosquitto import MosquittoBroker
-
-        return MosquittoBroker(config)
-    # Imported lazily: amqtt pulls in its own asyncio stack, and its module is written by another engineer.
-    from simulator.backend.amqtt_broker import AmqttBroker
-
-    broker: Broker = AmqttBroker(config)
-    return broker

@@ -325,13 +325,3 @@ class CampaignState:
             "late_events": self.late_events,
             "operations": [o.as_dict() for o in ops],
         }
-
-
-def __getattr__(name: str) -> Any:
-    """`CampaignRunner` and `CampaignManager` live in simulator.backend.campaign_runner (they do I/O); they
-    are importable from here too, lazily, so this module stays free of paho."""
-    if name in ("CampaignRunner", "CampaignManager"):
-        from simulator.backend import campaign_runner
-
-        return getattr(campaign_runner, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,7 @@ import psutil
 
 from simulator.backend.broker import BrokerConfig
 
-__all__ = ["MosquittoBroker", "free_port", "parse_refusals"]
+__all__ = ["MosquittoBroker", "free_port", "mosquitto_version", "parse_refusals"]
 
 _START_DEADLINE_S = 5.0
 _STOP_TIMEOUT_S = 5.0
@@ -53,6 +53,20 @@ _REFUSAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("tls_error", re.compile(r"OpenSSL Error|Client connection from \S+ failed: error:")),
     ("not_authorised", re.compile(r"disconnected, not authori[sz]ed")),
 )
+
+
+_VERSION = re.compile(rb"mosquitto version (\S+)")
+
+
+def mosquitto_version(binary: str) -> str:
+    """"2.0.11" from `mosquitto -h`'s first line ("mosquitto version 2.0.11"); "" when it cannot be read."""
+    try:
+        # `-h` prints usage and exits (code 3 on 2.0); 5 s is ample for a binary that only prints its help.
+        out = subprocess.run([binary, "-h"], capture_output=True, timeout=5.0, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    match = _VERSION.search(out.stdout + out.stderr)
+    return match.group(1).decode("ascii", "replace") if match else ""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -80,6 +94,7 @@ class MosquittoBroker:
     def __init__(self, config: BrokerConfig, binary: str = "mosquitto") -> None:
         self._config = config
         self._binary = binary
+        self._version: str | None = None  # read from the binary on first use
         self._dir = config.work_dir / "mosquitto"
         self._proc: subprocess.Popen[bytes] | None = None
         self._port = config.port
@@ -94,6 +109,12 @@ class MosquittoBroker:
     @property
     def name(self) -> str:
         return "mosquitto"
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            self._version = mosquitto_version(self._binary)
+        return self._version
 
     @property
     def port(self) -> int:

@@ -18,65 +18,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from simulator.backend.broker import ADMIN_CN, Broker, BrokerConfig, select_broker
+from simulator.backend.broker import ADMIN_CN, Broker, BrokerConfig
+from simulator.backend.broker_select import select_broker
 from simulator.backend.ca import LocalCA
 from simulator.backend.jwt_tokens import AgentTokens
 from simulator.backend.pairing import PairingServer
+from simulator.backend_info import BackendInfo
 
-__all__ = ["BackendInfo", "EmbeddedBackend"]
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """What a client of the embedded backend needs; every field a string (paths absolute)."""
-
-    realm: str
-    pairing_url: str  # the SDK's pairing_base_url, "https://127.0.0.1:<port>/pairing"
-    broker_url: str  # "mqtts://127.0.0.1:<port>/"
-    broker_kind: str  # "mosquitto" | "amqtt"
-    agent_jwt: str  # Bearer token for POST /agent/devices (claim a_pa)
-    ca_file: str
-    admin_cert: str  # the collector / campaign identity (CN fleetsim-admin, ACL readwrite #)
-    admin_key: str
-    control_url: str  # the collector's HTTP control/metrics endpoint; "" when not running
-    state_dir: str
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> BackendInfo:
-        """Parse `to_json()` output; raises ValueError naming a missing or mistyped field."""
-        doc = json.loads(text)
-        if not isinstance(doc, dict):
-            raise ValueError("backend info: expected a JSON object")
-        values: dict[str, str] = {}
-        for f in fields(cls):
-            value = doc.get(f.name)
-            if not isinstance(value, str):
-                raise ValueError(f"backend info: field {f.name!r} missing or not a string")
-            values[f.name] = value
-        return cls(**values)
-
-    @property
-    def broker_host(self) -> str:
-        return self.broker_url.split("://", 1)[-1].rsplit(":", 1)[0]
-
-    @property
-    def broker_port(self) -> int:
-        return int(self.broker_url.rstrip("/").rsplit(":", 1)[1])
-
-    def client_env(self) -> dict[str, str]:
-        """Environment that makes an unmodified SDK verify the pairing server and broker against our CA."""
-        return {"REQUESTS_CA_BUNDLE": self.ca_file, "SSL_CERT_FILE": self.ca_file}
+__all__ = ["EmbeddedBackend"]
 
 
 class EmbeddedBackend:
@@ -136,6 +91,7 @@ class EmbeddedBackend:
         control_url = self._start_collector(broker, admin_cert, admin_key)
         return BackendInfo(
             realm=self.realm, pairing_url=pairing.url, broker_url=broker.url, broker_kind=broker.name,
+            broker_version=broker.version,
             agent_jwt=self.tokens.issue_agent_token(), ca_file=str(self.ca.ca_cert_path),
             admin_cert=str(admin_cert), admin_key=str(admin_key), control_url=control_url,
             state_dir=str(self.state_dir),

@@ -1,101 +1,19 @@
-"""`fleetsim backend`: run the embedded Astarte stand-in until SIGINT/SIGTERM; print what clients need."""
+"""`fleetsim backend`: the embedded backend's own app (simulator.backend.app), run in the foreground."""
 
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
-from pathlib import Path
-from types import FrameType
 
-from simulator.errors import UsageError
+from simulator.backend import app
 
-__all__ = ["HELP", "add_arguments", "describe", "run"]
+__all__ = ["HELP", "add_arguments", "run"]
 
-HELP = "Run the embedded backend (local CA, Pairing API, MQTT broker with mutual TLS, collector)."
+HELP = app.HELP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=Path, default=Path(".fleetsim/backend"),
-                        help="CA, keys, device registry, broker config and logs (reused across runs)")
-    parser.add_argument("--realm", default="fleetsim", help="Astarte realm name (default: fleetsim)")
-    parser.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
-                        help="auto = mosquitto when on PATH, else the pip-only amqtt broker")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one line of JSON (BackendInfo, includes the agent JWT) and nothing else")
-    parser.add_argument("--exit-on-stdin-eof", action="store_true",
-                        help="stop when standard input closes (the parent that started us has gone)")
-
-
-def describe(info_json: str) -> str:
-    """The human-readable banner: URLs, realm, token, CA, and how to point a load test at them."""
-    from simulator.backend.server import BackendInfo
-
-    info = BackendInfo.from_json(info_json)
-    return "\n".join([
-        "fleetsim embedded backend is running (Ctrl-C to stop)",
-        f"  realm         {info.realm}",
-        f"  pairing URL   {info.pairing_url}",
-        f"  broker URL    {info.broker_url}  ({info.broker_kind})",
-        f"  CA file       {info.ca_file}",
-        f"  admin cert    {info.admin_cert}",
-        f"  control URL   {info.control_url or '(collector control endpoint not available)'}",
-        f"  state dir     {info.state_dir}",
-        f"  agent JWT     {info.agent_jwt}",
-        "",
-        "SDK devices trust this CA with:",
-        f"  export REQUESTS_CA_BUNDLE={info.ca_file} SSL_CERT_FILE={info.ca_file}",
-        "Run a load test against it, e.g.:",
-        f"  FLEETSIM_BACKEND_INFO={info.state_dir}/backend.json locust -f locustfile.py --headless "
-        f"-u 100 -r 10 --run-time 2m --host {info.pairing_url}",
-    ])
-
-
-def _write_info(state_dir: Path, text: str) -> Path:
-    """`<state_dir>/backend.json` (0600: it holds the agent JWT) so other processes can find the backend."""
-    from simulator.private_files import write_private
-
-    path = state_dir / "backend.json"
-    write_private(path, text.encode() + b"\n")
-    return path
+    app.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.backend.server import EmbeddedBackend
-
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    if args.exit_on_stdin_eof:
-        # The parent (fleetsim run) keeps our stdin pipe open and never writes: EOF means it died without
-        # stopping us (SIGKILL, a crash), and a backend must not outlive its run.
-        def _watch_parent() -> None:
-            sys.stdin.buffer.read()
-            stop.set()
-
-        threading.Thread(target=_watch_parent, daemon=True, name="parent-watch").start()
-    backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host)
-    info_file: Path | None = None
-    try:
-        try:
-            info = backend.start()
-        except (OSError, RuntimeError, ValueError, ImportError) as exc:
-            raise UsageError(f"cannot start the embedded backend: {exc}") from None
-        info_file = _write_info(Path(info.state_dir), info.to_json())
-        print(info.to_json() if args.json else describe(info.to_json()), flush=True)
-        while not stop.wait(1.0):  # wakes on the signal; the 1 s bound keeps signals responsive everywhere
-            pass
-    finally:
-        backend.stop()
-        if info_file is not None:
-            info_file.unlink(missing_ok=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if not args.json:
-        print("fleetsim backend stopped", file=sys.stderr)
-    return 0
+    return app.run(args)

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web", action="store_true", help="serve the Locust web UI on 127.0.0.1:8089")
     parser.add_argument("--web-port", type=int, default=8089)
     parser.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"],
-                        help="embedded backend broker (auto: mosquitto when on PATH)")
+                        help="embedded backend broker (auto: mosquitto when on PATH or in an sbin folder)")
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
+    from simulator.scenario.load_notes import idle_devices_note
+
+    note = idle_devices_note(scenario)  # a bigger fleet is not more load by itself: say so before the run
+    if note:
+        print(f"fleetsim: {note}", file=sys.stderr, flush=True)
     settings = RunSettings(results_root=Path(args.results), processes=args.processes, spawn_rate=args.spawn_rate,
                            web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
                            broker=args.broker, engine="fleetsim run")

@@ -22,8 +22,8 @@ from simulator.errors import UsageError
 from simulator.faults.actions import FaultRunner
 from simulator.faults.proxy_process import ProxyProcess, ProxyProcessError
 from simulator.faults.schedule import DEVICE_KINDS, FaultSchedule, build_schedule, describe
-from simulator.generator.target import TargetInfo
 from simulator.scenario.model import Scenario
+from simulator.target_info import TargetInfo
 
 __all__ = ["RunFaults"]
 

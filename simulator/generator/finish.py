@@ -91,6 +91,8 @@ def finish_run(
     planned = plan.planned_events if plan is not None and scenario.mode == "self" else None
     notes: dict[str, Any] = {
         "target": target.redacted(), "broker": target.broker_kind, "reason": reason,
+        "broker_version": target.broker_version, "broker_label": target.broker_label,
+        "broker_warning": target.broker_warning,
         "fleet": dict(fleet_counters or {}),
         "not_attempted": (planned - recorder.totals["offered"]) if planned is not None else None,
         "not_attempted_reason": ("planned events never attempted: device not online, or the run was stopped "

@@ -32,6 +32,7 @@ from simulator.plan import NEVER_ONLINE, FleetPlan, device_rng, fleet_firmware
 from simulator.records import SendRecord
 from simulator.scenario.model import Scenario
 from simulator.transports.base import OnboardingTimes, Transport
+from simulator.transports.pairing_counts import RETRY_COUNTS
 
 __all__ = ["FleetCallbacks", "ProcessFleet", "drive_device", "make_transport_factory"]
 
@@ -40,6 +41,8 @@ log = logging.getLogger("fleetsim.fleet")
 # Devices onboarding at once per process (registration, CSR, TLS + CONNACK, handshake). 64 keeps one core
 # busy with handshakes without letting any of them approach the transport's 15 s timeout.
 ONBOARDING_CONCURRENCY = 64
+# Failed devices named in the counters (summary.json); the rest are counted ("failed") and logged.
+FAILED_SHOWN = 50
 
 
 @dataclass
@@ -63,14 +66,12 @@ def make_transport_factory(kind: str, target: TargetInfo, clock: Clock) -> tuple
         lean = LeanFleet(endpoint, load_interfaces(), clock=clock)
         return lean.transport, lean.stop
     if kind == "sdk":
-        from pathlib import Path
-
         from simulator.interfaces.loader import INTERFACES_DIR
-        from simulator.transports.credentials import CredentialsCache, target_key
+        from simulator.transports.credentials import CredentialsCache
         from simulator.transports.sdk import SdkFleet
 
-        cache = CredentialsCache(Path(endpoint.credentials_dir) / "sdk",
-                                 target_key(endpoint.realm, endpoint.pairing_url))
+        # The same cache as the lean transport's: a device keeps its secret and certificate across transports.
+        cache = CredentialsCache.for_target(endpoint.credentials_dir, endpoint.realm, endpoint.pairing_url)
         sdk = SdkFleet(endpoint, INTERFACES_DIR, cache, clock=clock)
         return sdk.transport, sdk.stop
     if kind == "memory":
@@ -106,6 +107,7 @@ class ProcessFleet:
     pacer: Pacer | None = field(init=False, default=None)
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
+    _pairing_counts_before: dict[str, int] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # A device the ramp never reaches is never brought online (it has no operation); online offsets grow
@@ -116,6 +118,7 @@ class ProcessFleet:
         self._onboarding_gate = gevent.lock.BoundedSemaphore(ONBOARDING_CONCURRENCY)
         self._factory, self._stop_transports = make_transport_factory(
             self.scenario.transport, self.target, self.clock)
+        self._pairing_counts_before = RETRY_COUNTS.snapshot()  # pairing retries are counted process-wide
         if self.indexes:
             self._maybe_begin()  # a ramp from 0 (nothing due at offset 0): the clock starts now
 
@@ -219,7 +222,12 @@ class ProcessFleet:
             total["due_points"] = stats.sent
             total["due_points_late"] = stats.late  # woke more than 1 ms after the intended time
             total["due_points_max_lag_us"] = round(stats.max_lag_s * 1e6)
-        return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total}
+        # Pairing API retries and give-ups per phase ("pairing_retries.registration", ...: pairing_retry), and
+        # the devices that never came online by name with the reason (the first FAILED_SHOWN of them).
+        total.update(RETRY_COUNTS.since(self._pairing_counts_before))
+        failed = {self.plan.device_ids[i]: why for i, why in sorted(self.failed.items())[:FAILED_SHOWN]}
+        return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total,
+                "failed_devices": failed}
 
 
 # A rebooting device first lets its in-flight publishes be acknowledged (a clean shutdown flushes the MQTT

@@ -1,65 +1,23 @@
 """Where the fleet goes: the embedded backend (default, started by fleetsim) or a target file (real Astarte).
 
 `open_target(...)` yields a `TargetInfo` and stops whatever it started. The embedded backend runs in a child
-process (simulator.backend.process) so that it uses the other core and stays out of Locust's gevent patching.
+process (simulator.generator.backend_process) so that it uses the other core and stays out of Locust's gevent
+patching; TargetInfo itself lives in simulator.target_info (faults and target files use it too).
 """
 
 from __future__ import annotations
 
-import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from simulator.backend.server import BackendInfo
+from simulator.backend_info import BackendInfo
 from simulator.errors import UsageError
-from simulator.transports.base import Endpoint
+from simulator.target_info import TargetInfo
 
 __all__ = ["TargetInfo", "open_target", "target_from_backend_info"]
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What a generator process needs to reach the backend (plain strings: it crosses process boundaries)."""
-
-    kind: str  # "embedded" | "astarte"
-    realm: str
-    pairing_url: str
-    agent_jwt: str
-    ca_file: str
-    ignore_ssl_errors: bool = False
-    credentials_dir: str = ".fleetsim/credentials"
-    control_url: str = ""  # the embedded collector's control/metrics endpoint ("" for a real Astarte)
-    broker_url: str = ""
-    broker_kind: str = ""
-    admin_cert: str = ""
-    admin_key: str = ""
-    target_file: str = ""  # a real Astarte: its target file, re-read by target_file.observer_for (no secret)
-    broker_override: str = ""  # issue 9: "host:port" of the fault proxy (transports.base.Endpoint)
-    broker_override_devices: tuple[str, ...] = ()  # the devices routed through it (() = all)
-
-    def endpoint(self) -> Endpoint:
-        return Endpoint(realm=self.realm, pairing_url=self.pairing_url, agent_jwt=self.agent_jwt,
-                        ca_file=self.ca_file or None, ignore_ssl_errors=self.ignore_ssl_errors,
-                        credentials_dir=self.credentials_dir, broker_override=self.broker_override,
-                        broker_override_devices=tuple(self.broker_override_devices))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> TargetInfo:
-        try:
-            return cls(**json.loads(text))
-        except (ValueError, TypeError) as exc:
-            raise UsageError(f"bad target info: {exc}") from exc
-
-    def redacted(self) -> dict[str, object]:
-        """For results and logs: no JWT, no key paths' contents (issue 9: no secret in results)."""
-        doc = asdict(self)
-        doc["agent_jwt"] = "<redacted>" if self.agent_jwt else ""
-        return doc
 
 
 @contextmanager
@@ -67,7 +25,7 @@ def open_target(target: str, realm: str, state_dir: Path, broker: str = "auto") 
     """`target` is "embedded" (started and stopped here), the backend.json of a running `fleetsim backend`, or
     the path of a real-Astarte target file (simulator.generator.target_file)."""
     if target == "embedded":
-        from simulator.backend.process import BackendProcess
+        from simulator.generator.backend_process import BackendProcess
 
         proc = BackendProcess(state_dir / "backend", realm=realm, broker=broker)
         try:
@@ -95,12 +53,35 @@ def target_from_backend_info(path: Path, state_dir: Path) -> TargetInfo:
         raise UsageError(f"{path}: no backend info; start `fleetsim backend` first") from exc
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable backend info: {exc}") from exc
+    _check_running(path, info)
     return _from_backend(info, state_dir)
+
+
+# Seconds to wait for the described backend's Pairing API to accept a TCP connection (loopback: ~0.1 ms).
+_PROBE_TIMEOUT_S = 2.0
+
+
+def _check_running(path: Path, info: BackendInfo) -> None:
+    """A backend.json outlives a backend that was killed (SIGKILL, a crash): say so in one line, before any
+    device or the collector fails on it with a traceback each."""
+    parts = urlsplit(info.pairing_url)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise UsageError(f"{path}: pairing_url: not a URL with a host and port: {info.pairing_url!r}")
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"{path}: the backend it describes is not running (pairing API {host}:{port}: "
+                         f"{exc.strerror or exc}); start `fleetsim backend` (it rewrites this file)") from None
 
 
 def _from_backend(info: BackendInfo, state_dir: Path) -> TargetInfo:
     return TargetInfo(kind="embedded", realm=info.realm, pairing_url=info.pairing_url,
                       agent_jwt=info.agent_jwt, ca_file=info.ca_file,
                       credentials_dir=str(state_dir / "credentials"), control_url=info.control_url,
-                      broker_url=info.broker_url, broker_kind=info.broker_kind, admin_cert=info.admin_cert,
+                      broker_url=info.broker_url, broker_kind=info.broker_kind,
+                      broker_version=info.broker_version, admin_cert=info.admin_cert,
                       admin_key=info.admin_key)

@@ -38,9 +38,9 @@ import yaml
 from yaml.nodes import Node, ScalarNode
 
 from simulator.errors import ConfigError, ConfigErrors
-from simulator.generator.target import TargetInfo
 from simulator.observers.base import Observer
 from simulator.scenario.nodes import NodeReader, line_of
+from simulator.target_info import TargetInfo
 
 __all__ = [
     "ObserverConfig",

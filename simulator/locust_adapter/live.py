@@ -107,4 +107,9 @@ def live_rows(ctx: FleetContext, delivery: LiveDelivery | None = None) -> list[d
         rows.append({"name": "sent but not yet delivered", "value": int(snap.get("sent") or 0) - delivery.count})
         rows.append({"name": "end-to-end p50 ms (arrival - device t, last second)", "value": delivery.e2e_p50_ms})
         rows.append({"name": "end-to-end p99 ms (arrival - device t, last second)", "value": delivery.e2e_p99_ms})
-    return rows
+    return [{"name": row["name"], "value": _shown(row["value"])} for row in rows]
+
+
+def _shown(value: Any) -> Any:
+    """Floats to 2 decimals for the web tab (ms: 10 us steps; HDR values carry ~15 digits of noise)."""
+    return round(value, 2) if isinstance(value, float) else value

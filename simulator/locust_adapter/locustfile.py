@@ -13,12 +13,14 @@ from typing import Any
 
 from locust import events
 
+from simulator.errors import ConfigErrors, FleetsimError
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
 from simulator.locust_adapter.options import add_options
 from simulator.locust_adapter.runner import books_of
 from simulator.locust_adapter.shape import FleetShape
+from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.run.execute import DriveOutcome, close_books, observer_for_target
@@ -35,7 +37,16 @@ def _options(parser: Any, **_: Any) -> None:
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
 def _init(environment: Any, **_: Any) -> None:
-    ctx = install_from_options(environment)
+    try:
+        ctx = install_from_options(environment)
+    except FleetsimError as exc:
+        # One line and exit 2 (bad input), before any user starts: Locust logs an exception raised in an
+        # init handler as a traceback and carries on, so every device would then fail with one of its own.
+        lines = [str(e) for e in exc.errors] if isinstance(exc, ConfigErrors) else [f"fleetsim: {exc}"]
+        print("\n".join(lines), file=sys.stderr)  # as `fleetsim run` prints them (simulator.cli)
+        raise SystemExit(exc.exit_code) from None
+    if ctx is not None:  # Locust's ">100" spawn-rate warning only when -r was given (spawn_warning)
+        spawn_rate_chosen_by_user(ctx.given.get("spawn_rate") is not None)
     if ctx is None or ctx.is_worker or ctx.spec is None or ctx.spec.target is None:
         return
     delivery = LiveDelivery(ctx.spec.target.control_url)

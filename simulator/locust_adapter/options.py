@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["DEFAULT_BACKEND_INFO", "add_options"]
 
-# Where `fleetsim backend` writes what a client needs (simulator/commands/backend.py).
+# Where `fleetsim backend` writes what a client needs (simulator/backend/app.py).
 DEFAULT_BACKEND_INFO = ".fleetsim/backend/backend.json"
 
 

@@ -28,6 +28,7 @@ from simulator.generator.ramp import default_spawn_rate, ramp_users
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
+from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.metrics.health import GeneratorHealth
@@ -201,6 +202,7 @@ class LocustDriver:
         devices = scenario.fleet.devices
         ramp = scenario.fleet.ramp
         rate = spec.settings.spawn_rate or default_spawn_rate(scenario.fleet)
+        spawn_rate_chosen_by_user(bool(spec.settings.spawn_rate))  # Locust's ">100" warning: the user's rate only
         # With a ramp only the devices online at offset 0 onboard before the run's clock starts (all of them
         # without one); the rest come online in phase 2 as the ramp climbs (one tick ahead, as the shape does).
         initial = sum(1 for t in online_offsets_us(ramp, devices) if t == 0)

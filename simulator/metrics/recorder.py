@@ -28,8 +28,7 @@ from simulator.clock import Clock
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us
 from simulator.metrics.logrows import send_from_row, send_to_row
-from simulator.records import ArrivalRecord, SendRecord
-from simulator.transports.base import OnboardingTimes
+from simulator.records import ArrivalRecord, OnboardingTimes, SendRecord
 
 __all__ = ["BUCKET_PATHS", "COUNTERS", "MetricsRecorder", "SecondBucket"]
 

@@ -65,6 +65,13 @@ def _col(rows: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, float
     return [(float(r["second"]), None if r.get(key) is None else float(r[key])) for r in rows]
 
 
+def _broker(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """(what carried the run, a warning or "") from summary.extra (older runs: extra.broker only)."""
+    extra: Mapping[str, Any] = summary.get("extra") or {}
+    label = str(extra.get("broker_label") or extra.get("broker") or "not recorded")
+    return label, str(extra.get("broker_warning") or "")
+
+
 def _verdict_html(summary: Mapping[str, Any]) -> str:
     status = str(summary.get("verdict", "unknown"))
     css = "ok" if status == "ok" else "warn" if status == "generator_saturated" else "bad"
@@ -271,7 +278,9 @@ def render_report(
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">started {_v(summary.get("started_at"))} · {_v(summary.get("duration_s"))} s · '
         f"{_v(summary.get('devices'))} devices · transport {_v(summary.get('transport'))} · "
-        f"target {_v(summary.get('target'))} · seed {_v(summary.get('seed'))}</p>",
+        f"target {_v(summary.get('target'))} · broker {escape(_broker(summary)[0])} · "
+        f"seed {_v(summary.get('seed'))}</p>",
+        *([f'<p class="warn">WARNING: {escape(_broker(summary)[1])}</p>'] if _broker(summary)[1] else []),
         _verdict_html(summary),
         "<h2>Throughput</h2>",
         _table(

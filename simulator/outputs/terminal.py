@@ -63,6 +63,12 @@ def _clock_lines(summary: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _broker_label(summary: Mapping[str, Any]) -> str:
+    """The broker that carried the run (extra.broker_label; runs written before it: extra.broker)."""
+    extra: Mapping[str, Any] = summary.get("extra") or {}
+    return str(extra.get("broker_label") or extra.get("broker") or "not recorded")
+
+
 def format_summary(summary: Mapping[str, Any]) -> str:
     ev: Mapping[str, Any] = summary.get("events", {})
     rate: Mapping[str, Any] = summary.get("rate", {})
@@ -74,6 +80,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{_v(summary.get('devices'))} devices, transport {summary.get('transport')}, "
         f"target {summary.get('target')}"
         + ("  [PARTIAL]" if summary.get("partial") else ""),
+        f"broker: {_broker_label(summary)}",
         "",
         format_table(
             ["events", "planned", "sent", "acked", "delivered", "lost", "dup", "reord", "late", "unexp"],
@@ -146,4 +153,14 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     )
     if summary.get("latency_trustworthy") is False:
         out.append(f"WARNING: latencies are not the backend's: {summary.get('latency_untrusted_reason')}")
+    extra: Mapping[str, Any] = summary.get("extra") or {}
+    if extra.get("broker_warning"):
+        out.append(f"WARNING: {extra['broker_warning']}")
+    fleet: Mapping[str, Any] = extra.get("fleet") or {}
+    failed: Mapping[str, Any] = fleet.get("failed_devices") or {}
+    if failed:
+        shown = "; ".join(f"{dev}: {why}" for dev, why in list(failed.items())[:3])
+        more = f" (+{int(fleet.get('failed') or len(failed)) - 3} more)" if int(fleet.get("failed") or 0) > 3 else ""
+        out.append(f"devices that never came online: {fleet.get('failed', len(failed))}: {shown}{more} "
+                   "(summary.json extra.fleet.failed_devices)")
     return "\n".join(out) + "\n"

@@ -10,10 +10,11 @@ only. Ack callbacks run on the transport's I/O path and must be quick (record, n
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from simulator.events import Value
+from simulator.records import OnboardingTimes  # part of the Transport protocol; defined with the records
 
 __all__ = [
     "AckCallback",
@@ -59,19 +60,6 @@ class Endpoint:
     # go through it (() = every device). Honoured by the lean transport (LeanFleet.broker_address).
     broker_override: str = ""
     broker_override_devices: tuple[str, ...] = ()
-
-
-@dataclass
-class OnboardingTimes:
-    """Seconds spent in each onboarding phase of one connect (None = phase skipped, e.g. cached secret)."""
-
-    registration: float | None = None
-    certificate: float | None = None  # CSR -> signed certificate
-    pairing_info: float | None = None  # GET /devices/<id> for broker_url
-    connect: float | None = None  # TCP + TLS + CONNECT/CONNACK
-    handshake: float | None = None  # subscriptions, introspection, emptyCache, properties
-    session_present: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class Transport(Protocol):

@@ -1,8 +1,13 @@
 """On-disk cache of device credentials (secret, key, certificate, broker URL), keyed by target and device.
 
-Registering a device (Pairing API `POST /agent/devices`) works once per device id: a second call answers
-422 (PROTOCOL.md section 2), so the secret must survive the run that obtained it. Key and certificate are kept
-too, so that a restarted load test reconnects 10,000 devices without 10,000 CSRs.
+Registering a device (Pairing API `POST /agent/devices`) works once per device id: once the device has asked
+for a certificate, a second registration answers 422, so the secret must survive the run that obtained it. Key
+and certificate are kept too, so that a restarted load test reconnects 10,000 devices without 10,000 CSRs.
+
+ONE cache per target, shared by both transports (`CredentialsCache.for_target`): the same device has the same
+secret and certificate whichever transport connects it, so a state dir can switch between `--transport lean`
+and `--transport sdk` (separate caches made the second transport fail: 422 or "secret not in the cache").
+`fleetsim devices list|unregister|forget` reads and clears it.
 
 Layout (dirs 0700, files 0600; created with those modes, never world-readable even briefly):
 
@@ -35,6 +40,9 @@ from simulator.errors import UsageError
 from simulator.private_files import write_private
 
 __all__ = ["CorruptCredentials", "CredentialsCache", "DeviceCredentials", "target_key"]
+
+# Where the sdk transport kept its own cache before the caches were shared (under the credentials root).
+_LEGACY_SDK_DIR = "sdk"
 
 _LOG = logging.getLogger(__name__)
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -100,6 +108,34 @@ class CredentialsCache:
         self.root = Path(root)
         self.base = self.root / target_key
         self.discard_corrupt = discard_corrupt
+
+    @classmethod
+    def for_target(cls, credentials_dir: Path | str, realm: str, pairing_url: str,
+                   discard_corrupt: bool = False) -> CredentialsCache:
+        """THE cache of one target (both transports use this one). Devices found only in the former
+        sdk-only cache (`<credentials_dir>/sdk/<target_key>/`) are moved in, so their secrets are not lost."""
+        key = target_key(realm, pairing_url)
+        cache = cls(credentials_dir, key, discard_corrupt)
+        cache._adopt(Path(credentials_dir) / _LEGACY_SDK_DIR / cache.base.name)
+        return cache
+
+    def _adopt(self, legacy: Path) -> None:
+        if not legacy.is_dir():
+            return
+        for old in sorted(legacy.iterdir()):
+            new = self.base / old.name
+            if _SAFE.match(old.name) and old.is_dir() and not new.exists():
+                _mkdir_private(self.base)
+                old.rename(new)
+                _LOG.info("credentials of %s moved from %s to the shared cache %s", old.name, legacy, self.base)
+        shutil.rmtree(legacy, ignore_errors=True)  # what is left there is shadowed by the shared cache
+
+    def device_ids(self) -> list[str]:
+        """Every device with a cached secret for this target, sorted."""
+        if not self.base.is_dir():
+            return []
+        return sorted(p.name for p in self.base.iterdir()
+                      if _SAFE.match(p.name) and (p / _SECRET_FILE).is_file())
 
     def device_dir(self, device_id: str) -> Path:
         """Per-device directory (created, 0700); also usable as the SDK's persistency_dir."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import ssl
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 import gevent
@@ -37,12 +37,10 @@ from simulator.transports import wire
 from simulator.transports.base import AckCallback, DataCallback, OnboardingTimes, PublishError
 from simulator.transports.credentials import DeviceCredentials
 from simulator.transports.lean_loop import READ, Slot
+from simulator.transports.lean_services import ConnectError, LeanServices
 from simulator.transports.pairing_client import onboard
 
-if TYPE_CHECKING:
-    from simulator.transports.lean_fleet import LeanFleet
-
-__all__ = ["ConnectError", "LeanFleet", "LeanTransport"]
+__all__ = ["CONNECTED", "RECONNECTING", "LeanTransport"]
 
 _LOG = logging.getLogger(__name__)
 # Connection states (LeanTransport.state); LeanFleet.stats counts them.
@@ -52,7 +50,7 @@ NEW, CONNECTING, CONNECTED, RECONNECTING, CLOSING, CLOSED = range(6)
 class LeanTransport:
     """One device's connection (transports.base.Transport). Not thread-safe: one device, one caller."""
 
-    def __init__(self, fleet: LeanFleet, device_id: str) -> None:
+    def __init__(self, fleet: LeanServices, device_id: str) -> None:
         self.device_id = device_id
         self.fleet = fleet
         self.state = NEW
@@ -387,7 +385,3 @@ class LeanTransport:
             c.loop_write()
         if self.slot is not None:
             self.fleet.loop.want_write(self.slot, c.want_write())
-
-
-# Re-exported here: users import the factory with the transport (lean_fleet imports this module lazily).
-from simulator.transports.lean_fleet import ConnectError, LeanFleet  # noqa: E402

@@ -9,36 +9,24 @@ from __future__ import annotations
 import random
 import ssl
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent.lock
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.clock import Clock, MonotonicClock
-from simulator.errors import FleetsimError, UsageError
+from simulator.errors import UsageError
 from simulator.transports import native_tls, wire
 from simulator.transports.base import Endpoint
-from simulator.transports.credentials import CredentialsCache, target_key
+from simulator.transports.credentials import CredentialsCache
+from simulator.transports.lean import CONNECTED, RECONNECTING, LeanTransport
 from simulator.transports.lean_loop import IoLoop
 from simulator.transports.paho_tuning import install_shared_message_condition
-from simulator.transports.pairing_client import PairingClient
+from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
 
-if TYPE_CHECKING:
-    from simulator.transports.lean import LeanTransport
-
-__all__ = ["ConnectError", "LeanClient", "LeanFleet"]
-
-
-class ConnectError(FleetsimError):
-    """connect() failed after pairing: TCP/TLS refused, CONNACK refused or late, handshake not acked."""
-
-    def __init__(self, device_id: str, reason: str) -> None:
-        self.device_id = device_id
-        self.reason = reason
-        super().__init__(f"device {device_id}: {reason}")
+__all__ = ["LeanClient", "LeanFleet"]
 
 
 class LeanClient(mqtt.Client):
@@ -89,10 +77,12 @@ class LeanFleet:
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.loop = IoLoop()
+        # One pooled connection per concurrent pairing call: onboardings plus reconnects (pairing_client).
         self.pairing = PairingClient(endpoint.pairing_url, endpoint.realm, endpoint.ca_file,
-                                     endpoint.ignore_ssl_errors)
-        self.cache = CredentialsCache(Path(endpoint.credentials_dir),
-                                      target_key(endpoint.realm, endpoint.pairing_url), discard_corrupt)
+                                     endpoint.ignore_ssl_errors,
+                                     pool_size=ONBOARDING_AT_ONCE + max_parallel_reconnects)
+        self.cache = CredentialsCache.for_target(endpoint.credentials_dir, endpoint.realm, endpoint.pairing_url,
+                                                 discard_corrupt)
         self.sources = SourceAddressPool(endpoint.source_addresses)
         self.reconnect_gate = gevent.lock.BoundedSemaphore(max_parallel_reconnects)
         self.introspection = wire.introspection_payload(self.interfaces.values())
@@ -106,8 +96,6 @@ class LeanFleet:
             raise UsageError("LeanFleet is stopped")
         dev = self.devices.get(device_id)
         if dev is None:
-            from simulator.transports.lean import LeanTransport  # lean re-exports this module
-
             dev = self.devices[device_id] = LeanTransport(self, device_id)
         return dev
 
@@ -170,8 +158,6 @@ class LeanFleet:
         return float(base * random.uniform(0.5, 1.5))
 
     def stats(self) -> dict[str, int]:
-        from simulator.transports.lean import CONNECTED, RECONNECTING
-
         states = [d.state for d in self.devices.values()]
         return {
             "devices": len(states),

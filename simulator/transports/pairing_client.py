@@ -11,7 +11,7 @@ monkey patching they yield to other greenlets. One `requests.Session` per client
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from simulator.errors import UsageError
-from simulator.transports.base import OnboardingTimes
+from simulator.records import OnboardingTimes
 from simulator.transports.credentials import CredentialsCache, DeviceCredentials
+from simulator.transports.pairing_retry import RetryPolicy, send_with_retries
 
 __all__ = [
     "AlreadyRegistered",
@@ -36,8 +37,13 @@ __all__ = [
 
 # Seconds per HTTP call; the SDK's DEFAULT_TIMEOUT (pairing_handler.py) is 30.
 DEFAULT_TIMEOUT_S = 30.0
-# Tries per call when the connection itself fails (refused, reset, stale keep-alive); HTTP errors never retry.
-_ATTEMPTS = 3
+# Devices onboarding at once per generator process (simulator.generator.fleet ONBOARDING_CONCURRENCY).
+ONBOARDING_AT_ONCE = 64
+# Pooled keep-alive connections to the Pairing API per process: the devices onboarding at once plus those
+# reconnecting at once (LeanFleet max_parallel_reconnects, 32 by default). A smaller pool opens extra
+# connections and discards them after one call (urllib3: "Connection pool is full, discarding connection"),
+# paying a TCP + TLS handshake per call.
+DEFAULT_POOL_SIZE = ONBOARDING_AT_ONCE + 32
 
 
 class PairingError(UsageError):
@@ -82,11 +88,6 @@ def build_csr(realm: str, device_id: str, key: ec.EllipticCurvePrivateKey) -> by
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def _is_verify_error(exc: Exception) -> bool:
-    """A certificate problem: retrying cannot help."""
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc)
-
-
 def _detail(res: requests.Response) -> str:
     try:
         body: Any = res.json()
@@ -107,11 +108,15 @@ class PairingClient:
         ca_file: str | None,
         ignore_ssl_errors: bool = False,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        pool_size: int = 64,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.realm = realm
         self.base = f"{pairing_url.rstrip('/')}/v1/{realm}"
         self.timeout_s = timeout_s
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._sleep = sleep  # time.sleep: a greenlet switch under gevent; tests pass a recorder
         # requests' `verify`: False (ignore errors, as the SDK does), a CA bundle, or the system store.
         self._verify: bool | str = False if ignore_ssl_errors else (ca_file or True)
         self._session = requests.Session()
@@ -126,32 +131,31 @@ class PairingClient:
         self, phase: str, method: str, path: str, bearer: str, body: Mapping[str, Any] | None, ok: int
     ) -> Any:
         url = self.base + path
-        res = None
-        for attempt in range(_ATTEMPTS):
-            try:
-                res = self._session.request(
-                    method,
-                    url,
-                    json=dict(body) if body is not None else None,
-                    headers={"Authorization": f"Bearer {bearer}"},
-                    verify=self._verify,
-                    timeout=self.timeout_s,
-                )
-                break
-            except requests.exceptions.Timeout as exc:
-                raise PairingError(phase, url, None, f"timed out after {self.timeout_s} s") from exc
-            except requests.exceptions.ConnectionError as exc:  # SSLError included
-                # A pooled keep-alive connection the server closed meanwhile fails at once (EOF): the
-                # broken connection is discarded, so one more attempt uses a fresh one.
-                if attempt + 1 < _ATTEMPTS and not _is_verify_error(exc):
-                    continue
-                if isinstance(exc, requests.exceptions.SSLError):
-                    why = f"TLS error (check ca_file / ignore_ssl_errors): {exc}"
-                    raise PairingError(phase, url, None, why) from exc
-                raise PairingError(phase, url, None, f"cannot connect: {exc}") from exc
-        assert res is not None
+
+        def send() -> requests.Response:
+            return self._session.request(
+                method,
+                url,
+                json=dict(body) if body is not None else None,
+                headers={"Authorization": f"Bearer {bearer}"},
+                verify=self._verify,
+                timeout=self.timeout_s,
+            )
+
+        try:
+            # 429, 5xx and connection errors are retried with backoff and jitter (pairing_retry: numbers, why).
+            res = send_with_retries(phase, send, policy=self.retry_policy, sleep=self._sleep)
+        except requests.exceptions.Timeout as exc:
+            raise PairingError(phase, url, None, f"timed out after {self.timeout_s} s") from exc
+        except requests.exceptions.ConnectionError as exc:  # SSLError included
+            if isinstance(exc, requests.exceptions.SSLError):
+                why = f"TLS error (check ca_file / ignore_ssl_errors): {exc}"
+                raise PairingError(phase, url, None, why) from exc
+            raise PairingError(phase, url, None, f"cannot connect (retried): {exc}") from exc
         if res.status_code == 422 and phase == "registration":
-            raise AlreadyRegistered(phase, url, 422, "device already registered; " + _detail(res))
+            raise AlreadyRegistered(phase, url, 422, "device already registered and its secret is not in the "
+                                    "credentials cache; `fleetsim devices unregister DEVICE` (same --target and "
+                                    "--state-dir) frees it; " + _detail(res))
         if res.status_code != ok:
             raise PairingError(phase, url, res.status_code, _detail(res))
         try:

@@ -218,7 +218,8 @@ class SdkTransport:
         except DeviceAlreadyRegisteredError as exc:
             raise SdkConnectError(
                 f"device {self.device_id}: already registered at {self._endpoint.pairing_url} but its secret "
-                f"is not in {self._cache.base}; unregister it on the backend or restore the cache") from exc
+                f"is not in {self._cache.base}; `fleetsim devices unregister {self.device_id}` (same --target "
+                "and --state-dir) frees it, or restore the cache") from exc
         except (AstarteError, OSError) as exc:
             raise SdkConnectError(f"device {self.device_id}: registration at {self._endpoint.pairing_url} "
                                   f"failed: {type(exc).__name__}: {exc}") from exc

@@ -34,6 +34,7 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 
 from simulator.transports.base import AckCallback
+from simulator.transports.pairing_retry import send_with_retries
 
 __all__ = [
     "AckTracker",
@@ -257,6 +258,7 @@ class _RequestsProxy:
 
     def __init__(self, real: Any) -> None:
         self._real = real
+        self.retry_sleep: Callable[[float], None] = time.sleep  # a greenlet switch under gevent; tests record
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -270,7 +272,9 @@ class _RequestsProxy:
         kind = _kind_of(method, url)
         start = time.monotonic()
         try:
-            return self._real.request(method, url, **kwargs)
+            # The same retries as the lean transport's pairing client (429, 5xx, connection errors).
+            return send_with_retries(kind, lambda: self._real.request(method, url, **kwargs),
+                                     sleep=self.retry_sleep)
         finally:
             spent = time.monotonic() - start
             _counts[kind] = _counts.get(kind, 0) + 1

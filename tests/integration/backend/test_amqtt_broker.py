@@ -231,6 +231,8 @@ def test_stop_leaves_no_process_and_frees_the_port(ca: LocalCA, tmp_path: Path) 
         probe.listen()
     broker.stop()  # idempotent
     assert broker.pid is None
+    # Issue 15 item 9: a clean run's empty log is not left behind (one per start piled up in the state dir).
+    assert list(tmp_path.glob("amqtt-*.log")) == [] and list(tmp_path.glob("amqtt-*.json")) == []
 
 
 def test_unusable_certificate_fails_start_with_one_clear_error(ca: LocalCA, tmp_path: Path) -> None:
@@ -241,3 +243,4 @@ def test_unusable_certificate_fails_start_with_one_clear_error(ca: LocalCA, tmp_
         broker.start()
     assert "missing.crt" in str(info.value)
     assert broker.pid is None
+    assert all(log.stat().st_size > 0 for log in tmp_path.glob("amqtt-*.log"))  # only logs that say something

@@ -15,8 +15,9 @@ import psutil
 import pytest
 
 from simulator.backend.mosquitto import MosquittoBroker
-from simulator.backend.process import BackendProcess
-from simulator.backend.server import BackendInfo, EmbeddedBackend
+from simulator.backend.server import EmbeddedBackend
+from simulator.backend_info import BackendInfo
+from simulator.generator.backend_process import BackendProcess
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +75,16 @@ def test_backend_process_round_trip(tmp_path: Path, mosquitto_binary: str) -> No
     assert not any(psutil.pid_exists(p) for p in descendants)
     assert not any(_listening(p) for p in ports)
     assert not (tmp_path / "state" / "backend.json").exists()
+
+
+def test_backend_process_stops_cleanly_without_a_fatal_error(tmp_path: Path, mosquitto_binary: str) -> None:
+    # Issue 15 item 7: every shutdown used to end in "Fatal Python error: _enter_buffered_busy" (SIGABRT, exit
+    # -6): a daemon thread blocked reading stdin held the reader's lock at interpreter exit.
+    proc = BackendProcess(tmp_path / "state", broker="mosquitto")
+    proc.start()
+    assert proc.stop() == 0
+    log = proc.log_path.read_text()
+    assert "Fatal Python error" not in log and "Traceback" not in log, log
 
 
 def test_cli_prints_banner_and_stops_on_sigterm(tmp_path: Path, mosquitto_binary: str) -> None:

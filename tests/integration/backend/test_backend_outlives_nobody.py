@@ -13,7 +13,7 @@ from tests.conftest import require_service
 
 PARENT = """
 import pathlib, sys, time
-from simulator.backend.process import BackendProcess
+from simulator.generator.backend_process import BackendProcess
 backend = BackendProcess(pathlib.Path(sys.argv[1]))
 print(backend.start().broker_url, flush=True)
 time.sleep(120)  # sleep-ok: a stand-in for a generator that is then SIGKILLed

@@ -19,7 +19,8 @@ from astarte.device import DeviceMqtt
 from astarte.device.exceptions import AuthorizationError
 from astarte.device.pairing_handler import register_device_with_jwt_token
 
-from simulator.backend.server import BackendInfo, EmbeddedBackend
+from simulator.backend.server import EmbeddedBackend
+from simulator.backend_info import BackendInfo
 from tests.integration.backend.tls_helpers import MqttClient, device_id
 
 pytestmark = pytest.mark.integration

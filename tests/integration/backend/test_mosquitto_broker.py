@@ -9,7 +9,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from simulator.backend.broker import ADMIN_CN, BrokerConfig, select_broker
+from simulator.backend.broker import ADMIN_CN, BrokerConfig
+from simulator.backend.broker_select import select_broker
 from simulator.backend.ca import LocalCA
 from simulator.backend.mosquitto import MosquittoBroker
 from tests.integration.backend.tls_helpers import MqttClient, device_id, make_csr, write_device_cert

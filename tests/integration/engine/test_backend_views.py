@@ -8,7 +8,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from simulator.backend.process import BackendProcess
+from simulator.generator.backend_process import BackendProcess
 from tests.integration.engine.conftest import only_run_dir, run_fleetsim, summary_of
 
 

@@ -24,7 +24,7 @@ import gevent.pool  # noqa: E402
 
 from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH  # noqa: E402
 from simulator.transports.base import Endpoint  # noqa: E402
-from simulator.transports.lean import LeanFleet  # noqa: E402
+from simulator.transports.lean_fleet import LeanFleet  # noqa: E402
 from simulator.transports.wire import as_interfaces  # noqa: E402
 
 

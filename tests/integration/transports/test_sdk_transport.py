@@ -23,7 +23,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from astarte.device import generate_random_device_id
 
-from simulator.backend.server import BackendInfo, EmbeddedBackend
+from simulator.backend.server import EmbeddedBackend
+from simulator.backend_info import BackendInfo
 from simulator.transports.base import Endpoint, PublishError
 from simulator.transports.credentials import CredentialsCache
 from simulator.transports.sdk import SdkConnectError, SdkFleet

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from simulator.backend.broker import BrokerConfig, select_broker
+from simulator.backend.broker import BrokerConfig
+from simulator.backend.broker_select import select_broker
 from simulator.backend.mosquitto import MosquittoBroker, parse_refusals
-from simulator.backend.server import BackendInfo
+from simulator.backend_info import BackendInfo
 
 CFG = BrokerConfig(
     "127.0.0.1",

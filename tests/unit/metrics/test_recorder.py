@@ -5,8 +5,7 @@ from __future__ import annotations
 from simulator.clock import VirtualClock
 from simulator.metrics import names
 from simulator.metrics.recorder import MetricsRecorder
-from simulator.records import ArrivalRecord, SendRecord
-from simulator.transports.base import OnboardingTimes
+from simulator.records import ArrivalRecord, OnboardingTimes, SendRecord
 
 
 def _stalled_run() -> MetricsRecorder:

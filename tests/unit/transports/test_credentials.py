@@ -133,3 +133,18 @@ def test_csr_subject_like_the_sdk() -> None:
     csr = x509.load_pem_x509_csr(build_csr("test", DEV, generate_key()))
     assert csr.subject.rfc4514_string() == f"CN=test/{DEV},O=Devices"
     assert csr.is_signature_valid
+
+
+def test_one_cache_per_target_adopts_the_former_sdk_cache(tmp_path: Path, full_creds: DeviceCredentials) -> None:
+    url = "https://127.0.0.1:4003/pairing"
+    key = target_key("fleetsim", url)
+    # A device the sdk transport registered before the caches were shared: <root>/sdk/<target key>/<id>.
+    CredentialsCache(tmp_path / "sdk", key).put(DEV, full_creds)
+    shared = CredentialsCache.for_target(tmp_path, "fleetsim", "https://127.0.0.1:5999/pairing")  # new port
+    assert shared.base == tmp_path / key
+    assert shared.get(DEV) == full_creds and shared.device_ids() == [DEV]
+    assert not (tmp_path / "sdk").joinpath(key).exists()
+    # The shared copy wins over anything left behind later.
+    CredentialsCache(tmp_path / "sdk", key).put(DEV, DeviceCredentials("stale"))
+    again = CredentialsCache.for_target(tmp_path, "fleetsim", url)
+    assert again.get(DEV) == full_creds

@@ -134,9 +134,12 @@ def test_connection_refused_is_clear() -> None:
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    waits: list[float] = []
+    client = PairingClient(f"http://127.0.0.1:{port}/pairing", "test", None, timeout_s=2, sleep=waits.append)
     with pytest.raises(PairingError) as err:
-        PairingClient(f"http://127.0.0.1:{port}/pairing", "test", None, timeout_s=2).info(DEV, "x")
+        client.info(DEV, "x")
     assert err.value.status is None and "cannot connect" in str(err.value)
+    assert len(waits) == client.retry_policy.attempts - 1  # connection errors are retried, then reported
 
 
 def test_onboard_times_and_cache(stub: str, tmp_path: Path) -> None:

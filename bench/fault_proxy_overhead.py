@@ -1,6 +1,6 @@
 """What the fault proxy itself adds at D = 0: QoS 2 publish -> PUBCOMP, direct vs through the proxy.
 
-`python -m simulator.faults.overhead [--messages 2000] [--variant process|thread]` starts a plain-TCP
+`python -m bench.fault_proxy_overhead [--messages 2000] [--variant process|thread]` starts a plain-TCP
 mosquitto on a free loopback port (no TLS: the proxy relays bytes, TLS would only add the same cost to both
 paths), publishes QoS 2 messages one at a time with paho (one in flight, so each latency is a clean round
 trip: PUBLISH, PUBREC, PUBREL, PUBCOMP = two round trips through the proxy) and prints JSON: p50/p99/max in

@@ -1,4 +1,7 @@
-"""Run the embedded backend in its own process: `python -m simulator.backend --state-dir ... --json`.
+"""Start the embedded backend as its own app: `python -m simulator.backend --state-dir ... --json`.
+
+The generator never imports the backend's internals: it starts this process and talks to it over the
+endpoints of the BackendInfo line (simulator.backend_info).
 
 Why a subprocess: the load generator runs Locust, whose import monkey-patches the standard library for gevent;
 the backend's threads (pairing server, collector's paho loop) would become greenlets sharing the generator's
@@ -18,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from simulator.backend.server import BackendInfo
+from simulator.backend_info import BackendInfo
 
 __all__ = ["BackendProcess"]
 
