@@ -11,6 +11,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.locust_adapter.telemetry_hook import TelemetryOptions
 
 HELP = "run a scenario (Locust engine; the embedded backend unless --target names a target file)"
 
@@ -37,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--metrics-port", default=os.environ.get("FLEETSIM_METRICS_PORT", ""),
+                        help="serve live Prometheus metrics on PORT or HOST:PORT (host default 127.0.0.1), "
+                             "merged across --processes; env FLEETSIM_METRICS_PORT (docs/telemetry.md)")
+    parser.add_argument("--otlp", default=os.environ.get("FLEETSIM_OTLP", ""), metavar="ENDPOINT",
+                        help="push the same metrics over OTLP/HTTP, e.g. http://127.0.0.1:4318 (extra 'otlp'); "
+                             "env FLEETSIM_OTLP")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,8 +58,22 @@ def run(args: argparse.Namespace) -> int:
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
     from simulator.locust_adapter.session import run_session
+    from simulator.locust_adapter.telemetry_hook import TelemetryOptions
 
+    telemetry = TelemetryOptions(metrics_listen=str(args.metrics_port), otlp_endpoint=str(args.otlp))
+    check_telemetry(telemetry)
     return run_session(scenario, scenario_path=args.scenario, overrides=overrides,
                        results_root=Path(args.results), state_dir=Path(args.state_dir), processes=args.processes,
                        spawn_rate=args.spawn_rate, web=args.web, web_port=args.web_port, broker=args.broker,
-                       quiet=args.quiet, out=sys.stdout)
+                       quiet=args.quiet, out=sys.stdout, telemetry=telemetry)
+
+
+def check_telemetry(options: TelemetryOptions) -> None:
+    """Bad --metrics-port / --otlp values are refused before the backend starts (one line, exit 2)."""
+    from simulator.telemetry.otlp import otlp_metrics_url
+    from simulator.telemetry.prometheus import parse_listen
+
+    if options.metrics_listen:
+        parse_listen(options.metrics_listen)
+    if options.otlp_endpoint:
+        otlp_metrics_url(options.otlp_endpoint)

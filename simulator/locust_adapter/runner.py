@@ -30,6 +30,7 @@ from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
 from simulator.locust_adapter.settings import RunSettings
+from simulator.locust_adapter.telemetry_hook import TelemetryOptions, start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.plan import devices_online_at, online_offsets_us
@@ -70,6 +71,7 @@ class LocustRun:
     web: bool = False
     web_port: int = 8089
     quiet: bool = False
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)  # issue 17: --metrics-port, --otlp
     _interrupted: str = ""
     _faults: Any = None  # simulator.faults.run_faults.RunFaults when the scenario has faults
 
@@ -106,6 +108,7 @@ class LocustRun:
             ctx = install(env, settings)
         ctx.plan = ctx.plan or fault_plan
         delivery = LiveDelivery(self.target.control_url)
+        telemetry = start_telemetry(ctx, self.telemetry, delivery)
         delivery.start()
         if self.web:
             env.create_web_ui("127.0.0.1", self.web_port)
@@ -122,6 +125,8 @@ class LocustRun:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             delivery.stop()
+            if telemetry is not None:
+                telemetry.stop()
             if env.web_ui is not None:
                 env.web_ui.stop()  # type: ignore[no-untyped-call]
             for proc in workers:

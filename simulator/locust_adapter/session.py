@@ -13,6 +13,7 @@ from simulator.generator.target import open_target
 from simulator.generator.thresholds_bridge import thresholds_report
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.runner import LocustRun
+from simulator.locust_adapter.telemetry_hook import TelemetryOptions
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.observers.base import Observer
@@ -44,7 +45,8 @@ def _campaign_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, object], results_root: Path,
                 state_dir: Path, processes: int = 1, spawn_rate: float = 0.0, web: bool = False,
-                web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO) -> int:
+                web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO,
+                telemetry: TelemetryOptions | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ensure_open_files(-(-scenario.fleet.devices // processes))
     with open_target(scenario.target, scenario.realm, state_dir, broker=broker) as target:
@@ -53,7 +55,7 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
             observer.start()
         locust_run = LocustRun(scenario=scenario, scenario_path=scenario_path, overrides=overrides, target=target,
                                results_root=results_root, processes=processes, spawn_rate=spawn_rate, web=web,
-                               web_port=web_port, quiet=quiet)
+                               web_port=web_port, quiet=quiet, telemetry=telemetry or TelemetryOptions())
         outcome = locust_run.run()
         ctx = outcome.ctx
         clock = MonotonicClock()

@@ -66,6 +66,10 @@ class TelemetryHub:
     _e2e: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(names.PATH_E2E_DEVICE_T))
 
     # -- inputs ----------------------------------------------------------------------------------------------
+    def drop_live_workers(self) -> None:
+        """Keep only the final reports (ids `final-<index>`): the live ones are superseded at the run's end."""
+        self._workers = {k: v for k, v in self._workers.items() if k.startswith("final-")}
+
     def worker_report(self, client_id: str, report: ProcessReport) -> None:
         """Master: the latest report of one worker replaces its previous one (reports are totals)."""
         self._workers[client_id] = report
