@@ -67,6 +67,8 @@ def scrape(url: str) -> tuple[Scrape, set[str]]:
     names: set[str] = set()
     for fam in text_string_to_metric_families(text):
         names.add(fam.name)
+        if fam.type == "counter":  # declared (HELP/TYPE) even before its first sample, e.g. no error yet
+            names.add(fam.name + "_total")
         for s in fam.samples:
             samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
             names.add(s.name)
