@@ -75,16 +75,23 @@ def scrape(url: str) -> tuple[Scrape, set[str]]:
     return Scrape(time.time(), samples), names
 
 
-def run_live(tmp: Path, extra: list[str], every_s: float = 0.5, timeout_s: float = 180.0) -> LiveRun:
+def run_live(tmp: Path, extra: list[str]) -> LiveRun:
+    """`fleetsim run` of SCENARIO with --metrics-port, scraped every 0.5 s until it exits."""
     scenario = tmp / "live.yaml"
     scenario.write_text(SCENARIO)
     port = free_port()
+    return scrape_process(tmp, [sys.executable, "-m", "simulator", "run", str(scenario), "--results",
+                                str(tmp / "results"), "--state-dir", str(tmp / "st"), "--quiet", "--metrics-port",
+                                str(port), *extra], port, {})
+
+
+def scrape_process(tmp: Path, argv: list[str], port: int, env: dict[str, str], every_s: float = 0.5,
+                   timeout_s: float = 180.0) -> LiveRun:
+    """Start argv (cwd tmp), scrape 127.0.0.1:port/metrics every `every_s` until it exits; its one run dir."""
     results = tmp / "results"
     out, err = (tmp / "stdout.txt").open("w+"), (tmp / "stderr.txt").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "run", str(scenario), "--results", str(results), "--state-dir",
-         str(tmp / "st"), "--quiet", "--metrics-port", str(port), *extra],
-        cwd=tmp, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=out, stderr=err, text=True)
+    proc = subprocess.Popen(argv, cwd=tmp, env=dict(os.environ, PYTHONUNBUFFERED="1", **env), stdout=out,
+                            stderr=err, text=True)
     scrapes: list[Scrape] = []
     names: set[str] = set()
     deadline = time.monotonic() + timeout_s

@@ -13,7 +13,7 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from tests.conftest import require_service
-from tests.integration.telemetry.live_run import LiveRun, run_live
+from tests.integration.telemetry.live_run import SCENARIO, LiveRun, free_port, run_live, scrape_process
 from tests.integration.telemetry.otlp_receiver import OtlpReceiver, attributes, metrics_of
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -125,3 +125,22 @@ def test_master_with_two_workers_serves_the_merged_view(tmp_path: Path) -> None:
     run = run_live(tmp_path, ["--processes", "2"])
     _check_live_and_final(run)
     assert run.scrapes[-1].value("fleetsim_workers_reporting") == 2
+
+
+def test_plain_locust_serves_metrics_from_the_env_var(tmp_path: Path) -> None:
+    """`FLEETSIM_METRICS_PORT=... locust -f locustfile.py` (the locustfile option) against `fleetsim backend`."""
+    import sys
+
+    from simulator.backend.process import BackendProcess
+
+    require_service("mosquitto", binary="mosquitto")
+    scenario = tmp_path / "live.yaml"
+    scenario.write_text(SCENARIO)
+    port = free_port()
+    with BackendProcess(tmp_path / "backend") as backend:
+        assert backend.info is not None
+        env = {"FLEETSIM_BACKEND_INFO": str(tmp_path / "backend" / "backend.json"), "FLEETSIM_SCENARIO":
+               str(scenario), "FLEETSIM_STATE_DIR": str(tmp_path / "gen"), "FLEETSIM_METRICS_PORT": str(port)}
+        run = scrape_process(tmp_path, [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+                                        "--only-summary"], port, env)
+    _check_live_and_final(run)
