@@ -99,16 +99,23 @@ class LocustRun:
         env = Environment(user_classes=[DeviceUser])
         workers: list[subprocess.Popen[bytes]] = []
         tmp = tempfile.TemporaryDirectory(prefix="fleetsim-run-")
+        delivery = LiveDelivery(self.target.control_url)
         if self.processes > 1:
             runner = env.create_master_runner("127.0.0.1", 0)
             ctx = install(env, settings)
-            workers = self._spawn_workers(runner, Path(tmp.name))
+            # Before the workers: a metrics port in use is refused (exit 2) with nothing to clean up.
+            telemetry = start_telemetry(ctx, self.telemetry, delivery)
+            try:
+                workers = self._spawn_workers(runner, Path(tmp.name))
+            except BaseException:
+                if telemetry is not None:
+                    telemetry.stop()
+                raise
         else:
             env.create_local_runner()
             ctx = install(env, settings)
+            telemetry = start_telemetry(ctx, self.telemetry, delivery)
         ctx.plan = ctx.plan or fault_plan
-        delivery = LiveDelivery(self.target.control_url)
-        telemetry = start_telemetry(ctx, self.telemetry, delivery)
         delivery.start()
         if self.web:
             env.create_web_ui("127.0.0.1", self.web_port)

@@ -144,3 +144,31 @@ def test_plain_locust_serves_metrics_from_the_env_var(tmp_path: Path) -> None:
         run = scrape_process(tmp_path, [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
                                         "--only-summary"], port, env)
     _check_live_and_final(run)
+
+
+def test_bad_metrics_flags_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    from tests.integration.engine.conftest import run_fleetsim
+
+    require_service("mosquitto", binary="mosquitto")
+    scenario = tmp_path / "live.yaml"
+    scenario.write_text(SCENARIO)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cases = {
+            "--metrics-port=http": "--metrics-port: expected PORT or HOST:PORT, got 'http'",
+            "--metrics-port=70000": "--metrics-port: port 70000 out of range",
+            "--otlp=ftp://x": "--otlp: expected an http(s) URL",
+            f"--metrics-port={port}": f"--metrics-port: cannot listen on 127.0.0.1:{port}",
+        }
+        for flag, message in cases.items():
+            proc = run_fleetsim(["run", str(scenario), flag, "--quiet", "--results", str(tmp_path / "r"),
+                                 "--state-dir", str(tmp_path / "st")], cwd=tmp_path, timeout=120)
+            assert proc.returncode == 2, (flag, proc.stderr)
+            assert "Traceback" not in proc.stderr
+            lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("fleetsim run:")]
+            assert len(lines) == 1 and message in lines[0], (flag, proc.stderr)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
