@@ -114,4 +114,4 @@ class ProcessProbe:
         return ProcessReport(counters=counters, devices_online=recorder.online,
                              devices_failed=int(fleet.get("failed", 0)),
                              errors_by_reason=dict(recorder.error_reasons), ota_events=dict(self._ota),
-                             histograms=dict(recorder.histograms.paths))
+                             histograms=dict(recorder.running_histograms().paths))

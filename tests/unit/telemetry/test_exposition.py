@@ -115,3 +115,17 @@ def test_the_worker_report_is_bounded_whatever_the_event_count() -> None:
     size = len(str(big))
     assert size < 16_000, size  # a few KB: encoded histograms, never per-event rows
     assert len(str(small)) < size
+
+
+def test_reading_the_running_totals_seals_nothing() -> None:
+    """A scrape must not change the recorder: the open seconds keep their live histograms (the progress line's
+    last-second p50/p99 come from them) and the copy's counts are the run's so far."""
+    clock = VirtualClock()
+    rec = _recorder(clock, [0.5] * 50 + [9.0] * 50)
+    open_before = {s: set(b.hists) for s, b in rec.seconds.items()}
+    totals = rec.running_histograms()
+    assert totals.get("ack").count == 100 and totals.get("send_lag").count == 101  # + the unacked send
+    assert {s: set(b.hists) for s, b in rec.seconds.items()} == open_before
+    assert any(open_before.values())
+    totals.get("ack").record_us(1)  # a copy: the recorder's own totals do not move
+    assert rec.histograms.get("ack").count == 100
