@@ -37,11 +37,12 @@ def _summary(run: LiveRun) -> dict[str, Any]:
 
 def _check_live_and_final(run: LiveRun) -> None:
     summary = _summary(run)
-    scrapes = [s for s in run.scrapes if s.value("fleetsim_events_offered_total") > 0]
-    assert len(scrapes) >= 4, f"only {len(scrapes)} scrapes saw events"
+    scrapes = run.scrapes
+    assert len(scrapes) >= 8, f"only {len(scrapes)} scrapes answered"
     acked = [s.value("fleetsim_events_acked_total") for s in scrapes]
     assert acked == sorted(acked), "a counter went down"
-    assert len(set(acked)) >= 3, f"counters did not move while the run played: {acked}"
+    # Moving while the run played: some scrape saw part of the events (a master sees workers' reports every 3 s).
+    assert any(0 < n < acked[-1] for n in acked), f"counters did not move while the run played: {acked}"
     online = [s.value("fleetsim_devices_online") for s in scrapes]
     assert max(online) == 4
     last = run.scrapes[-1]
