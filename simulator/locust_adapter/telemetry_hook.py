@@ -44,10 +44,8 @@ class TelemetryRun:
 
     def stop(self) -> None:
         """On a master the workers' final exports replace their last live reports before the final OTLP push."""
-        for index, export in sorted(self.ctx.finals.items()):
-            self.hub.worker_report(f"final-{index}", report_from_final(export))
-        if self.ctx.finals:
-            self.hub.drop_live_workers()
+        if self.ctx.is_master:
+            self.hub.use_finals([report_from_final(export) for _, export in sorted(self.ctx.finals.items())])
         for exporter in reversed(self.exporters):
             exporter.stop()
 
@@ -84,9 +82,9 @@ def start_telemetry(ctx: FleetContext, options: TelemetryOptions, delivery: Live
     except Exception:
         run.stop()
         raise
-    for url in run.urls:
-        print(f"fleetsim: metrics {'on' if url.endswith('/metrics') and ':' in url else 'to'} {url}",
-              file=sys.stderr, flush=True)
+    for exporter, url in zip(run.exporters, run.urls, strict=True):
+        what = "Prometheus metrics on" if exporter.__class__.__name__ == "PrometheusExporter" else "OTLP push to"
+        print(f"fleetsim: {what} {url}", file=sys.stderr, flush=True)
     return run
 
 

@@ -66,9 +66,14 @@ class TelemetryHub:
     _e2e: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(names.PATH_E2E_DEVICE_T))
 
     # -- inputs ----------------------------------------------------------------------------------------------
-    def drop_live_workers(self) -> None:
-        """Keep only the final reports (ids `final-<index>`): the live ones are superseded at the run's end."""
-        self._workers = {k: v for k, v in self._workers.items() if k.startswith("final-")}
+    def use_finals(self, finals: list[ProcessReport]) -> bool:
+        """Master, at the run's end: the workers' final exports replace their live reports (which trail by up to
+        one report interval), but only when there is a final for every worker that reported; else the live
+        reports stay (a missing worker must not vanish from the totals)."""
+        if not finals or len(finals) < len(self._workers):
+            return False
+        self._workers = {f"final-{i}": report for i, report in enumerate(finals)}
+        return True
 
     def worker_report(self, client_id: str, report: ProcessReport) -> None:
         """Master: the latest report of one worker replaces its previous one (reports are totals)."""

@@ -129,3 +129,17 @@ def test_reading_the_running_totals_seals_nothing() -> None:
     assert any(open_before.values())
     totals.get("ack").record_us(1)  # a copy: the recorder's own totals do not move
     assert rec.histograms.get("ack").count == 100
+
+
+def test_finals_replace_live_reports_only_when_every_worker_sent_one() -> None:
+    clock = VirtualClock()
+    live = [ProcessProbe(recorder=lambda r=r: r).report()  # type: ignore[misc]
+            for r in (_recorder(clock, [1.0]), _recorder(clock, [1.0]))]
+    final = ProcessProbe(recorder=lambda: _recorder(clock, [1.0, 2.0])).report()
+    hub = TelemetryHub(labels=LABELS)
+    hub.worker_report("a", live[0])
+    hub.worker_report("b", live[1])
+    assert not hub.use_finals([final])  # one worker's final is missing: keep both live reports
+    assert hub.snapshot().process.counters["acked"] == 2
+    assert hub.use_finals([final, final])
+    assert hub.snapshot().process.counters["acked"] == 4
