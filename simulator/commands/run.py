@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
-    parser.add_argument("--metrics-port", default=os.environ.get("FLEETSIM_METRICS_PORT", ""),
+    parser.add_argument("--metrics-port", default=os.environ.get("FLEETSIM_METRICS_PORT", ""), metavar="[HOST:]PORT",
                         help="serve live Prometheus metrics on PORT or HOST:PORT (host default 127.0.0.1), "
                              "merged across --processes; env FLEETSIM_METRICS_PORT (docs/telemetry.md)")
     parser.add_argument("--otlp", default=os.environ.get("FLEETSIM_OTLP", ""), metavar="ENDPOINT",
