@@ -1,10 +1,12 @@
 """The embedded backend's control and metrics endpoint (plain HTTP on loopback, stdlib threaded server).
 
 GET  /healthz            "ok"
-GET  /metrics            Prometheus text exposition format 0.0.4 (collector counters)
+GET  /metrics            Prometheus text exposition format 0.0.4 (collector counters), for humans and scrapers
+GET  /stats              JSON: the same counters (Collector.stats()), for fleetsim's own processes
 POST /drop               JSON {"rules": [{"device_id", "status", "request_uuid"}]}: drop matching OTAEvents on purpose
 GET  /devices/<id>/properties  JSON: the device's last device-owned property values, by interface
-GET  /arrivals?since=N   CSV, header simulator.records.ARRIVAL_LOG_HEADER, arrival-log rows from index N
+GET  /arrivals?since=N   CSV, header simulator.records.ARRIVAL_LOG_HEADER, arrival-log rows from index N;
+                         with &format=json: {"columns": [header], "rows": [[cells as strings]]}, the same cells
 GET  /violations         JSON {"counts": {...}, "examples": [...], "divergences": {...}}
 POST /campaigns          JSON CampaignSpec (simulator.backend.campaign) -> 201 {"id": "c1"}; 400 on a bad spec
 GET  /campaigns          JSON {"ids": [...]}
@@ -29,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from simulator.backend.campaign_runner import CampaignManager
 from simulator.backend.collector import Collector
 from simulator.errors import ConfigErrors
-from simulator.records import ARRIVAL_LOG_HEADER
+from simulator.records import ARRIVAL_LOG_HEADER, ArrivalRecord
 
 __all__ = ["ControlServer", "render_metrics"]
 
@@ -169,10 +171,17 @@ class ControlServer:
             self._send(h, 200, "ok\n", "text/plain")
         elif path == "/metrics":
             self._send(h, 200, render_metrics(self.collector.stats()), "text/plain; version=0.0.4")
+        elif path == "/stats":
+            self._json(h, 200, self.collector.stats())
         elif path == "/arrivals":
-            raw = parse_qs(parts.query).get("since", ["0"])[0]
+            query = parse_qs(parts.query)
+            raw = query.get("since", ["0"])[0]
             if not raw.isdigit():
                 self._json(h, 400, {"error": f"since: expected a non-negative integer, got {raw!r}"})
+                return
+            if query.get("format", ["csv"])[0] == "json":
+                rows = [list(self._arrival_cells(r)) for r in self.collector.arrivals(int(raw))]
+                self._json(h, 200, {"columns": list(ARRIVAL_LOG_HEADER), "rows": rows})
                 return
             self._send(h, 200, self._arrivals_csv(int(raw)), "text/csv")
         elif path.startswith("/devices/") and path.endswith("/properties"):
@@ -193,14 +202,18 @@ class ControlServer:
         else:
             self._json(h, 404, {"error": f"no route GET {path}"})
 
+    @staticmethod
+    def _arrival_cells(r: ArrivalRecord) -> tuple[str, ...]:
+        device, uuid, status, progress, occurrence = r.key
+        return (device, uuid, status, str(progress), str(occurrence), f"{r.arrival:.6f}",
+                "" if r.t_ms is None else str(r.t_ms), str(r.qos), r.code)
+
     def _arrivals_csv(self, since: int) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(ARRIVAL_LOG_HEADER)
         for r in self.collector.arrivals(since):
-            device, uuid, status, progress, occurrence = r.key
-            writer.writerow((device, uuid, status, progress, occurrence, f"{r.arrival:.6f}",
-                             "" if r.t_ms is None else r.t_ms, r.qos, r.code))
+            writer.writerow(self._arrival_cells(r))
         return out.getvalue()
 
     def _read_json(self, h: BaseHTTPRequestHandler) -> Any:

@@ -13,6 +13,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.telemetry.options import TelemetryOptions
 
 HELP = "run a scenario (Locust engine; the embedded backend unless --target names a target file)"
 
@@ -39,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--metrics-port", default=os.environ.get("FLEETSIM_METRICS_PORT", ""), metavar="[HOST:]PORT",
+                        help="serve live Prometheus metrics on PORT or HOST:PORT (host default 127.0.0.1), "
+                             "merged across --processes; env FLEETSIM_METRICS_PORT (docs/telemetry.md)")
+    parser.add_argument("--otlp", default=os.environ.get("FLEETSIM_OTLP", ""), metavar="ENDPOINT",
+                        help="push the same metrics over OTLP/HTTP, e.g. http://127.0.0.1:4318 (extra 'otlp'); "
+                             "env FLEETSIM_OTLP")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
+    from simulator.telemetry.options import TelemetryOptions
+
+    telemetry = TelemetryOptions(metrics_listen=str(args.metrics_port), otlp_endpoint=str(args.otlp))
+    check_telemetry(telemetry)
     from simulator.scenario.load_notes import idle_devices_note
 
     note = idle_devices_note(scenario)  # a bigger fleet is not more load by itself: say so before the run
@@ -59,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fleetsim: {note}", file=sys.stderr, flush=True)
     settings = RunSettings(results_root=Path(args.results), processes=args.processes, spawn_rate=args.spawn_rate,
                            web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
-                           broker=args.broker, engine="fleetsim run")
+                           broker=args.broker, engine="fleetsim run", telemetry=telemetry)
     from simulator.locust_adapter.runner import LocustDriver
     from simulator.run.execute import execute
 
@@ -68,3 +82,14 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     driver.linger()  # --web: the UI stays up after the results are written, until Ctrl-C
     return result.exit_code
+
+
+def check_telemetry(options: TelemetryOptions) -> None:
+    """Bad --metrics-port / --otlp values are refused before the backend starts (one line, exit 2)."""
+    from simulator.telemetry.otlp import otlp_metrics_url
+    from simulator.telemetry.prometheus import parse_listen
+
+    if options.metrics_listen:
+        parse_listen(options.metrics_listen)
+    if options.otlp_endpoint:
+        otlp_metrics_url(options.otlp_endpoint)

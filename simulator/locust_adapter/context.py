@@ -41,6 +41,9 @@ class FleetContext:
     monitor: HealthMonitor | None = None
     # Plain locust: -u/-r/-t as given on the command line (None: not given), read by the shape (shape.py).
     given: dict[str, Any] = field(default_factory=dict)
+    # Issue 17: a TelemetryHub (local/master with --metrics-port or --otlp) or a ProcessProbe (a worker asked by
+    # its master to report); None when live telemetry is off. See locust_adapter/telemetry_hook.py.
+    telemetry: Any = None
 
     @property
     def is_master(self) -> bool:

@@ -22,6 +22,7 @@ from simulator.generator.health_monitor import HealthMonitor
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
+from simulator.locust_adapter.telemetry_hook import install_telemetry
 from simulator.run.spec import RunSpec
 
 __all__ = ["build_fleet", "install", "install_from_options"]
@@ -49,6 +50,7 @@ def install(environment: Any, spec: RunSpec | None) -> FleetContext:
         _register_messages(ctx)
     else:
         events.init.add_listener(lambda environment, **kw: _register_messages(ctx))
+    install_telemetry(ctx)
     return ctx
 
 

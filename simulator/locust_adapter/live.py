@@ -6,13 +6,16 @@ falling delivered rate shows up while the run is still going, not only at the en
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import numpy as np
 
-from simulator.locust_adapter.context import FleetContext
+if TYPE_CHECKING:  # importing the context imports locust, which monkey-patches gevent (tests import this module)
+    from simulator.locust_adapter.context import FleetContext
+from simulator.records import ArrivalRecord
 
 __all__ = ["LiveDelivery", "live_rows", "live_snapshot", "progress_line"]
 
@@ -27,6 +30,8 @@ class LiveDelivery:
     error: str = ""
     e2e_p50_ms: float | None = None  # arrival - device `t`, over the arrivals of the last poll (one second)
     e2e_p99_ms: float | None = None
+    # Called with each poll's new arrival rows (live telemetry: delivered count, e2e histogram).
+    listeners: list[Callable[[list[ArrivalRecord]], None]] = field(default_factory=list)
     _greenlet: Any = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -41,6 +46,8 @@ class LiveDelivery:
             try:
                 fresh = client.arrivals(since=self.count)  # incremental: only the rows not seen yet
                 self.rate, self.count, self.error = float(len(fresh)), self.count + len(fresh), ""
+                for listener in self.listeners:
+                    listener(fresh)
                 lat = [(a.arrival - a.t_ms / 1000.0) * 1000.0 for a in fresh if a.t_ms is not None]
                 if lat:
                     p50, p99 = np.percentile(lat, [50, 99])

@@ -21,9 +21,11 @@ from simulator.locust_adapter.options import add_options
 from simulator.locust_adapter.runner import books_of
 from simulator.locust_adapter.shape import FleetShape
 from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
+from simulator.locust_adapter.telemetry_hook import TelemetryRun, start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.run.execute import DriveOutcome, close_books, observer_for_target
+from simulator.telemetry.options import TelemetryOptions
 
 __all__ = ["DeviceUser", "FleetShape"]
 
@@ -50,14 +52,20 @@ def _init(environment: Any, **_: Any) -> None:
     if ctx is None or ctx.is_worker or ctx.spec is None or ctx.spec.target is None:
         return
     delivery = LiveDelivery(ctx.spec.target.control_url)
+    options = environment.parsed_options
+    telemetry = start_telemetry(ctx, TelemetryOptions(
+        metrics_listen=str(getattr(options, "fleetsim_metrics_port", "") or ""),
+        otlp_endpoint=str(getattr(options, "fleetsim_otlp", "") or "")), delivery)
     delivery.start()
     install_web_tab(environment, lambda: live_rows(ctx, delivery))
     environment.events.test_start.add_listener(lambda **kw: _started.__setitem__(id(ctx), time.time()))
-    environment.events.quitting.add_listener(lambda **kw: _finish(ctx, delivery))
+    environment.events.quitting.add_listener(lambda **kw: _finish(ctx, delivery, telemetry))
 
 
-def _finish(ctx: FleetContext, delivery: LiveDelivery) -> None:
+def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun | None) -> None:
     delivery.stop()
+    if telemetry is not None:
+        telemetry.stop()
     if id(ctx) not in _started:
         return
     spec = ctx.require_spec()

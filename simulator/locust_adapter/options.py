@@ -31,3 +31,8 @@ def add_options(parser: Any) -> None:
                        help="directory for run results (results/<UTC timestamp>-<scenario>/)")
     group.add_argument("--fleetsim-workers", env_var="FLEETSIM_WORKERS", type=int, default=0,
                        help="worker count for device partitioning (sent by the master; set for --processes)")
+    group.add_argument("--fleetsim-metrics-port", env_var="FLEETSIM_METRICS_PORT", default="",
+                       help="live Prometheus metrics on PORT or HOST:PORT (host default 127.0.0.1), on the "
+                            "master or local process, merged across workers (docs/telemetry.md)")
+    group.add_argument("--fleetsim-otlp", env_var="FLEETSIM_OTLP", default="",
+                       help="push the same metrics over OTLP/HTTP to this endpoint (extra 'otlp')")

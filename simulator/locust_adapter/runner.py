@@ -29,6 +29,7 @@ from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
 from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
+from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.metrics.health import GeneratorHealth
@@ -117,16 +118,24 @@ class LocustDriver:
         settings = spec.settings
         env = Environment(user_classes=[DeviceUser])
         workers: list[subprocess.Popen[bytes]] = []
+        assert spec.target is not None
+        delivery = LiveDelivery(spec.target.control_url)
         if settings.processes > 1:
             runner = env.create_master_runner("127.0.0.1", 0)
             ctx = install(env, spec)
-            workers = self._spawn_workers(runner, settings.processes)
+            # Before the workers: a metrics port in use is refused (exit 2) with nothing to clean up.
+            telemetry = start_telemetry(ctx, settings.telemetry, delivery)
+            try:
+                workers = self._spawn_workers(runner, settings.processes)
+            except BaseException:
+                if telemetry is not None:
+                    telemetry.stop()
+                raise
         else:
             env.create_local_runner()
             ctx = install(env, spec)
+            telemetry = start_telemetry(ctx, settings.telemetry, delivery)
         ctx.bounded = bounded
-        assert spec.target is not None
-        delivery = LiveDelivery(spec.target.control_url)
         delivery.start()
         if settings.web:
             env.create_web_ui("127.0.0.1", settings.web_port)
@@ -148,6 +157,8 @@ class LocustDriver:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
             delivery.stop()
+            if telemetry is not None:
+                telemetry.stop()
             if env.web_ui is not None and not kept:
                 env.web_ui.stop()  # type: ignore[no-untyped-call]
             for proc in workers:

@@ -228,6 +228,16 @@ class MetricsRecorder:
                 out["ack_p50_ms"], out["ack_p99_ms"] = last.stats[names.PATH_ACK][:2]
         return out
 
+    def running_histograms(self) -> HistogramSet:
+        """Run totals per path so far, as a copy, without sealing anything (live telemetry reads this every
+        scrape; sealing the current second would split its histogram and move the progress line's p50/p99)."""
+        out = HistogramSet()
+        out.add(self._histograms)
+        for second in self._live:
+            for path, hist in self.seconds[second].hists.items():
+                out.get(path).add(hist)
+        return out
+
     def second_rows(self) -> list[dict[str, Any]]:
         """Every second from 0 to the newest: counters, devices online (carried forward), p50/p99 per path."""
         self.flush()

@@ -1,20 +1,19 @@
 """The embedded backend's collector seen from the generator: its control HTTP endpoint (loopback).
 
-GET /arrivals?since=N returns the arrival log from row N as CSV (simulator.records.ARRIVAL_LOG_HEADER);
-GET /metrics carries fleetsim_collector_arrivals_total for the live "delivered" rate.
+GET /arrivals?since=N&format=json returns the arrival log from row N (cells as in events.arrivals.csv);
+GET /stats returns the collector's counters as JSON. fleetsim never parses the collector's /metrics (Prometheus
+text, for humans and scrapers) back.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import urllib.request
 from typing import Any
 
 from simulator.errors import UsageError
 from simulator.metrics.logrows import arrival_from_row
-from simulator.records import ArrivalRecord
+from simulator.records import ARRIVAL_LOG_HEADER, ArrivalRecord
 
 __all__ = ["CollectorClient"]
 
@@ -43,16 +42,21 @@ class CollectorClient:
     def stop(self) -> None:
         return None
 
+    def stats(self) -> dict[str, Any]:
+        """The collector's counters (messages, arrivals, violations, ...), as Collector.stats()."""
+        doc = json.loads(self._get("/stats"))
+        if not isinstance(doc, dict):
+            raise UsageError(f"collector at {self.base}: /stats is not a JSON object")
+        return doc
+
     def arrival_count(self) -> int:
-        for line in self._get("/metrics").decode().splitlines():
-            if line.startswith("fleetsim_collector_arrivals_total "):
-                return int(float(line.split()[1]))
-        return 0
+        return int(self.stats()["arrivals"])
 
     def arrivals(self, since: int = 0) -> list[ArrivalRecord]:
-        reader = csv.reader(io.StringIO(self._get(f"/arrivals?since={since}").decode()))
-        next(reader, None)  # header
-        return [arrival_from_row(row) for row in reader if row]
+        doc = json.loads(self._get(f"/arrivals?since={since}&format=json"))
+        if list(doc.get("columns", ())) != list(ARRIVAL_LOG_HEADER):
+            raise UsageError(f"collector at {self.base}: unexpected arrival columns {doc.get('columns')!r}")
+        return [arrival_from_row([str(cell) for cell in row]) for row in doc["rows"]]
 
     def violations(self) -> dict[str, Any]:
         doc = json.loads(self._get("/violations"))

@@ -20,6 +20,7 @@ from simulator.plan import FleetPlan
 from simulator.run.plans import BoundedPlan, bound_plan, plan_for
 from simulator.run.scenario_json import scenario_from_jsonable, scenario_to_jsonable
 from simulator.scenario.model import Scenario
+from simulator.telemetry.options import TelemetryOptions
 
 __all__ = ["ReplaySource", "RunSettings", "RunSpec"]
 
@@ -37,6 +38,8 @@ class RunSettings:
     state_dir: Path = Path(".fleetsim")
     broker: str = "auto"  # embedded backend broker: auto | mosquitto | amqtt
     engine: str = "fleetsim run"  # who composed the run (summary.json extra.engine)
+    # Live telemetry of the local or master process; never shipped to workers (the master asks them for reports).
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from simulator.backend.collector import Collector, CollectorConfig
 from simulator.backend.control_http import ControlServer
 from simulator.backend.mosquitto import MosquittoBroker
 from simulator.events import EventKey
+from simulator.observers.embedded import CollectorClient
 from simulator.records import ARRIVAL_LOG_HEADER
 from tests.integration.backend.tls_helpers import MqttClient, device_id, make_csr, write_device_cert
 
@@ -109,6 +110,13 @@ def test_records_an_ota_event_with_its_arrival_time(
         assert lines[1].startswith(f"{dev},0b7a4c43-8f3e-4c9b-9d57-3b2c1f1e0a11,Acknowledged,0,0,")
         with urllib.request.urlopen(f"{base}/arrivals?since=1", timeout=5) as r:
             assert r.read().decode().splitlines() == [",".join(ARRIVAL_LOG_HEADER)]
+        # fleetsim's own processes read JSON (issue 17), never the Prometheus text above.
+        client_view = CollectorClient(base)
+        assert client_view.arrival_count() == 1
+        assert client_view.stats()["messages"]["introspection"] == 1
+        (seen,) = client_view.arrivals(since=0)
+        assert seen.key == record.key and seen.t_ms == record.t_ms and abs(seen.arrival - record.arrival) < 1e-5
+        assert client_view.arrivals(since=1) == []
     finally:
         client.stop()
         control.stop()
