@@ -2,7 +2,8 @@
 
 Flags override the scenario (defaults < YAML < FLEETSIM_* env < flags). Results go to
 results/<UTC timestamp>-<scenario>/; the end-of-run table goes to stdout, the live progress line to stderr.
-Exit: 0 ok; 1 thresholds breached; 2 bad input; 130 interrupted (partial results still written).
+Exit: 0 ok; 1 thresholds breached; 2 bad input; 3 verdict incomplete/invalid_* (unless --allow-incomplete);
+130 interrupted (partial results still written). The last lines say which and why.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="exit 0 on an incomplete verdict (devices never online, part of the plan never offered)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,4 +55,4 @@ def run(args: argparse.Namespace) -> int:
     return run_session(scenario, scenario_path=args.scenario, overrides=overrides,
                        results_root=Path(args.results), state_dir=Path(args.state_dir), processes=args.processes,
                        spawn_rate=args.spawn_rate, web=args.web, web_port=args.web_port, broker=args.broker,
-                       quiet=args.quiet, out=sys.stdout)
+                       quiet=args.quiet, out=sys.stdout, allow_incomplete=args.allow_incomplete)

@@ -16,6 +16,7 @@ from simulator.locust_adapter.runner import LocustRun
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.observers.base import Observer
+from simulator.outputs.exit_status import exit_status
 from simulator.outputs.terminal import format_summary
 from simulator.scenario.model import Scenario
 
@@ -44,7 +45,8 @@ def _campaign_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, object], results_root: Path,
                 state_dir: Path, processes: int = 1, spawn_rate: float = 0.0, web: bool = False,
-                web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO) -> int:
+                web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO,
+                allow_incomplete: bool = False) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ensure_open_files(-(-scenario.fleet.devices // processes))
     with open_target(scenario.target, scenario.realm, state_dir, broker=broker) as target:
@@ -81,13 +83,11 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
             thresholds_report=thresholds_report(scenario))
         if observer is not None:
             observer.stop()
-    print(format_summary(finished.summary), file=out)
-    print(f"results: {finished.run_dir}", file=out)
     if outcome.partial:
         print(f"fleetsim run: {outcome.reason or 'stopped early'}; partial results written", file=out)
-        return 130
-    breached = [t for t in (finished.summary.get("thresholds") or {}).get("results", []) if not t.get("ok")]
-    return 1 if breached else 0
+    status = exit_status(finished.summary, partial=outcome.partial, allow_incomplete=allow_incomplete)
+    print(format_summary(finished.summary, status, run_dir=finished.run_dir), end="", file=out)
+    return status.code
 
 
 def finish_locust_run(ctx: FleetContext, started_fallback: float) -> None:
@@ -111,5 +111,8 @@ def finish_locust_run(ctx: FleetContext, started_fallback: float) -> None:
         health=ctx.monitor.stop() if ctx.monitor is not None else None,
         fleet_counters=ctx.fleet.counters() if ctx.fleet is not None else {}, extra={"engine": "locust -f"},
         thresholds_report=thresholds_report(settings.scenario))
-    print(format_summary(finished.summary), file=sys.stderr)
-    print(f"fleetsim results: {finished.run_dir}", file=sys.stderr)
+    status = exit_status(finished.summary, partial=False,
+                         allow_incomplete=bool(getattr(ctx.environment.parsed_options, "fleetsim_allow_incomplete",
+                                                       False)))
+    print(format_summary(finished.summary, status, run_dir=finished.run_dir), end="", file=sys.stderr)
+    ctx.environment.process_exit_code = status.code  # plain Locust exits by the same rules as fleetsim run

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import UsageError
-from simulator.metrics.names import METRICS
+from simulator.metrics.json_tree import JsonValue, to_json
+from simulator.metrics.metric_table import METRICS, metric_value
+from simulator.metrics.run_summary import RunSummary
 from simulator.outputs.summary import SUMMARY_FILE, read_summary
-from simulator.outputs.thresholds import metric_value
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -35,7 +36,7 @@ BASELINE_VERSION = 1
 ENV_KEYS = ("cpu_model", "cpu_count", "python", "transport", "broker")
 
 
-def read_run_summary(run: str | os.PathLike[str]) -> dict[str, Any]:
+def read_run_summary(run: str | os.PathLike[str]) -> RunSummary:
     """summary.json of a run directory (or the summary file itself)."""
     path = Path(run)
     if path.is_file() and path.name == SUMMARY_FILE:
@@ -45,29 +46,29 @@ def read_run_summary(run: str | os.PathLike[str]) -> dict[str, Any]:
     return read_summary(path)
 
 
-def environment_of(summary: Mapping[str, Any]) -> dict[str, Any]:
+def environment_of(summary: RunSummary) -> dict[str, JsonValue]:
     """The comparable environment of a run summary: fingerprint + transport, broker, target."""
-    env = dict(summary.get("environment") or {})
-    extra = summary.get("extra") or {}
-    env["transport"] = summary.get("transport")
-    env["target"] = summary.get("target")
-    env["broker"] = extra.get("broker") if isinstance(extra, Mapping) else None
+    env = to_json(summary.environment)
+    assert isinstance(env, dict)
+    env["transport"] = summary.transport
+    env["target"] = summary.target
+    env["broker"] = summary.extra.broker if summary.extra is not None else None
     return env
 
 
-def build_baseline(summary: Mapping[str, Any], source: str = "") -> dict[str, Any]:
+def build_baseline(summary: RunSummary, source: str = "") -> dict[str, JsonValue]:
     """The baseline document of a run summary."""
     return {
         "format": BASELINE_FORMAT,
         "version": BASELINE_VERSION,
-        "scenario": summary.get("scenario"),
-        "seed": summary.get("seed"),
-        "devices": summary.get("devices"),
-        "duration_s": summary.get("duration_s"),
+        "scenario": summary.scenario,
+        "seed": summary.seed,
+        "devices": summary.devices,
+        "duration_s": summary.duration_s,
         "source": source,
-        "started_at": summary.get("started_at"),
-        "verdict": summary.get("verdict"),
-        "latency_trustworthy": summary.get("latency_trustworthy"),
+        "started_at": summary.started_at,
+        "verdict": summary.verdict,
+        "latency_trustworthy": summary.latency_trustworthy,
         "metrics": {name: metric_value(summary, name) for name in METRICS},
         "environment": environment_of(summary),
     }

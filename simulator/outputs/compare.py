@@ -1,6 +1,6 @@
 """A run against a baseline: per metric, the change and whether it is a regression beyond the tolerance.
 
-Direction comes from simulator.metrics.names.METRICS (`lower_is_better`): a latency or a loss count regresses
+Direction comes from simulator.metrics.metric_table.METRICS (`lower_is_better`): a latency or a loss count regresses
 when it grows by more than `tolerance` (a fraction of the baseline), a rate when it shrinks by more. A
 baseline of 0 for a lower-is-better metric (lost events...) regresses on any increase: a relative tolerance of
 nothing is nothing. Missing values on either side are "n/a", never a pass or a failure of their own. An
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.errors import UsageError
-from simulator.metrics.names import METRICS
+from simulator.metrics.metric_table import METRICS, metric_value
+from simulator.metrics.run_summary import RunSummary
 from simulator.outputs.baseline import ENV_KEYS, environment_of
-from simulator.outputs.thresholds import metric_value
 
 __all__ = ["Comparison", "MetricRow", "compare_run", "format_markdown", "parse_tolerance"]
 
@@ -85,7 +85,7 @@ def _judge(
 
 def compare_run(
     baseline: Mapping[str, Any],
-    summary: Mapping[str, Any],
+    summary: RunSummary,
     tolerance: float = 0.10,
     metrics: Sequence[str] | None = None,
 ) -> Comparison:

@@ -11,8 +11,11 @@ import pytest
 
 from simulator.cli import main
 from simulator.errors import UsageError
-from simulator.outputs.baseline import build_baseline, read_baseline, write_baseline
-from simulator.outputs.compare import compare_run, format_markdown, parse_tolerance
+from simulator.metrics.run_summary import RunSummary
+from simulator.outputs.baseline import build_baseline as _build_baseline
+from simulator.outputs.baseline import read_baseline, write_baseline
+from simulator.outputs.compare import Comparison, format_markdown, parse_tolerance
+from simulator.outputs.compare import compare_run as _compare_run
 
 ENV = {"python": "3.11.7", "cpu_count": 2, "cpu_model": "Test CPU", "platform": "linux"}
 
@@ -22,6 +25,8 @@ def _summary(p99: float = 40.0, lost: int = 0, delivered_eps: float = 100.0) -> 
         "schema_version": 1,
         "scenario": "ci-regression",
         "seed": 1,
+        "started_at": "2026-01-01T00:00:00Z",
+        "started_at_epoch": 1767225600.0,
         "devices": 30,
         "duration_s": 15.0,
         "transport": "lean",
@@ -34,6 +39,14 @@ def _summary(p99: float = 40.0, lost: int = 0, delivered_eps: float = 100.0) -> 
         "environment": dict(ENV),
         "extra": {"broker": "mosquitto"},
     }
+
+
+def build_baseline(summary: dict[str, Any]) -> dict[str, Any]:
+    return _build_baseline(RunSummary.from_json(summary))
+
+
+def compare_run(base: dict[str, Any], run: dict[str, Any], tol: float) -> Comparison:
+    return _compare_run(base, RunSummary.from_json(run), tol)
 
 
 def _verdicts(base: dict[str, Any], run: dict[str, Any], tol: float) -> dict[str, str]:
