@@ -2,7 +2,8 @@
 
 Flags override the scenario (defaults < YAML < FLEETSIM_* env < flags). Results go to
 results/<UTC timestamp>-<scenario>/; the end-of-run table goes to stdout, the live progress line to stderr.
-Exit: 0 ok; 1 thresholds breached; 2 bad input; 3 verdict incomplete/invalid_* (unless --allow-incomplete);
+Exit: 0 ok; 1 thresholds breached; 2 bad input; 3 internal error; 4 verdict incomplete/invalid_*
+(unless --allow-incomplete);
 130 interrupted (partial results still written). The last lines say which and why.
 """
 

@@ -74,9 +74,17 @@ class _Bad(Exception):
         super().__init__(f"{where}: {message}")
 
 
+def _is_json_value(hint: object) -> bool:
+    """The JsonValue alias (its resolved form: a union with str, list and dict members)."""
+    if hint is object or hint == JsonValue:
+        return True
+    args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else ()
+    return str in args and {get_origin(a) for a in args} >= {list, dict}
+
+
 def _decode(hint: object, value: object, where: str) -> object:
-    if hint is JsonValue or hint == JsonValue or hint is object:
-        return value
+    if _is_json_value(hint):
+        return value  # free-form JSON (notes, details): kept as read
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         options = get_args(hint)

@@ -3,10 +3,10 @@
 Codes (README "Exit codes"):
   0    ok: no threshold breached, the verdict is not incomplete/invalid_*
   1    a threshold breached (or `unknown` with `on_missing: fail`)
-  3    the verdict is `incomplete` or `invalid_*`: the run did not offer the load it planned (devices never
+  4    the verdict is `incomplete` or `invalid_*`: the run did not offer the load it planned (devices never
        online, ...), so its numbers are not the scenario's. `--allow-incomplete` turns this into 0.
   130  interrupted (Ctrl-C, SIGTERM): partial results written, thresholds still reported.
-(2, bad input, is raised before a run and never comes from here.)
+(2, bad input, is raised before a run and 3, an internal error, by the CLI; neither comes from here.)
 The same rules give `fleetsim run`'s exit code and plain Locust's `environment.process_exit_code`.
 """
 
@@ -22,7 +22,7 @@ __all__ = ["EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_THRESHOLDS", 
 
 EXIT_OK = 0
 EXIT_THRESHOLDS = 1
-EXIT_INCOMPLETE = 3
+EXIT_INCOMPLETE = 4
 EXIT_INTERRUPTED = 130
 
 
