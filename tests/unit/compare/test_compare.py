@@ -153,3 +153,18 @@ def test_bad_baseline_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureF
     assert "not a fleetsim baseline" in capsys.readouterr().err
     write_baseline(bad, build_baseline(_summary()))
     assert main(["compare", str(run), "--baseline", str(bad), "--metric", "no_such_metric"]) == 2
+
+
+def test_baseline_refuses_a_run_whose_verdict_is_not_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _summary(lost=118)
+    bad["verdict"], bad["verdict_reasons"] = "generator_saturated", ["generator CPU 97% >= 90% of a core"]
+    run = _run_dir(tmp_path / "bad", bad)
+    out = tmp_path / "baselines" / "ci.json"
+    capsys.readouterr()
+    assert main(["baseline", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "verdict: generator_saturated (generator CPU 97% >= 90% of a core)" in err[0]
+    assert "--force" in err[0] and not out.exists()
+    assert main(["baseline", str(run), "--out", str(out), "--force"]) == 0
+    assert "kept with --force" in capsys.readouterr().out
+    assert read_baseline(out)["verdict"] == "generator_saturated"
