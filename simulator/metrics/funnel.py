@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from simulator.events import EventKey, OtaStatus
 from simulator.metrics.histograms import LatencyHistogram
+from simulator.metrics.run_summary import OtaSummary, OtaTimes
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = [
@@ -66,21 +66,16 @@ class Funnel:
         done = self.success + self.failure
         return round(100.0 * self.failure / done, 3) if done else 0.0
 
-    def to_summary(self, max_listed: int = 100) -> dict[str, Any]:
+    def to_summary(self, max_listed: int = 100) -> OtaSummary:
         ack = self.time_to_ack.summary_ms()
         final = self.time_to_final.summary_ms()
-        return {
-            "operations": self.operations, "success": self.success, "failure": self.failure,
-            "stuck": self.stuck, "failure_pct": self.failure_pct,
-            "by_code": dict(sorted(self.by_code.items())),
-            "error_codes": dict(sorted(self.error_codes.items())),
-            "stages": dict(self.stages),
-            "time_to_ack_ms": {"p50": ack["p50"], "p99": ack["p99"], "max": ack["max"],
-                               "count": ack["count"]},
-            "time_to_final_ms": {"p50": final["p50"], "p99": final["p99"], "max": final["max"],
-                                 "count": final["count"]},
-            "stuck_operations": [list(op) for op in self.stuck_operations[:max_listed]],
-        }
+        return OtaSummary(
+            operations=self.operations, success=self.success, failure=self.failure, stuck=self.stuck,
+            failure_pct=self.failure_pct, by_code=dict(sorted(self.by_code.items())),
+            error_codes=dict(sorted(self.error_codes.items())), stages=dict(self.stages),
+            time_to_ack_ms=OtaTimes(p50=ack["p50"], p99=ack["p99"], max=ack["max"], count=ack["count"]),
+            time_to_final_ms=OtaTimes(p50=final["p50"], p99=final["p99"], max=final["max"], count=final["count"]),
+            stuck_operations=tuple(self.stuck_operations[:max_listed]))
 
 
 def build_funnel(events: Iterable[tuple[EventKey, float, str]],

@@ -34,6 +34,7 @@ import psutil
 from simulator.clock import Clock
 from simulator.metrics import names
 from simulator.metrics.histograms import LatencyHistogram
+from simulator.metrics.run_summary import ClockOffsetSummary
 
 __all__ = [
     "BACKEND_ERRORS",
@@ -185,11 +186,11 @@ class ClockOffset:
     def observer_behind(self) -> bool:
         return self.estimate_s < 0
 
-    def to_summary(self) -> dict[str, Any]:
-        return {"estimate_ms": round(self.estimate_s * 1000, 3), "samples": self.samples,
-                "observer_behind": self.observer_behind,
-                "meaning": "min(arrival - send): observer minus generator clock, plus the minimum one-way "
-                            "delay"}
+    def to_summary(self) -> ClockOffsetSummary:
+        return ClockOffsetSummary(estimate_ms=round(self.estimate_s * 1000, 3), samples=self.samples,
+                                  observer_behind=self.observer_behind,
+                                  meaning="min(arrival - send): observer minus generator clock, plus the minimum "
+                                          "one-way delay")
 
 
 def clock_offset_estimate(pairs: Iterable[tuple[float, float]]) -> ClockOffset | None:

@@ -15,7 +15,7 @@ import platform
 import re
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -31,8 +31,6 @@ from simulator.metrics.histograms import HistogramSet
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import (
     SCHEMA_VERSION,
-    AccountingSummary,
-    ClockOffsetSummary,
     Environment,
     Events,
     GeneratorSummary,
@@ -40,8 +38,6 @@ from simulator.metrics.run_summary import (
     Latency,
     LatencyStats,
     Onboarding,
-    OtaSummary,
-    OtaTimes,
     Rates,
     RunNotes,
     RunSummary,
@@ -124,30 +120,6 @@ def _rate(count: int | None, duration_s: float) -> float | None:
     return round(count / duration_s, 3)
 
 
-def _rows(items: Sequence[Sequence[str | int]]) -> tuple[tuple[str | int, ...], ...]:
-    return tuple(tuple(row) for row in items)
-
-
-def _accounting(acc: Accounting) -> AccountingSummary:
-    d = acc.to_summary()
-    return AccountingSummary(
-        planned=d["planned"], sent=d["sent"], acked=d["acked"], delivered=d["delivered"], lost=d["lost"],
-        duplicated=d["duplicated"], reordered=d["reordered"], late=d["late"], unexpected=d["unexpected"],
-        duplicate_sends=d["duplicate_sends"], lost_reasons=dict(d["lost_reasons"]),
-        lost_events=_rows(d["lost_events"]), duplicated_events=_rows(d["duplicated_events"]),
-        reordered_events=_rows(d["reordered_events"]), unexpected_events=_rows(d["unexpected_events"]),
-        late_events=_rows(d["late_events"]))
-
-
-def _ota(funnel: Funnel) -> OtaSummary:
-    d = funnel.to_summary()
-    return OtaSummary(
-        operations=d["operations"], success=d["success"], failure=d["failure"], stuck=d["stuck"],
-        failure_pct=d["failure_pct"], by_code=dict(d["by_code"]), error_codes=dict(d["error_codes"]),
-        stages=dict(d["stages"]), time_to_ack_ms=OtaTimes(**d["time_to_ack_ms"]),
-        time_to_final_ms=OtaTimes(**d["time_to_final_ms"]), stuck_operations=_rows(d["stuck_operations"]))
-
-
 def summarize(
     *,
     scenario: str,
@@ -181,7 +153,7 @@ def summarize(
     if health is not None:
         hists.paths[names.PATH_LOOP_LAG] = health.loop_lag
     totals = recorder.totals
-    acc = _accounting(accounting) if accounting is not None else None
+    acc = accounting.to_summary() if accounting is not None else None
     caused = attributed or FaultTotals()
     errors = totals["publish_errors"] + totals["ack_errors"]
     events = Events(
@@ -208,7 +180,6 @@ def summarize(
         send_lag_p99_ms=send_lag_p99, cpu_pct=cpu, loop_lag_p99_ms=loop_lag_p99, sdk_over_limit=sdk_over_limit,
         errors=errors, offered=totals["offered"], lost=events.lost or 0, planned=events.planned,
         partial=partial, thresholds=thresholds, fault_errors=caused.errors, fault_lost=caused.lost)
-    clock = clock_offset.to_summary() if clock_offset is not None else None
     return RunSummary(
         scenario=scenario, seed=seed,
         started_at=datetime.fromtimestamp(started_at, tz=UTC).isoformat().replace("+00:00", "Z"),
@@ -219,7 +190,7 @@ def summarize(
         latency_ms=latency, latency_trustworthy=judged.latency_trustworthy,
         latency_untrusted_reason=judged.untrusted_reason,
         lost_reasons=dict(acc.lost_reasons) if acc else None, accounting=acc,
-        ota=_ota(funnel if funnel is not None else Funnel()),
+        ota=(funnel if funnel is not None else Funnel()).to_summary(),
         generator=GeneratorSummary(
             cpu_pct=cpu, cpu_samples=len(health.cpu_samples) if health is not None else 0,
             send_lag_ms_p99=send_lag_p99, loop_lag_ms_p99=loop_lag_p99, saturated=judged.saturated,
@@ -228,7 +199,7 @@ def summarize(
             thresholds=HealthLimits(send_lag_p99_ms=thresholds.send_lag_p99_ms, cpu_pct=thresholds.cpu_pct,
                                     loop_lag_p99_ms=thresholds.loop_lag_p99_ms,
                                     sdk_device_limit=thresholds.sdk_device_limit, error_pct=thresholds.error_pct)),
-        clock_offset=ClockOffsetSummary(**clock) if clock is not None else None,
+        clock_offset=clock_offset.to_summary() if clock_offset is not None else None,
         verdict=judged.status, verdict_reasons=tuple(judged.reasons), environment=environment_fingerprint(),
         extra=notes)
 
