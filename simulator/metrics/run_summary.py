@@ -303,6 +303,10 @@ class ThresholdResult:
     unit: str = ""
     status: Literal["pass", "fail", "unknown"] = "pass"
 
+    def __post_init__(self) -> None:
+        if self.status == "pass" and not self.ok:  # a summary from before `status` existed: ok=false is a fail
+            object.__setattr__(self, "status", "fail")
+
 
 @dataclass(frozen=True)
 class ThresholdReport:
