@@ -78,7 +78,8 @@ def test_losses_inside_an_injected_fault_are_the_faults(tmp_path: Path) -> None:
     caused = fault["caused"]
     assert caused["lost"] > 0 and caused["lost"] == events["lost"], summary  # the disconnect lost them all
     assert events["lost_outside_faults"] == 0 and events["errors_outside_faults"] == 0
-    assert verdict == "ok", summary["verdict_reasons"]
+    # Not blamed on the backend (a loaded machine may still make it generator_saturated: not this test's point)
+    assert verdict not in ("lost_events", "backend_errors"), summary["verdict_reasons"]
     assert "caused" in proc.stdout and "not the backend" in proc.stdout
 
 
