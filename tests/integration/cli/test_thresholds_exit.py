@@ -13,7 +13,7 @@ from pathlib import Path
 
 from simulator.backend.process import BackendProcess
 from tests.conftest import require_service
-from tests.integration.engine.conftest import only_run_dir, run_scenario_text, summary_of
+from tests.integration.engine.conftest import only_run_dir, run_fleetsim, run_scenario_text, summary_of
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -97,3 +97,42 @@ def test_plain_locust_exits_1_on_a_breached_threshold(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "  BREACHED ack_latency_p99_ms: observed " in proc.stderr, proc.stderr
     assert "exit 1: thresholds breached" in proc.stderr
+
+
+NO_OBSERVER = """\
+name: blind
+seed: 3
+fleet: {devices: 3}
+time_scale: 600
+duration: 3s
+arrival: {model: constant, rate: 3, count: 3}
+lifecycle:
+  random: {outcomes: {success: 1.0}, download_duration: 60s, deploy_duration: 60s, reboot_duration: 60s}
+thresholds:
+  lost: "== 0"
+  ack_latency_p99_ms: "< 10000"
+"""
+
+
+def test_without_an_observer_lost_is_unknown_and_named_not_a_failure(tmp_path: Path) -> None:
+    """A target file with no observer: `lost` has no value. It is `unknown` with the reason, in the last lines,
+    and does not fail the run (on_missing: skip, the default); it did fail every such run before."""
+    require_service("mosquitto", binary="mosquitto")
+    from simulator.backend.server import EmbeddedBackend
+
+    scenario = tmp_path / "blind.yaml"
+    scenario.write_text(NO_OBSERVER)
+    with EmbeddedBackend(tmp_path / "backend") as backend:
+        info = backend.info
+        assert info is not None
+        target = tmp_path / "target.yaml"
+        target.write_text(f"pairing_url: {info.pairing_url}\nrealm: fleetsim\nagent_jwt: {info.agent_jwt}\n"
+                          f"ca_file: {info.ca_file}\n")
+        proc = run_fleetsim(["run", str(scenario), "--target", str(target), "--results", str(tmp_path / "results"),
+                             "--state-dir", str(tmp_path / "state"), "--quiet"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.rstrip().splitlines()
+    assert "thresholds: 1/2 passed, 1 unknown (on_missing: skip)" in lines, proc.stdout
+    assert any(line.startswith("  unknown lost: observed no value, required == 0 (no observer: delivered/lost "
+                               "unknown") for line in lines), proc.stdout
+    assert lines[-1] == "exit 0"
