@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
                          "run (--force keeps it anyway)")
     doc = build_baseline(summary, source=str(args.run))
     path = write_baseline(args.out, doc)
-    metrics = doc["metrics"]
-    assert isinstance(metrics, dict)
+    metrics = doc.metrics
     known = sum(1 for v in metrics.values() if v is not None)
     print(f"baseline {path}: scenario {summary.scenario}, seed {summary.seed}, {known}/{len(metrics)} metrics"
           + (f" (verdict {summary.verdict}, kept with --force)" if summary.verdict != "ok" else ""))

@@ -12,8 +12,8 @@ import pytest
 from simulator.cli import main
 from simulator.errors import UsageError
 from simulator.metrics.run_summary import RunSummary
+from simulator.outputs.baseline import Baseline, read_baseline, write_baseline
 from simulator.outputs.baseline import build_baseline as _build_baseline
-from simulator.outputs.baseline import read_baseline, write_baseline
 from simulator.outputs.compare import Comparison, format_markdown, parse_tolerance
 from simulator.outputs.compare import compare_run as _compare_run
 
@@ -41,15 +41,15 @@ def _summary(p99: float = 40.0, lost: int = 0, delivered_eps: float = 100.0) -> 
     }
 
 
-def build_baseline(summary: dict[str, Any]) -> dict[str, Any]:
+def build_baseline(summary: dict[str, Any]) -> Baseline:
     return _build_baseline(RunSummary.from_json(summary))
 
 
-def compare_run(base: dict[str, Any], run: dict[str, Any], tol: float) -> Comparison:
+def compare_run(base: Baseline, run: dict[str, Any], tol: float) -> Comparison:
     return _compare_run(base, RunSummary.from_json(run), tol)
 
 
-def _verdicts(base: dict[str, Any], run: dict[str, Any], tol: float) -> dict[str, str]:
+def _verdicts(base: Baseline, run: dict[str, Any], tol: float) -> dict[str, str]:
     return {r.metric: r.verdict for r in compare_run(base, run, tol).rows}
 
 
@@ -113,7 +113,7 @@ def test_cli_baseline_then_compare_exit_codes(tmp_path: Path, capsys: pytest.Cap
     base_run = _run_dir(tmp_path / "base", _summary(p99=40.0))
     baseline = tmp_path / "baselines" / "ci.json"
     assert main(["baseline", str(base_run), "--out", str(baseline)]) == 0
-    assert read_baseline(baseline)["metrics"]["ack_latency_p99_ms"] == 40.0
+    assert read_baseline(baseline).metrics["ack_latency_p99_ms"] == 40.0
     slow = _run_dir(tmp_path / "slow", _summary(p99=48.0))
     ok = _run_dir(tmp_path / "ok", _summary(p99=42.0))
     capsys.readouterr()
@@ -167,4 +167,4 @@ def test_baseline_refuses_a_run_whose_verdict_is_not_ok(tmp_path: Path, capsys: 
     assert "--force" in err[0] and not out.exists()
     assert main(["baseline", str(run), "--out", str(out), "--force"]) == 0
     assert "kept with --force" in capsys.readouterr().out
-    assert read_baseline(out)["verdict"] == "generator_saturated"
+    assert read_baseline(out).verdict == "generator_saturated"
