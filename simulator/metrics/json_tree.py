@@ -72,6 +72,7 @@ def _claimed(cls: type) -> frozenset[str]:
 class _Bad(Exception):
     def __init__(self, where: str, message: str) -> None:
         super().__init__(f"{where}: {message}")
+        self.message = message
 
 
 def _is_json_value(hint: object) -> bool:
@@ -90,14 +91,16 @@ def _decode(hint: object, value: object, where: str) -> object:
         options = get_args(hint)
         if value is None and type(None) in options:
             return None
-        errors = []
+        errors: list[_Bad] = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _decode(option, value, where)
             except _Bad as exc:
-                errors.append(str(exc))
+                errors.append(exc)
+        if len(errors) == 1:  # X | None: say what X wanted
+            raise _Bad(where, errors[0].message + (" (or null)" if type(None) in options else ""))
         raise _Bad(where, f"unexpected value {value!r}")
     if origin in (Mapping, dict) or hint is dict:
         if not isinstance(value, dict):
@@ -155,10 +158,11 @@ def _decode_dataclass(cls: type, data: dict[str, object], where: str) -> object:
                 kwargs[f.name] = _decode(hint, rest, where)
         elif f.name in data:
             kwargs[f.name] = _decode(hint, data[f.name], f"{where}.{f.name}" if where else f.name)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field absent
-        raise _Bad(where or cls.__name__, str(exc)) from None
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs and f.init
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise _Bad(where or ", ".join(missing), "missing (required)")
+    return cls(**kwargs)
 
 
 def from_json(cls: type[T], data: object, source: str) -> T:

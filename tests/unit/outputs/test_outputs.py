@@ -242,3 +242,19 @@ def test_empty_partial_run_without_observer_still_reports(tmp_path: Path) -> Non
     assert "Partial run" in html and html.count("<svg") >= 5 and "no data" in html
     assert "PARTIAL" in format_summary(s)
     assert main(["report", "-q", str(tmp_path)]) == 0
+
+
+def test_summary_with_a_wrong_type_is_one_line_naming_the_field(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    good = _summary(make_run()).to_json()
+    events = good["events"]
+    assert isinstance(events, dict)
+    (tmp_path / "summary.json").write_text(json.dumps({**good, "events": {**events, "lost": "many"}}))
+    assert main(["report", "-q", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fleetsim report: {tmp_path / 'summary.json'}: events.lost: expected an integer, got 'many' "
+                   "(or null)"]
+    (tmp_path / "summary.json").write_text(json.dumps({"schema_version": 1, "scenario": "x"}))
+    assert main(["report", "-q", str(tmp_path)]) == 2
+    assert "seed, started_at, started_at_epoch, duration_s, devices, transport, target: missing (required)" in (
+        capsys.readouterr().err)
