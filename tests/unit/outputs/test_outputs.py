@@ -258,3 +258,20 @@ def test_summary_with_a_wrong_type_is_one_line_naming_the_field(tmp_path: Path,
     assert main(["report", "-q", str(tmp_path)]) == 2
     assert "seed, started_at, started_at_epoch, duration_s, devices, transport, target: missing (required)" in (
         capsys.readouterr().err)
+
+
+def test_report_names_thresholds_and_what_faults_caused(tmp_path: Path) -> None:
+    from simulator.metrics.run_summary import FaultCaused, FaultRecord, RunNotes
+    from simulator.outputs.thresholds import evaluate_thresholds
+
+    run = make_run()
+    s = _summary(run)
+    fault = FaultRecord(kind="disconnect", at=15.0, duration=3.0, devices=6, affected=6,
+                        caused=FaultCaused(errors=4, lost=1, lost_reasons={"publish_failed": 1}))
+    s = dataclasses.replace(s, extra=RunNotes(broker="mosquitto", faults=(fault,)),
+                            thresholds=evaluate_thresholds(s, (("ack_latency_p99_ms", "< 1"),)))
+    html = write_results(tmp_path, s, run.recorder, run.accounting, run.arrivals)["report"].read_text()
+    assert "<td>ack_latency_p99_ms</td><td>&lt; 1</td><td>4.001</td><td>fail</td>" in html
+    assert "<td>disconnect</td><td>15</td><td>1</td><td>4</td>" in html and "broker mosquitto" in html
+    back = RunSummary.from_json(json.loads((tmp_path / "summary.json").read_text()))
+    assert back.faults[0].caused == fault.caused and back.thresholds == s.thresholds
