@@ -26,13 +26,14 @@ from simulator.events import (
     OTA_REQUEST_INTERFACE,
     OTA_REQUEST_PATH,
     ActionKind,
+    KeyBook,
     PlannedAction,
     Value,
 )
 from simulator.lifecycle.draws import draw_operation, operation_inputs
 from simulator.lifecycle.inputs import CancelRequested, Input, PoweredOff, UpdateRequested
 from simulator.lifecycle.machine import OtaMachine
-from simulator.lifecycle.plans import BASE_IMAGE_INTERFACE, Firmware, Occurrences, input_actions
+from simulator.lifecycle.plans import BASE_IMAGE_INTERFACE, Firmware, input_actions
 from simulator.lifecycle.states import Phase
 from simulator.records import SendRecord
 from simulator.scenario.model import LifecycleMixEntry, RandomLifecycle
@@ -136,7 +137,7 @@ class VirtualDevice:
         self._machine = OtaMachine()
         self._queue: list[tuple[int, int, Input]] = []  # live inputs: (offset µs, seq, input)
         self._seq = 0
-        self._occurrences = Occurrences()
+        self._occurrences = KeyBook()
         self._reconnect_us: int | None = None
         # When the last reconnect completed (µs from the run's start): events the plan put earlier could not
         # leave a device that was still onboarding; their intended time is this, and the reconnect's own

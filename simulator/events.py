@@ -17,6 +17,7 @@ __all__ = [
     "OTA_REQUEST_PATH",
     "ActionKind",
     "EventKey",
+    "KeyBook",
     "OtaEvent",
     "OtaStatus",
     "OtaStatusCode",
@@ -85,6 +86,28 @@ class OtaEvent:
 # Error once per failed attempt, so the first four fields alone are not unique. Sender and collector compute
 # occurrence the same way, so the send log and the arrival log join on this key (DESIGN.md principle 7).
 EventKey = tuple[str, str, str, int, int]
+
+
+class KeyBook:
+    """The one count of EventKey occurrences: how many earlier events had the same (device, requestUUID,
+    status, statusProgress). The planner, the devices (campaign mode), the embedded collector and the trigger
+    observers all number through it, so the send log and the arrival log join on the same keys."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str, str, int], int] = {}
+
+    def next(self, device: str, request_uuid: str, status: str, progress: int) -> int:
+        """The occurrence of this event (0 the first time), counted."""
+        base = (device, request_uuid, status, progress)
+        n = self._seen.get(base, 0)
+        self._seen[base] = n + 1
+        return n
+
+    def key(self, device: str, request_uuid: str, status: str, progress: int) -> EventKey:
+        """The full EventKey of this event, counted."""
+        return (device, request_uuid, status, progress, self.next(device, request_uuid, status, progress))
 
 
 class ActionKind(StrEnum):

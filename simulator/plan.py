@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.events import ActionKind, PlannedAction
+from simulator.events import ActionKind, KeyBook, PlannedAction
 from simulator.ids import device_id, request_uuid
-from simulator.lifecycle.plans import Firmware, Occurrences, plan_operation
+from simulator.lifecycle.plans import Firmware, plan_operation
 from simulator.scenario.model import ArrivalSpec, DeviceStage, FleetSpec, Scenario
 
 __all__ = [
@@ -196,7 +196,7 @@ def build_plan(scenario: Scenario, schedule_fn: ScheduleFn | None = None) -> Fle
 
     rngs: dict[int, np.random.Generator] = {}
     firmware: dict[int, Firmware] = {}
-    occurrences: dict[int, Occurrences] = {}
+    occurrences = KeyBook()  # one book for the fleet: its keys carry the device
     actions: list[list[PlannedAction]] = [[] for _ in range(n)]
     online = online_offsets_us(fleet.ramp, n)
     # Without a ramp every device starts idle at 0 in index order (the plan of a scenario without `ramp` is
@@ -222,7 +222,7 @@ def build_plan(scenario: Scenario, schedule_fn: ScheduleFn | None = None) -> Fle
         current = firmware.get(dev, old_fw)
         uuid = request_uuid(rng)
         op = plan_operation(dev, spec, rng, uuid, start_us, scenario.time_scale, current, new_fw,
-                            occurrences.setdefault(dev, Occurrences()))
+                            occurrences)
         firmware[dev] = op.firmware_after
         actions[dev].extend(op.actions)
         heapq.heappush(busy, (max(op.end_us, start_us), dev))

@@ -37,7 +37,7 @@ from simulator.backend.validation import (
 )
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
-from simulator.events import OTA_EVENT_INTERFACE, EventKey
+from simulator.events import OTA_EVENT_INTERFACE, EventKey, KeyBook
 from simulator.interfaces.loader import load_interfaces
 from simulator.records import ArrivalRecord
 
@@ -95,7 +95,7 @@ class Collector:
         self._cond = threading.Condition(threading.RLock())
         self._handshake = HandshakeTracker(self._validator)
         self._arrivals: list[ArrivalRecord] = []
-        self._occurrences: dict[tuple[str, str, str, int], int] = {}
+        self._occurrences = KeyBook()
         self._violations: Counter[str] = Counter()
         self._examples: deque[dict[str, object]] = deque(maxlen=config.max_examples)
         self._messages: Counter[str] = Counter()
@@ -221,10 +221,7 @@ class Collector:
             if msg.interface == OTA_EVENT_INTERFACE and msg.kind != KIND_UNSET:
                 fields = _ota_key_fields(msg.value)
                 if fields is not None:
-                    base = (msg.device_id, *fields)
-                    occurrence = self._occurrences.get(base, 0)
-                    self._occurrences[base] = occurrence + 1
-                    key: EventKey = (*base, occurrence)
+                    key: EventKey = self._occurrences.key(msg.device_id, *fields)
                     if self._drop is not None and self._drop(key):
                         self._dropped += 1
                         return None

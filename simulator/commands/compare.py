@@ -48,18 +48,22 @@ def run(args: argparse.Namespace) -> int:
     comparison = compare_run(baseline, summary, tolerance, args.metric or None)
     text = format_markdown(
         comparison,
-        baseline_name=f"baseline ({baseline.get('scenario')})",
-        run_name=f"run ({summary.get('scenario')})",
+        baseline_name=f"baseline ({baseline.scenario})",
+        run_name=f"run ({summary.scenario})",
     )
-    if baseline.get("scenario") != summary.get("scenario"):
+    if baseline.scenario != summary.scenario:
         text += (
-            f"\n> Note: the baseline is of scenario `{baseline.get('scenario')}`, the run of "
-            f"`{summary.get('scenario')}`.\n"
+            f"\n> Note: the baseline is of scenario `{baseline.scenario}`, the run of "
+            f"`{summary.scenario}`.\n"
         )
-    if summary.get("latency_trustworthy") is False:
+    if summary.verdict != "ok":
+        text += f"\n> Note: the run's verdict is `{summary.verdict}` ({'; '.join(summary.verdict_reasons)}).\n"
+    if baseline.verdict not in (None, "ok"):
+        text += f"\n> Note: the baseline's verdict was `{baseline.verdict}`: it is not a healthy reference.\n"
+    if summary.latency_trustworthy is False:
         text += (
             "\n> Note: the generator was saturated in this run; its latencies are not the backend's "
-            f"({summary.get('latency_untrusted_reason') or 'see summary.json'}).\n"
+            f"({summary.latency_untrusted_reason or 'see summary.json'}).\n"
         )
     print(text, end="")
     if args.out:

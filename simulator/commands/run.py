@@ -4,7 +4,8 @@ Flags override the scenario (defaults < YAML < FLEETSIM_* env < flags). Results 
 results/<UTC timestamp>-<scenario>/; the end-of-run table goes to stdout, the live progress line to stderr.
 `duration` is the run's wall time: operations in flight then get `graceful_stop` (default 30 s), the rest is
 cut (counted in summary.json extra.cut). With --web the UI stays up after the run until Ctrl-C.
-Exit: 0 ok; 1 thresholds breached; 2 bad input; 130 interrupted (partial results still written).
+Exit: 0 ok; 1 thresholds breached; 2 bad input; 3 internal error; 4 verdict incomplete/invalid_*
+(unless --allow-incomplete); 130 interrupted (partial results still written). The last lines say which and why.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--otlp", default=os.environ.get("FLEETSIM_OTLP", ""), metavar="ENDPOINT",
                         help="push the same metrics over OTLP/HTTP, e.g. http://127.0.0.1:4318 (extra 'otlp'); "
                              "env FLEETSIM_OTLP")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="exit 0 on an incomplete verdict (devices never online, part of the plan never offered)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fleetsim: {note}", file=sys.stderr, flush=True)
     settings = RunSettings(results_root=Path(args.results), processes=args.processes, spawn_rate=args.spawn_rate,
                            web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
-                           broker=args.broker, engine="fleetsim run", telemetry=telemetry)
+                           broker=args.broker, engine="fleetsim run", telemetry=telemetry,
+                           allow_incomplete=args.allow_incomplete)
     from simulator.locust_adapter.runner import LocustDriver
     from simulator.run.execute import execute
 

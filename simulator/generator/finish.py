@@ -7,22 +7,26 @@ dropped silently (issue 6 item 2, issue 9).
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from simulator.faults.schedule import BACKEND_KINDS, build_schedule
 from simulator.generator.target import TargetInfo
 from simulator.metrics.accounting import Accounting, account
+from simulator.metrics.fault_attribution import FaultTotals, FaultWindow, attribute, window
 from simulator.metrics.funnel import OperationId, funnel_from_sends
 from simulator.metrics.health import GeneratorHealth, clock_offset_estimate
+from simulator.metrics.json_tree import JsonValue, from_json, to_json
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.metrics.run_summary import FaultCaused, FaultRecord, PlanNotes, RunNotes, RunSummary, ThresholdReport
 from simulator.observers.base import Observer
 from simulator.outputs.bundle import write_results
-from simulator.outputs.summary import build_summary, results_dir
+from simulator.outputs.summary import results_dir, summarize
 from simulator.plan import FleetPlan
-from simulator.records import ArrivalRecord
+from simulator.records import ArrivalRecord, SendRecord
 from simulator.scenario.model import Scenario
 
 __all__ = ["FinishedRun", "collect_arrivals", "finish_run"]
@@ -34,7 +38,7 @@ GRACE_S = 5.0  # arrivals later than the run's end + this are "late"
 @dataclass(frozen=True)
 class FinishedRun:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     files: dict[str, Path]
 
 
@@ -62,6 +66,70 @@ def _operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[Ope
     return {(plan.device_ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
 
 
+def _recovery_s(rec: Mapping[str, JsonValue]) -> float:
+    """How long the fault's devices took to come back, as the fault measured it (0 when it did not)."""
+    values: list[float] = []
+    reconnect = rec.get("reconnect_s")
+    if isinstance(reconnect, dict) and isinstance(reconnect.get("max"), int | float):
+        values.append(float(reconnect["max"]))  # type: ignore[arg-type]
+    for key in ("all_back_s", "reconnected_s"):
+        value = rec.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values.append(float(value))
+    return max(values, default=0.0)
+
+
+def _fault_windows(scenario: Scenario, plan: FleetPlan | None,
+                   records: Sequence[Mapping[str, JsonValue]]) -> list[FaultWindow | None]:
+    """One attribution window per fault record (the devices it hit come from the seeded schedule)."""
+    devices: list[frozenset[str] | None] = [None] * len(records)
+    if plan is not None and scenario.faults:
+        actions = build_schedule(scenario, len(plan.device_ids)).actions
+        for i, action in enumerate(actions[:len(records)]):
+            if action.kind not in BACKEND_KINDS and action.devices:
+                devices[i] = frozenset(plan.device_ids[d] for d in action.devices)
+    out: list[FaultWindow | None] = []
+    for rec, devs in zip(records, devices, strict=True):
+        started, ended = rec.get("started"), rec.get("ended")
+        out.append(window(float(started) if isinstance(started, int | float) else None,
+                          float(ended) if isinstance(ended, int | float) else None, _recovery_s(rec), devs))
+    return out
+
+
+def _faults(raw: object, totals: FaultTotals) -> tuple[FaultRecord, ...]:
+    records = from_json(RunNotes, {"faults": to_json(raw)}, "fault log").faults or ()
+    out = []
+    for rec, caused in zip(records, totals.per_fault, strict=False):
+        win = caused.window
+        out.append(dataclasses.replace(rec, caused=FaultCaused(
+            errors=caused.errors, lost=caused.lost, lost_reasons=dict(caused.lost_reasons),
+            window_s=(round(win.start, 3), round(win.end, 3)) if win is not None else None)))
+    return tuple(out)
+
+
+def _notes(scenario: Scenario, plan: FleetPlan | None, target: TargetInfo, recorder: MetricsRecorder,
+           planned: int | None, reason: str, fleet_counters: Mapping[str, object] | None,
+           extra: Mapping[str, object], totals: FaultTotals) -> RunNotes:
+    offered = recorder.totals["offered"]
+    other = {k: to_json(v) for k, v in extra.items() if k != "faults"}
+    counters = dict(fleet_counters or {})
+    fleet = {k: v for k, v in counters.items() if isinstance(v, int | float)}
+    failed = counters.get("failed_devices")
+    return RunNotes(
+        target={k: to_json(v) for k, v in target.redacted().items()}, broker=target.broker_kind,
+        broker_version=target.broker_version, broker_label=target.broker_label,
+        broker_warning=target.broker_warning, reason=reason, fleet=fleet,
+        failed_devices={str(k): str(v) for k, v in failed.items()} if isinstance(failed, Mapping) else {},
+        not_attempted=(planned - offered) if planned is not None else None,
+        not_attempted_reason=("planned events never attempted: device not online, or the run was stopped "
+                              "before their time" if planned is not None and planned > offered else ""),
+        plan=PlanNotes(operations=len(plan.operations), dropped_operations=plan.dropped,
+                       in_flight_at_cut=plan.in_flight) if plan is not None else None,
+        arrival_phase=scenario.arrival.phase,
+        faults=_faults(extra["faults"], totals) if extra.get("faults") is not None else None,
+        other=other)
+
+
 def finish_run(
     *,
     scenario: Scenario,
@@ -75,53 +143,45 @@ def finish_run(
     health: GeneratorHealth | None = None,
     partial: bool = False,
     reason: str = "",
-    fleet_counters: Mapping[str, Any] | None = None,
+    fleet_counters: Mapping[str, object] | None = None,
     sdk_over_limit: bool = False,
-    extra: Mapping[str, Any] | None = None,
-    thresholds_report: Any = None,
+    extra: Mapping[str, object] | None = None,
+    thresholds_report: Callable[[RunSummary], ThresholdReport] | None = None,
+    cut_operations: Collection[OperationId] = (),
 ) -> FinishedRun:
+    """Join the books, judge the run, write its files; the RunSummary is `FinishedRun.summary`."""
     expected = recorder.totals["acked"]
     arrivals = collect_arrivals(observer, expected)
     accounting: Accounting | None = None
     if observer is not None:
         accounting = account(recorder.send_log, arrivals, end=ended_at, grace=GRACE_S)
     starts = _operation_starts(plan, started_at) if scenario.mode == "self" else {}
-    funnel = funnel_from_sends(recorder.send_log, starts or None)
-    offset = clock_offset_estimate((r.sent, a.arrival) for r, a in _pairs(recorder, arrivals))
+    funnel = funnel_from_sends(recorder.send_log, starts or None, frozenset(cut_operations))
+    offset = clock_offset_estimate((r.sent, a.arrival) for r, a in _pairs(recorder, arrivals) if r.sent is not None)
     planned = plan.planned_events if plan is not None and scenario.mode == "self" else None
-    notes: dict[str, Any] = {
-        "target": target.redacted(), "broker": target.broker_kind, "reason": reason,
-        "broker_version": target.broker_version, "broker_label": target.broker_label,
-        "broker_warning": target.broker_warning,
-        "fleet": dict(fleet_counters or {}),
-        "not_attempted": (planned - recorder.totals["offered"]) if planned is not None else None,
-        "not_attempted_reason": ("planned events never attempted: device not online, or the run was stopped "
-                                 "before their time" if planned is not None
-                                 and planned > recorder.totals["offered"] else ""),
-        "plan": {"operations": len(plan.operations), "dropped_operations": plan.dropped,
-                 "in_flight_at_cut": plan.in_flight} if plan is not None else None,
-        "arrival_phase": scenario.arrival.phase,
-        **dict(extra or {}),
-    }
-    summary = build_summary(
+    notes_in = dict(extra or {})
+    raw_faults = notes_in.get("faults")
+    fault_records = [r for r in raw_faults if isinstance(r, Mapping)] if isinstance(raw_faults, list) else []
+    totals = attribute(_fault_windows(scenario, plan, fault_records), recorder.send_log,
+                       accounting.lost_events if accounting is not None else ())
+    notes = _notes(scenario, plan, target, recorder, planned, reason, fleet_counters, notes_in, totals)
+    summary = summarize(
         scenario=scenario.name, seed=scenario.seed, started_at=started_at, duration_s=max(0.0, ended_at - started_at),
         devices=scenario.fleet.devices, transport=scenario.transport, target=target.kind, recorder=recorder,
         accounting=accounting, funnel=funnel, health=health, planned=planned, partial=partial,
-        clock_offset=offset, sdk_over_limit=sdk_over_limit, extra=notes)
+        clock_offset=offset, sdk_over_limit=sdk_over_limit, notes=notes, attributed=totals)
     if thresholds_report is not None:
-        summary["thresholds"] = thresholds_report(summary)
+        summary = dataclasses.replace(summary, thresholds=thresholds_report(summary))
     run_dir = results_dir(results_root, scenario.name, started_at)
     run_dir.mkdir(parents=True, exist_ok=True)
     files = write_results(run_dir, summary, recorder, accounting, arrivals)
-    if "thresholds" in summary:
+    if summary.thresholds is not None:
         from simulator.outputs.junit import write_junit
 
-        files["junit"] = write_junit(run_dir, scenario.name, summary["thresholds"])
+        files["junit"] = write_junit(run_dir, scenario.name, summary.thresholds)
     return FinishedRun(run_dir=run_dir, summary=summary, files=files)
 
 
-def _pairs(recorder: MetricsRecorder, arrivals: Sequence[ArrivalRecord]) -> list[tuple[Any, ArrivalRecord]]:
+def _pairs(recorder: MetricsRecorder, arrivals: Sequence[ArrivalRecord]) -> list[tuple[SendRecord, ArrivalRecord]]:
     by_key = {r.key: r for r in recorder.send_log if r.sent is not None}
     return [(by_key[a.key], a) for a in arrivals if a.key in by_key]
-
-

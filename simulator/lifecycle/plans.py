@@ -12,7 +12,6 @@ time_scale.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from simulator.events import (
     OTA_EVENT_INTERFACE,
     OTA_EVENT_PATH,
     ActionKind,
+    KeyBook,
     OtaEvent,
     OtaStatus,
     OtaStatusCode,
@@ -35,7 +35,6 @@ __all__ = [
     "BASE_IMAGE_INTERFACE",
     "OS_INFO_INTERFACE",
     "Firmware",
-    "Occurrences",
     "OperationPlan",
     "firmware_properties",
     "input_actions",
@@ -70,31 +69,17 @@ def firmware_properties(device: int, offset_us: int, fw: Firmware) -> list[Plann
             for iface, path, value in values]
 
 
-class Occurrences:
-    """Per device: how many earlier events had the same (requestUUID, status, progress) (events.EventKey)."""
-
-    __slots__ = ("_seen",)
-
-    def __init__(self) -> None:
-        self._seen: Counter[tuple[str, str, int]] = Counter()
-
-    def next(self, event: OtaEvent) -> int:
-        key = (event.request_uuid, str(event.status), event.progress)
-        n = self._seen[key]
-        self._seen[key] = n + 1
-        return n
-
-
-def _publish(device: int, offset_us: int, event: OtaEvent, occurrences: Occurrences) -> PlannedAction:
+def _publish(device: int, offset_us: int, event: OtaEvent, occurrences: KeyBook) -> PlannedAction:
+    occurrence = occurrences.next(str(device), event.request_uuid, str(event.status), event.progress)
     return PlannedAction(device, offset_us, ActionKind.PUBLISH, OTA_EVENT_INTERFACE, OTA_EVENT_PATH,
-                         event.payload(), occurrence=occurrences.next(event))
+                         event.payload(), occurrence=occurrence)
 
 
 def _reboot(device: int, offset_us: int, duration_us: int) -> PlannedAction:
     return PlannedAction(device, offset_us, ActionKind.REBOOT, "", "", None, duration_us=duration_us)
 
 
-def input_actions(device: int, offset_us: int, inp: Input, events: list[OtaEvent], occurrences: Occurrences,
+def input_actions(device: int, offset_us: int, inp: Input, events: list[OtaEvent], occurrences: KeyBook,
                   old: Firmware, new: Firmware, reboot_us: int = 0) -> list[PlannedAction]:
     """What a device does when `inp` happens at `offset_us` and the machine answered `events`.
 
@@ -129,9 +114,9 @@ def _end(actions: list[PlannedAction], start_us: int) -> int:
 
 def plan_random(device: int, spec: RandomLifecycle, rng: np.random.Generator, uuid: str, start_us: int,
                 time_scale: float, old: Firmware, new: Firmware,
-                occurrences: Occurrences | None = None) -> OperationPlan:
+                occurrences: KeyBook | None = None) -> OperationPlan:
     """Draw one random operation and run its inputs through a fresh machine."""
-    occurrences = occurrences if occurrences is not None else Occurrences()
+    occurrences = occurrences if occurrences is not None else KeyBook()
     draw = draw_operation(spec, rng)
     timed = operation_inputs(draw, uuid, start_us, time_scale)
     machine = OtaMachine(streaming=spec.streaming, progress_step=spec.progress_step)
@@ -147,11 +132,11 @@ def plan_random(device: int, spec: RandomLifecycle, rng: np.random.Generator, uu
 
 
 def plan_scripted(device: int, spec: ScriptedLifecycle, uuid: str, start_us: int, time_scale: float,
-                  old: Firmware, new: Firmware, occurrences: Occurrences | None = None) -> OperationPlan:
+                  old: Firmware, new: Firmware, occurrences: KeyBook | None = None) -> OperationPlan:
     """Publish each step at its cumulative delay. The last Rebooting step is followed by a real reboot when
     the script goes on with Success or Failure+SystemRollback (or ends there); the next step's delay then
     counts from the reconnection, and the image properties are republished first."""
-    occurrences = occurrences if occurrences is not None else Occurrences()
+    occurrences = occurrences if occurrences is not None else KeyBook()
     steps = spec.steps
     statuses = [s.status for s in steps]
     last_reboot = max((i for i, s in enumerate(statuses) if s == OtaStatus.REBOOTING), default=-1)
@@ -181,7 +166,7 @@ def plan_scripted(device: int, spec: ScriptedLifecycle, uuid: str, start_us: int
 
 def plan_operation(device: int, spec: RandomLifecycle | ScriptedLifecycle, rng: np.random.Generator,
                    uuid: str, start_us: int, time_scale: float, old: Firmware, new: Firmware,
-                   occurrences: Occurrences | None = None) -> OperationPlan:
+                   occurrences: KeyBook | None = None) -> OperationPlan:
     """Plan one operation of either kind (scripted lifecycles draw nothing from `rng`)."""
     if isinstance(spec, ScriptedLifecycle):
         return plan_scripted(device, spec, uuid, start_us, time_scale, old, new, occurrences)

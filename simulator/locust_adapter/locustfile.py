@@ -79,5 +79,5 @@ def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun |
     result = close_books(spec, ctx.ensure_bounded(), outcome, observer)
     from simulator.outputs.terminal import format_summary
 
-    print(format_summary(dict(result.summary)), file=sys.stderr)
-    print(f"fleetsim results: {result.run_dir}", file=sys.stderr)
+    print(format_summary(result.summary, result.status, run_dir=result.run_dir), end="", file=sys.stderr)
+    ctx.environment.process_exit_code = result.exit_code  # plain Locust exits by the same rules as fleetsim run

@@ -29,6 +29,8 @@ def add_options(parser: Any) -> None:
                        choices=["lean", "sdk"], help="override the scenario's transport")
     group.add_argument("--fleetsim-results", env_var="FLEETSIM_RESULTS", default="results",
                        help="directory for run results (results/<UTC timestamp>-<scenario>/)")
+    group.add_argument("--fleetsim-allow-incomplete", env_var="FLEETSIM_ALLOW_INCOMPLETE", action="store_true",
+                       default=False, help="exit 0 on an incomplete verdict (as fleetsim run --allow-incomplete)")
     group.add_argument("--fleetsim-workers", env_var="FLEETSIM_WORKERS", type=int, default=0,
                        help="worker count for device partitioning (sent by the master; set for --processes)")
     group.add_argument("--fleetsim-metrics-port", env_var="FLEETSIM_METRICS_PORT", default="",

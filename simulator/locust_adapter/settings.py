@@ -37,5 +37,6 @@ def spec_from_options(options: Any, num_users: int | None) -> RunSpec:
     else:
         target = target_from_backend_info(Path(options.fleetsim_backend_info), state_dir)
     settings = RunSettings(results_root=Path(options.fleetsim_results), state_dir=state_dir,
-                           processes=max(1, options.fleetsim_workers or 1), engine="locust -f")
+                           processes=max(1, options.fleetsim_workers or 1), engine="locust -f",
+                           allow_incomplete=bool(getattr(options, "fleetsim_allow_incomplete", False)))
     return RunSpec(scenario=scenario, settings=settings).with_target(target)

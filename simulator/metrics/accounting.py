@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +27,7 @@ import numpy.typing as npt
 from simulator.events import EventKey
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
+from simulator.metrics.run_summary import AccountingSummary
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = ["DELIVERED", "LATE", "LOST_CODES", "Accounting", "account"]
@@ -96,19 +96,17 @@ class Accounting:
                 hist.record_us(us, "observer_clock_behind")
         return out
 
-    def to_summary(self, max_listed: int = 100) -> dict[str, Any]:
+    def to_summary(self, max_listed: int = 100) -> AccountingSummary:
         """The accounting part of summary.json (event lists truncated to `max_listed`)."""
-        return {
-            "planned": self.planned, "sent": self.sent, "acked": self.acked, "delivered": self.delivered,
-            "lost": self.lost, "duplicated": self.duplicated, "reordered": self.reordered,
-            "late": self.late, "unexpected": self.unexpected, "duplicate_sends": self.duplicate_sends,
-            "lost_reasons": dict(self.lost_reasons),
-            "lost_events": [[*key, reason] for key, reason in self.lost_events[:max_listed]],
-            "duplicated_events": [[*key, n] for key, n in list(self.duplicated_events.items())[:max_listed]],
-            "reordered_events": [list(key) for key in self.reordered_events[:max_listed]],
-            "unexpected_events": [list(key) for key in self.unexpected_events[:max_listed]],
-            "late_events": [list(key) for key in self.late_events[:max_listed]],
-        }
+        return AccountingSummary(
+            planned=self.planned, sent=self.sent, acked=self.acked, delivered=self.delivered, lost=self.lost,
+            duplicated=self.duplicated, reordered=self.reordered, late=self.late, unexpected=self.unexpected,
+            duplicate_sends=self.duplicate_sends, lost_reasons=dict(self.lost_reasons),
+            lost_events=tuple((*key, reason) for key, reason in self.lost_events[:max_listed]),
+            duplicated_events=tuple((*key, n) for key, n in list(self.duplicated_events.items())[:max_listed]),
+            reordered_events=tuple(self.reordered_events[:max_listed]),
+            unexpected_events=tuple(self.unexpected_events[:max_listed]),
+            late_events=tuple(self.late_events[:max_listed]))
 
 
 def _lost_reason(rec: SendRecord) -> str:

@@ -12,12 +12,12 @@ from the arrival log (backend view: at `arrival`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from simulator.events import EventKey, OtaStatus
 from simulator.metrics.histograms import LatencyHistogram
+from simulator.metrics.run_summary import OtaSummary, OtaTimes
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = [
@@ -53,6 +53,7 @@ class Funnel:
     success: int = 0
     failure: int = 0
     stuck: int = 0
+    cut: int = 0  # no final status because the run's bounds cut the operation (duration + graceful_stop)
     by_code: dict[str, int] = field(default_factory=dict)  # final Failure statusCode -> operations
     error_codes: dict[str, int] = field(default_factory=dict)  # recoverable Error statusCode -> events
     stages: dict[str, int] = field(default_factory=dict)  # status -> operations that reached it
@@ -66,26 +67,23 @@ class Funnel:
         done = self.success + self.failure
         return round(100.0 * self.failure / done, 3) if done else 0.0
 
-    def to_summary(self, max_listed: int = 100) -> dict[str, Any]:
+    def to_summary(self, max_listed: int = 100) -> OtaSummary:
         ack = self.time_to_ack.summary_ms()
         final = self.time_to_final.summary_ms()
-        return {
-            "operations": self.operations, "success": self.success, "failure": self.failure,
-            "stuck": self.stuck, "failure_pct": self.failure_pct,
-            "by_code": dict(sorted(self.by_code.items())),
-            "error_codes": dict(sorted(self.error_codes.items())),
-            "stages": dict(self.stages),
-            "time_to_ack_ms": {"p50": ack["p50"], "p99": ack["p99"], "max": ack["max"],
-                               "count": ack["count"]},
-            "time_to_final_ms": {"p50": final["p50"], "p99": final["p99"], "max": final["max"],
-                                 "count": final["count"]},
-            "stuck_operations": [list(op) for op in self.stuck_operations[:max_listed]],
-        }
+        return OtaSummary(
+            operations=self.operations, success=self.success, failure=self.failure, stuck=self.stuck, cut=self.cut,
+            failure_pct=self.failure_pct, by_code=dict(sorted(self.by_code.items())),
+            error_codes=dict(sorted(self.error_codes.items())), stages=dict(self.stages),
+            time_to_ack_ms=OtaTimes(p50=ack["p50"], p99=ack["p99"], max=ack["max"], count=ack["count"]),
+            time_to_final_ms=OtaTimes(p50=final["p50"], p99=final["p99"], max=final["max"], count=final["count"]),
+            stuck_operations=tuple(self.stuck_operations[:max_listed]))
 
 
 def build_funnel(events: Iterable[tuple[EventKey, float, str]],
-                 starts: Mapping[OperationId, float] | None = None) -> Funnel:
-    """Funnel from (key, time s, statusCode) triples in any order."""
+                 starts: Mapping[OperationId, float] | None = None,
+                 cut: Collection[OperationId] = ()) -> Funnel:
+    """Funnel from (key, time s, statusCode) triples in any order. An operation without a final status is
+    `stuck`, unless the run's bounds cut it (`cut`): then it is counted as cut, not held against the backend."""
     ops: dict[OperationId, Operation] = {}
     funnel = Funnel()
     for key, when, code in sorted(events, key=lambda e: (e[1], e[0])):
@@ -110,6 +108,9 @@ def build_funnel(events: Iterable[tuple[EventKey, float, str]],
                 funnel.stages[status] += 1
         if op.acknowledged is not None:
             funnel.time_to_ack.record_s(op.acknowledged - op.start)
+        if op.final_status is None and op_id in cut:
+            funnel.cut += 1
+            continue
         if op.final_status is None:
             funnel.stuck += 1
             funnel.stuck_operations.append(op_id)
@@ -125,9 +126,10 @@ def build_funnel(events: Iterable[tuple[EventKey, float, str]],
 
 
 def funnel_from_sends(sends: Iterable[SendRecord],
-                      starts: Mapping[OperationId, float] | None = None) -> Funnel:
+                      starts: Mapping[OperationId, float] | None = None,
+                      cut: Collection[OperationId] = ()) -> Funnel:
     """The device's view: events that left the device (sent is not None), timed at `sent`."""
-    return build_funnel(((r.key, r.sent, r.code) for r in sends if r.sent is not None), starts)
+    return build_funnel(((r.key, r.sent, r.code) for r in sends if r.sent is not None), starts, cut)
 
 
 def funnel_from_arrivals(arrivals: Iterable[ArrivalRecord],

@@ -15,6 +15,8 @@ Thresholds (HealthThresholds), each with its reason:
   error_pct 0.1        publish/ack errors above 0.1% of offered events: the backend (or network) refused work.
   incomplete           a run that was not interrupted yet never offered some planned events (devices never
                        came online, the run ended before the plan): its rates are not the plan's load.
+  faults               errors and losses inside an injected fault's window are the scenario's doing
+                       (simulator.metrics.fault_attribution): listed in `reasons`, not judged.
 Verdict priority: generator_saturated > incomplete > lost_events > backend_errors > ok. Saturation comes first
 because it makes the other numbers the generator's as much as the backend's; every problem is still listed in
 `reasons`.
@@ -32,6 +34,7 @@ import psutil
 from simulator.clock import Clock
 from simulator.metrics import names
 from simulator.metrics.histograms import LatencyHistogram
+from simulator.metrics.run_summary import ClockOffsetSummary
 
 __all__ = [
     "BACKEND_ERRORS",
@@ -125,8 +128,12 @@ class Verdict:
 def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p99_ms: float | None,
             sdk_over_limit: bool = False, errors: int = 0, offered: int = 0, lost: int = 0,
             planned: int = 0, partial: bool = False,
-            thresholds: HealthThresholds = HealthThresholds()) -> Verdict:
-    """Judge a run from its numbers (see the module docstring for the thresholds and the priority)."""
+            thresholds: HealthThresholds = HealthThresholds(), fault_errors: int = 0,
+            fault_lost: int = 0) -> Verdict:
+    """Judge a run from its numbers (see the module docstring for the thresholds and the priority).
+
+    `fault_errors`/`fault_lost` (of `errors`/`lost`) fell inside injected faults' windows: the scenario caused
+    them, so they are listed as such and judged neither as lost events nor as backend errors."""
     t = thresholds
     saturation: list[str] = []
     if send_lag_p99_ms is not None and send_lag_p99_ms > t.send_lag_p99_ms:
@@ -141,13 +148,19 @@ def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p9
     unoffered = planned - offered if planned > offered and not partial else 0
     if unoffered:
         reasons.append(f"{unoffered} of {planned} planned events never offered (devices offline or run ended first)")
-    if lost > 0:
-        reasons.append(f"{lost} events lost")
-    error_pct = 100.0 * errors / offered if offered else 0.0
-    backend = errors > 0 and error_pct > t.error_pct
+    own_lost = max(0, lost - fault_lost)
+    own_errors = max(0, errors - fault_errors)
+    if own_lost > 0:
+        reasons.append(f"{own_lost} events lost" + (" outside injected faults" if fault_lost else ""))
+    error_pct = 100.0 * own_errors / offered if offered else 0.0
+    backend = own_errors > 0 and error_pct > t.error_pct
     if backend:
-        reasons.append(f"{errors} publish/ack errors ({error_pct:.3g}% of offered > {t.error_pct:g}%)")
-    status = (GENERATOR_SATURATED if saturation else INCOMPLETE if unoffered else LOST_EVENTS if lost > 0
+        reasons.append(f"{own_errors} publish/ack errors ({error_pct:.3g}% of offered > {t.error_pct:g}%)"
+                       + (" outside injected faults" if fault_errors else ""))
+    if fault_lost or fault_errors:
+        reasons.append(f"injected faults caused {min(fault_lost, lost)} lost events and "
+                       f"{min(fault_errors, errors)} publish/ack errors (extra.faults[].caused)")
+    status = (GENERATOR_SATURATED if saturation else INCOMPLETE if unoffered else LOST_EVENTS if own_lost > 0
               else BACKEND_ERRORS if backend else OK)
     out = Verdict(status=status, reasons=reasons, saturated=bool(saturation))
     if saturation:
@@ -173,11 +186,11 @@ class ClockOffset:
     def observer_behind(self) -> bool:
         return self.estimate_s < 0
 
-    def to_summary(self) -> dict[str, Any]:
-        return {"estimate_ms": round(self.estimate_s * 1000, 3), "samples": self.samples,
-                "observer_behind": self.observer_behind,
-                "meaning": "min(arrival - send): observer minus generator clock, plus the minimum one-way "
-                            "delay"}
+    def to_summary(self) -> ClockOffsetSummary:
+        return ClockOffsetSummary(estimate_ms=round(self.estimate_s * 1000, 3), samples=self.samples,
+                                  observer_behind=self.observer_behind,
+                                  meaning="min(arrival - send): observer minus generator clock, plus the minimum "
+                                          "one-way delay")
 
 
 def clock_offset_estimate(pairs: Iterable[tuple[float, float]]) -> ClockOffset | None:

@@ -2,13 +2,11 @@
 
 Latency path names are always carried with their numbers (DESIGN.md principle 6: never a latency without its
 path). Threshold names are k6-style flat strings (`ack_latency_p99_ms`, `lost`, ...) that scenario
-`thresholds:` and `fleetsim compare` use; `METRICS` maps each to its summary.json location, its unit and
-whether lower is better (the direction a regression goes).
+`thresholds:` and `fleetsim compare` use; the field of simulator.metrics.run_summary that holds each one
+names it (its metadata), and simulator.metrics.metric_table derives the table from those fields.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 __all__ = [
     "ACKED_EPS",
@@ -22,15 +20,16 @@ __all__ = [
     "E2E_LATENCY_CORRECTED_P99_MS",
     "E2E_LATENCY_P50_MS",
     "E2E_LATENCY_P99_MS",
+    "ERRORS_OUTSIDE_FAULTS",
     "GENERATOR_CPU_PCT",
     "LATE",
     "LOOP_LAG_P99_MS",
     "LOST",
     "LOST_ACKED_NOT_ARRIVED",
     "LOST_NEVER_ACKED",
+    "LOST_OUTSIDE_FAULTS",
     "LOST_PUBLISH_FAILED",
     "LOST_REASONS",
-    "METRICS",
     "OFFERED_EPS",
     "ONBOARDING_CONNECT_P99_MS",
     "ONBOARDING_PHASES",
@@ -51,7 +50,6 @@ __all__ = [
     "SEND_LAG_P99_MS",
     "SERIES_PATHS",
     "UNEXPECTED",
-    "MetricSpec",
     "onboarding_path",
 ]
 
@@ -123,43 +121,5 @@ DELIVERED_EPS = "delivered_eps"
 OTA_STUCK = "ota.stuck"
 OTA_FAILURE_PCT = "ota.failure_pct"
 OTA_SUCCESS = "ota.success"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """Where a threshold metric lives in summary.json, its unit, and which direction is better."""
-
-    path: tuple[str, ...]  # keys from the summary.json root
-    unit: str  # "ms", "events", "events/s", "operations", "%"
-    lower_is_better: bool
-
-
-def _ms(*path: str) -> MetricSpec:
-    return MetricSpec(path, "ms", True)
-
-
-METRICS: dict[str, MetricSpec] = {
-    ACK_LATENCY_P50_MS: _ms("latency_ms", PATH_ACK, "p50"),
-    ACK_LATENCY_P99_MS: _ms("latency_ms", PATH_ACK, "p99"),
-    ACK_LATENCY_CORRECTED_P99_MS: _ms("latency_ms", PATH_ACK_CORRECTED, "p99"),
-    E2E_LATENCY_P50_MS: _ms("latency_ms", PATH_E2E, "p50"),
-    E2E_LATENCY_P99_MS: _ms("latency_ms", PATH_E2E, "p99"),
-    E2E_LATENCY_CORRECTED_P99_MS: _ms("latency_ms", PATH_E2E_CORRECTED, "p99"),
-    E2E_DEVICE_T_LATENCY_P99_MS: _ms("latency_ms", PATH_E2E_DEVICE_T, "p99"),
-    ONBOARDING_CONNECT_P99_MS: _ms("latency_ms", "onboarding", "connect", "p99"),
-    SEND_LAG_P99_MS: _ms("generator", "send_lag_ms_p99"),
-    LOOP_LAG_P99_MS: _ms("generator", "loop_lag_ms_p99"),
-    GENERATOR_CPU_PCT: MetricSpec(("generator", "cpu_pct"), "%", True),
-    LOST: MetricSpec(("events", "lost"), "events", True),
-    DUPLICATED: MetricSpec(("events", "duplicated"), "events", True),
-    REORDERED: MetricSpec(("events", "reordered"), "events", True),
-    LATE: MetricSpec(("events", "late"), "events", True),
-    UNEXPECTED: MetricSpec(("events", "unexpected"), "events", True),
-    PUBLISH_ERRORS: MetricSpec(("events", "publish_errors"), "events", True),
-    OFFERED_EPS: MetricSpec(("rate", "offered_eps"), "events/s", False),
-    ACKED_EPS: MetricSpec(("rate", "acked_eps"), "events/s", False),
-    DELIVERED_EPS: MetricSpec(("rate", "delivered_eps"), "events/s", False),
-    OTA_STUCK: MetricSpec(("ota", "stuck"), "operations", True),
-    OTA_FAILURE_PCT: MetricSpec(("ota", "failure_pct"), "%", True),
-    OTA_SUCCESS: MetricSpec(("ota", "success"), "operations", False),
-}
+LOST_OUTSIDE_FAULTS = "lost_outside_faults"  # lost, minus what injected faults caused (issue 15)
+ERRORS_OUTSIDE_FAULTS = "errors_outside_faults"

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, EventKey
+from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, EventKey, KeyBook
 from simulator.records import ArrivalRecord
 
 __all__ = ["ArrivalBook"]
@@ -26,7 +26,7 @@ class ArrivalBook:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._records: list[ArrivalRecord] = []
-        self._occurrences: Counter[tuple[str, str, str, int]] = Counter()
+        self._occurrences = KeyBook()
         self.ignored: Counter[str] = Counter()  # reason -> messages not turned into arrivals
 
     def ignore(self, reason: str) -> None:
@@ -62,10 +62,7 @@ class ArrivalBook:
             return None
         code = value.get("statusCode", "")
         with self._lock:
-            base = (device_id, uuid, status, progress)
-            occurrence = self._occurrences[base]
-            self._occurrences[base] = occurrence + 1
-            key: EventKey = (*base, occurrence)
+            key: EventKey = self._occurrences.key(device_id, uuid, status, progress)
             record = ArrivalRecord(key, arrival, t_ms, qos, code if isinstance(code, str) else "")
             self._records.append(record)
             self._lock.notify_all()

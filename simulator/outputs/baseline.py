@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from simulator.errors import UsageError
-from simulator.metrics.names import METRICS
+from simulator.metrics.json_tree import JsonValue, from_json, to_json
+from simulator.metrics.metric_table import METRICS, metric_value
+from simulator.metrics.run_summary import RunSummary
 from simulator.outputs.summary import SUMMARY_FILE, read_summary
-from simulator.outputs.thresholds import metric_value
 
 __all__ = [
     "BASELINE_FORMAT",
     "BASELINE_VERSION",
     "ENV_KEYS",
+    "Baseline",
     "build_baseline",
     "environment_of",
     "read_baseline",
@@ -35,7 +37,7 @@ BASELINE_VERSION = 1
 ENV_KEYS = ("cpu_model", "cpu_count", "python", "transport", "broker")
 
 
-def read_run_summary(run: str | os.PathLike[str]) -> dict[str, Any]:
+def read_run_summary(run: str | os.PathLike[str]) -> RunSummary:
     """summary.json of a run directory (or the summary file itself)."""
     path = Path(run)
     if path.is_file() and path.name == SUMMARY_FILE:
@@ -45,44 +47,53 @@ def read_run_summary(run: str | os.PathLike[str]) -> dict[str, Any]:
     return read_summary(path)
 
 
-def environment_of(summary: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline file (JSON keys = field names): a run's metrics and where they were measured."""
+
+    format: str = BASELINE_FORMAT
+    version: int = BASELINE_VERSION
+    scenario: str | None = None
+    seed: int | None = None
+    devices: int | None = None
+    duration_s: float | None = None
+    source: str = ""
+    started_at: str | None = None
+    verdict: str | None = None
+    latency_trustworthy: bool | None = None
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
+    environment: Mapping[str, JsonValue] = field(default_factory=dict)
+
+
+def environment_of(summary: RunSummary) -> dict[str, JsonValue]:
     """The comparable environment of a run summary: fingerprint + transport, broker, target."""
-    env = dict(summary.get("environment") or {})
-    extra = summary.get("extra") or {}
-    env["transport"] = summary.get("transport")
-    env["target"] = summary.get("target")
-    env["broker"] = extra.get("broker") if isinstance(extra, Mapping) else None
+    env = to_json(summary.environment)
+    assert isinstance(env, dict)
+    env["transport"] = summary.transport
+    env["target"] = summary.target
+    env["broker"] = summary.extra.broker if summary.extra is not None else None
     return env
 
 
-def build_baseline(summary: Mapping[str, Any], source: str = "") -> dict[str, Any]:
-    """The baseline document of a run summary."""
-    return {
-        "format": BASELINE_FORMAT,
-        "version": BASELINE_VERSION,
-        "scenario": summary.get("scenario"),
-        "seed": summary.get("seed"),
-        "devices": summary.get("devices"),
-        "duration_s": summary.get("duration_s"),
-        "source": source,
-        "started_at": summary.get("started_at"),
-        "verdict": summary.get("verdict"),
-        "latency_trustworthy": summary.get("latency_trustworthy"),
-        "metrics": {name: metric_value(summary, name) for name in METRICS},
-        "environment": environment_of(summary),
-    }
+def build_baseline(summary: RunSummary, source: str = "") -> Baseline:
+    """The baseline of a run summary."""
+    return Baseline(scenario=summary.scenario, seed=summary.seed, devices=summary.devices,
+                    duration_s=summary.duration_s, source=source, started_at=summary.started_at,
+                    verdict=summary.verdict, latency_trustworthy=summary.latency_trustworthy,
+                    metrics={name: metric_value(summary, name) for name in METRICS},
+                    environment=environment_of(summary))
 
 
-def write_baseline(path: str | os.PathLike[str], baseline: Mapping[str, Any]) -> Path:
+def write_baseline(path: str | os.PathLike[str], baseline: Baseline) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(baseline, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(to_json(baseline), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(out)
     return out
 
 
-def read_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_baseline(path: str | os.PathLike[str]) -> Baseline:
     """A baseline file; one clear UsageError naming the file (and line) when it is not one."""
     source = str(path)
     try:
@@ -107,4 +118,4 @@ def read_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
     for name, value in metrics.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise UsageError(f"{source}: metrics.{name}: expected a number or null, got {value!r}")
-    return doc
+    return from_json(Baseline, doc, source)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from simulator.metrics.accounting import Accounting
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.metrics.run_summary import RunSummary
 from simulator.metrics.series import build_series, combined_histograms, second_histograms
 from simulator.outputs.csv_logs import (
     ARRIVALS_FILE,
@@ -28,15 +28,14 @@ __all__ = ["write_results"]
 
 def write_results(
     run_dir: str | os.PathLike[str],
-    summary: Mapping[str, Any],
+    summary: RunSummary,
     recorder: MetricsRecorder,
     accounting: Accounting | None = None,
     arrivals: Sequence[ArrivalRecord] = (),
 ) -> dict[str, Path]:
     """summary.json, timeseries.csv, latency.hlog, events.sent.csv, events.arrivals.csv, report.html."""
     root = Path(run_dir)
-    duration = summary.get("duration_s")
-    series = build_series(recorder, accounting, float(duration) if isinstance(duration, int | float) else None)
+    series = build_series(recorder, accounting, float(summary.duration_s))
     hists = combined_histograms(recorder, accounting)
     return {
         "summary": write_summary(root, summary),

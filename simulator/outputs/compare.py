@@ -1,6 +1,6 @@
 """A run against a baseline: per metric, the change and whether it is a regression beyond the tolerance.
 
-Direction comes from simulator.metrics.names.METRICS (`lower_is_better`): a latency or a loss count regresses
+Direction comes from simulator.metrics.metric_table.METRICS (`lower_is_better`): a latency or a loss count regresses
 when it grows by more than `tolerance` (a fraction of the baseline), a rate when it shrinks by more. A
 baseline of 0 for a lower-is-better metric (lost events...) regresses on any increase: a relative tolerance of
 nothing is nothing. Missing values on either side are "n/a", never a pass or a failure of their own. An
@@ -10,14 +10,14 @@ reported as a "comparison across unlike machines" warning; the caller decides wh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from simulator.errors import UsageError
-from simulator.metrics.names import METRICS
-from simulator.outputs.baseline import ENV_KEYS, environment_of
-from simulator.outputs.thresholds import metric_value
+from simulator.metrics.json_tree import JsonValue
+from simulator.metrics.metric_table import METRICS, metric_value
+from simulator.metrics.run_summary import RunSummary
+from simulator.outputs.baseline import ENV_KEYS, Baseline, environment_of
 
 __all__ = ["Comparison", "MetricRow", "compare_run", "format_markdown", "parse_tolerance"]
 
@@ -38,7 +38,7 @@ class MetricRow:
 class Comparison:
     rows: list[MetricRow]
     tolerance: float  # fraction, 0.1 = 10 %
-    env_mismatches: list[tuple[str, Any, Any]] = field(default_factory=list)  # (key, baseline, run)
+    env_mismatches: list[tuple[str, JsonValue, JsonValue]] = field(default_factory=list)  # (key, base, run)
 
     @property
     def regressions(self) -> list[MetricRow]:
@@ -84,8 +84,8 @@ def _judge(
 
 
 def compare_run(
-    baseline: Mapping[str, Any],
-    summary: Mapping[str, Any],
+    baseline: Baseline,
+    summary: RunSummary,
     tolerance: float = 0.10,
     metrics: Sequence[str] | None = None,
 ) -> Comparison:
@@ -93,7 +93,7 @@ def compare_run(
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise UsageError(f"--metric: unknown {', '.join(unknown)} (known: {', '.join(sorted(METRICS))})")
-    base_metrics = baseline.get("metrics") or {}
+    base_metrics = baseline.metrics
     rows = []
     for name in names:
         spec = METRICS[name]
@@ -102,7 +102,7 @@ def compare_run(
         run = metric_value(summary, name)
         delta, verdict = _judge(base, run, spec.lower_is_better, tolerance)
         rows.append(MetricRow(name, spec.unit, base, run, delta, verdict))
-    base_env = baseline.get("environment") or {}
+    base_env = baseline.environment
     run_env = environment_of(summary)
     mismatches = [
         (key, base_env.get(key), run_env.get(key))

@@ -14,6 +14,7 @@ from typing import Any
 
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
+from simulator.metrics.run_summary import LatencyStats, OtaSummary, RunSummary
 from simulator.outputs import svg
 from simulator.outputs.csv_logs import TIMESERIES_FILE, read_timeseries
 from simulator.outputs.hdrlog import HLOG_FILE, read_hlog
@@ -45,7 +46,7 @@ svg .l{font-size:11px}svg .g{stroke:#e5e5e5}svg .f{fill:none;stroke:#999}
 """
 
 
-def _v(value: Any, digits: int = 3) -> str:
+def _v(value: object, digits: int = 3) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -55,7 +56,7 @@ def _v(value: Any, digits: int = 3) -> str:
     return escape(str(value))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_v(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -65,53 +66,43 @@ def _col(rows: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, float
     return [(float(r["second"]), None if r.get(key) is None else float(r[key])) for r in rows]
 
 
-def _broker(summary: Mapping[str, Any]) -> tuple[str, str]:
-    """(what carried the run, a warning or "") from summary.extra (older runs: extra.broker only)."""
-    extra: Mapping[str, Any] = summary.get("extra") or {}
-    label = str(extra.get("broker_label") or extra.get("broker") or "not recorded")
-    return label, str(extra.get("broker_warning") or "")
-
-
-def _verdict_html(summary: Mapping[str, Any]) -> str:
-    status = str(summary.get("verdict", "unknown"))
+def _verdict_html(summary: RunSummary) -> str:
+    status = summary.verdict
     css = "ok" if status == "ok" else "warn" if status == "generator_saturated" else "bad"
     out = [f'<p>Verdict: <span class="badge {css}">{escape(status)}</span></p>']
-    reasons = summary.get("verdict_reasons") or []
-    if reasons:
-        out.append("<ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in reasons) + "</ul>")
-    if summary.get("latency_trustworthy") is False:
+    if summary.verdict_reasons:
+        out.append("<ul>" + "".join(f"<li>{escape(r)}</li>" for r in summary.verdict_reasons) + "</ul>")
+    if summary.latency_trustworthy is False:
         out.append(
             f'<div class="banner"><b>Latency numbers are not the backend\'s.</b> '
-            f"{escape(str(summary.get('latency_untrusted_reason') or ''))}</div>"
+            f"{escape(summary.latency_untrusted_reason or '')}</div>"
         )
-    if summary.get("partial"):
+    report = summary.thresholds
+    if report is not None and report.results:
+        out.append(_table(["threshold", "required", "observed", "status", "reason"],
+                          [[r.metric, r.threshold, r.observed, r.status, r.reason] for r in report.results]))
+    caused = [f for f in summary.faults if f.caused is not None]
+    if caused:
+        out.append(_table(["injected fault", "at s", "lost (caused)", "errors (caused)"],
+                          [[f.kind, f.at, f.caused.lost, f.caused.errors] for f in caused if f.caused]))
+    if summary.partial:
         out.append('<div class="banner"><b>Partial run</b>: interrupted before its planned end.</div>')
     return "\n".join(out)
 
 
+def _stat_row(label: str, item: LatencyStats) -> list[object]:
+    return [label, item.p50, item.p90, item.p99, item.p999, item.max, item.count, item.negative]
+
+
 def _latency_section(
-    summary: Mapping[str, Any],
+    summary: RunSummary,
     series: Sequence[Mapping[str, Any]],
     curves: Mapping[str, list[tuple[float, float]]],
 ) -> str:
-    lat: Mapping[str, Any] = summary.get("latency_ms", {})
-    rows = []
-    for path, item in lat.items():
-        if path == "onboarding" or not isinstance(item, Mapping):
-            continue
-        rows.append(
-            [
-                names.PATH_LABELS.get(path, path),
-                *(item.get(k) for k in ("p50", "p90", "p99", "p999", "max", "count", "negative")),
-            ]
-        )
-    onboarding: Mapping[str, Any] = lat.get("onboarding") or {}
-    # The whole connect first (absent from older summaries), then each phase by name.
-    parts = [(names.PATH_LABELS[names.PATH_ONBOARDING], onboarding)] if "count" in onboarding else []
-    parts += [(f"onboarding.{phase}", onboarding[phase]) for phase in names.ONBOARDING_PHASES
-              if isinstance(onboarding.get(phase), Mapping)]
-    for label, item in parts:
-        rows.append([label, *(item.get(k) for k in ("p50", "p90", "p99", "p999", "max", "count", "negative"))])
+    lat = summary.latency_ms
+    rows = [_stat_row(names.PATH_LABELS.get(path, path), item) for path, item in lat.paths().items()]
+    # The whole connect first, then each phase by name.
+    rows += [_stat_row(names.PATH_LABELS.get(label, label), item) for label, item in lat.onboarding_rows()]
     over_time = [
         (f"{p} {q}", _col(series, f"{p}_{q}_ms"))
         for p in (names.PATH_ACK, names.PATH_E2E)
@@ -134,45 +125,20 @@ def _latency_section(
     )
 
 
-def _ota_section(ota: Mapping[str, Any]) -> str:
-    stages = [(str(k), float(v)) for k, v in dict(ota.get("stages", {})).items()]
-    codes = [(f"Failure {k}", float(v)) for k, v in dict(ota.get("by_code", {})).items()]
-    codes += [(f"Error {k}", float(v)) for k, v in dict(ota.get("error_codes", {})).items()]
-    ttf = dict(ota.get("time_to_final_ms", {}))
-    tta = dict(ota.get("time_to_ack_ms", {}))
+def _ota_section(ota: OtaSummary) -> str:
+    stages = [(k, float(v)) for k, v in ota.stages.items()]
+    codes = [(f"Failure {k}", float(v)) for k, v in ota.by_code.items()]
+    codes += [(f"Error {k}", float(v)) for k, v in ota.error_codes.items()]
+    ttf, tta = ota.time_to_final_ms, ota.time_to_ack_ms
     return "\n".join(
         [
             "<h2>OTA funnel</h2>",
-            _table(
-                ["operations", "success", "failure", "failure %", "stuck"],
-                [
-                    [
-                        ota.get("operations"),
-                        ota.get("success"),
-                        ota.get("failure"),
-                        ota.get("failure_pct"),
-                        ota.get("stuck"),
-                    ]
-                ],
-            ),
+            _table(["operations", "success", "failure", "failure %", "stuck", "cut"],
+                   [[ota.operations, ota.success, ota.failure, ota.failure_pct, ota.stuck, ota.cut]]),
             _table(
                 ["time (ms)", "p50", "p99", "max", "count"],
-                [
-                    [
-                        "time_to_ack (first Acknowledged - start)",
-                        tta.get("p50"),
-                        tta.get("p99"),
-                        tta.get("max"),
-                        tta.get("count"),
-                    ],
-                    [
-                        "time_to_final (Success/Failure - start)",
-                        ttf.get("p50"),
-                        ttf.get("p99"),
-                        ttf.get("max"),
-                        ttf.get("count"),
-                    ],
-                ],
+                [["time_to_ack (first Acknowledged - start)", tta.p50, tta.p99, tta.max, tta.count],
+                 ["time_to_final (Success/Failure - start)", ttf.p50, ttf.p99, ttf.max, ttf.count]],
             ),
             svg.bar_chart("Operations reaching each status", stages, unit="operations"),
             svg.bar_chart("Status codes", codes, unit="operations / Error events", color=svg.PALETTE[1]),
@@ -180,29 +146,16 @@ def _ota_section(ota: Mapping[str, Any]) -> str:
     )
 
 
-def _accounting_section(summary: Mapping[str, Any]) -> str:
-    ev: Mapping[str, Any] = summary.get("events", {})
-    rows: list[list[Any]] = [
-        [k, ev.get(k)]
-        for k in (
-            "planned",
-            "offered",
-            "sent",
-            "acked",
-            "delivered",
-            "lost",
-            "duplicated",
-            "reordered",
-            "late",
-            "unexpected",
-            "publish_errors",
-            "ack_errors",
-        )
+def _accounting_section(summary: RunSummary) -> str:
+    ev = summary.events
+    rows: list[list[object]] = [
+        ["planned", ev.planned], ["offered", ev.offered], ["sent", ev.sent], ["acked", ev.acked],
+        ["delivered", ev.delivered], ["lost", ev.lost], ["lost outside injected faults", ev.lost_outside_faults],
+        ["duplicated", ev.duplicated], ["reordered", ev.reordered], ["late", ev.late],
+        ["unexpected", ev.unexpected], ["publish_errors", ev.publish_errors], ["ack_errors", ev.ack_errors],
     ]
-    reasons = summary.get("lost_reasons") or {}
-    rows += [[f"lost: {k}", v] for k, v in dict(reasons).items()]
-    acc = summary.get("accounting") or {}
-    lost = list(acc.get("lost_events", []))[:20]
+    rows += [[f"lost: {k}", v] for k, v in (summary.lost_reasons or {}).items()]
+    lost = list(summary.accounting.lost_events[:20]) if summary.accounting is not None else []
     extra = ""
     if lost:
         extra = (
@@ -214,24 +167,24 @@ def _accounting_section(summary: Mapping[str, Any]) -> str:
     )
 
 
-def _generator_section(summary: Mapping[str, Any], series: Sequence[Mapping[str, Any]]) -> str:
-    gen: Mapping[str, Any] = summary.get("generator", {})
-    th = dict(gen.get("thresholds", {}))
-    rows: list[list[Any]] = [
-        ["CPU (% of one core, p90 of samples)", gen.get("cpu_pct"), th.get("cpu_pct")],
-        ["send_lag p99 (ms)", gen.get("send_lag_ms_p99"), th.get("send_lag_p99_ms")],
-        ["loop_lag p99 (ms)", gen.get("loop_lag_ms_p99"), th.get("loop_lag_p99_ms")],
-        ["sdk transport over device limit", str(gen.get("sdk_over_limit")), th.get("sdk_device_limit")],
-        ["saturated", str(gen.get("saturated")), ""],
+def _generator_section(summary: RunSummary, series: Sequence[Mapping[str, Any]]) -> str:
+    gen = summary.generator
+    th = gen.thresholds
+    rows: list[list[object]] = [
+        ["CPU (% of one core, p90 of samples)", gen.cpu_pct, th.cpu_pct],
+        ["send_lag p99 (ms)", gen.send_lag_ms_p99, th.send_lag_p99_ms],
+        ["loop_lag p99 (ms)", gen.loop_lag_ms_p99, th.loop_lag_p99_ms],
+        ["sdk transport over device limit", str(gen.sdk_over_limit), th.sdk_device_limit],
+        ["saturated", str(gen.saturated), ""],
     ]
-    clock = summary.get("clock_offset")
+    clock = summary.clock_offset
     clock_html = ""
     behind = "; the observer clock is behind: negative e2e latencies were clamped and counted"
-    if clock:
+    if clock is not None:
         clock_html = (
             f"<p>Clock offset estimate (observer - generator, + min one-way delay): "
-            f"{_v(clock.get('estimate_ms'))} ms over {_v(clock.get('samples'))} events"
-            f"{behind if clock.get('observer_behind') else ''}.</p>"
+            f"{_v(clock.estimate_ms)} ms over {_v(clock.samples)} events"
+            f"{behind if clock.observer_behind else ''}.</p>"
         )
     return "\n".join(
         [
@@ -253,14 +206,14 @@ def _generator_section(summary: Mapping[str, Any], series: Sequence[Mapping[str,
 
 
 def render_report(
-    summary: Mapping[str, Any],
+    summary: RunSummary,
     series: Sequence[Mapping[str, Any]],
     curves: Mapping[str, list[tuple[float, float]]],
 ) -> str:
     """The page as a string. `curves`: path -> (percentile, ms) points (see percentile_curve_ms)."""
-    rate: Mapping[str, Any] = summary.get("rate", {})
-    env: Mapping[str, Any] = summary.get("environment", {})
-    title = f"fleetsim: {summary.get('scenario', '?')}"
+    rate = summary.rate
+    env = summary.environment
+    title = f"fleetsim: {summary.scenario}"
     throughput = [
         (name, _col(series, key))
         for name, key in (
@@ -276,16 +229,15 @@ def render_report(
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">started {_v(summary.get("started_at"))} · {_v(summary.get("duration_s"))} s · '
-        f"{_v(summary.get('devices'))} devices · transport {_v(summary.get('transport'))} · "
-        f"target {_v(summary.get('target'))} · broker {escape(_broker(summary)[0])} · "
-        f"seed {_v(summary.get('seed'))}</p>",
-        *([f'<p class="warn">WARNING: {escape(_broker(summary)[1])}</p>'] if _broker(summary)[1] else []),
+        f'<p class="meta">started {_v(summary.started_at)} · {_v(summary.duration_s)} s · '
+        f"{_v(summary.devices)} devices · transport {_v(summary.transport)} · "
+        f"target {_v(summary.target)} · broker {escape(summary.broker_label)} · seed {_v(summary.seed)}</p>",
+        *([f'<p class="warn">WARNING: {escape(summary.broker_warning)}</p>'] if summary.broker_warning else []),
         _verdict_html(summary),
         "<h2>Throughput</h2>",
         _table(
             ["offered eps", "acked eps", "delivered eps"],
-            [[rate.get("offered_eps"), rate.get("acked_eps"), rate.get("delivered_eps")]],
+            [[rate.offered_eps, rate.acked_eps, rate.delivered_eps]],
         ),
         svg.line_chart(
             "Throughput: offered vs delivered, events per second",
@@ -294,18 +246,20 @@ def render_report(
             y_label="events / s",
         ),
         _latency_section(summary, series, curves),
-        _ota_section(summary.get("ota", {})),
+        _ota_section(summary.ota),
         _accounting_section(summary),
         _generator_section(summary, series),
         "<h2>Environment</h2>",
         _table(
             ["key", "value"],
             [
-                [k, v if not isinstance(v, dict) else ", ".join(f"{a} {b}" for a, b in v.items() if b)]
-                for k, v in env.items()
+                *[[k, v] for k, v in (("python", env.python), ("implementation", env.implementation),
+                                      ("platform", env.platform), ("cpu_count", env.cpu_count),
+                                      ("cpu_model", env.cpu_model), ("hostname_hash", env.hostname_hash))],
+                ["versions", ", ".join(f"{a} {b}" for a, b in env.versions.items() if b)],
             ],
         ),
-        f'<p class="meta">summary.json schema {_v(summary.get("schema_version"))}</p>',
+        f'<p class="meta">summary.json schema {_v(summary.schema_version)}</p>',
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -313,7 +267,7 @@ def render_report(
 
 def write_report(
     run_dir: str | os.PathLike[str],
-    summary: Mapping[str, Any],
+    summary: RunSummary,
     series: Sequence[Mapping[str, Any]],
     histograms: HistogramSet,
 ) -> Path:

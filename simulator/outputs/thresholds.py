@@ -1,49 +1,58 @@
-"""k6-style thresholds checked against a finished run's summary.json (issue 7).
+"""k6-style thresholds checked against a finished run's RunSummary (issue 7, issue 15).
 
-`ack_latency_p99_ms: "< 50"` passes when summary["latency_ms"]["ack"]["p99"] < 50. A metric with no value
-(e.g. e2e latency without an observer) FAILS its threshold with the reason "no value": a gate must not pass
-on missing data. Names and their summary.json locations: simulator.metrics.names.METRICS.
+`ack_latency_p99_ms: "< 50"` passes when summary.latency_ms.ack.p99 < 50 (metric names and where they live:
+simulator.metrics.metric_table, derived from RunSummary's fields). Each threshold ends `pass`, `fail`, or
+`unknown` when its metric has no value in this run, with the reason (e.g. "no observer: delivered/lost
+unknown"). An unknown threshold fails the gate only when the scenario says `on_missing: fail`; with the
+default `skip` it is reported (terminal, junit.xml as skipped) and does not fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Literal
 
-from simulator.metrics.names import METRICS
+from simulator.metrics.metric_table import METRICS, metric_value
+from simulator.metrics.run_summary import RunSummary, ThresholdReport, ThresholdResult
 from simulator.scenario.thresholds import parse_threshold
 
-__all__ = ["evaluate_thresholds", "metric_value"]
+__all__ = ["evaluate_thresholds", "missing_reason"]
+
+# Metrics that only the send/arrival join gives (it needs an observer of what the backend received).
+_JOINED = ("events.", "rate.delivered_eps", "latency_ms.e2e")
 
 
-def metric_value(summary: Mapping[str, Any], metric: str) -> float | None:
-    spec = METRICS.get(metric)
-    if spec is None:
-        return None
-    node: Any = summary
-    for key in spec.path:
-        if not isinstance(node, Mapping) or key not in node:
-            return None
-        node = node[key]
-    if isinstance(node, bool) or not isinstance(node, int | float):
-        return None
-    return float(node)
+def missing_reason(summary: RunSummary, metric: str) -> str:
+    """Why `metric` has no value in this run."""
+    spec = METRICS[metric]
+    dotted = ".".join(spec.path)
+    if summary.accounting is None and dotted.startswith(_JOINED) and metric != "publish_errors":
+        return "no observer: delivered/lost unknown (no collector, AMQP trigger or webhook in the target)"
+    if summary.partial:
+        return "no value: the run was interrupted before any was measured"
+    return "no value in this run (nothing was measured on this path)"
 
 
-def evaluate_thresholds(summary: Mapping[str, Any], thresholds: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
+def evaluate_thresholds(summary: RunSummary, thresholds: Sequence[tuple[str, str]],
+                        on_missing: Literal["fail", "skip"] = "skip") -> ThresholdReport:
+    results: list[ThresholdResult] = []
     for metric, expr in thresholds:
         parsed = parse_threshold(expr)
-        observed = metric_value(summary, metric)
+        expr = expr.strip()
+        unit = METRICS[metric].unit if metric in METRICS else ""
         if metric not in METRICS:
-            ok, reason = False, f"unknown metric (known: {', '.join(sorted(METRICS))})"
-        elif parsed is None:
-            ok, reason = False, f"cannot parse {expr!r}"
-        elif observed is None:
-            ok, reason = False, "no value in this run"
-        else:
-            ok = parsed.holds(observed)
-            reason = "" if ok else f"observed {observed:g}, required {expr.strip()}"
-        results.append({"metric": metric, "threshold": expr.strip(), "observed": observed, "ok": ok,
-                        "reason": reason, "unit": METRICS[metric].unit if metric in METRICS else ""})
-    return {"passed": all(r["ok"] for r in results), "results": results}
+            results.append(ThresholdResult(metric, expr, None, False,
+                                           f"unknown metric (known: {', '.join(sorted(METRICS))})", unit, "fail"))
+            continue
+        if parsed is None:
+            results.append(ThresholdResult(metric, expr, None, False, f"cannot parse {expr!r}", unit, "fail"))
+            continue
+        observed = metric_value(summary, metric)
+        if observed is None:
+            results.append(ThresholdResult(metric, expr, None, on_missing != "fail",
+                                           missing_reason(summary, metric), unit, "unknown"))
+            continue
+        ok = parsed.holds(observed)
+        reason = "" if ok else f"observed {observed:g}, required {expr}"
+        results.append(ThresholdResult(metric, expr, observed, ok, reason, unit, "pass" if ok else "fail"))
+    return ThresholdReport(passed=all(r.ok for r in results), on_missing=on_missing, results=tuple(results))

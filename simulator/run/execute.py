@@ -20,7 +20,9 @@ from simulator.generator.target import TargetInfo, open_target
 from simulator.generator.thresholds_bridge import thresholds_report
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.metrics.run_summary import RunSummary
 from simulator.observers.base import Observer
+from simulator.outputs.exit_status import ExitStatus, exit_status
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
 
@@ -66,11 +68,15 @@ class Driver(Protocol):
 
 @dataclass(frozen=True)
 class RunResult:
-    exit_code: int  # 0 ok, 1 a threshold breached, 130 interrupted
+    status: ExitStatus  # the exit code and every reason it is not 0 (simulator.outputs.exit_status)
     run_dir: Path
-    summary: Mapping[str, Any]
+    summary: RunSummary
     partial: bool
     reason: str
+
+    @property
+    def exit_code(self) -> int:
+        return self.status.code
 
 
 def observer_for_target(target: TargetInfo) -> Observer | None:
@@ -103,12 +109,12 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
                 observer.stop()
     from simulator.outputs.terminal import format_summary
 
-    print(format_summary(dict(result.summary)), file=out)
-    print(f"results: {result.run_dir}", file=out)
+    # Why the run ended comes first; the last lines are the thresholds, the verdict and the exit code.
     if outcome.end_reason:
         print(f"{settings.engine}: {outcome.end_reason}", file=out)
     if result.partial:
         print(f"{settings.engine}: {result.reason or 'stopped early'}; partial results written", file=out)
+    print(format_summary(result.summary, result.status, run_dir=result.run_dir), end="", file=out)
     return result
 
 
@@ -149,12 +155,7 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         fleet_counters=dict(outcome.fleet_counters),
         sdk_over_limit=(scenario.transport == "sdk"
                         and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes),
-        extra=extra, thresholds_report=thresholds_report(scenario))
-    summary = finished.summary
-    if outcome.partial:
-        code = 130
-    else:
-        breached = [t for t in (summary.get("thresholds") or {}).get("results", []) if not t.get("ok")]
-        code = 1 if breached else 0
-    return RunResult(exit_code=code, run_dir=finished.run_dir, summary=summary, partial=outcome.partial,
+        extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids)
+    status = exit_status(finished.summary, partial=outcome.partial, allow_incomplete=settings.allow_incomplete)
+    return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=outcome.partial,
                      reason=outcome.reason)

@@ -38,6 +38,7 @@ class RunSettings:
     state_dir: Path = Path(".fleetsim")
     broker: str = "auto"  # embedded backend broker: auto | mosquitto | amqtt
     engine: str = "fleetsim run"  # who composed the run (summary.json extra.engine)
+    allow_incomplete: bool = False  # an incomplete/invalid_* verdict exits 0 instead of 4 (outputs/exit_status)
     # Live telemetry of the local or master process; never shipped to workers (the master asks them for reports).
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 

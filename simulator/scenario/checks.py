@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from simulator.arrival import MAX_ARRIVALS, expected_arrivals
 from simulator.arrival import check as check_arrival
 from simulator.events import OtaStatus, OtaStatusCode
+from simulator.metrics.metric_table import METRICS
 from simulator.scenario.model import (
     CampaignSettings,
     Distribution,
@@ -287,8 +288,11 @@ def check_scenario(s: Scenario, prefixes: Sequence[str] | None = None) -> list[P
     out += _choice("mode", s.mode, ("self", "campaign"))
     if not s.target:
         out.append(("target", "must be 'embedded' or the path of a target file"))
+    out += _choice("thresholds.on_missing", s.thresholds_on_missing, ("fail", "skip"))
     for metric, expr in s.thresholds:
         message = threshold_error(metric, expr)
+        if message is None and metric not in METRICS:
+            message = _unknown("metric", metric, sorted(METRICS))
         if message is not None:
             out.append((f"thresholds.{metric}", message))
     for index, fault in enumerate(s.faults):

@@ -24,6 +24,7 @@ Shape (every key optional; durations `30s`, `5m`, `250ms`, `1h`, `1m30s` or a nu
     lifecycle: {random: {...}} | {scripted: {...}} | {mix: [{weight, name, random|scripted}]}
                                 # lifecycle_reader.py gives the shapes
     thresholds: {ack_latency_p99_ms: "< 50", lost: "== 0"}   # quote them: a bare `>` is YAML syntax
+    # `on_missing: fail | skip` among them: what a threshold whose metric has no value does (default skip)
     faults: [{kind: disconnect, at: 10s, duration: 5s, devices: 0.1, params: {delay_ms: 50}}]
     campaign: {max_in_progress: 10, request_timeout: 300s, request_retries: 3, max_failure_percentage: 50,
                url: "https://..."}     # mode: campaign only; device-time seconds (model.CampaignSettings)
@@ -143,6 +144,9 @@ def _arrival(r: NodeReader, node: Node) -> ArrivalSpec | None:
         "stages": lambda n, f: _stages(r, n, f), "phase": r.text}))
 
 
+ON_MISSING = "on_missing"
+
+
 def _thresholds(r: NodeReader, node: Node) -> tuple[tuple[str, str], ...] | None:
     keys = r.mapping_any(node, "thresholds")
     if keys is None:
@@ -211,6 +215,12 @@ def _read_scenario(r: NodeReader, root: Node, name: str) -> tuple[Scenario, list
         read = read_lifecycle(r, keys["lifecycle"])
         if read is not None:
             values["lifecycle"], prefixes = read
+    if "thresholds" in values:  # `on_missing` sits among the thresholds but is a setting, not a metric
+        pairs: tuple[tuple[str, str], ...] = values["thresholds"]  # type: ignore[assignment]
+        values["thresholds"] = tuple(p for p in pairs if p[0] != ON_MISSING)
+        for key, value in pairs:
+            if key == ON_MISSING:
+                values["thresholds_on_missing"] = value
     scenario = with_changes(scenario, {**values, "extra": _extra(r, keys)})
     return scenario, prefixes
 

@@ -206,6 +206,9 @@ class Scenario:
     target: str = "embedded"  # "embedded" or the path of a target file (real Astarte)
     mode: Literal["self", "campaign"] = "self"  # self-driven plans, or OTARequests from the campaign driver
     thresholds: tuple[tuple[str, str], ...] = ()  # (metric, "< 50") pairs, k6-style (issue 7)
+    # A threshold whose metric has no value (e.g. lost without an observer) is `unknown`: it fails the run
+    # only with `thresholds: {on_missing: fail}`; `skip` (default) reports it and does not fail.
+    thresholds_on_missing: Literal["fail", "skip"] = "skip"
     faults: tuple[FaultSpec, ...] = ()
     source: str = ""  # the file it came from
     extra: dict[str, str] = field(default_factory=dict, compare=False)

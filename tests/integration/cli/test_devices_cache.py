@@ -66,9 +66,10 @@ def test_a_device_that_cannot_pair_is_named_with_its_reason(tmp_path: Path) -> N
     code, out = _run(tmp_path, scenario, "lean", "st")
     assert f"devices that never came online: 1: {victim}: AlreadyRegistered" in out, out
     run_dir = max(p for p in (tmp_path / "results").iterdir() if p.is_dir())
-    fleet = json.loads((run_dir / "summary.json").read_text())["extra"]["fleet"]
+    extra = json.loads((run_dir / "summary.json").read_text())["extra"]
+    fleet, failed = extra["fleet"], extra["failed_devices"]
     assert fleet["failed"] == 1 and fleet["online"] == DEVICES - 1
-    assert list(fleet["failed_devices"]) == [victim] and "HTTP 422" in fleet["failed_devices"][victim]
+    assert list(failed) == [victim] and "HTTP 422" in failed[victim]
 
 
 def test_lean_after_sdk_then_forget_and_unregister(tmp_path: Path) -> None:

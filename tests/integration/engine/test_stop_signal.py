@@ -23,6 +23,8 @@ duration: 5m
 arrival: {model: constant, rate: 2}
 lifecycle:
   random: {outcomes: {success: 1.0}}
+thresholds:
+  ack_latency_p99_ms: "< 0.001"
 """
 
 
@@ -51,6 +53,9 @@ def test_sigterm_writes_partial_results_and_leaves_nothing(tiny_scenario: Path, 
     summary = json.loads((only_run_dir(results) / "summary.json").read_text())
     assert summary["partial"] is True
     assert "partial results written" in out
+    # An interrupted run still judges its thresholds, and its last lines say so (issue 15 item 2).
+    assert "  BREACHED ack_latency_p99_ms: observed " in out, out
+    assert out.rstrip().splitlines()[-1] == "exit 130: interrupted: partial results"
     alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
     listening = {c.laddr.port for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}

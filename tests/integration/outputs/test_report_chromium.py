@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.outputs import build_summary, results_dir, write_results
+from simulator.outputs import results_dir, summarize, write_results
 from tests.unit.outputs.fake_run import make_run
 
 pytestmark = pytest.mark.integration
@@ -58,9 +58,9 @@ def _chromium() -> str:
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
     run = make_run()
-    summary = build_summary(scenario="chromium", seed=3, started_at=run.recorder.start, duration_s=4.0, devices=6,
-                            transport="memory", target="embedded", recorder=run.recorder,
-                            accounting=run.accounting, funnel=run.funnel, health=run.health)
+    summary = summarize(scenario="chromium", seed=3, started_at=run.recorder.start, duration_s=4.0, devices=6,
+                        transport="memory", target="embedded", recorder=run.recorder,
+                        accounting=run.accounting, funnel=run.funnel, health=run.health)
     out = results_dir(tmp_path / "results", "chromium", datetime(2026, 1, 2, tzinfo=UTC))
     return write_results(out, summary, run.recorder, run.accounting, run.arrivals)["report"]
 

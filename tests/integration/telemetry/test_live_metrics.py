@@ -132,7 +132,7 @@ def test_plain_locust_serves_metrics_from_the_env_var(tmp_path: Path) -> None:
     """`FLEETSIM_METRICS_PORT=... locust -f locustfile.py` (the locustfile option) against `fleetsim backend`."""
     import sys
 
-    from simulator.backend.process import BackendProcess
+    from simulator.generator.backend_process import BackendProcess
 
     require_service("mosquitto", binary="mosquitto")
     scenario = tmp_path / "live.yaml"

@@ -11,8 +11,11 @@ import pytest
 
 from simulator.cli import main
 from simulator.errors import UsageError
-from simulator.outputs.baseline import build_baseline, read_baseline, write_baseline
-from simulator.outputs.compare import compare_run, format_markdown, parse_tolerance
+from simulator.metrics.run_summary import RunSummary
+from simulator.outputs.baseline import Baseline, read_baseline, write_baseline
+from simulator.outputs.baseline import build_baseline as _build_baseline
+from simulator.outputs.compare import Comparison, format_markdown, parse_tolerance
+from simulator.outputs.compare import compare_run as _compare_run
 
 ENV = {"python": "3.11.7", "cpu_count": 2, "cpu_model": "Test CPU", "platform": "linux"}
 
@@ -22,6 +25,8 @@ def _summary(p99: float = 40.0, lost: int = 0, delivered_eps: float = 100.0) -> 
         "schema_version": 1,
         "scenario": "ci-regression",
         "seed": 1,
+        "started_at": "2026-01-01T00:00:00Z",
+        "started_at_epoch": 1767225600.0,
         "devices": 30,
         "duration_s": 15.0,
         "transport": "lean",
@@ -36,7 +41,15 @@ def _summary(p99: float = 40.0, lost: int = 0, delivered_eps: float = 100.0) -> 
     }
 
 
-def _verdicts(base: dict[str, Any], run: dict[str, Any], tol: float) -> dict[str, str]:
+def build_baseline(summary: dict[str, Any]) -> Baseline:
+    return _build_baseline(RunSummary.from_json(summary))
+
+
+def compare_run(base: Baseline, run: dict[str, Any], tol: float) -> Comparison:
+    return _compare_run(base, RunSummary.from_json(run), tol)
+
+
+def _verdicts(base: Baseline, run: dict[str, Any], tol: float) -> dict[str, str]:
     return {r.metric: r.verdict for r in compare_run(base, run, tol).rows}
 
 
@@ -100,7 +113,7 @@ def test_cli_baseline_then_compare_exit_codes(tmp_path: Path, capsys: pytest.Cap
     base_run = _run_dir(tmp_path / "base", _summary(p99=40.0))
     baseline = tmp_path / "baselines" / "ci.json"
     assert main(["baseline", str(base_run), "--out", str(baseline)]) == 0
-    assert read_baseline(baseline)["metrics"]["ack_latency_p99_ms"] == 40.0
+    assert read_baseline(baseline).metrics["ack_latency_p99_ms"] == 40.0
     slow = _run_dir(tmp_path / "slow", _summary(p99=48.0))
     ok = _run_dir(tmp_path / "ok", _summary(p99=42.0))
     capsys.readouterr()
@@ -140,3 +153,18 @@ def test_bad_baseline_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureF
     assert "not a fleetsim baseline" in capsys.readouterr().err
     write_baseline(bad, build_baseline(_summary()))
     assert main(["compare", str(run), "--baseline", str(bad), "--metric", "no_such_metric"]) == 2
+
+
+def test_baseline_refuses_a_run_whose_verdict_is_not_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = _summary(lost=118)
+    bad["verdict"], bad["verdict_reasons"] = "generator_saturated", ["generator CPU 97% >= 90% of a core"]
+    run = _run_dir(tmp_path / "bad", bad)
+    out = tmp_path / "baselines" / "ci.json"
+    capsys.readouterr()
+    assert main(["baseline", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "verdict: generator_saturated (generator CPU 97% >= 90% of a core)" in err[0]
+    assert "--force" in err[0] and not out.exists()
+    assert main(["baseline", str(run), "--out", str(out), "--force"]) == 0
+    assert "kept with --force" in capsys.readouterr().out
+    assert read_baseline(out).verdict == "generator_saturated"

@@ -79,9 +79,9 @@ def test_funnel_counts_codes_times_and_stuck() -> None:
     assert funnel.failure_pct == pytest.approx(66.667)
     summary = funnel.to_summary()
     # time to final: a 9 - 0.5 = 8.5 s (request time given), b 6 - 0.5 = 5.5 s, c/u4 0 s
-    assert summary["time_to_final_ms"]["count"] == 3
-    assert summary["time_to_final_ms"]["max"] == pytest.approx(8500, rel=1e-3)
-    assert summary["time_to_ack_ms"]["max"] == pytest.approx(500, rel=1e-3)  # a: 1 - 0.5
+    assert summary.time_to_final_ms.count == 3
+    assert summary.time_to_final_ms.max == pytest.approx(8500, rel=1e-3)
+    assert summary.time_to_ack_ms.max == pytest.approx(500, rel=1e-3)  # a: 1 - 0.5
 
 
 def test_funnel_from_arrivals_counts_duplicates_once() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime
@@ -11,7 +12,9 @@ import pytest
 
 from simulator.cli import main
 from simulator.metrics import names
-from simulator.outputs import build_summary, format_summary, results_dir, write_results
+from simulator.metrics.metric_table import METRICS
+from simulator.metrics.run_summary import ClockOffsetSummary, RunSummary
+from simulator.outputs import format_summary, results_dir, summarize, write_results
 from simulator.outputs.csv_logs import read_arrival_log, read_send_log, read_timeseries
 from simulator.outputs.hdrlog import read_hlog
 from tests.unit.outputs.fake_run import FakeRun, make_run
@@ -19,8 +22,8 @@ from tests.unit.outputs.fake_run import FakeRun, make_run
 LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max", "count"}
 
 
-def _summary(run: FakeRun) -> dict[str, object]:
-    return build_summary(
+def _summary(run: FakeRun) -> RunSummary:
+    return summarize(
         scenario="unit",
         seed=42,
         started_at=run.recorder.start,
@@ -100,20 +103,21 @@ def test_summary_has_every_key(run_dir: Path) -> None:
     }
     assert s["lost_reasons"] == {"publish_failed": 0, "never_acked": 0, "acked_not_arrived": 1}
     assert s["verdict"] == "lost_events"
-    for spec in names.METRICS.values():  # every threshold metric resolves in the summary
-        node: object = s
+    typed = RunSummary.from_json(s)
+    assert typed.to_json() == s  # summary.json reads back to the same tree
+    for spec in METRICS.values():  # every threshold metric resolves in the summary
+        node: object = typed
         for part in spec.path:
-            assert isinstance(node, dict) and part in node, spec.path
-            node = node[part]
+            node = node[part] if isinstance(node, dict) else getattr(node, part)
 
 
 def test_saturated_generator_marks_latency_untrusted() -> None:
     run = make_run(lose_last=False)
     run.health.cpu_samples[:] = [97.0] * 10
     s = _summary(run)
-    assert s["verdict"] == "generator_saturated"
-    assert s["latency_trustworthy"] is False
-    assert "CPU 97% >= 90%" in str(s["latency_untrusted_reason"])
+    assert s.verdict == "generator_saturated"
+    assert s.latency_trustworthy is False
+    assert "CPU 97% >= 90%" in str(s.latency_untrusted_reason)
     assert "WARNING: latencies are not the backend's" in format_summary(s)
 
 
@@ -137,9 +141,9 @@ def test_axis_ticks_reach_past_the_largest_value() -> None:
 
 def test_terminal_names_the_clock_offset_and_every_clamped_negative() -> None:
     s = _summary(make_run(lose_last=False))
-    s["clock_offset"] = {"estimate_ms": -12.5, "samples": 39, "observer_behind": True}
-    e2e = s["latency_ms"]["e2e"]
-    e2e["negative"], e2e["negative_reasons"] = 3, {"observer_clock_behind": 3}
+    e2e = dataclasses.replace(s.latency_ms.e2e, negative=3, negative_reasons={"observer_clock_behind": 3})
+    s = dataclasses.replace(s, clock_offset=ClockOffsetSummary(estimate_ms=-12.5, samples=39, observer_behind=True),
+                            latency_ms=dataclasses.replace(s.latency_ms, e2e=e2e))
     text = format_summary(s)
     assert "clock: observer - generator offset estimate -12.5 ms" in text and "observer clock is behind" in text
     assert "clamped: e2e: 3 negative values recorded as 0 (observer_clock_behind 3)" in text
@@ -220,7 +224,7 @@ def test_empty_partial_run_without_observer_still_reports(tmp_path: Path) -> Non
     from simulator.metrics.recorder import MetricsRecorder
 
     recorder = MetricsRecorder(VirtualClock())
-    s = build_summary(
+    s = summarize(
         scenario="empty",
         seed=1,
         started_at=recorder.start,
@@ -231,10 +235,43 @@ def test_empty_partial_run_without_observer_still_reports(tmp_path: Path) -> Non
         recorder=recorder,
         partial=True,
     )
-    assert s["partial"] is True and s["events"]["delivered"] is None and s["verdict"] == "ok"
-    assert s["latency_ms"]["ack"]["p99"] is None and s["rate"]["offered_eps"] is None
+    assert s.partial is True and s.events.delivered is None and s.verdict == "ok"
+    assert s.latency_ms.ack.p99 is None and s.rate.offered_eps is None
     files = write_results(tmp_path, s, recorder)
     html = files["report"].read_text()
     assert "Partial run" in html and html.count("<svg") >= 5 and "no data" in html
     assert "PARTIAL" in format_summary(s)
     assert main(["report", "-q", str(tmp_path)]) == 0
+
+
+def test_summary_with_a_wrong_type_is_one_line_naming_the_field(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    good = _summary(make_run()).to_json()
+    events = good["events"]
+    assert isinstance(events, dict)
+    (tmp_path / "summary.json").write_text(json.dumps({**good, "events": {**events, "lost": "many"}}))
+    assert main(["report", "-q", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fleetsim report: {tmp_path / 'summary.json'}: events.lost: expected an integer, got 'many' "
+                   "(or null)"]
+    (tmp_path / "summary.json").write_text(json.dumps({"schema_version": 1, "scenario": "x"}))
+    assert main(["report", "-q", str(tmp_path)]) == 2
+    assert "seed, started_at, started_at_epoch, duration_s, devices, transport, target: missing (required)" in (
+        capsys.readouterr().err)
+
+
+def test_report_names_thresholds_and_what_faults_caused(tmp_path: Path) -> None:
+    from simulator.metrics.run_summary import FaultCaused, FaultRecord, RunNotes
+    from simulator.outputs.thresholds import evaluate_thresholds
+
+    run = make_run()
+    s = _summary(run)
+    fault = FaultRecord(kind="disconnect", at=15.0, duration=3.0, devices=6, affected=6,
+                        caused=FaultCaused(errors=4, lost=1, lost_reasons={"publish_failed": 1}))
+    s = dataclasses.replace(s, extra=RunNotes(broker="mosquitto", faults=(fault,)),
+                            thresholds=evaluate_thresholds(s, (("ack_latency_p99_ms", "< 1"),)))
+    html = write_results(tmp_path, s, run.recorder, run.accounting, run.arrivals)["report"].read_text()
+    assert "<td>ack_latency_p99_ms</td><td>&lt; 1</td><td>4.001</td><td>fail</td>" in html
+    assert "<td>disconnect</td><td>15</td><td>1</td><td>4</td>" in html and "broker mosquitto" in html
+    back = RunSummary.from_json(json.loads((tmp_path / "summary.json").read_text()))
+    assert back.faults[0].caused == fault.caused and back.thresholds == s.thresholds

@@ -56,7 +56,7 @@ lifecycle:
     download_error_probability: 0.1
     error_codes: {NetworkError: 0.6, IOError: 0.2, InternalError: 0.2}
     double_update_probability: 0.05
-thresholds: {ack_latency_p99_ms: "< 50", lost: "== 0", error_rate: "<= 1.5%"}
+thresholds: {ack_latency_p99_ms: "< 50", lost: "== 0", ota.failure_pct: "<= 1.5%", on_missing: fail}
 faults: [{kind: network_delay, at: 10s, duration: 5s, devices: 0.1, params: {delay_ms: 50}}]
 campaign: {max_in_progress: 5, request_timeout: 2m, request_retries: 1, max_failure_percentage: 20}
 x-owner: qa team
@@ -83,7 +83,8 @@ def test_full_scenario_values() -> None:
     assert r.reboot_duration == Distribution("exponential", mean=20.0)
     assert r.acknowledge_delay == Distribution("fixed", value=0.25)
     assert r.error_codes == (("NetworkError", 0.6), ("IOError", 0.2), ("InternalError", 0.2))
-    assert s.thresholds == (("ack_latency_p99_ms", "< 50"), ("lost", "== 0"), ("error_rate", "<= 1.5%"))
+    assert s.thresholds == (("ack_latency_p99_ms", "< 50"), ("lost", "== 0"), ("ota.failure_pct", "<= 1.5%"))
+    assert s.thresholds_on_missing == "fail"
     assert s.faults == (FaultSpec("network_delay", 10.0, 5.0, 0.1, (("delay_ms", "50"),)),)
     assert s.campaign.max_in_progress == 5 and s.campaign.request_timeout_s == 120.0
     assert s.extra == {"x-owner": "qa team"}
@@ -161,6 +162,9 @@ def test_wrong_types() -> None:
         ("arrival: {model: steady}\n", 1, "arrival.model", "unknown arrival model 'steady'"),
         ("thresholds:\n  lost: \"= 0\"\n", 2, "thresholds.lost", "must be an operator"),
         ("thresholds:\n  Lost: \"== 0\"\n", 2, "thresholds.Lost", "[a-z_.0-9]+"),
+        ("thresholds:\n  lost_outside_fault: \"== 0\"\n", 2, "thresholds.lost_outside_fault",
+         "did you mean 'lost_outside_faults'?"),
+        ("thresholds:\n  lost: \"== 0\"\n  on_missing: ignore\n", 3, "thresholds.on_missing", "'ignore'"),
         ("lifecycle: {random: {error_codes: {NetworkError: 1.5}}}\n", 1,
          "lifecycle.random.error_codes.NetworkError", "probability"),
         ("lifecycle: {random: {deploy_duration: {uniform: [5s, 1s]}}}\n", 1,
