@@ -34,6 +34,7 @@ from simulator.lifecycle.inputs import CancelRequested, Input, PoweredOff, Updat
 from simulator.lifecycle.machine import OtaMachine
 from simulator.lifecycle.plans import BASE_IMAGE_INTERFACE, Firmware, Occurrences, input_actions
 from simulator.lifecycle.states import Phase
+from simulator.metrics.campaign import ResponderLog
 from simulator.records import SendRecord
 from simulator.scenario.model import LifecycleMixEntry, RandomLifecycle
 from simulator.transports.base import OnboardingTimes, PublishError, Transport
@@ -145,6 +146,8 @@ class VirtualDevice:
         self._pending: dict[int, SendRecord] = {}
         self._send_sink = send_sink
         self._onboarding_sink = onboarding_sink
+        # Backend-driven: per-uuid request/answer times for the campaign metrics (simulator.metrics.campaign).
+        self.responder: ResponderLog | None = ResponderLog(device_id) if live is not None else None
         transport.on_data(self._on_data)
 
     # -- time ------------------------------------------------------------------------------------------
@@ -182,6 +185,12 @@ class VirtualDevice:
             return False
         action = self._planned[self._next]
         return action.kind is ActionKind.REBOOT and action.offset_us <= now_us
+
+    @property
+    def busy(self) -> bool:
+        """An OTA operation is in progress here, or an event of it still awaits its ack (`--until-idle`)."""
+        return (self._machine.phase is not Phase.IDLE or bool(self._queue) or bool(self._pending)
+                or self._reconnect_us is not None)
 
     @property
     def machine_phase(self) -> Phase:
@@ -287,12 +296,17 @@ class VirtualDevice:
                             code=code if isinstance(code, str) else "")
         token = id(record)
         self._pending[token] = record
+        responder = self.responder
+        if responder is not None:
+            responder.published(key[1], key[2], record.code)
 
         def on_ack(acked_at: float, error: str | None) -> None:
             if self._pending.pop(token, None) is None:
                 return  # already reported (stop() flushed it)
             record.acked = self.run_start_wall + (acked_at - self.run_start) if error is None else None
             record.error = error
+            if responder is not None and record.acked is not None:
+                responder.acked(key[1], key[2], record.acked)
             self._sink(record)
 
         try:
@@ -328,6 +342,10 @@ class VirtualDevice:
             return
         self.counters.requests += 1
         operation, uuid = request
+        if self.responder is not None:
+            # On the same time base as the acks (run_start_wall + monotonic offset), so differences are exact.
+            arrived = self.run_start_wall + (self.clock.monotonic() - self.run_start)
+            self.responder.request(operation, uuid, arrived)
         now_us = self._now_us()
         if operation == "Cancel":
             actions = self._live_step(now_us, CancelRequested(uuid))

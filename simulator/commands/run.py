@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--until-idle", dest="until_idle", type=float, default=0.0, metavar="S",
+                        help="mode responder/campaign: end the run once no OTARequest was in flight for S "
+                             "seconds (or at duration, whichever is first)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.processes < 1:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
+    if args.until_idle < 0:
+        raise UsageError(f"--until-idle: must be >= 0 seconds, got {args.until_idle:g}")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
     from simulator.locust_adapter.session import run_session
@@ -52,4 +57,4 @@ def run(args: argparse.Namespace) -> int:
     return run_session(scenario, scenario_path=args.scenario, overrides=overrides,
                        results_root=Path(args.results), state_dir=Path(args.state_dir), processes=args.processes,
                        spawn_rate=args.spawn_rate, web=args.web, web_port=args.web_port, broker=args.broker,
-                       quiet=args.quiet, out=sys.stdout)
+                       quiet=args.quiet, out=sys.stdout, until_idle_s=args.until_idle)

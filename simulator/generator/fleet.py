@@ -27,6 +27,7 @@ from simulator.clock import Clock
 from simulator.device import LiveLifecycle, VirtualDevice
 from simulator.events import Value
 from simulator.generator.target import TargetInfo
+from simulator.metrics.campaign import OperationRecord
 from simulator.plan import NEVER_ONLINE, FleetPlan, device_rng, fleet_firmware
 from simulator.records import SendRecord
 from simulator.scenario.model import Scenario
@@ -138,7 +139,7 @@ class ProcessFleet:
     def create(self, index: int) -> VirtualDevice:
         installed, target = fleet_firmware(self.scenario.fleet)
         live = None
-        if self.scenario.mode == "campaign":
+        if self.scenario.answers_requests:
             live = LiveLifecycle(mix=self.scenario.lifecycle, rng=device_rng(self.plan.seed, index),
                                  target=target, time_scale=self.scenario.time_scale)
         device_id = self.plan.device_ids[index]
@@ -210,6 +211,14 @@ class ProcessFleet:
             except Exception as exc:
                 log.warning("device %s did not stop cleanly: %s", device.device_id, exc)
         self._stop_transports()
+
+    def operation_records(self) -> list[OperationRecord]:
+        """Backend-driven devices: every OTARequest uuid they were sent, with its times (metrics.campaign)."""
+        return [r for d in self.devices.values() if d.responder is not None for r in d.responder.records()]
+
+    def requests_in_flight(self) -> int:
+        """Devices with an OTA operation in progress (or its events still awaiting acks)."""
+        return sum(1 for d in self.devices.values() if d.busy)
 
     def counters(self) -> dict[str, Any]:
         total: dict[str, int] = {}

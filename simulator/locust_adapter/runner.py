@@ -23,7 +23,7 @@ from typing import Any
 import gevent
 from locust.env import Environment
 
-from simulator.generator.campaign_client import CampaignClient, campaign_spec
+from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
 from simulator.generator.ramp import SPAWN_LEAD_S, default_spawn_rate
 from simulator.generator.target import TargetInfo
 from simulator.locust_adapter.context import FleetContext
@@ -55,6 +55,8 @@ class RunOutcome:
     reason: str = ""
     worker_exports: list[dict[str, Any]] = field(default_factory=list)
     campaign: dict[str, Any] | None = None
+    campaign_result: DriverResult | None = None  # issue 13: the backend's view (campaign metrics, convergence)
+    operation_records: list[Any] = field(default_factory=list)  # metrics.campaign.OperationRecord, all devices
     faults: list[dict[str, Any]] | None = None  # issue 9: the scenario's faults as run (faults.run_faults)
 
 
@@ -70,6 +72,7 @@ class LocustRun:
     web: bool = False
     web_port: int = 8089
     quiet: bool = False
+    until_idle_s: float = 0.0  # backend-driven: end once no request was in flight for this long (0: off)
     _interrupted: str = ""
     _faults: Any = None  # simulator.faults.run_faults.RunFaults when the scenario has faults
 
@@ -211,12 +214,16 @@ class LocustRun:
                                local=not workers)
         # Phase 2: play the plan (self-driven), or follow the campaign until it finishes (backend-driven).
         printed_s = -1.0
+        idle = _IdleWatch(self.until_idle_s) if self.scenario.answers_requests else None
         while not self._interrupted:
             elapsed = time.time() - started_at
             if elapsed >= play_s:
                 break
-            if campaign is not None and self._campaign_done(campaign):
+            if campaign is not None and campaign.finished():
                 play_s = min(play_s, elapsed + DRAIN_S)
+            if idle is not None and idle.expired(live_snapshot(ctx), elapsed):
+                self._print(f"fleetsim: no OTARequest in flight for {self.until_idle_s:g} s; ending the run")
+                break
             wanted = devices_online_at(ramp, elapsed + SPAWN_LEAD_S, devices) if ramp else users
             if wanted > users:  # the ramp climbs: Locust spawns the new users (devices) at `rate`
                 users = wanted
@@ -243,25 +250,50 @@ class LocustRun:
         outcome = RunOutcome(ctx=ctx, started_at=started_at, ended_at=ended_at, partial=partial,
                              reason=self._interrupted, worker_exports=exports, faults=faults_log)
         if campaign is not None:
-            outcome.campaign = campaign.status()
+            outcome.campaign_result = campaign.result()
+            outcome.campaign = dict(outcome.campaign_result.summary)
+        if self.scenario.answers_requests:
+            outcome.operation_records = _operation_records(ctx, exports)
         return outcome
 
-    def _start_campaign(self, ctx: FleetContext) -> CampaignClient | None:
-        if self.scenario.mode != "campaign":
+    def _start_campaign(self, ctx: FleetContext) -> CampaignDriver | None:
+        driver = driver_for(self.scenario, self.target)
+        if driver is None:
+            if self.scenario.answers_requests:
+                self._print("fleetsim: devices answer OTARequests from any sender (no campaign driver on this "
+                            "target)")
             return None
         from simulator.plan import build_plan
 
         plan = ctx.plan or build_plan(self.scenario)
-        client = CampaignClient(self.target.control_url)
-        client.start(campaign_spec(self.scenario, list(plan.device_ids)))
-        self._print(f"fleetsim: campaign {client.campaign_id} started on {len(plan.device_ids)} devices")
-        return client
+        campaign_id = driver.start(self.scenario, list(plan.device_ids))
+        self._print(f"fleetsim: {driver.name} campaign {campaign_id} started on {len(plan.device_ids)} devices")
+        return driver
 
-    def _campaign_done(self, client: CampaignClient) -> bool:
-        try:
-            return bool(client.status().get("finished"))
-        except Exception:  # a slow control endpoint must not end the run early
+
+class _IdleWatch:
+    """`--until-idle S`: true once S seconds passed with no request in flight and no new request seen."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self.since = 0.0
+        self.requests = -1
+
+    def expired(self, snap: dict[str, Any], elapsed: float) -> bool:
+        if self.idle_s <= 0:
             return False
+        requests = int(snap.get("requests") or 0)
+        if int(snap.get("in_flight") or 0) > 0 or requests != self.requests:
+            self.since, self.requests = elapsed, requests
+        return elapsed - self.since >= self.idle_s
+
+
+def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list[Any]:
+    from simulator.metrics.campaign import OperationRecord
+
+    if not exports:
+        return ctx.fleet.operation_records() if ctx.fleet is not None else []
+    return [OperationRecord.from_json(doc) for export in exports for doc in export.get("operations", ())]
 
 
 def _all_failed(ctx: FleetContext, runner: Any) -> None:

@@ -12,10 +12,12 @@ from simulator.generator.limits import ensure_open_files
 from simulator.generator.target import open_target
 from simulator.generator.thresholds_bridge import thresholds_report
 from simulator.locust_adapter.context import FleetContext
-from simulator.locust_adapter.runner import LocustRun
+from simulator.locust_adapter.runner import LocustRun, RunOutcome
+from simulator.metrics.campaign import CampaignReport, campaign_report
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.observers.base import Observer
+from simulator.outputs.campaign_lines import campaign_lines
 from simulator.outputs.terminal import format_summary
 from simulator.scenario.model import Scenario
 
@@ -42,9 +44,18 @@ def _campaign_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v for k, v in report.items() if k != "operations"}  # per-operation rows stay out of the summary
 
 
+def _campaign_metrics(scenario: Scenario, outcome: RunOutcome) -> CampaignReport:
+    result = outcome.campaign_result
+    return campaign_report(
+        outcome.operation_records, end=outcome.ended_at, driver=result.driver if result else "none",
+        max_in_progress=result.max_in_progress if result else None,
+        backend=result.operations if result else None, backend_status=result.status if result else None)
+
+
 def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, object], results_root: Path,
                 state_dir: Path, processes: int = 1, spawn_rate: float = 0.0, web: bool = False,
-                web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO) -> int:
+                web_port: int = 8089, broker: str = "auto", quiet: bool = False, out: TextIO,
+                until_idle_s: float = 0.0) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ensure_open_files(-(-scenario.fleet.devices // processes))
     with open_target(scenario.target, scenario.realm, state_dir, broker=broker) as target:
@@ -53,7 +64,7 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
             observer.start()
         locust_run = LocustRun(scenario=scenario, scenario_path=scenario_path, overrides=overrides, target=target,
                                results_root=results_root, processes=processes, spawn_rate=spawn_rate, web=web,
-                               web_port=web_port, quiet=quiet)
+                               web_port=web_port, quiet=quiet, until_idle_s=until_idle_s)
         outcome = locust_run.run()
         ctx = outcome.ctx
         clock = MonotonicClock()
@@ -71,17 +82,22 @@ def run_session(scenario: Scenario, *, scenario_path: str, overrides: dict[str, 
                         counters[key] = counters.get(key, 0) + value
         else:
             recorder = ctx.ensure_recorder()
+        report = _campaign_metrics(scenario, outcome) if scenario.answers_requests else None
         finished = finish_run(
             scenario=scenario, plan=ctx.plan, target=target, recorder=recorder, observer=observer,
             started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=results_root, health=health,
             partial=outcome.partial, reason=outcome.reason, fleet_counters=counters,
             sdk_over_limit=scenario.transport == "sdk" and scenario.fleet.devices > SDK_COMFORT_DEVICES * processes,
             extra={"processes": processes, "campaign": _campaign_summary(outcome.campaign),
+                   **({"campaign_metrics": report.to_json()} if report is not None else {}),
                    **({"faults": outcome.faults} if outcome.faults is not None else {})},
             thresholds_report=thresholds_report(scenario))
         if observer is not None:
             observer.stop()
     print(format_summary(finished.summary), file=out)
+    if report is not None:
+        for line in campaign_lines(report):
+            print(line, file=out)
     print(f"results: {finished.run_dir}", file=out)
     if outcome.partial:
         print(f"fleetsim run: {outcome.reason or 'stopped early'}; partial results written", file=out)

@@ -283,7 +283,7 @@ def check_scenario(s: Scenario, prefixes: Sequence[str] | None = None) -> list[P
     names = list(prefixes) if prefixes is not None else lifecycle_prefixes(s.lifecycle)
     out += _lifecycle(s.lifecycle, names)
     out += _choice("transport", s.transport, ("lean", "sdk", "memory"))
-    out += _choice("mode", s.mode, ("self", "campaign"))
+    out += _choice("mode", s.mode, ("self", "responder", "campaign"))
     if not s.target:
         out.append(("target", "must be 'embedded' or the path of a target file"))
     for metric, expr in s.thresholds:

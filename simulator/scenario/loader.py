@@ -17,7 +17,7 @@ Shape (every key optional; durations `30s`, `5m`, `250ms`, `1h`, `1m30s` or a nu
     duration: 30s               # wall time of the run
     transport: lean|sdk|memory
     target: embedded            # or the path of a target file (a real Astarte)
-    mode: self|campaign
+    mode: self|responder|campaign   # responder: answer OTARequests from any sender; campaign: and drive one
     arrival: {model: burst|constant|poisson|ramping, rate: 2, count: 0, start: 0s, start_rate: 0,
               stages: [{duration: 10s, target: 5}], phase: random|aligned}
     lifecycle: {random: {...}} | {scripted: {...}} | {mix: [{weight, name, random|scripted}]}

@@ -201,9 +201,17 @@ class Scenario:
     lifecycle: tuple[LifecycleMixEntry, ...] = (LifecycleMixEntry(weight=1.0, random=RandomLifecycle()),)
     transport: Literal["lean", "sdk", "memory"] = "lean"
     target: str = "embedded"  # "embedded" or the path of a target file (real Astarte)
-    mode: Literal["self", "campaign"] = "self"  # self-driven plans, or OTARequests from the campaign driver
+    # self: devices follow the seeded plan. responder: devices answer OTARequests from any sender (a real
+    # Edgehog, mosquitto_pub, ...). campaign: responder + fleetsim drives a campaign (embedded backend's driver,
+    # or Edgehog's GraphQL API when the target file has an `edgehog:` section).
+    mode: Literal["self", "responder", "campaign"] = "self"
     thresholds: tuple[tuple[str, str], ...] = ()  # (metric, "< 50") pairs, k6-style (issue 7)
     faults: tuple[FaultSpec, ...] = ()
     source: str = ""  # the file it came from
     extra: dict[str, str] = field(default_factory=dict, compare=False)
     campaign: CampaignSettings = CampaignSettings()  # used in mode "campaign" only (added by the loader)
+
+    @property
+    def answers_requests(self) -> bool:
+        """Devices are backend-driven (they wait for OTARequests) rather than self-driven."""
+        return self.mode in ("responder", "campaign")
