@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 # Subcommand -> module under simulator.commands. Order is the order of `fleetsim --help`.
 COMMANDS = (
-    "run", "plan", "validate", "backend", "replay", "report", "baseline", "compare", "triggers",
+    "run", "plan", "validate", "backend", "replay", "report", "baseline", "compare", "triggers", "otarequest",
 )
 
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
     parser.add_argument("--until-idle", dest="until_idle", type=float, default=0.0, metavar="S",
                         help="mode responder/campaign: end the run once no OTARequest was in flight for S "
-                             "seconds (or at duration, whichever is first)")
+                             "seconds after the first one (or at duration, whichever is first)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -222,7 +222,7 @@ class LocustRun:
             if campaign is not None and campaign.finished():
                 play_s = min(play_s, elapsed + DRAIN_S)
             if idle is not None and idle.expired(live_snapshot(ctx), elapsed):
-                self._print(f"fleetsim: no OTARequest in flight for {self.until_idle_s:g} s; ending the run")
+                _note(f"fleetsim: no OTARequest in flight for {self.until_idle_s:g} s; ending the run")
                 break
             wanted = devices_online_at(ramp, elapsed + SPAWN_LEAD_S, devices) if ramp else users
             if wanted > users:  # the ramp climbs: Locust spawns the new users (devices) at `rate`
@@ -260,8 +260,7 @@ class LocustRun:
         driver = driver_for(self.scenario, self.target)
         if driver is None:
             if self.scenario.answers_requests:
-                self._print("fleetsim: devices answer OTARequests from any sender (no campaign driver on this "
-                            "target)")
+                _note("fleetsim: devices answer OTARequests from any sender (no campaign driver on this target)")
             return None
         from simulator.plan import build_plan
 
@@ -271,8 +270,14 @@ class LocustRun:
         return driver
 
 
+def _note(line: str) -> None:
+    """A line about how the run goes (printed with --quiet too: it is not the progress line)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 class _IdleWatch:
-    """`--until-idle S`: true once S seconds passed with no request in flight and no new request seen."""
+    """`--until-idle S`: true once S seconds passed with no request in flight and no new request seen, counted
+    from the first OTARequest (a run started before the campaign is waiting for it, not idle)."""
 
     def __init__(self, idle_s: float) -> None:
         self.idle_s = idle_s
@@ -283,7 +288,7 @@ class _IdleWatch:
         if self.idle_s <= 0:
             return False
         requests = int(snap.get("requests") or 0)
-        if int(snap.get("in_flight") or 0) > 0 or requests != self.requests:
+        if requests == 0 or int(snap.get("in_flight") or 0) > 0 or requests != self.requests:
             self.since, self.requests = elapsed, requests
         return elapsed - self.since >= self.idle_s
 
