@@ -298,7 +298,8 @@ class VirtualDevice:
         self._pending[token] = record
         responder = self.responder
         if responder is not None:
-            responder.published(key[1], key[2], record.code)
+            responder.published(key[1], key[2], record.code,
+                                 self.run_start_wall + (self.clock.monotonic() - self.run_start))
 
         def on_ack(acked_at: float, error: str | None) -> None:
             if self._pending.pop(token, None) is None:

@@ -4,7 +4,7 @@ Each device keeps one `OperationTrace` per OTARequest uuid it was sent (`Respond
 seconds since the epoch:
 - `requested_at`: the first OTARequest with that uuid reached the device (the transport handed it over);
 - `acked_at`: the broker acknowledged (QoS 2 PUBCOMP) the device's Acknowledged event for it;
-- `final_at`: the broker acknowledged its Success or Failure.
+- `final_at`: the broker acknowledged its Success or Failure (`final_sent_at`: when the device sent it).
 So request->Acknowledged is what a backend waits for between the request reaching the device and the answer
 being accepted by the broker (device work + one broker round trip), independent of how the backend sent it.
 
@@ -50,10 +50,12 @@ class OperationTrace:
     final_at: float | None = None
     last_status: str = ""  # the last OTAEvent status the device published for this uuid
     last_code: str = ""
+    final_sent_at: float | None = None
 
     def record(self) -> OperationRecord:
         return OperationRecord(self.device, self.uuid, self.requested_at, self.operation, self.updates,
-                               self.cancels, self.acked_at, self.final_at, self.last_status, self.last_code)
+                               self.cancels, self.acked_at, self.final_at, self.last_status, self.last_code,
+                               self.final_sent_at)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class OperationRecord:
     final_at: float | None
     last_status: str
     last_code: str
+    final_sent_at: float | None = None
 
     @property
     def retries_seen(self) -> int:
@@ -81,7 +84,7 @@ class OperationRecord:
         """From `to_json()` (worker exports cross a process boundary as JSON-like dicts)."""
         return cls(str(doc["device"]), str(doc["uuid"]), float(doc["requested_at"]), str(doc["operation"]),
                    int(doc["updates"]), int(doc["cancels"]), _opt(doc.get("acked_at")), _opt(doc.get("final_at")),
-                   str(doc["last_status"]), str(doc["last_code"]))
+                   str(doc["last_status"]), str(doc["last_code"]), _opt(doc.get("final_sent_at")))
 
 
 def _opt(value: Any) -> float | None:
@@ -104,10 +107,12 @@ class ResponderLog:
         else:
             trace.cancels += 1
 
-    def published(self, uuid: str, status: str, code: str) -> None:
+    def published(self, uuid: str, status: str, code: str, at: float) -> None:
         trace = self.traces.get(uuid)
         if trace is not None:
             trace.last_status, trace.last_code = status, code
+            if status in FINAL_STATUSES and trace.final_sent_at is None:
+                trace.final_sent_at = at
 
     def acked(self, uuid: str, status: str, at: float) -> None:
         trace = self.traces.get(uuid)
@@ -179,8 +184,11 @@ class CampaignReport:
 
 
 def slots_per_second(records: Iterable[OperationRecord], end: float) -> tuple[int, ...]:
-    """Operations in flight (requested, no final yet) at each whole second from the first request to `end`."""
-    spans = [(r.requested_at, r.final_at if r.final_at is not None else end) for r in records
+    """Operations in flight at each whole second from the first request to `end`: from the request reaching
+    the device to the device sending its final status. The backend sent the request earlier and sees the
+    final later, so this never counts more than the backend had in progress: a peak above max_in_progress
+    is the backend's, not a measuring artefact."""
+    spans = [(r.requested_at, r.final_sent_at if r.final_sent_at is not None else end) for r in records
              if r.operation == "Update"]
     if not spans:
         return ()

@@ -15,14 +15,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from simulator.metrics.campaign import OperationRecord
-
-__all__ = ["BackendOperation", "Convergence", "Divergence", "converge", "same_state"]
+__all__ = ["BackendOperation", "Convergence", "DeviceView", "Divergence", "converge", "same_state"]
 
 MAX_LISTED = 200  # diverged rows kept in the summary (the count is always exact)
+
+
+class DeviceView(Protocol):
+    """What the device last sent for one operation (simulator.metrics.campaign.OperationRecord)."""
+
+    @property
+    def device(self) -> str: ...
+    @property
+    def uuid(self) -> str: ...
+    @property
+    def operation(self) -> str: ...
+    @property
+    def last_status(self) -> str: ...
+    @property
+    def last_code(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ def same_state(backend_status: str, backend_code: str, device_status: str, devic
     return not backend_code or not device_code or _norm(backend_code) == _norm(device_code)
 
 
-def converge(records: Sequence[OperationRecord], backend: Sequence[BackendOperation]) -> Convergence:
+def converge(records: Sequence[DeviceView], backend: Sequence[BackendOperation]) -> Convergence:
     by_key = {(r.device, r.uuid): r for r in records}
     seen: set[tuple[str, str]] = set()
     diverged: list[Divergence] = []
