@@ -8,11 +8,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from simulator.generator.campaign_client import CampaignClient, campaign_spec
+from simulator.generator.driver_result import DriverResult
 from simulator.generator.target import TargetInfo
 from simulator.metrics.convergence import BackendOperation
 from simulator.scenario.model import Scenario
@@ -21,18 +21,6 @@ __all__ = ["CampaignDriver", "DriverResult", "EmbeddedDriver", "driver_for"]
 
 # Operation states of the embedded driver that mean a request was sent (simulator.backend.campaign).
 _SENT_STATES = ("in_progress", "success", "failure", "timed_out")
-
-
-@dataclass(frozen=True)
-class DriverResult:
-    """The backend's own view of the campaign at the end of the run."""
-
-    driver: str  # "embedded" | "edgehog"
-    campaign_id: str
-    status: str | None  # the campaign's outcome as the backend reports it (e.g. "success", "FINISHED")
-    max_in_progress: int
-    operations: tuple[BackendOperation, ...]
-    summary: Mapping[str, Any] = field(default_factory=dict)  # the backend's report, per-operation rows left out
 
 
 class CampaignDriver(Protocol):
@@ -82,10 +70,21 @@ class EmbeddedDriver:
                             self.max_in_progress, ops, summary)
 
 
-def driver_for(scenario: Scenario, target: TargetInfo) -> CampaignDriver | None:
+def driver_for(scenario: Scenario, target: TargetInfo,
+               note: Callable[[str], None] = lambda line: None) -> CampaignDriver | None:
     """The campaign driver for this run, or None (responder: devices answer whoever sends requests)."""
     if scenario.mode != "campaign":
         return None
     if target.control_url:
         return EmbeddedDriver(target.control_url)
+    if target.kind == "astarte" and target.target_file:
+        from pathlib import Path
+
+        from simulator.generator.target_file import read_target_file
+
+        config = read_target_file(Path(target.target_file), Path(".fleetsim")).edgehog
+        if config is not None:
+            from simulator.edgehog.driver import EdgehogDriver
+
+            return EdgehogDriver(config, note=note)
     return None

@@ -257,7 +257,7 @@ class LocustRun:
         return outcome
 
     def _start_campaign(self, ctx: FleetContext) -> CampaignDriver | None:
-        driver = driver_for(self.scenario, self.target)
+        driver = driver_for(self.scenario, self.target, note=_note)
         if driver is None:
             if self.scenario.answers_requests:
                 _note("fleetsim: devices answer OTARequests from any sender (no campaign driver on this target)")
