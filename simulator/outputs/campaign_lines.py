@@ -18,9 +18,10 @@ def _lat(s: LatencySummary) -> str:
 def campaign_lines(r: CampaignReport) -> list[str]:
     limit = f" (max_in_progress {r.max_in_progress}{', EXCEEDED' if r.over_limit else ''})" \
         if r.max_in_progress is not None else ""
+    head = (f"campaign ({r.driver} driver{', ' + r.backend_status if r.backend_status else ''})"
+            if r.driver != "none" else "OTARequests answered (no campaign driver)")
     lines = [
-        f"campaign ({r.driver} driver{', ' + r.backend_status if r.backend_status else ''}): "
-        f"{r.operations} operations, {r.answered} answered with a final status",
+        f"{head}: {r.operations} operations, {r.answered} answered with a final status",
         f"  request->Acknowledged  {_lat(r.request_to_ack)}",
         f"  request->final         {_lat(r.request_to_final)}",
         f"  duration {'-' if r.campaign_duration_s is None else f'{r.campaign_duration_s:.1f} s'}"
