@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.clock import Clock
+from simulator.device_fetch import FetchSession
+from simulator.download import Downloader
 from simulator.events import (
     OTA_REQUEST_INTERFACE,
     OTA_REQUEST_PATH,
@@ -30,6 +32,7 @@ from simulator.events import (
     Value,
 )
 from simulator.lifecycle.draws import draw_operation, operation_inputs
+from simulator.lifecycle.fetch_plan import fetch_plan
 from simulator.lifecycle.inputs import CancelRequested, Input, PoweredOff, UpdateRequested
 from simulator.lifecycle.machine import OtaMachine
 from simulator.lifecycle.plans import BASE_IMAGE_INTERFACE, Firmware, Occurrences, input_actions
@@ -79,6 +82,7 @@ class LiveLifecycle:
     rng: np.random.Generator
     target: Firmware
     time_scale: float = 1.0
+    downloader: Downloader | None = None  # `download: fetch` (simulator.transports.http_download)
 
     def choose(self) -> RandomLifecycle:
         entries = [e for e in self.mix if e.random is not None and e.weight > 0]
@@ -148,12 +152,24 @@ class VirtualDevice:
         self._onboarding_sink = onboarding_sink
         # Backend-driven: per-uuid request/answer times for the campaign metrics (simulator.metrics.campaign).
         self.responder: ResponderLog | None = ResponderLog(device_id) if live is not None else None
+        self.wake: Callable[[], None] = lambda: None  # the driver's loop: a download pushed an input
+        self._fetch = None if live is None or live.downloader is None else FetchSession(
+            live.downloader, self._push, self._now_us, live.time_scale, self.responder, self._wall_now)
         transport.on_data(self._on_data)
 
     # -- time ------------------------------------------------------------------------------------------
 
     def _now_us(self, now: float | None = None) -> int:
         return round(((self.clock.monotonic() if now is None else now) - self.run_start) * 1e6)
+
+    def _wall_now(self) -> float:
+        """Wall time on the run's time base (run_start_wall + monotonic offset): differences are exact."""
+        return self.run_start_wall + (self.clock.monotonic() - self.run_start)
+
+    def _push(self, offset_us: int, inp: Input) -> None:
+        heapq.heappush(self._queue, (offset_us, self._seq, inp))
+        self._seq += 1
+        self.wake()
 
     def _due_us(self) -> int | None:
         if self._reconnect_us is not None:
@@ -207,6 +223,8 @@ class VirtualDevice:
 
     def stop(self) -> None:
         """Disconnect; publishes still unacked are recorded with error "never_acked"."""
+        if self._fetch is not None:
+            self._fetch.abort()
         self.transport.disconnect()
         for record in list(self._pending.values()):
             record.error = record.error or "never_acked"
@@ -298,8 +316,7 @@ class VirtualDevice:
         self._pending[token] = record
         responder = self.responder
         if responder is not None:
-            responder.published(key[1], key[2], record.code,
-                                 self.run_start_wall + (self.clock.monotonic() - self.run_start))
+            responder.published(key[1], key[2], record.code, self._wall_now())
 
         def on_ack(acked_at: float, error: str | None) -> None:
             if self._pending.pop(token, None) is None:
@@ -342,32 +359,37 @@ class VirtualDevice:
             self.counters.malformed += 1  # dropped silently, as the runtime does
             return
         self.counters.requests += 1
-        operation, uuid = request
+        operation, uuid, url = request
         if self.responder is not None:
-            # On the same time base as the acks (run_start_wall + monotonic offset), so differences are exact.
-            arrived = self.run_start_wall + (self.clock.monotonic() - self.run_start)
-            self.responder.request(operation, uuid, arrived)
+            self.responder.request(operation, uuid, self._wall_now())  # the acks' time base
         now_us = self._now_us()
         if operation == "Cancel":
             actions = self._live_step(now_us, CancelRequested(uuid))
             if self._machine.phase is Phase.IDLE:
                 self._queue.clear()  # canceled: the rest of the operation never happens
+                if self._fetch is not None:
+                    self._fetch.abort()
         elif self._machine.phase is Phase.IDLE:
             spec = self._live.choose()
             self._machine = OtaMachine(streaming=spec.streaming, progress_step=spec.progress_step)
             actions = self._live_step(now_us, UpdateRequested(uuid))
             draw = draw_operation(spec, self._live.rng)
-            for offset, inp in operation_inputs(draw, uuid, now_us, self._live.time_scale, live=True):
-                heapq.heappush(self._queue, (offset, self._seq, inp))
-                self._seq += 1
+            if spec.download == "fetch" and self._fetch is not None:
+                plan = fetch_plan(draw, uuid, now_us, self._live.time_scale)
+                for offset, inp in plan.before:
+                    self._push(offset, inp)
+                self._fetch.begin(uuid, url, plan.after)
+            else:
+                for offset, inp in operation_inputs(draw, uuid, now_us, self._live.time_scale, live=True):
+                    self._push(offset, inp)
         else:
             actions = self._live_step(now_us, UpdateRequested(uuid))
         for action in actions:
             self._execute(action)
 
 
-def _parse_request(value: Value) -> tuple[str, str] | None:
-    """(operation, uuid) of a well-formed OTARequest object, else None."""
+def _parse_request(value: Value) -> tuple[str, str, str] | None:
+    """(operation, uuid, url) of a well-formed OTARequest object, else None."""
     if not isinstance(value, Mapping):
         return None
     operation, uuid, url = value.get("operation"), value.get("uuid"), value.get("url")
@@ -378,4 +400,4 @@ def _parse_request(value: Value) -> tuple[str, str] | None:
     except ValueError:
         return None
     assert isinstance(operation, str)
-    return operation, uuid
+    return operation, uuid, url

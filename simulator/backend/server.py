@@ -28,6 +28,7 @@ from typing import Any
 
 from simulator.backend.broker import ADMIN_CN, Broker, BrokerConfig, select_broker
 from simulator.backend.ca import LocalCA
+from simulator.backend.images import ImageServer
 from simulator.backend.jwt_tokens import AgentTokens
 from simulator.backend.pairing import PairingServer
 
@@ -48,6 +49,7 @@ class BackendInfo:
     admin_key: str
     control_url: str  # the collector's HTTP control/metrics endpoint; "" when not running
     state_dir: str
+    images_url: str = ""  # the OTA image server (simulator.backend.images), for `download: fetch`
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -60,7 +62,7 @@ class BackendInfo:
             raise ValueError("backend info: expected a JSON object")
         values: dict[str, str] = {}
         for f in fields(cls):
-            value = doc.get(f.name)
+            value = doc.get(f.name, f.default if isinstance(f.default, str) else None)
             if not isinstance(value, str):
                 raise ValueError(f"backend info: field {f.name!r} missing or not a string")
             values[f.name] = value
@@ -134,11 +136,14 @@ class EmbeddedBackend:
         self._stops.append(pairing.stop)
 
         control_url = self._start_collector(broker, admin_cert, admin_key)
+        images = ImageServer(self.host)
+        images_url = images.start()
+        self._stops.append(images.stop)
         return BackendInfo(
             realm=self.realm, pairing_url=pairing.url, broker_url=broker.url, broker_kind=broker.name,
             agent_jwt=self.tokens.issue_agent_token(), ca_file=str(self.ca.ca_cert_path),
             admin_cert=str(admin_cert), admin_key=str(admin_key), control_url=control_url,
-            state_dir=str(self.state_dir),
+            state_dir=str(self.state_dir), images_url=images_url,
         )
 
     def _start_collector(self, broker: Broker, admin_cert: Path, admin_key: Path) -> str:

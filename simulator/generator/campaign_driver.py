@@ -43,13 +43,14 @@ class EmbeddedDriver:
 
     name = "embedded"
 
-    def __init__(self, control_url: str) -> None:
+    def __init__(self, control_url: str, images_url: str = "") -> None:
         self.client = CampaignClient(control_url)
+        self.images_url = images_url
         self.max_in_progress = 0
 
     def start(self, scenario: Scenario, device_ids: Sequence[str]) -> str:
         self.max_in_progress = scenario.campaign.max_in_progress
-        return self.client.start(campaign_spec(scenario, list(device_ids)))
+        return self.client.start(campaign_spec(scenario, list(device_ids), self.images_url))
 
     def finished(self) -> bool:
         try:
@@ -76,7 +77,7 @@ def driver_for(scenario: Scenario, target: TargetInfo,
     if scenario.mode != "campaign":
         return None
     if target.control_url:
-        return EmbeddedDriver(target.control_url)
+        return EmbeddedDriver(target.control_url, target.images_url)
     if target.kind == "astarte" and target.target_file:
         from pathlib import Path
 

@@ -25,6 +25,7 @@ import gevent.lock
 from simulator.arrival.pacer import Pacer
 from simulator.clock import Clock
 from simulator.device import LiveLifecycle, VirtualDevice
+from simulator.download import Downloader
 from simulator.events import Value
 from simulator.generator.target import TargetInfo
 from simulator.metrics.campaign import OperationRecord
@@ -109,6 +110,7 @@ class ProcessFleet:
     _claimed: int = field(init=False, default=0)
     initial: int = field(init=False, default=0)  # devices of this process online at offset 0 (all: no ramp)
     pacer: Pacer | None = field(init=False, default=None)
+    downloader: Downloader | None = field(init=False, default=None)
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
 
@@ -141,7 +143,8 @@ class ProcessFleet:
         live = None
         if self.scenario.answers_requests:
             live = LiveLifecycle(mix=self.scenario.lifecycle, rng=device_rng(self.plan.seed, index),
-                                 target=target, time_scale=self.scenario.time_scale)
+                                 target=target, time_scale=self.scenario.time_scale,
+                                 downloader=self._downloader())
         device_id = self.plan.device_ids[index]
         # A device created after the run's start (a ramp) counts its offsets from that start, not from now.
         started = self.started.is_set()
@@ -153,6 +156,15 @@ class ProcessFleet:
             send_sink=self.callbacks.on_record, onboarding_sink=self.callbacks.on_onboarding)
         self.devices[index] = device
         return device
+
+    def _downloader(self) -> Downloader | None:
+        """One HTTP downloader per process when a lifecycle says `download: fetch` (None otherwise)."""
+        if self.downloader is None and any(e.random is not None and e.random.download == "fetch"
+                                           for e in self.scenario.lifecycle):
+            from simulator.transports.http_download import HttpDownloader
+
+            self.downloader = HttpDownloader(self.clock)
+        return self.downloader
 
     def bring_online(self, device: VirtualDevice) -> bool:
         """Connect one device (onboarding timed by the transport). False (and recorded) when it failed.
@@ -261,6 +273,7 @@ def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[fl
         wake.set()
 
     device.transport.on_data(on_data)
+    device.wake = wake.set  # a real download (download: fetch) pushed an input
     fleet.started.wait()
     clock = fleet.clock
     while not fleet.stopping.is_set():

@@ -38,6 +38,7 @@ class TargetInfo:
     target_file: str = ""  # a real Astarte: its target file, re-read by target_file.observer_for (no secret)
     broker_override: str = ""  # issue 9: "host:port" of the fault proxy (transports.base.Endpoint)
     broker_override_devices: tuple[str, ...] = ()  # the devices routed through it (() = all)
+    images_url: str = ""  # the embedded backend's OTA image server ("" for a real Astarte)
 
     def endpoint(self) -> Endpoint:
         return Endpoint(realm=self.realm, pairing_url=self.pairing_url, agent_jwt=self.agent_jwt,
@@ -103,4 +104,4 @@ def _from_backend(info: BackendInfo, state_dir: Path) -> TargetInfo:
                       agent_jwt=info.agent_jwt, ca_file=info.ca_file,
                       credentials_dir=str(state_dir / "credentials"), control_url=info.control_url,
                       broker_url=info.broker_url, broker_kind=info.broker_kind, admin_cert=info.admin_cert,
-                      admin_key=info.admin_key)
+                      admin_key=info.admin_key, images_url=info.images_url)

@@ -21,7 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from simulator.download import DownloadOutcome
 from simulator.metrics.convergence import BackendOperation, Convergence, converge
+from simulator.metrics.downloads import DownloadSummary, summarize_downloads
 
 __all__ = [
     "CampaignReport",
@@ -51,11 +53,31 @@ class OperationTrace:
     last_status: str = ""  # the last OTAEvent status the device published for this uuid
     last_code: str = ""
     final_sent_at: float | None = None
+    download: DownloadStats | None = None  # `download: fetch` only
 
     def record(self) -> OperationRecord:
         return OperationRecord(self.device, self.uuid, self.requested_at, self.operation, self.updates,
                                self.cancels, self.acked_at, self.final_at, self.last_status, self.last_code,
-                               self.final_sent_at)
+                               self.final_sent_at, self.download)
+
+
+@dataclass(frozen=True)
+class DownloadStats:
+    """The real download of one operation (`download: fetch`): attempts, and the complete one's transfer."""
+
+    attempts: int = 0
+    errors: tuple[str, ...] = ()  # each failed attempt's reason ("short_read", "connect: ...", ...)
+    bytes: int = 0  # body bytes of the complete attempt (0: none completed)
+    seconds: float = 0.0  # its duration: request sent -> last byte
+    done_at: float = 0.0  # wall time it completed
+    http_status: int = 0
+
+    def add(self, outcome: DownloadOutcome, at: float) -> DownloadStats:
+        if not outcome.ok:
+            return DownloadStats(self.attempts + 1, (*self.errors, outcome.error), self.bytes, self.seconds,
+                                 self.done_at, outcome.status)
+        return DownloadStats(self.attempts + 1, self.errors, outcome.received, outcome.seconds, at,
+                             outcome.status)
 
 
 @dataclass(frozen=True)
@@ -71,24 +93,36 @@ class OperationRecord:
     last_status: str
     last_code: str
     final_sent_at: float | None = None
+    download: DownloadStats | None = None
 
     @property
     def retries_seen(self) -> int:
         return max(0, self.updates - 1)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        if self.download is not None:
+            doc["download"]["errors"] = list(self.download.errors)
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> OperationRecord:
         """From `to_json()` (worker exports cross a process boundary as JSON-like dicts)."""
         return cls(str(doc["device"]), str(doc["uuid"]), float(doc["requested_at"]), str(doc["operation"]),
                    int(doc["updates"]), int(doc["cancels"]), _opt(doc.get("acked_at")), _opt(doc.get("final_at")),
-                   str(doc["last_status"]), str(doc["last_code"]), _opt(doc.get("final_sent_at")))
+                   str(doc["last_status"]), str(doc["last_code"]), _opt(doc.get("final_sent_at")),
+                   _download(doc.get("download")))
 
 
 def _opt(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _download(doc: Any) -> DownloadStats | None:
+    if not isinstance(doc, Mapping):
+        return None
+    return DownloadStats(int(doc["attempts"]), tuple(str(e) for e in doc["errors"]), int(doc["bytes"]),
+                         float(doc["seconds"]), float(doc["done_at"]), int(doc["http_status"]))
 
 
 class ResponderLog:
@@ -122,6 +156,11 @@ class ResponderLog:
             trace.acked_at = at
         elif status in FINAL_STATUSES and trace.final_at is None:
             trace.final_at = at
+
+    def download(self, uuid: str, outcome: DownloadOutcome, at: float) -> None:
+        trace = self.traces.get(uuid)
+        if trace is not None:
+            trace.download = (trace.download or DownloadStats()).add(outcome, at)
 
     def records(self) -> list[OperationRecord]:
         return [t.record() for t in self.traces.values()]
@@ -169,6 +208,7 @@ class CampaignReport:
     backend_status: str | None  # the campaign's own outcome as the backend reported it
     convergence: Convergence | None
     notes: tuple[str, ...] = field(default=())
+    downloads: DownloadSummary | None = None  # `download: fetch` only
 
     @property
     def over_limit(self) -> bool:
@@ -180,6 +220,7 @@ class CampaignReport:
         doc["over_limit"] = self.over_limit
         doc["notes"] = list(self.notes)
         doc["convergence"] = None if self.convergence is None else self.convergence.to_json()
+        doc["downloads"] = None if self.downloads is None else self.downloads.to_json()
         return doc
 
 
@@ -231,4 +272,5 @@ def campaign_report(
         max_in_progress=max_in_progress, in_flight_per_s=slots, peak_in_flight=max(slots, default=0),
         retries_seen=sum(r.retries_seen for r in ops), operations_retried=sum(1 for r in ops if r.retries_seen),
         timeouts=timeouts, backend_status=backend_status,
-        convergence=None if backend is None else converge(records, backend))
+        convergence=None if backend is None else converge(records, backend),
+        downloads=summarize_downloads(r.download for r in records if r.download is not None))

@@ -29,6 +29,12 @@ def campaign_lines(r: CampaignReport) -> list[str]:
         f" | retries seen {r.retries_seen} ({r.operations_retried} operations)"
         f" | timeouts {'-' if r.timeouts is None else r.timeouts}",
     ]
+    dl = r.downloads
+    if dl is not None:
+        lines.append(f"  downloads: {dl.completed}/{dl.operations} complete, {dl.bytes / 1e6:.1f} MB, "
+                     f"{dl.failed_attempts} failed attempts {dl.errors or ''}| per download p50 "
+                     f"{dl.per_download_mbps_p50 if dl.per_download_mbps_p50 is not None else '-'} MB/s, "
+                     f"aggregate {dl.aggregate_mbps if dl.aggregate_mbps is not None else '-'} MB/s")
     c = r.convergence
     if c is None:
         lines.append("  state convergence: no backend view (nobody drove the campaign from fleetsim)")

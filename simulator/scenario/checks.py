@@ -140,6 +140,9 @@ def _random(field: str, r: RandomLifecycle) -> list[Problem]:
                     f"got {r.progress_step}"))
     out += _probability(f"{field}.download_error_probability", r.download_error_probability)
     out += _probability(f"{field}.double_update_probability", r.double_update_probability)
+    out += _choice(f"{field}.download", r.download, ("simulate", "fetch"))
+    if r.download == "fetch" and r.streaming:
+        out.append((f"{field}.download", "fetch needs a downloading lifecycle (streaming: false)"))
     return out
 
 

@@ -76,6 +76,9 @@ class RandomLifecycle:
     double_update_probability: float = 0.0
     acknowledge_delay: Distribution = Distribution("fixed", value=0.0)
     shutdown_delay: Distribution = NO_SHUTDOWN_DELAY
+    # Backend-driven devices only: "simulate" draws the download's duration; "fetch" GETs the OTARequest's url
+    # (simulator.transports.http_download), progress from the real bytes, failures retried like the runtime.
+    download: Literal["simulate", "fetch"] = "simulate"
 
 
 @dataclass(frozen=True)
