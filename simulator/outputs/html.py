@@ -15,6 +15,7 @@ from typing import Any
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
 from simulator.outputs import svg
+from simulator.outputs.campaign_html import campaign_section
 from simulator.outputs.csv_logs import TIMESERIES_FILE, read_timeseries
 from simulator.outputs.hdrlog import HLOG_FILE, read_hlog
 from simulator.outputs.summary import read_summary
@@ -288,6 +289,7 @@ def render_report(
         _ota_section(summary.get("ota", {})),
         _accounting_section(summary),
         _generator_section(summary, series),
+        campaign_section((summary.get("extra") or {}).get("campaign_metrics")),
         "<h2>Environment</h2>",
         _table(
             ["key", "value"],
