@@ -214,7 +214,7 @@ class LocustRun:
                                local=not workers)
         # Phase 2: play the plan (self-driven), or follow the campaign until it finishes (backend-driven).
         printed_s = -1.0
-        idle = _IdleWatch(self.until_idle_s) if self.scenario.answers_requests else None
+        idle = _IdleWatch(self.until_idle_s) if self.scenario.answers_requests and self.until_idle_s > 0 else None
         while not self._interrupted:
             elapsed = time.time() - started_at
             if elapsed >= play_s:
