@@ -62,7 +62,8 @@ def live_snapshot(ctx: FleetContext) -> dict[str, Any]:
     if ctx.is_master:
         snaps = list(ctx.worker_snapshots.values())
         out: dict[str, Any] = {"devices_online": 0, "offered_eps": 0, "acked_eps": 0, "sent": 0, "acked": 0,
-                               "errors": 0, "ack_p50_ms": None, "ack_p99_ms": None, "devices_failed": 0}
+                               "errors": 0, "ack_p50_ms": None, "ack_p99_ms": None, "devices_failed": 0,
+                               "in_flight": 0, "requests": 0}
         for snap in snaps:
             for key in ("devices_online", "offered_eps", "acked_eps", "sent", "acked", "errors", "devices_failed",
                         "in_flight", "requests"):
