@@ -51,3 +51,15 @@ def test_campaign_completes_on_backend_driven_devices(tiny_scenario: Path, tmp_p
     assert (convergence["checked"], convergence["converged"], convergence["diverged_count"]) == (8, 8, 0)
     assert convergence["never_reached"] == 0 and convergence["unknown_to_backend"] == 0
     assert "state convergence: 8/8 converged, 0 diverged" in proc.stdout
+
+
+def test_campaign_metrics_gather_every_workers_devices(tiny_scenario: Path, tmp_path: Path) -> None:
+    """With --processes 2 each worker holds half the devices; their traces reach the master's summary."""
+    scenario = tmp_path / "campaign.yaml"
+    scenario.write_text(CAMPAIGN)
+    proc = run_fleetsim(["run", str(scenario), "--results", str(tmp_path / "results"), "--state-dir",
+                         str(tmp_path / "state"), "--processes", "2", "--quiet"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = summary_of(only_run_dir(tmp_path / "results"))["extra"]["campaign_metrics"]  # type: ignore[index]
+    assert metrics["operations"] == 8 and metrics["request_to_ack"]["count"] == 8
+    assert metrics["convergence"]["converged"] == 8 and metrics["convergence"]["unknown_to_backend"] == 0
