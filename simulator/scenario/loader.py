@@ -25,7 +25,8 @@ Shape (every key optional; durations `30s`, `5m`, `250ms`, `1h`, `1m30s` or a nu
     thresholds: {ack_latency_p99_ms: "< 50", lost: "== 0"}   # quote them: a bare `>` is YAML syntax
     faults: [{kind: disconnect, at: 10s, duration: 5s, devices: 0.1, params: {delay_ms: 50}}]
     campaign: {max_in_progress: 10, request_timeout: 300s, request_retries: 3, max_failure_percentage: 50,
-               url: "https://..."}     # mode: campaign only; device-time seconds (model.CampaignSettings)
+               url: "https://..."}     # mode: campaign only; device-time seconds (model.CampaignSettings);
+                                       # "{images}/os.raucb?size=10MiB": the embedded backend's image server
 """
 
 from __future__ import annotations
