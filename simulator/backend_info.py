@@ -29,6 +29,7 @@ class BackendInfo:
     control_url: str  # the collector's HTTP control/metrics endpoint; "" when not running
     state_dir: str
     broker_version: str = ""  # e.g. "2.0.11"; optional in the JSON (a backend.json written before it existed)
+    images_url: str = ""  # the OTA image server (simulator.backend.images), for `download: fetch`; optional too
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -21,6 +21,7 @@ __all__ = ["main"]
 # Subcommand -> module under simulator.commands. Order is the order of `fleetsim --help`.
 COMMANDS = (
     "run", "plan", "validate", "backend", "devices", "replay", "report", "baseline", "compare", "triggers",
+    "otarequest",
 )
 
 

@@ -15,13 +15,11 @@ fate is known (acked, failed, or never acked at `stop()`); each connect's Onboar
 from __future__ import annotations
 
 import heapq
-import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from simulator.clock import Clock
+from simulator.device_fetch import FetchSession
 from simulator.events import (
     OTA_REQUEST_INTERFACE,
     OTA_REQUEST_PATH,
@@ -31,12 +29,15 @@ from simulator.events import (
     Value,
 )
 from simulator.lifecycle.draws import draw_operation, operation_inputs
+from simulator.lifecycle.fetch_plan import fetch_plan
 from simulator.lifecycle.inputs import CancelRequested, Input, PoweredOff, UpdateRequested
 from simulator.lifecycle.machine import OtaMachine
-from simulator.lifecycle.plans import BASE_IMAGE_INTERFACE, Firmware, input_actions
+from simulator.lifecycle.plans import BASE_IMAGE_INTERFACE, Firmware, input_actions, plan_scripted
 from simulator.lifecycle.states import Phase
+from simulator.live_lifecycle import LiveLifecycle, parse_request, startup_properties
+from simulator.metrics.campaign import ResponderLog
 from simulator.records import SendRecord
-from simulator.scenario.model import LifecycleMixEntry, RandomLifecycle
+from simulator.scenario.model import ScriptedLifecycle
 from simulator.transports.base import OnboardingTimes, PublishError, Transport
 
 __all__ = ["DeviceCounters", "LiveLifecycle", "VirtualDevice", "startup_properties"]
@@ -45,51 +46,6 @@ RECONNECT_RETRY_S = 1.0  # wall seconds between reconnect attempts after a faile
 
 SendSink = Callable[[SendRecord], None]
 OnboardingSink = Callable[[str, OnboardingTimes], None]
-
-
-def startup_properties(index: int, fw: Firmware) -> list[tuple[str, str, Value]]:
-    """What the runtime publishes at start (interfaces in simulator/interfaces/): plausible, per-device."""
-    p = "io.edgehog.devicemanager."
-    return [
-        (p + "SystemInfo", "/serialNumber", f"FS{index:010d}"),
-        (p + "SystemInfo", "/partNumber", "FLEETSIM-VD-1"),
-        (p + "OSInfo", "/osName", fw.name),
-        (p + "OSInfo", "/osVersion", fw.version),
-        (BASE_IMAGE_INTERFACE, "/name", fw.name),
-        (BASE_IMAGE_INTERFACE, "/version", fw.version),
-        (BASE_IMAGE_INTERFACE, "/buildId", fw.build_id),
-        (p + "HardwareInfo", "/cpu/architecture", "x86_64"),
-        (p + "HardwareInfo", "/cpu/model", "85"),
-        (p + "HardwareInfo", "/cpu/modelName", "fleetsim virtual CPU"),
-        (p + "HardwareInfo", "/cpu/vendor", "fleetsim"),
-        (p + "HardwareInfo", "/mem/totalBytes", 2 * 1024**3),
-        (p + "RuntimeInfo", "/name", "edgehog-device-runtime"),
-        (p + "RuntimeInfo", "/url", "https://github.com/edgehog-device-manager/edgehog-device-runtime"),
-        (p + "RuntimeInfo", "/version", "0.9.0"),
-        (p + "RuntimeInfo", "/environment", "fleetsim virtual device"),
-    ]
-
-
-@dataclass(frozen=True)
-class LiveLifecycle:
-    """How a backend-driven device lives an Update: mix entries (random ones; scripted entries are skipped),
-    the device's own stream (simulator.plan.device_rng) and the image a successful OTA installs."""
-
-    mix: tuple[LifecycleMixEntry, ...]
-    rng: np.random.Generator
-    target: Firmware
-    time_scale: float = 1.0
-
-    def choose(self) -> RandomLifecycle:
-        entries = [e for e in self.mix if e.random is not None and e.weight > 0]
-        if not entries:
-            return RandomLifecycle()
-        weights = np.array([e.weight for e in entries], dtype=np.float64)
-        u = float(self.rng.random())
-        i = min(int(np.searchsorted(np.cumsum(weights) / weights.sum(), u, side="right")), len(entries) - 1)
-        spec = entries[i].random
-        assert spec is not None
-        return spec
 
 
 @dataclass
@@ -146,12 +102,28 @@ class VirtualDevice:
         self._pending: dict[int, SendRecord] = {}
         self._send_sink = send_sink
         self._onboarding_sink = onboarding_sink
+        # Backend-driven: per-uuid request/answer times for the campaign metrics (simulator.metrics.campaign).
+        self.responder: ResponderLog | None = ResponderLog(device_id) if live is not None else None
+        self.wake: Callable[[], None] = lambda: None  # the driver's loop: a download pushed an input
+        self._script: frozenset[int] = frozenset()  # ids of a scripted answer's actions (mode responder)
+        self._script_last: PlannedAction | None = None
+        self._fetch = None if live is None or live.downloader is None else FetchSession(
+            live.downloader, self._push, self._now_us, live.time_scale, self.responder, self._wall_now)
         transport.on_data(self._on_data)
 
     # -- time ------------------------------------------------------------------------------------------
 
     def _now_us(self, now: float | None = None) -> int:
         return round(((self.clock.monotonic() if now is None else now) - self.run_start) * 1e6)
+
+    def _wall_now(self) -> float:
+        """Wall time on the run's time base (run_start_wall + monotonic offset): differences are exact."""
+        return self.run_start_wall + (self.clock.monotonic() - self.run_start)
+
+    def _push(self, offset_us: int, inp: Input) -> None:
+        heapq.heappush(self._queue, (offset_us, self._seq, inp))
+        self._seq += 1
+        self.wake()
 
     def _due_us(self) -> int | None:
         if self._reconnect_us is not None:
@@ -185,6 +157,12 @@ class VirtualDevice:
         return action.kind is ActionKind.REBOOT and action.offset_us <= now_us
 
     @property
+    def busy(self) -> bool:
+        """An OTA operation is in progress here, or an event of it still awaits its ack (`--until-idle`)."""
+        return (self._machine.phase is not Phase.IDLE or bool(self._queue) or bool(self._pending)
+                or self._reconnect_us is not None)
+
+    @property
     def machine_phase(self) -> Phase:
         return self._machine.phase
 
@@ -199,6 +177,8 @@ class VirtualDevice:
 
     def stop(self) -> None:
         """Disconnect; publishes still unacked are recorded with error "never_acked"."""
+        if self._fetch is not None:
+            self._fetch.abort()
         self.transport.disconnect()
         for record in list(self._pending.values()):
             record.error = record.error or "never_acked"
@@ -232,6 +212,8 @@ class VirtualDevice:
                 action = self._planned[self._next]
                 self._next += 1
                 self._execute(action)
+                if action is self._script_last:  # a scripted answer ended: ready for the next request
+                    self._machine, self._script_last = OtaMachine(), None
             else:
                 offset, _, inp = heapq.heappop(self._queue)
                 for action in self._live_step(offset, inp):
@@ -288,12 +270,17 @@ class VirtualDevice:
                             code=code if isinstance(code, str) else "")
         token = id(record)
         self._pending[token] = record
+        responder = self.responder
+        if responder is not None:
+            responder.published(key[1], key[2], record.code, self._wall_now())
 
         def on_ack(acked_at: float, error: str | None) -> None:
             if self._pending.pop(token, None) is None:
                 return  # already reported (stop() flushed it)
             record.acked = self.run_start_wall + (acked_at - self.run_start) if error is None else None
             record.error = error
+            if responder is not None and record.acked is not None:
+                responder.acked(key[1], key[2], record.acked)
             self._sink(record)
 
         try:
@@ -316,6 +303,30 @@ class VirtualDevice:
         return input_actions(self.index, offset, inp, events, self._occurrences, self.firmware, target,
                              reboot_us)
 
+    def _start_script(self, spec: ScriptedLifecycle, uuid: str, now_us: int) -> None:
+        """A scripted answer: its steps are published as written (they were checked against the lifecycle
+        machine at validation). The machine is held in Acknowledged meanwhile, so that a second Update is
+        refused and a Cancel is answered as the runtime would while the operation runs."""
+        assert self._live is not None
+        self._machine = OtaMachine()
+        self._machine.handle(UpdateRequested(uuid))  # its Acknowledged event is the script's to publish
+        plan = plan_scripted(self.index, spec, uuid, now_us, self._live.time_scale, self.firmware,
+                             self._live.target, self._occurrences)
+        if not plan.actions:
+            self._machine = OtaMachine()
+            return
+        self._script = frozenset(id(a) for a in plan.actions)
+        self._script_last = plan.actions[-1]
+        rest = sorted([*self._planned[self._next:], *plan.actions], key=lambda a: a.offset_us)
+        self._planned = [*self._planned[:self._next], *rest]
+
+    def _drop_script(self) -> None:
+        """A canceled scripted answer: its remaining steps never happen."""
+        if self._script_last is not None:
+            self._planned = [*self._planned[:self._next],
+                             *(a for a in self._planned[self._next:] if id(a) not in self._script)]
+            self._script_last = None
+
     def _on_data(self, interface: str, path: str, value: Value) -> None:
         if interface != OTA_REQUEST_INTERFACE or path != OTA_REQUEST_PATH:
             self.counters.extra["ignored_data"] = self.counters.extra.get("ignored_data", 0) + 1
@@ -323,41 +334,39 @@ class VirtualDevice:
         if self._live is None:
             self.counters.extra["ignored_requests"] = self.counters.extra.get("ignored_requests", 0) + 1
             return  # a self-driven device does not answer the backend
-        request = _parse_request(value)
+        request = parse_request(value)
         if request is None or self._machine.phase is Phase.OFFLINE:
             self.counters.malformed += 1  # dropped silently, as the runtime does
             return
         self.counters.requests += 1
-        operation, uuid = request
+        operation, uuid, url = request
+        if self.responder is not None:
+            self.responder.request(operation, uuid, self._wall_now())  # the acks' time base
         now_us = self._now_us()
         if operation == "Cancel":
             actions = self._live_step(now_us, CancelRequested(uuid))
             if self._machine.phase is Phase.IDLE:
                 self._queue.clear()  # canceled: the rest of the operation never happens
+                if self._fetch is not None:
+                    self._fetch.abort()
+                self._drop_script()
         elif self._machine.phase is Phase.IDLE:
             spec = self._live.choose()
+            if isinstance(spec, ScriptedLifecycle):
+                self._start_script(spec, uuid, now_us)
+                return
             self._machine = OtaMachine(streaming=spec.streaming, progress_step=spec.progress_step)
             actions = self._live_step(now_us, UpdateRequested(uuid))
             draw = draw_operation(spec, self._live.rng)
-            for offset, inp in operation_inputs(draw, uuid, now_us, self._live.time_scale, live=True):
-                heapq.heappush(self._queue, (offset, self._seq, inp))
-                self._seq += 1
+            if spec.download == "fetch" and self._fetch is not None:
+                plan = fetch_plan(draw, uuid, now_us, self._live.time_scale)
+                for offset, inp in plan.before:
+                    self._push(offset, inp)
+                self._fetch.begin(uuid, url, plan.after)
+            else:
+                for offset, inp in operation_inputs(draw, uuid, now_us, self._live.time_scale, live=True):
+                    self._push(offset, inp)
         else:
             actions = self._live_step(now_us, UpdateRequested(uuid))
         for action in actions:
             self._execute(action)
-
-
-def _parse_request(value: Value) -> tuple[str, str] | None:
-    """(operation, uuid) of a well-formed OTARequest object, else None."""
-    if not isinstance(value, Mapping):
-        return None
-    operation, uuid, url = value.get("operation"), value.get("uuid"), value.get("url")
-    if operation not in ("Update", "Cancel") or not isinstance(uuid, str) or not isinstance(url, str):
-        return None
-    try:
-        uuidlib.UUID(uuid)
-    except ValueError:
-        return None
-    assert isinstance(operation, str)
-    return operation, uuid

@@ -30,6 +30,7 @@ class TargetInfo:
     broker_url: str = ""
     broker_kind: str = ""  # "mosquitto" | "amqtt" (embedded); "" for a real Astarte (its broker is not ours)
     broker_version: str = ""
+    images_url: str = ""  # the embedded backend's OTA image server ("" for a real Astarte)
     admin_cert: str = ""
     admin_key: str = ""
     target_file: str = ""  # a real Astarte: its target file, re-read by target_file.observer_for (no secret)

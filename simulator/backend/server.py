@@ -27,6 +27,7 @@ from typing import Any
 from simulator.backend.broker import ADMIN_CN, Broker, BrokerConfig
 from simulator.backend.broker_select import select_broker
 from simulator.backend.ca import LocalCA
+from simulator.backend.images import ImageServer
 from simulator.backend.jwt_tokens import AgentTokens
 from simulator.backend.pairing import PairingServer
 from simulator.backend_info import BackendInfo
@@ -89,12 +90,15 @@ class EmbeddedBackend:
         self._stops.append(pairing.stop)
 
         control_url = self._start_collector(broker, admin_cert, admin_key)
+        images = ImageServer(self.host)
+        images_url = images.start()
+        self._stops.append(images.stop)
         return BackendInfo(
             realm=self.realm, pairing_url=pairing.url, broker_url=broker.url, broker_kind=broker.name,
             broker_version=broker.version,
             agent_jwt=self.tokens.issue_agent_token(), ca_file=str(self.ca.ca_cert_path),
             admin_cert=str(admin_cert), admin_key=str(admin_key), control_url=control_url,
-            state_dir=str(self.state_dir),
+            state_dir=str(self.state_dir), images_url=images_url,
         )
 
     def _start_collector(self, broker: Broker, admin_cert: Path, admin_key: Path) -> str:

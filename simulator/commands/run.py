@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "env FLEETSIM_OTLP")
     parser.add_argument("--allow-incomplete", action="store_true",
                         help="exit 0 on an incomplete verdict (devices never online, part of the plan never offered)")
+    parser.add_argument("--until-idle", dest="until_idle", type=float, default=0.0, metavar="S",
+                        help="mode responder/campaign: end the run once no OTARequest was in flight for S "
+                             "seconds after the first one (or at duration, whichever is first)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.processes < 1:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
+    if args.until_idle < 0:
+        raise UsageError(f"--until-idle: must be >= 0 seconds, got {args.until_idle:g}")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
     from simulator.telemetry.options import TelemetryOptions
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     settings = RunSettings(results_root=Path(args.results), processes=args.processes, spawn_rate=args.spawn_rate,
                            web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
                            broker=args.broker, engine="fleetsim run", telemetry=telemetry,
-                           allow_incomplete=args.allow_incomplete)
+                           allow_incomplete=args.allow_incomplete, until_idle_s=args.until_idle)
     from simulator.locust_adapter.runner import LocustDriver
     from simulator.run.execute import execute
 

@@ -19,11 +19,13 @@ __all__ = ["CampaignClient", "campaign_spec"]
 TIMEOUT_S = 10.0
 
 
-def campaign_spec(scenario: Scenario, device_ids: list[str]) -> dict[str, Any]:
+def campaign_spec(scenario: Scenario, device_ids: list[str], images_url: str = "") -> dict[str, Any]:
+    """`{images}` in campaign.url is the embedded backend's image server (simulator.backend.images)."""
     c = scenario.campaign
     timeout_wall = c.request_timeout_s / scenario.time_scale
+    url = c.url.replace("{images}", images_url) if images_url else c.url
     return {
-        "devices": device_ids, "url": c.url, "uuid_seed": scenario.seed, "max_in_progress": c.max_in_progress,
+        "devices": device_ids, "url": url, "uuid_seed": scenario.seed, "max_in_progress": c.max_in_progress,
         "request_timeout_s": timeout_wall, "request_retries": c.request_retries,
         "max_failure_percentage": c.max_failure_percentage, "target_version": scenario.fleet.target_version,
         # Edgehog's 30 s minimum is in device time; scaled to the wall clock it may be shorter.

@@ -26,8 +26,10 @@ import gevent.lock
 from simulator.arrival.pacer import Pacer
 from simulator.clock import Clock
 from simulator.device import LiveLifecycle, VirtualDevice
+from simulator.download import Downloader
 from simulator.events import Value
 from simulator.generator.target import TargetInfo
+from simulator.metrics.campaign import OperationRecord
 from simulator.plan import NEVER_ONLINE, FleetPlan, device_rng, fleet_firmware
 from simulator.records import SendRecord
 from simulator.scenario.model import Scenario
@@ -105,6 +107,7 @@ class ProcessFleet:
     _claimed: int = field(init=False, default=0)
     initial: int = field(init=False, default=0)  # devices of this process online at offset 0 (all: no ramp)
     pacer: Pacer | None = field(init=False, default=None)
+    downloader: Downloader | None = field(init=False, default=None)
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
     _pairing_counts_before: dict[str, int] = field(init=False, repr=False, default_factory=dict)
@@ -137,9 +140,10 @@ class ProcessFleet:
     def create(self, index: int) -> VirtualDevice:
         installed, target = fleet_firmware(self.scenario.fleet)
         live = None
-        if self.scenario.mode == "campaign":
+        if self.scenario.answers_requests:
             live = LiveLifecycle(mix=self.scenario.lifecycle, rng=device_rng(self.plan.seed, index),
-                                 target=target, time_scale=self.scenario.time_scale)
+                                 target=target, time_scale=self.scenario.time_scale,
+                                 downloader=self._downloader())
         device_id = self.plan.device_ids[index]
         # A device created after the run's start (a ramp) counts its offsets from that start, not from now.
         started = self.started.is_set()
@@ -151,6 +155,15 @@ class ProcessFleet:
             send_sink=self.callbacks.on_record, onboarding_sink=self.callbacks.on_onboarding)
         self.devices[index] = device
         return device
+
+    def _downloader(self) -> Downloader | None:
+        """One HTTP downloader per process when a lifecycle says `download: fetch` (None otherwise)."""
+        if self.downloader is None and any(e.random is not None and e.random.download == "fetch"
+                                           for e in self.scenario.lifecycle):
+            from simulator.transports.http_download import HttpDownloader
+
+            self.downloader = HttpDownloader(self.clock)
+        return self.downloader
 
     def bring_online(self, device: VirtualDevice) -> bool:
         """Connect one device (onboarding timed by the transport). False (and recorded) when it failed.
@@ -211,6 +224,14 @@ class ProcessFleet:
                 log.warning("device %s did not stop cleanly: %s", device.device_id, exc)
         self._stop_transports()
 
+    def operation_records(self) -> list[OperationRecord]:
+        """Backend-driven devices: every OTARequest uuid they were sent, with its times (metrics.campaign)."""
+        return [r for d in self.devices.values() if d.responder is not None for r in d.responder.records()]
+
+    def requests_in_flight(self) -> int:
+        """Devices with an OTA operation in progress (or its events still awaiting acks)."""
+        return sum(1 for d in self.devices.values() if d.busy)
+
     def counters(self) -> dict[str, Any]:
         total: dict[str, int] = {}
         for device in self.devices.values():
@@ -257,6 +278,7 @@ def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[fl
         wake.set()
 
     device.transport.on_data(on_data)
+    device.wake = wake.set  # a real download (download: fetch) pushed an input
     fleet.started.wait()
     clock = fleet.clock
     while not fleet.stopping.is_set():

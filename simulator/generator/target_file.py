@@ -16,6 +16,8 @@
       queue: fleetsim_events               # optional (default: a server-named, exclusive queue)
       routing_key: fleetsim                # optional (default "fleetsim")
     # observer: {kind: webhook, host: 0.0.0.0, port: 8090, path: /fleetsim/events}   # HTTP trigger action
+    edgehog: {url: https://api.edgehog.example.com, tenant: acme, tenant_jwt: ${EDGEHOG_TENANT_JWT}}
+                                           # optional: mode campaign drives Edgehog (simulator.edgehog.config)
 
 `${NAME}` in any text value is replaced by the environment variable NAME (CI secrets stay out of files).
 Every problem is a ConfigError naming file:line:field (simulator.errors); all of them are reported at once.
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit
 import yaml
 from yaml.nodes import Node, ScalarNode
 
+from simulator.edgehog.config import EdgehogConfig, read_edgehog_section
 from simulator.errors import ConfigError, ConfigErrors
 from simulator.observers.base import Observer
 from simulator.scenario.nodes import NodeReader, line_of
@@ -63,6 +66,7 @@ TOP_KEYS = (
     "credentials_dir",
     "broker_url",
     "observer",
+    "edgehog",
 )
 AMQP_KEYS = ("kind", "url", "exchange", "queue", "routing_key", "prefetch")
 WEBHOOK_KEYS = ("kind", "host", "port", "path")
@@ -92,6 +96,7 @@ class TargetFile:
     info: TargetInfo
     observer: ObserverConfig | None
     device_id_prefix: str = ""
+    edgehog: EdgehogConfig | None = None
 
 
 def sign_agent_jwt(key_pem: bytes, ttl_s: int = TOKEN_TTL_S) -> str:
@@ -303,6 +308,7 @@ def read_target_file(path: Path, state_dir: Path, env: Mapping[str, str] | None 
         )
     creds = rd.text(keys["credentials_dir"], "credentials_dir") if "credentials_dir" in keys else None
     observer = _observer(rd, keys["observer"]) if "observer" in keys else None
+    edgehog = read_edgehog_section(rd, keys["edgehog"], base) if "edgehog" in keys else None
     if r.errors:
         raise ConfigErrors(sorted(r.errors, key=lambda e: e.line))
     assert pairing is not None and realm is not None
@@ -316,7 +322,7 @@ def read_target_file(path: Path, state_dir: Path, env: Mapping[str, str] | None 
         credentials_dir=str(base / creds) if creds else str(state_dir / "credentials"),
         target_file=str(Path(path).resolve()),
     )
-    return TargetFile(info=info, observer=observer, device_id_prefix=prefix or "")
+    return TargetFile(info=info, observer=observer, device_id_prefix=prefix or "", edgehog=edgehog)
 
 
 def load_target_file(path: Path, state_dir: Path) -> TargetInfo:

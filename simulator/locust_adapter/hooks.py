@@ -20,6 +20,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from simulator.generator.fleet import ProcessFleet, drive_device
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.locust_adapter.context import FleetContext
+from simulator.locust_adapter.live import add_request_counts
 from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
 from simulator.locust_adapter.telemetry_hook import install_telemetry
@@ -143,6 +144,7 @@ def _report(ctx: FleetContext, data: dict[str, Any]) -> None:
         snap = ctx.recorder.snapshot()
         if ctx.fleet is not None:
             snap["devices_failed"] = len(ctx.fleet.failed)
+        add_request_counts(ctx, snap)
         data["fleetsim"] = snap
 
 
@@ -168,6 +170,7 @@ def _on_test_stop(ctx: FleetContext) -> None:
             export["plan_digest"] = ctx.bounded.digest
             export["plan_devices"] = len(ctx.bounded.plan.device_ids)
         export["fleet_counters"] = ctx.fleet.counters() if ctx.fleet is not None else {}
+        export["operations"] = [r.to_json() for r in ctx.fleet.operation_records()] if ctx.fleet else []
         if ctx.monitor is not None:
             export["health"] = ctx.monitor.stop().export()
         runner.send_message("fleetsim_final", export)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # importing the context imports locust, which monkey-patches 
     from simulator.locust_adapter.context import FleetContext
 from simulator.records import ArrivalRecord
 
-__all__ = ["LiveDelivery", "live_rows", "live_snapshot", "progress_line"]
+__all__ = ["LiveDelivery", "add_request_counts", "live_rows", "live_snapshot", "progress_line"]
 
 
 @dataclass
@@ -69,9 +69,11 @@ def live_snapshot(ctx: FleetContext) -> dict[str, Any]:
     if ctx.is_master:
         snaps = list(ctx.worker_snapshots.values())
         out: dict[str, Any] = {"devices_online": 0, "offered_eps": 0, "acked_eps": 0, "sent": 0, "acked": 0,
-                               "errors": 0, "ack_p50_ms": None, "ack_p99_ms": None, "devices_failed": 0}
+                               "errors": 0, "ack_p50_ms": None, "ack_p99_ms": None, "devices_failed": 0,
+                               "in_flight": 0, "requests": 0}
         for snap in snaps:
-            for key in ("devices_online", "offered_eps", "acked_eps", "sent", "acked", "errors", "devices_failed"):
+            for key in ("devices_online", "offered_eps", "acked_eps", "sent", "acked", "errors", "devices_failed",
+                        "in_flight", "requests"):
                 out[key] += int(snap.get(key) or 0)
         p50s = [s["ack_p50_ms"] for s in snaps if s.get("ack_p50_ms") is not None]
         p99s = [s["ack_p99_ms"] for s in snaps if s.get("ack_p99_ms") is not None]
@@ -80,7 +82,16 @@ def live_snapshot(ctx: FleetContext) -> dict[str, Any]:
         return out
     snap = ctx.ensure_recorder().snapshot()
     snap["devices_failed"] = len(ctx.fleet.failed) if ctx.fleet is not None else 0
+    add_request_counts(ctx, snap)
     return snap
+
+
+def add_request_counts(ctx: FleetContext, snap: dict[str, Any]) -> None:
+    """Backend-driven devices: operations in flight and OTARequests received so far (`--until-idle`)."""
+    fleet = ctx.fleet
+    if fleet is not None:
+        snap["in_flight"] = fleet.requests_in_flight()
+        snap["requests"] = sum(d.counters.requests for d in fleet.devices.values())
 
 
 def _ms(value: Any) -> str:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gevent
@@ -23,7 +23,7 @@ import gevent.event
 from locust.env import Environment
 
 from simulator.clock import MonotonicClock
-from simulator.generator.campaign_client import CampaignClient, campaign_spec
+from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
 from simulator.generator.ramp import default_spawn_rate, ramp_users
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
@@ -32,6 +32,7 @@ from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
+from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import online_offsets_us
@@ -50,22 +51,19 @@ FINALS_WAIT_S = 60.0
 
 @dataclass
 class _Campaign:
-    client: CampaignClient
+    """The run's campaign driver (embedded or Edgehog), polled once per progress tick."""
+
+    driver: CampaignDriver
+    targets: int
     finished: bool = False
-    report: dict[str, Any] = field(default_factory=dict)
 
     def poll(self) -> bool:
-        try:
-            self.report = self.client.status()
-        except Exception:  # a slow control endpoint must not end the run early
-            return False
-        self.finished = bool(self.report.get("finished"))
+        self.finished = self.driver.finished()  # errors read as not finished (a slow backend never ends a run)
         return self.finished
 
-    def final_count(self) -> tuple[int, int]:
-        states = dict(self.report.get("operations_by_state") or {})
-        final = sum(int(n) for state, n in states.items() if state in ("success", "failure"))
-        return final, int(self.report.get("targets") or 0)
+    def final_count(self, result: DriverResult) -> tuple[int, int]:
+        final = sum(1 for op in result.operations if op.status in ("Success", "Failure"))
+        return final, self.targets
 
 
 @dataclass
@@ -197,6 +195,11 @@ class LocustDriver:
             self._print(f"fleetsim: the run lasts {sc.duration:.0f} s, or less if the campaign finishes first "
                         f"(+ up to {sc.graceful_stop:.0f} s graceful stop while it still runs)")
             return
+        if sc.answers_requests:
+            idle = spec.settings.until_idle_s
+            self._print(f"fleetsim: devices answer OTARequests for {sc.duration:.0f} s"
+                        + (f", or until none was in flight for {idle:g} s" if idle > 0 else ""))
+            return
         line = f"fleetsim: the plan plays {sc.duration:.0f} s and ends at {bounded.end_s:.1f} s"
         if cut.in_flight_at_duration:
             line += (f"; {cut.in_flight_at_duration} operation(s) still running at {sc.duration:.0f} s get up to "
@@ -241,7 +244,7 @@ class LocustDriver:
         if ctx.fleet is not None and ctx.fleet.started.is_set():
             started_at = ctx.fleet.run_start_wall
         campaign = self._start_campaign(spec, bounded)
-        end_s = scenario.duration if campaign is not None else bounded.end_s
+        end_s = scenario.duration if scenario.answers_requests else bounded.end_s  # backend-driven: no plan to play
         end_reason = ""
         if self._faults is not None:  # the fault schedule plays on the run's clock
             fleet = ctx.fleet
@@ -251,11 +254,13 @@ class LocustDriver:
                                local=not workers)
         # Phase 2: play the plan (self-driven), or follow the campaign until it finishes (backend-driven).
         printed_s = -1.0
+        until_idle = spec.settings.until_idle_s
+        idle = _IdleWatch(until_idle) if scenario.answers_requests and until_idle > 0 else None
         while not self._interrupted:
             elapsed = time.time() - started_at
             if campaign is not None and not campaign.finished:
                 if campaign.poll():
-                    final, targets = campaign.final_count()
+                    final, targets = campaign.final_count(campaign.driver.result())
                     end_reason = (f"campaign finished: {final}/{targets} operations final "
                                   f"(at {elapsed:.1f} s of {scenario.duration:.0f} s)")
                     self._print(f"fleetsim: {end_reason}; ending the run after a {DRAIN_S:.0f} s drain")
@@ -265,6 +270,10 @@ class LocustDriver:
                     self._print(f"fleetsim: campaign still running at {scenario.duration:.0f} s; up to "
                                 f"{scenario.graceful_stop:.0f} s graceful stop")
             if elapsed >= end_s:
+                break
+            if idle is not None and idle.expired(live_snapshot(ctx), elapsed):
+                end_reason = f"no OTARequest in flight for {idle.idle_s:g} s (--until-idle)"
+                _note(f"fleetsim: {end_reason}; ending the run")
                 break
             wanted = ramp_users(scenario.fleet, elapsed) if ramp else users
             if wanted > users:  # the ramp climbs: Locust spawns the new users (devices) at `rate`
@@ -277,9 +286,9 @@ class LocustDriver:
         partial = bool(self._interrupted)
         ended_at = time.time()
         cut_open = 0
-        if campaign is not None and not campaign.finished and not partial:
-            campaign.poll()
-            final, targets = campaign.final_count()
+        result = campaign.driver.result() if campaign is not None else None
+        if campaign is not None and result is not None and not campaign.finished and not partial:
+            final, targets = campaign.final_count(result)
             cut_open = targets - final
             end_reason = (f"campaign not finished at duration + graceful_stop: {final}/{targets} operations "
                           f"final, {cut_open} cut")
@@ -306,18 +315,21 @@ class LocustDriver:
         return DriveOutcome(
             recorder=recorder, started_at=started_at, ended_at=ended_at, partial=partial, reason=reason,
             end_reason=end_reason, health=health, fleet_counters=counters,
-            campaign=campaign.report if campaign is not None else None, cut_open=cut_open, faults=faults_log,
-            workers=plans)
+            campaign=dict(result.summary) if result is not None else None, campaign_result=result,
+            operation_records=tuple(_operation_records(ctx, exports)) if scenario.answers_requests else (),
+            cut_open=cut_open, faults=faults_log, workers=plans)
 
     def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
-        if spec.scenario.mode != "campaign":
-            return None
         assert spec.target is not None
+        driver = driver_for(spec.scenario, spec.target, note=_note)
+        if driver is None:
+            if spec.scenario.answers_requests:
+                _note("fleetsim: devices answer OTARequests from any sender (no campaign driver on this target)")
+            return None
         ids = list(bounded.plan.device_ids)
-        client = CampaignClient(spec.target.control_url)
-        client.start(campaign_spec(spec.scenario, ids))
-        self._print(f"fleetsim: campaign {client.campaign_id} started on {len(ids)} devices")
-        return _Campaign(client)
+        campaign_id = driver.start(spec.scenario, ids)
+        self._print(f"fleetsim: {driver.name} campaign {campaign_id} started on {len(ids)} devices")
+        return _Campaign(driver, targets=len(ids))
 
 
 def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float) -> tuple[
@@ -341,6 +353,35 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
             if isinstance(value, int):
                 counters[key] = counters.get(key, 0) + value
     return recorder, health, counters, plans
+
+
+def _note(line: str) -> None:
+    """A line about how the run goes (printed with --quiet too: it is not the progress line)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class _IdleWatch:
+    """`--until-idle S`: true once S seconds passed with no request in flight and no new request seen, counted
+    from the first OTARequest (a run started before the campaign is waiting for it, not idle)."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self.since = 0.0
+        self.requests = -1
+
+    def expired(self, snap: dict[str, Any], elapsed: float) -> bool:
+        if self.idle_s <= 0:
+            return False
+        requests = int(snap.get("requests") or 0)
+        if requests == 0 or int(snap.get("in_flight") or 0) > 0 or requests != self.requests:
+            self.since, self.requests = elapsed, requests
+        return elapsed - self.since >= self.idle_s
+
+
+def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list[OperationRecord]:
+    if not exports:
+        return ctx.fleet.operation_records() if ctx.fleet is not None else []
+    return [OperationRecord.from_json(doc) for export in exports for doc in export.get("operations", ())]
 
 
 def _all_failed(ctx: FleetContext, runner: Any) -> None:

@@ -16,6 +16,7 @@ from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
 from simulator.metrics.run_summary import LatencyStats, OtaSummary, RunSummary
 from simulator.outputs import svg
+from simulator.outputs.campaign_html import campaign_section
 from simulator.outputs.csv_logs import TIMESERIES_FILE, read_timeseries
 from simulator.outputs.hdrlog import HLOG_FILE, read_hlog
 from simulator.outputs.summary import read_summary
@@ -64,6 +65,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def _col(rows: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, float | None]]:
     return [(float(r["second"]), None if r.get(key) is None else float(r[key])) for r in rows]
+
+
+def _campaign_metrics(summary: RunSummary) -> Mapping[str, Any] | None:
+    """summary.json extra.campaign_metrics (responder/campaign runs), as written by metrics.campaign."""
+    doc = summary.extra.other.get("campaign_metrics") if summary.extra is not None else None
+    return doc if isinstance(doc, dict) else None
 
 
 def _verdict_html(summary: RunSummary) -> str:
@@ -249,6 +256,7 @@ def render_report(
         _ota_section(summary.ota),
         _accounting_section(summary),
         _generator_section(summary, series),
+        campaign_section(_campaign_metrics(summary)),
         "<h2>Environment</h2>",
         _table(
             ["key", "value"],

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from simulator.generator.driver_result import DriverResult
 from simulator.generator.finish import finish_run
 from simulator.generator.limits import ensure_open_files
 from simulator.generator.target import TargetInfo, open_target
 from simulator.generator.thresholds_bridge import thresholds_report
+from simulator.metrics.campaign import CampaignReport, OperationRecord, campaign_report
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import RunSummary
@@ -55,6 +57,8 @@ class DriveOutcome:
     health: GeneratorHealth | None = None
     fleet_counters: Mapping[str, int] = field(default_factory=dict)
     campaign: Mapping[str, Any] | None = None  # the campaign driver's report (mode: campaign)
+    campaign_result: DriverResult | None = None  # the backend's own view at the end (campaign metrics, convergence)
+    operation_records: tuple[OperationRecord, ...] = ()  # responder/campaign: every device's answered requests
     cut_open: int = 0  # operations still open when the run ended after its graceful stop (campaign mode)
     faults: Sequence[Mapping[str, Any]] | None = None  # the scenario's faults as run (faults.run_faults)
     workers: tuple[WorkerPlan, ...] = ()
@@ -73,6 +77,7 @@ class RunResult:
     summary: RunSummary
     partial: bool
     reason: str
+    campaign: CampaignReport | None = None  # responder/campaign runs: the campaign metrics and convergence
 
     @property
     def exit_code(self) -> int:
@@ -110,6 +115,11 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
     from simulator.outputs.terminal import format_summary
 
     # Why the run ended comes first; the last lines are the thresholds, the verdict and the exit code.
+    if result.campaign is not None:
+        from simulator.outputs.campaign_lines import campaign_lines
+
+        for line in campaign_lines(result.campaign):
+            print(line, file=out)
     if outcome.end_reason:
         print(f"{settings.engine}: {outcome.end_reason}", file=out)
     if result.partial:
@@ -122,6 +132,16 @@ def _campaign_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None
     if report is None:
         return None
     return {k: v for k, v in report.items() if k != "operations"}  # per-operation rows stay out of the summary
+
+
+def _campaign_metrics(outcome: DriveOutcome) -> CampaignReport:
+    """Per-operation request->Acknowledged/final, slots, retries, timeouts, and the backend's recorded state
+    against the devices' own (convergence)."""
+    result = outcome.campaign_result
+    return campaign_report(
+        outcome.operation_records, end=outcome.ended_at, driver=result.driver if result else "none",
+        max_in_progress=result.max_in_progress if result else None,
+        backend=result.operations if result else None, backend_status=result.status if result else None)
 
 
 def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
@@ -144,6 +164,9 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
     }
     if scenario.mode == "campaign":
         extra["campaign"] = _campaign_summary(outcome.campaign)
+    report = _campaign_metrics(outcome) if scenario.answers_requests else None
+    if report is not None:
+        extra["campaign_metrics"] = report.to_json()
     if outcome.faults is not None:
         extra["faults"] = list(outcome.faults)
     if spec.replay is not None:
@@ -158,4 +181,4 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids)
     status = exit_status(finished.summary, partial=outcome.partial, allow_incomplete=settings.allow_incomplete)
     return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=outcome.partial,
-                     reason=outcome.reason)
+                     reason=outcome.reason, campaign=report)

@@ -39,6 +39,7 @@ class RunSettings:
     broker: str = "auto"  # embedded backend broker: auto | mosquitto | amqtt
     engine: str = "fleetsim run"  # who composed the run (summary.json extra.engine)
     allow_incomplete: bool = False  # an incomplete/invalid_* verdict exits 0 instead of 4 (outputs/exit_status)
+    until_idle_s: float = 0.0  # responder/campaign: end once no OTARequest was in flight this long (0: off)
     # Live telemetry of the local or master process; never shipped to workers (the master asks them for reports).
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 

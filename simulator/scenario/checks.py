@@ -141,6 +141,9 @@ def _random(field: str, r: RandomLifecycle) -> list[Problem]:
                     f"got {r.progress_step}"))
     out += _probability(f"{field}.download_error_probability", r.download_error_probability)
     out += _probability(f"{field}.double_update_probability", r.double_update_probability)
+    out += _choice(f"{field}.download", r.download, ("simulate", "fetch"))
+    if r.download == "fetch" and r.streaming:
+        out.append((f"{field}.download", "fetch needs a downloading lifecycle (streaming: false)"))
     return out
 
 
@@ -285,7 +288,7 @@ def check_scenario(s: Scenario, prefixes: Sequence[str] | None = None) -> list[P
     names = list(prefixes) if prefixes is not None else lifecycle_prefixes(s.lifecycle)
     out += _lifecycle(s.lifecycle, names)
     out += _choice("transport", s.transport, ("lean", "sdk", "memory"))
-    out += _choice("mode", s.mode, ("self", "campaign"))
+    out += _choice("mode", s.mode, ("self", "responder", "campaign"))
     if not s.target:
         out.append(("target", "must be 'embedded' or the path of a target file"))
     out += _choice("thresholds.on_missing", s.thresholds_on_missing, ("fail", "skip"))

@@ -31,6 +31,7 @@ __all__ = ["RANDOM_KEYS", "read_lifecycle"]
 RANDOM_KEYS = (
     "outcomes", "streaming", "download_duration", "deploy_duration", "reboot_duration", "acknowledge_delay",
     "progress_step", "download_error_probability", "error_codes", "double_update_probability", "shutdown_delay",
+    "download",
 )
 _DISTRIBUTIONS = ("lognormal", "uniform", "exponential", "fixed")
 _STEP_KEYS = ("status", "progress", "code", "message", "delay")
@@ -93,6 +94,7 @@ def read_random(r: NodeReader, node: Node, field: str) -> RandomLifecycle | None
         "outcomes": lambda n, f: _weights(r, n, f),
         "error_codes": lambda n, f: _weights(r, n, f),
         "streaming": r.boolean,
+        "download": r.text,
         "progress_step": r.integer,
         "download_error_probability": r.number,
         "double_update_probability": r.number,

@@ -18,7 +18,7 @@ Shape (every key optional; durations `30s`, `5m`, `250ms`, `1h`, `1m30s` or a nu
     graceful_stop: 30s          # operations in flight at `duration` may finish this long; the rest is cut
     transport: lean|sdk|memory
     target: embedded            # or the path of a target file (a real Astarte)
-    mode: self|campaign
+    mode: self|responder|campaign   # responder: answer OTARequests from any sender; campaign: and drive one
     arrival: {model: burst|constant|poisson|ramping, rate: 2, count: 0, start: 0s, start_rate: 0,
               stages: [{duration: 10s, target: 5}], phase: random|aligned}
     lifecycle: {random: {...}} | {scripted: {...}} | {mix: [{weight, name, random|scripted}]}
@@ -27,7 +27,8 @@ Shape (every key optional; durations `30s`, `5m`, `250ms`, `1h`, `1m30s` or a nu
     # `on_missing: fail | skip` among them: what a threshold whose metric has no value does (default skip)
     faults: [{kind: disconnect, at: 10s, duration: 5s, devices: 0.1, params: {delay_ms: 50}}]
     campaign: {max_in_progress: 10, request_timeout: 300s, request_retries: 3, max_failure_percentage: 50,
-               url: "https://..."}     # mode: campaign only; device-time seconds (model.CampaignSettings)
+               url: "https://..."}     # mode: campaign only; device-time seconds (model.CampaignSettings);
+                                       # "{images}/os.raucb?size=10MiB": the embedded backend's image server
 """
 
 from __future__ import annotations

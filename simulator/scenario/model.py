@@ -76,6 +76,9 @@ class RandomLifecycle:
     double_update_probability: float = 0.0
     acknowledge_delay: Distribution = Distribution("fixed", value=0.0)
     shutdown_delay: Distribution = NO_SHUTDOWN_DELAY
+    # Backend-driven devices only: "simulate" draws the download's duration; "fetch" GETs the OTARequest's url
+    # (simulator.transports.http_download), progress from the real bytes, failures retried like the runtime.
+    download: Literal["simulate", "fetch"] = "simulate"
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,10 @@ class Scenario:
     lifecycle: tuple[LifecycleMixEntry, ...] = (LifecycleMixEntry(weight=1.0, random=RandomLifecycle()),)
     transport: Literal["lean", "sdk", "memory"] = "lean"
     target: str = "embedded"  # "embedded" or the path of a target file (real Astarte)
-    mode: Literal["self", "campaign"] = "self"  # self-driven plans, or OTARequests from the campaign driver
+    # self: devices follow the seeded plan. responder: devices answer OTARequests from any sender (a real
+    # Edgehog, mosquitto_pub, ...). campaign: responder + fleetsim drives a campaign (embedded backend's driver,
+    # or Edgehog's GraphQL API when the target file has an `edgehog:` section).
+    mode: Literal["self", "responder", "campaign"] = "self"
     thresholds: tuple[tuple[str, str], ...] = ()  # (metric, "< 50") pairs, k6-style (issue 7)
     # A threshold whose metric has no value (e.g. lost without an observer) is `unknown`: it fails the run
     # only with `thresholds: {on_missing: fail}`; `skip` (default) reports it and does not fail.
@@ -213,3 +219,8 @@ class Scenario:
     source: str = ""  # the file it came from
     extra: dict[str, str] = field(default_factory=dict, compare=False)
     campaign: CampaignSettings = CampaignSettings()  # used in mode "campaign" only (added by the loader)
+
+    @property
+    def answers_requests(self) -> bool:
+        """Devices are backend-driven (they wait for OTARequests) rather than self-driven."""
+        return self.mode in ("responder", "campaign")

@@ -40,3 +40,26 @@ def test_campaign_completes_on_backend_driven_devices(tiny_scenario: Path, tmp_p
     assert isinstance(ota, dict) and ota["operations"] == 8 and ota["stuck"] == 0
     events = summary["events"]
     assert isinstance(events, dict) and events["lost"] == 0 and events["sent"] == events["delivered"] > 8
+    # Issue 13: campaign metrics from the devices' side and the driver's record compared with it.
+    metrics = summary["extra"]["campaign_metrics"]  # type: ignore[index]
+    assert metrics["driver"] == "embedded" and metrics["max_in_progress"] == 3
+    assert metrics["operations"] == 8 and metrics["answered"] == 8
+    assert metrics["request_to_ack"]["count"] == 8 and metrics["request_to_final"]["count"] == 8
+    assert 1 <= metrics["peak_in_flight"] <= 3 and metrics["over_limit"] is False
+    assert metrics["timeouts"] == 0 and metrics["retries_seen"] == 0
+    convergence = metrics["convergence"]
+    assert (convergence["checked"], convergence["converged"], convergence["diverged_count"]) == (8, 8, 0)
+    assert convergence["never_reached"] == 0 and convergence["unknown_to_backend"] == 0
+    assert "state convergence: 8/8 converged, 0 diverged" in proc.stdout
+
+
+def test_campaign_metrics_gather_every_workers_devices(tiny_scenario: Path, tmp_path: Path) -> None:
+    """With --processes 2 each worker holds half the devices; their traces reach the master's summary."""
+    scenario = tmp_path / "campaign.yaml"
+    scenario.write_text(CAMPAIGN)
+    proc = run_fleetsim(["run", str(scenario), "--results", str(tmp_path / "results"), "--state-dir",
+                         str(tmp_path / "state"), "--processes", "2", "--quiet"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = summary_of(only_run_dir(tmp_path / "results"))["extra"]["campaign_metrics"]  # type: ignore[index]
+    assert metrics["operations"] == 8 and metrics["request_to_ack"]["count"] == 8
+    assert metrics["convergence"]["converged"] == 8 and metrics["convergence"]["unknown_to_backend"] == 0

@@ -202,3 +202,44 @@ def test_offline_device_loses_requests() -> None:
     rig.device.start()
     rig.device.stop()
     assert not rig.request("Update") and rig.ota() == []
+
+
+def _scripted_rig() -> Rig:
+    from simulator.scenario.model import ScriptedLifecycle, ScriptedStep
+
+    rig = Rig()
+    script = ScriptedLifecycle(steps=(ScriptedStep("Acknowledged"), ScriptedStep("Downloading", 0, delay=1.0),
+                                      ScriptedStep("Downloading", 100, delay=2.0),
+                                      ScriptedStep("Failure", 0, "InvalidBaseImage", "bad bundle", delay=1.0)))
+    live = LiveLifecycle((LifecycleMixEntry(1.0, scripted=script),), np.random.default_rng(1), NEW)
+    rig.device = VirtualDevice(0, DEV, rig.transport, rig.clock, run_start=100.0, firmware=OLD, live=live,
+                               send_sink=rig.records.append)
+    rig.device.start()
+    return rig
+
+
+def test_backend_update_answered_by_a_scripted_lifecycle() -> None:
+    rig = _scripted_rig()
+    rig.request("Update")
+    rig.clock.set(101.5)
+    rig.device.run_due()
+    rig.request("Update", V)  # while the script runs: refused with the new uuid, as the runtime does
+    rig.request("Update")  # the same uuid again: ignored
+    rig.run_all()
+    assert rig.ota() == [(U, "Acknowledged", 0, ""), (U, "Downloading", 0, ""),
+                         (V, "Failure", 0, "UpdateAlreadyInProgress"), (U, "Downloading", 100, ""),
+                         (U, "Failure", 0, "InvalidBaseImage")]
+    assert rig.device.machine_phase is Phase.IDLE and not rig.device.busy
+    rig.request("Update", V)  # the script ended: the next request is answered again
+    rig.device.run_due()  # a script's steps play on the device's loop (the driver wakes it on a request)
+    assert rig.ota()[-1] == (V, "Acknowledged", 0, "")
+
+
+def test_cancel_ends_a_scripted_answer() -> None:
+    rig = _scripted_rig()
+    rig.request("Update")
+    rig.clock.set(101.5)
+    rig.device.run_due()
+    rig.request("Cancel")
+    rig.run_all()
+    assert rig.ota()[-1] == (U, "Failure", 0, "Canceled") and len(rig.ota()) == 3

@@ -1,0 +1,276 @@
+"""Campaign metrics from the devices' side of a backend-driven run (mode responder / campaign), pure.
+
+Each device keeps one `OperationTrace` per OTARequest uuid it was sent (`ResponderLog`). Times are wall-clock
+seconds since the epoch:
+- `requested_at`: the first OTARequest with that uuid reached the device (the transport handed it over);
+- `acked_at`: the broker acknowledged (QoS 2 PUBCOMP) the device's Acknowledged event for it;
+- `final_at`: the broker acknowledged its Success or Failure (`final_sent_at`: when the device sent it).
+So request->Acknowledged is what a backend waits for between the request reaching the device and the answer
+being accepted by the broker (device work + one broker round trip), independent of how the backend sent it.
+
+`campaign_report(...)` turns the traces (and, when a campaign driver or Edgehog recorded its own view, the
+backend's final status per operation) into a frozen `CampaignReport`: latency summaries, in-flight slots per
+second against `max_in_progress`, retries seen (the same uuid re-sent), timeouts, and state convergence
+(simulator.metrics.convergence).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from simulator.download import DownloadOutcome
+from simulator.metrics.convergence import BackendOperation, Convergence, converge
+from simulator.metrics.downloads import DownloadSummary, summarize_downloads
+
+__all__ = [
+    "CampaignReport",
+    "LatencySummary",
+    "OperationRecord",
+    "OperationTrace",
+    "ResponderLog",
+    "campaign_report",
+    "slots_per_second",
+]
+
+FINAL_STATUSES = ("Success", "Failure")
+
+
+@dataclass(slots=True)
+class OperationTrace:
+    """One operation as one device lived it (mutable while the run goes on; `record()` freezes it)."""
+
+    device: str
+    uuid: str
+    requested_at: float
+    operation: str = "Update"  # the first request's operation ("Cancel" for an unknown-uuid Cancel)
+    updates: int = 0  # Update requests with this uuid received (retries seen = updates - 1)
+    cancels: int = 0
+    acked_at: float | None = None
+    final_at: float | None = None
+    last_status: str = ""  # the last OTAEvent status the device published for this uuid
+    last_code: str = ""
+    final_sent_at: float | None = None
+    download: DownloadStats | None = None  # `download: fetch` only
+
+    def record(self) -> OperationRecord:
+        return OperationRecord(self.device, self.uuid, self.requested_at, self.operation, self.updates,
+                               self.cancels, self.acked_at, self.final_at, self.last_status, self.last_code,
+                               self.final_sent_at, self.download)
+
+
+@dataclass(frozen=True)
+class DownloadStats:
+    """The real download of one operation (`download: fetch`): attempts, and the complete one's transfer."""
+
+    attempts: int = 0
+    errors: tuple[str, ...] = ()  # each failed attempt's reason ("short_read", "connect: ...", ...)
+    bytes: int = 0  # body bytes of the complete attempt (0: none completed)
+    seconds: float = 0.0  # its duration: request sent -> last byte
+    done_at: float = 0.0  # wall time it completed
+    http_status: int = 0
+
+    def add(self, outcome: DownloadOutcome, at: float) -> DownloadStats:
+        if not outcome.ok:
+            return DownloadStats(self.attempts + 1, (*self.errors, outcome.error), self.bytes, self.seconds,
+                                 self.done_at, outcome.status)
+        return DownloadStats(self.attempts + 1, self.errors, outcome.received, outcome.seconds, at,
+                             outcome.status)
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    device: str
+    uuid: str
+    requested_at: float
+    operation: str
+    updates: int
+    cancels: int
+    acked_at: float | None
+    final_at: float | None
+    last_status: str
+    last_code: str
+    final_sent_at: float | None = None
+    download: DownloadStats | None = None
+
+    @property
+    def retries_seen(self) -> int:
+        return max(0, self.updates - 1)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        if self.download is not None:
+            doc["download"]["errors"] = list(self.download.errors)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> OperationRecord:
+        """From `to_json()` (worker exports cross a process boundary as JSON-like dicts)."""
+        return cls(str(doc["device"]), str(doc["uuid"]), float(doc["requested_at"]), str(doc["operation"]),
+                   int(doc["updates"]), int(doc["cancels"]), _opt(doc.get("acked_at")), _opt(doc.get("final_at")),
+                   str(doc["last_status"]), str(doc["last_code"]), _opt(doc.get("final_sent_at")),
+                   _download(doc.get("download")))
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _download(doc: Any) -> DownloadStats | None:
+    if not isinstance(doc, Mapping):
+        return None
+    return DownloadStats(int(doc["attempts"]), tuple(str(e) for e in doc["errors"]), int(doc["bytes"]),
+                         float(doc["seconds"]), float(doc["done_at"]), int(doc["http_status"]))
+
+
+class ResponderLog:
+    """One device's traces, by uuid. Fed by the device: a request arrived, an OTAEvent left, one was acked."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.traces: dict[str, OperationTrace] = {}
+
+    def request(self, operation: str, uuid: str, at: float) -> None:
+        trace = self.traces.get(uuid)
+        if trace is None:
+            trace = self.traces[uuid] = OperationTrace(self.device, uuid, at, operation)
+        if operation == "Update":
+            trace.updates += 1
+        else:
+            trace.cancels += 1
+
+    def published(self, uuid: str, status: str, code: str, at: float) -> None:
+        trace = self.traces.get(uuid)
+        if trace is not None:
+            trace.last_status, trace.last_code = status, code
+            if status in FINAL_STATUSES and trace.final_sent_at is None:
+                trace.final_sent_at = at
+
+    def acked(self, uuid: str, status: str, at: float) -> None:
+        trace = self.traces.get(uuid)
+        if trace is None:
+            return
+        if status == "Acknowledged" and trace.acked_at is None:
+            trace.acked_at = at
+        elif status in FINAL_STATUSES and trace.final_at is None:
+            trace.final_at = at
+
+    def download(self, uuid: str, outcome: DownloadOutcome, at: float) -> None:
+        trace = self.traces.get(uuid)
+        if trace is not None:
+            trace.download = (trace.download or DownloadStats()).add(outcome, at)
+
+    def records(self) -> list[OperationRecord]:
+        return [t.record() for t in self.traces.values()]
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """count and nearest-rank percentiles, milliseconds."""
+
+    count: int
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> LatencySummary:
+        if not seconds:
+            return cls(0, None, None, None, None)
+        ordered = sorted(seconds)
+
+        def rank(p: float) -> float:
+            i = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
+            return round(ordered[i] * 1000.0, 3)
+
+        return cls(len(ordered), rank(50), rank(90), rank(99), round(ordered[-1] * 1000.0, 3))
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    """What a backend-driven run measured about the campaign (or the OTARequests) it answered."""
+
+    driver: str  # "embedded" | "edgehog" | "none" (responder: whoever sent the requests)
+    operations: int  # distinct (device, uuid) the devices were sent
+    answered: int  # of which the device published a final status (Success/Failure)
+    request_to_ack: LatencySummary
+    request_to_final: LatencySummary
+    campaign_duration_s: float | None  # first request at a device -> last final acked
+    max_in_progress: int | None  # the campaign's limit, when fleetsim drove it
+    in_flight_per_s: tuple[int, ...]  # operations between request and final, sampled each second
+    peak_in_flight: int
+    retries_seen: int  # requests re-sent with a uuid the device already had
+    operations_retried: int
+    timeouts: int | None  # operations the backend gave up on (None: no backend view)
+    backend_status: str | None  # the campaign's own outcome as the backend reported it
+    convergence: Convergence | None
+    notes: tuple[str, ...] = field(default=())
+    downloads: DownloadSummary | None = None  # `download: fetch` only
+
+    @property
+    def over_limit(self) -> bool:
+        return self.max_in_progress is not None and self.peak_in_flight > self.max_in_progress
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["in_flight_per_s"] = list(self.in_flight_per_s)
+        doc["over_limit"] = self.over_limit
+        doc["notes"] = list(self.notes)
+        doc["convergence"] = None if self.convergence is None else self.convergence.to_json()
+        doc["downloads"] = None if self.downloads is None else self.downloads.to_json()
+        return doc
+
+
+def slots_per_second(records: Iterable[OperationRecord], end: float) -> tuple[int, ...]:
+    """Operations in flight at each whole second from the first request to `end`: from the request reaching
+    the device to the device sending its final status. The backend sent the request earlier and sees the
+    final later, so this never counts more than the backend had in progress: a peak above max_in_progress
+    is the backend's, not a measuring artefact."""
+    spans = [(r.requested_at, r.final_sent_at if r.final_sent_at is not None else end) for r in records
+             if r.operation == "Update"]
+    if not spans:
+        return ()
+    start = min(s for s, _ in spans)
+    seconds = max(1, math.ceil(max(end, max(e for _, e in spans)) - start))
+    counts = [0] * seconds
+    for begin, finish in spans:
+        first = math.ceil(begin - start) if begin > start else 0
+        last = min(seconds - 1, math.ceil(finish - start) - 1)  # in flight at t when begin <= t < finish
+        for i in range(first, last + 1):
+            counts[i] += 1
+    return tuple(counts)
+
+
+def campaign_report(
+    records: Sequence[OperationRecord],
+    *,
+    end: float,
+    driver: str = "none",
+    max_in_progress: int | None = None,
+    backend: Sequence[BackendOperation] | None = None,
+    backend_status: str | None = None,
+    timeout_codes: Iterable[str] = ("RequestTimeout",),
+) -> CampaignReport:
+    """Aggregate the devices' traces (`end`: the run's end, wall s) and the backend's view when there is one."""
+    ops = [r for r in records if r.operation == "Update"]
+    acks = [r.acked_at - r.requested_at for r in ops if r.acked_at is not None]
+    finals = [r.final_at - r.requested_at for r in ops if r.final_at is not None]
+    last_final = max((r.final_at for r in ops if r.final_at is not None), default=None)
+    first = min((r.requested_at for r in ops), default=None)
+    slots = slots_per_second(ops, end)
+    timeouts: int | None = None
+    if backend is not None:
+        codes = frozenset(timeout_codes)
+        timeouts = sum(1 for b in backend if b.timed_out or b.status_code in codes)
+    return CampaignReport(
+        driver=driver, operations=len(ops), answered=sum(1 for r in ops if r.last_status in FINAL_STATUSES),
+        request_to_ack=LatencySummary.of(acks), request_to_final=LatencySummary.of(finals),
+        campaign_duration_s=None if first is None or last_final is None else round(last_final - first, 6),
+        max_in_progress=max_in_progress, in_flight_per_s=slots, peak_in_flight=max(slots, default=0),
+        retries_seen=sum(r.retries_seen for r in ops), operations_retried=sum(1 for r in ops if r.retries_seen),
+        timeouts=timeouts, backend_status=backend_status,
+        convergence=None if backend is None else converge(records, backend),
+        downloads=summarize_downloads(r.download for r in records if r.download is not None))
