@@ -69,7 +69,7 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=10.0, help="profiled publishing time (s)")
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    ap.add_argument("--system", default="lean", choices=["lean", "paho", "sdk", "mqttuser"])
+    ap.add_argument("--system", default="lean", choices=["engine", "lean", "paho", "sdk", "mqttuser"])
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--seed", type=int, default=8)
     args = ap.parse_args()
