@@ -43,6 +43,7 @@ __all__ = [
     "ratio",
     "run_child",
     "save_result",
+    "stamped",
     "start_backend",
     "text_table",
     "tls_context",
@@ -165,6 +166,12 @@ def host_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def stamped(bench: str, doc: dict[str, Any], argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """A benchmark's result document with what makes it comparable later: its name, the command line and
+    the host at the time (CPUs, load, Python, UTC time)."""
+    return {"bench": bench, "argv": list(sys.argv[1:] if argv is None else argv), "host": host_info(), **doc}
 
 
 def cpu_seconds() -> float:

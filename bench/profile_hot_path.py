@@ -1,9 +1,10 @@
-"""Where the lean publish path spends its CPU: py-spy on the throughput benchmark's `lean` child.
+"""Where the publish path spends its CPU: py-spy on a throughput benchmark child (`lean` by default).
 
     python bench/profile_hot_path.py --devices 1000 --seconds 10     # prints the top frames
+    python bench/profile_hot_path.py --system engine                 # the whole engine (run_all.py does this)
     python bench/profile_hot_path.py --system paho                   # the bare-paho loop, for comparison
 
-The child (bench/throughput.py --child lean) connects the devices, then runs the closed loop (one QoS 2
+The child (bench/throughput.py --child <system>) connects the devices, then runs the closed loop (one QoS 2
 OTAEvent in flight per device); py-spy attaches only once it prints that it is publishing, so connects and
 TLS handshakes stay out of the profile. py-spy samples the OS thread's stack: under gevent that is whichever
 greenlet is running, which is what CPU attribution needs. Output: the top frames by own time ("self": the

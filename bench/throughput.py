@@ -247,7 +247,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds (median over them)")
     ap.add_argument("--seconds", type=float, default=5.0, help="measurement window per run (s)")
     ap.add_argument("--warmup", type=float, default=1.0, help="publishing before the window (s)")
-    ap.add_argument("--quick", action="store_true", help="3 rounds of 2 s (about 3-5 minutes)")
+    ap.add_argument("--quick", action="store_true", help="3 rounds of 2 s (about 5-8 minutes)")
     ap.add_argument(
         "--sdk-max-devices", type=int, default=1000, help="skip the sdk system above this size (--quick: 300)"
     )
