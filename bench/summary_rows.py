@@ -44,10 +44,14 @@ def _throughput(tp: dict[str, Any], row: Any) -> None:
                     _get(summary, top, "ratio_n", name) or 0, None)
     for size, block in sorted(summary.items(), key=lambda kv: int(kv[0])):
         for system, per in block.get("systems", {}).items():
+            if per.get("runs") == 0:
+                continue  # not attempted at this size (a failed run has runs > 0 and shows '-')
             row("throughput", f"{system} events/s @ {size} devices", per.get("events_per_s_median"),
                 per.get("n", 0), None)
     if top is not None:
         for system, per in summary[top].get("systems", {}).items():
+            if per.get("runs") == 0:
+                continue
             row("throughput", f"{system} events per CPU-second @ {top} devices", per.get("events_per_cpu_s_median"),
                 per.get("n_cpu", 0), None)
 

@@ -175,14 +175,15 @@ def child_sdk(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     import warnings
 
     from simulator.interfaces.loader import INTERFACES_DIR
-    from simulator.transports.credentials import CredentialsCache, target_key
+    from simulator.transports.credentials import CredentialsCache
     from simulator.transports.sdk import SdkFleet
 
     warnings.simplefilter("ignore", DeprecationWarning)  # paho's v1 callback API, used by the SDK
-    # Other ids than the provisioned ones: the SDK registers its devices itself (first run only) and keeps
-    # their secrets in its own cache; the provisioned ids are already registered under the lean cache.
+    # Other ids than the provisioned ones: the SDK registers its devices itself (first run only). Their
+    # secrets go to the target's one cache, as in a run (simulator.generator.fleet.make_transport_factory):
+    # the lean transport adopts a former sdk-only cache into it, so a separate sdk cache loses them.
     ids = _ids(args, SDK_SEED_OFFSET)
-    cache = CredentialsCache(Path(info["credentials_dir"]) / "sdk", target_key(info["realm"], info["pairing_url"]))
+    cache = CredentialsCache.for_target(info["credentials_dir"], info["realm"], info["pairing_url"])
     fleet = SdkFleet(_endpoint(info), INTERFACES_DIR, cache, connect_timeout=120.0)
     try:
         devs = [fleet.transport(d) for d in ids]
@@ -222,6 +223,7 @@ def summarize(runs: list[dict[str, Any]], sizes: list[int], systems: list[str]) 
             cpu = [r.get("cpu_us_per_event") for r in mine]
             per_cpu_s = [None if not c else round(1e6 / c, 1) for c in cpu]
             per[system] = {
+                "runs": len(mine),  # 0: not attempted at this size (sdk above --sdk-max-devices)
                 "events_per_s_median": median(samples),
                 "n": sum(1 for s in samples if s is not None),
                 "samples": samples,

@@ -51,6 +51,7 @@ def closed_loop_actions(count: int) -> list[Any]:
 
 
 def child_engine(info: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    import gc
     import time
 
     import gevent
@@ -125,6 +126,8 @@ def child_engine(info: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     t0 = time.monotonic()
     gevent.pool.Pool(CONNECT_PARALLEL).map(lambda d: d.start(), devices)  # onboarding + startup properties
     connect_s = round(time.monotonic() - t0, 2)
+    gc.collect()
+    gc.freeze()  # as ProcessFleet.begin does when a run's clock starts: onboarding garbage out of the GC
     greenlets = [gevent.spawn(drive, i) for i in range(len(devices))]
     print(PUBLISHING_MARK, file=sys.stderr, flush=True)
     try:

@@ -161,6 +161,21 @@ def test_throughput_summary_medians_and_ratios() -> None:
     assert out["ratio_n"] == {"engine/mqttuser": 1, "engine/paho": 1}  # the smaller n of the two medians
 
 
+def test_a_system_not_attempted_at_a_size_has_no_row_and_a_failed_one_shows_dash() -> None:
+    runs = [
+        {"devices": 100, "system": "sdk", "error": "exit code 1"},
+        {"devices": 100, "system": "paho", "events_per_s": 4000.0, "cpu_us_per_event": 125.0},
+        {"devices": 1000, "system": "paho", "events_per_s": 3000.0, "cpu_us_per_event": 150.0},
+    ]
+    summary = summarize(runs, [100, 1000], ["sdk", "paho"])
+    assert summary["1000"]["systems"]["sdk"]["runs"] == 0  # skipped above --sdk-max-devices
+    rows = {r["metric"]: r for r in summary_rows({"throughput": {"summary": summary}})}
+    assert "sdk events/s @ 1000 devices" not in rows
+    failed = rows["sdk events/s @ 100 devices"]
+    assert (failed["value"], failed["n"]) == (None, 0)
+    assert rows["paho events per CPU-second @ 1000 devices"]["value"] == 6666.7
+
+
 def test_summary_rows_judge_goals_and_tolerate_missing_results() -> None:
     docs = {
         "throughput": {
