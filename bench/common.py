@@ -56,7 +56,7 @@ RESULTS_DIR = ROOT / "bench" / "results"
 STATE_DIR = ROOT / ".fleetsim" / "bench"
 RESULT_PREFIX = "RESULT "
 
-# The OTAEvent every benchmark publishes: all five leaves (PROTOCOL.md section 1), ~153 B of BSON with `t`.
+# The OTAEvent every benchmark publishes: all five leaves of io.edgehog.devicemanager.OTAEvent, ~153 B of BSON with `t`.
 OTA_VALUE: dict[str, object] = {
     "requestUUID": "4a8a9b52-0c5e-4f0e-9e0a-2b6f3f1f9d10",
     "status": "Downloading",

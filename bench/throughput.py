@@ -3,7 +3,7 @@
     python bench/throughput.py --quick                       # 100 and 1,000 devices, 3 rounds of 2 s
     python bench/throughput.py --sizes 100,1000 --rounds 5 --seconds 10
 
-What is measured: the real OTAEvent (the 153-byte BSON document the SDK produces, PROTOCOL.md section 1) at
+What is measured: the real OTAEvent (the 153-byte BSON document astarte-device-sdk produces for it) at
 QoS 2 into the embedded backend's mosquitto (mutual TLS, one certificate per device, per-device topic ACL).
 Closed loop, one QoS 2 publish in flight per device: a device publishes again as soon as its PUBCOMP arrives,
 so the offered load is always the maximum the system can carry. "events/s" = PUBCOMPs received per second in
@@ -19,7 +19,7 @@ The five systems, each in its own child process (one at a time; the broker in th
 - lean: the transport alone (LeanFleet: one I/O greenlet for all paho clients), with validation and BSON
   encoding on every publish, no device, recorder or Locust;
 - sdk: simulator.transports.sdk (one unmodified astarte-device-sdk DeviceMqtt per device, gevent-patched like
-  under Locust; past ~300 devices it is expected to collapse, PROTOCOL.md section 7);
+  under Locust; past ~300 devices it is expected to collapse: a paho loop per device, README "Transports");
 - mqttuser: locust.contrib.mqtt.MqttUser in a Locust Environment (local runner), one user per device, its
   best configuration: `use_loop_selectors=True` past 300 devices (beyond ~340 connections paho's select()
   fails otherwise), False below,
@@ -290,7 +290,7 @@ def main() -> int:
         for size in sizes:
             for rnd, system in alternate(systems, args.rounds):
                 if system == "sdk" and size > args.sdk_max_devices:
-                    continue  # minutes of connecting to measure a known collapse (PROTOCOL.md section 7)
+                    continue  # minutes of connecting to measure a known collapse (a paho thread per device)
                 res = run_child(
                     [
                         __file__,
