@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS_DIR, ROOT, host_info, markdown_table, save_result, text_table
+from bench.common import RESULTS_DIR, ROOT, host_info, markdown_table, save_result, software_versions, text_table
 from bench.summary_rows import COLUMNS, summary_rows
 
 __all__ = [
@@ -83,10 +83,17 @@ def render_block(run: dict[str, Any], name: str) -> str:
     ran = [b for b, t in (run.get("timings") or {}).items() if t.get("exit") == 0]
     failed = [b for b, t in (run.get("timings") or {}).items() if t.get("exit") != 0]
     mode = "--quick" if run.get("quick") else "full sizes"
+    sw = run.get("software") or {}
+    cpus = f"{host.get('cpus', '?')} CPUs" + (f" ({host['cpu_model']})" if host.get("cpu_model") else "")
+    if host.get("mem_gib"):
+        cpus += f", {host['mem_gib']} GiB"
+    code = f", fleetsim {sw['fleetsim_commit']}" if sw.get("fleetsim_commit") else ""
+    libs = "".join(f", {lib} {sw[key]}" for lib, key in (("paho", "paho-mqtt"), ("mosquitto", "mosquitto"))
+                   if sw.get(key))
     line = (
-        f"From `bench/results/{name}` ({mode}, started {host.get('at', '?')}): {host.get('cpus', '?')} CPUs, "
-        f"Python {host.get('python', '?')}, load average {host.get('load_avg_1m', '?')} (1 min) at the start, "
-        f"{end.get('load_avg_1m', '?')} at the end; ran {', '.join(ran) or 'nothing'}"
+        f"From `bench/results/{name}` ({mode}, started {host.get('at', '?')}{code}): {cpus}, "
+        f"Python {host.get('python', '?')}{libs}; load average {host.get('load_avg_1m', '?')} (1 min) at the "
+        f"start, {end.get('load_avg_1m', '?')} at the end; ran {', '.join(ran) or 'nothing'}"
     )
     if failed:
         line += f"; failed: {', '.join(failed)}"
@@ -176,7 +183,7 @@ def main() -> int:
         name = path.name
     else:
         started = time.time()
-        host = host_info()
+        host, software = host_info(), software_versions()
         timings, docs = run_benches(chosen, args.quick)
         run = {
             "bench": "run_all",
@@ -184,6 +191,7 @@ def main() -> int:
             "only": chosen if args.only else None,
             "host": host,
             "host_at_end": host_info(),
+            "software": software,
             "timings": timings,
             "benches": docs,
         }

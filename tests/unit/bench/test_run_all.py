@@ -50,14 +50,18 @@ def test_the_newest_run_file_is_the_latest_timestamp(tmp_path: Path) -> None:
 def test_the_block_names_its_file_host_and_what_did_not_run() -> None:
     run = {
         "quick": True,
-        "host": {"cpus": 2, "python": "3.11.7", "load_avg_1m": 1.5, "at": "2026-12-06T21:00:00Z"},
+        "host": {"cpus": 2, "cpu_model": "AMD EPYC", "mem_gib": 23.5, "python": "3.11.7", "load_avg_1m": 1.5,
+                 "at": "2026-12-06T21:00:00Z"},
         "host_at_end": {"load_avg_1m": 2.25},
+        "software": {"fleetsim_commit": "abc1234", "paho-mqtt": "2.2.0", "mosquitto": "2.0.11"},
         "timings": {"throughput": {"exit": 0, "seconds": 200.0}, "pacing": {"exit": 1, "seconds": 3.0}},
         "benches": {"throughput": {"goals": {"engine/paho": {"value": 0.75, "n": 3, "devices": 1000}}}},
     }
     block = render_block(run, "run-20261206T210000Z.json")
     first = block.splitlines()[0]
     assert "bench/results/run-20261206T210000Z.json" in first and "--quick" in first
+    assert "fleetsim abc1234" in first and "2 CPUs (AMD EPYC), 23.5 GiB" in first
+    assert "paho 2.2.0, mosquitto 2.0.11" in first
     assert "load average 1.5 (1 min) at the start, 2.25 at the end" in first
     assert "failed: pacing" in first
     assert "not run in this invocation: devices_per_process, latency_truth, scale_out, profile_hot_path" in first
