@@ -1,6 +1,6 @@
 """Every benchmark in one go, one results file per invocation, then one table: metric, value, n, goal, result.
 
-    python bench/run_all.py --quick                        # all of them (about 15 minutes on 2 cores)
+    python bench/run_all.py --quick                        # all of them (about 20 minutes on 2 cores)
     python bench/run_all.py                                # full sizes (much longer; a quiet machine)
     python bench/run_all.py --quick --only throughput      # a subset: the others are '-' in its table
     python bench/run_all.py --table-only                   # the newest run file's table, run nothing
@@ -9,9 +9,10 @@
 
 Each benchmark runs as its own process (bench/<name>.py) and leaves bench/results/<name>.json
 (devices_per_process.py only prints; its stdout is saved). The invocation then writes ONE file,
-bench/results/run-<UTC start>.json: when, --quick or not, the host (CPUs, load average at the start and at
-the end), each benchmark's exit and seconds, each benchmark's whole result document as this invocation made
-it, and the table's rows, each with n (how many samples its value is the median of, or 1 for one run).
+bench/results/run-<UTC start>.json: when, --quick or not, the host (CPUs, memory, load average at the start
+and at the end), fleetsim's commit and the library and broker versions, each benchmark's exit and seconds,
+each benchmark's whole result document as this invocation made it, and the table's rows, each with n (how
+many samples its value is the median of, or 1 for one run).
 A benchmark that failed, or was not run in this invocation, has no document there and '-' rows: a table is
 never stitched from files of different times. `--table-only` reads the newest run file only.
 """
@@ -161,7 +162,7 @@ def run_benches(chosen: list[str], quick: bool) -> tuple[dict[str, Any], dict[st
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, ~15 minutes in all")
+    ap.add_argument("--quick", action="store_true", help="small sizes, ~20 minutes in all")
     ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(BENCHES))
     ap.add_argument("--table-only", action="store_true", help="run nothing; the newest run file's table")
     ap.add_argument("--markdown", action="store_true", help="print the README block (markdown)")
