@@ -237,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement window after 1 s warm-up")
     parser.add_argument("--window", type=int, default=1, help="QoS 2 publishes in flight per device")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.devices, args.seconds, args.window)))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.common import stamped
+
+    print(json.dumps(stamped("broker_amqtt", run(args.devices, args.seconds, args.window), argv)))
     return 0
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,8 @@ __all__ = [
     "ratio",
     "run_child",
     "save_result",
+    "software_versions",
+    "stamped",
     "start_backend",
     "text_table",
     "tls_context",
@@ -55,7 +58,7 @@ RESULTS_DIR = ROOT / "bench" / "results"
 STATE_DIR = ROOT / ".fleetsim" / "bench"
 RESULT_PREFIX = "RESULT "
 
-# The OTAEvent every benchmark publishes: all five leaves (PROTOCOL.md section 1), ~153 B of BSON with `t`.
+# The OTAEvent every benchmark publishes: all five leaves of io.edgehog.devicemanager.OTAEvent, ~153 B of BSON with `t`.
 OTA_VALUE: dict[str, object] = {
     "requestUUID": "4a8a9b52-0c5e-4f0e-9e0a-2b6f3f1f9d10",
     "status": "Downloading",
@@ -156,15 +159,69 @@ def markdown_table(rows: Sequence[dict[str, object]], columns: Sequence[str]) ->
 
 
 def host_info() -> dict[str, Any]:
-    """CPU count and load averages at the time of the run: results from a loaded machine say so."""
+    """CPUs, memory and load averages at the time of the run: results from a loaded machine say so."""
     one, five, _ = os.getloadavg()
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
+        "mem_gib": _mem_gib(),
         "load_avg_1m": round(one, 2),
         "load_avg_5m": round(five, 2),
         "python": sys.version.split()[0],
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _proc_field(path: str, name: str) -> str:
+    """The first `name: value` line's value of a /proc file ("" off Linux)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _mem_gib() -> float | None:
+    kb = _proc_field("/proc/meminfo", "MemTotal").split()
+    return round(int(kb[0]) / 2**20, 1) if kb and kb[0].isdigit() else None
+
+
+def software_versions() -> dict[str, str]:
+    """What was measured: fleetsim's commit (with `+dirty` when the tree had changes), the libraries on the
+    hot path and the broker ("" for what cannot be read)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for dist in ("paho-mqtt", "gevent", "locust", "astarte-device-sdk"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = ""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        out["fleetsim_commit"] = commit + ("+dirty" if commit and dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        out["fleetsim_commit"] = ""
+    from simulator.backend.mosquitto import mosquitto_version
+
+    binary = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/sbin/mosquitto") if os.path.exists(p)), ""
+    )
+    out["mosquitto"] = mosquitto_version(binary) if binary else ""
+    return out
+
+
+def stamped(bench: str, doc: dict[str, Any], argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """A benchmark's result document with what makes it comparable later: its name, the command line and
+    the host at the time (CPUs, load, Python, UTC time)."""
+    return {"bench": bench, "argv": list(sys.argv[1:] if argv is None else argv), "host": host_info(), **doc}
 
 
 def cpu_seconds() -> float:

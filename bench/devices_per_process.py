@@ -243,7 +243,10 @@ def main() -> int:
             for k, v in backend.stats().get("collector", {}).items()
             if k in ("arrivals", "violations", "dropped")
         }
-        result["host"] = {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+        sys.path.insert(0, str(ROOT))
+        from bench.common import host_info
+
+        result = {"bench": "devices_per_process", "argv": sys.argv[1:], **result, "host": host_info()}
         print(json.dumps(result, indent=2))
     finally:
         backend.stop()

@@ -14,6 +14,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -103,7 +104,10 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--variant", choices=["process", "thread"], default="process")
     args = parser.parse_args()
-    print(json.dumps(measure(args.messages, args.variant)))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.common import stamped
+
+    print(json.dumps(stamped("fault_proxy_overhead", measure(args.messages, args.variant))))
     return 0
 
 

@@ -1,9 +1,10 @@
-"""Where the lean publish path spends its CPU: py-spy on the throughput benchmark's `lean` child.
+"""Where the publish path spends its CPU: py-spy on a throughput benchmark child (`lean` by default).
 
     python bench/profile_hot_path.py --devices 1000 --seconds 10     # prints the top frames
+    python bench/profile_hot_path.py --system engine                 # the whole engine (run_all.py does this)
     python bench/profile_hot_path.py --system paho                   # the bare-paho loop, for comparison
 
-The child (bench/throughput.py --child lean) connects the devices, then runs the closed loop (one QoS 2
+The child (bench/throughput.py --child <system>) connects the devices, then runs the closed loop (one QoS 2
 OTAEvent in flight per device); py-spy attaches only once it prints that it is publishing, so connects and
 TLS handshakes stay out of the profile. py-spy samples the OS thread's stack: under gevent that is whichever
 greenlet is running, which is what CPU attribution needs. Output: the top frames by own time ("self": the
@@ -69,7 +70,7 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=10.0, help="profiled publishing time (s)")
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
-    ap.add_argument("--system", default="lean", choices=["lean", "paho", "sdk", "mqttuser"])
+    ap.add_argument("--system", default="lean", choices=["engine", "lean", "paho", "sdk", "mqttuser"])
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--seed", type=int, default=8)
     args = ap.parse_args()

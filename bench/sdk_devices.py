@@ -217,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)  # paho's v1 callback API, used by the SDK
     result = run(args.devices, args.seconds, args.parallel, args.gc_freeze, args.seed)
-    text = json.dumps(result, indent=2)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.common import stamped
+
+    text = json.dumps(stamped("sdk_devices", result, argv), indent=2)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -142,31 +142,61 @@ def test_record_stats_mean_rate_is_a_fit_not_the_first_to_last_span() -> None:
 
 def test_throughput_summary_medians_and_ratios() -> None:
     runs = [
-        {"devices": 1000, "system": "lean", "events_per_s": 3000.0, "cpu_us_per_event": 300.0},
-        {"devices": 1000, "system": "lean", "events_per_s": 3400.0, "cpu_us_per_event": 280.0},
-        {"devices": 1000, "system": "lean", "events_per_s": 3200.0, "cpu_us_per_event": 290.0},
-        {"devices": 1000, "system": "paho", "events_per_s": 4000.0},
-        {"devices": 1000, "system": "mqttuser", "events_per_s": 1600.0},
+        {"devices": 1000, "system": "engine", "events_per_s": 3000.0, "cpu_us_per_event": 300.0},
+        {"devices": 1000, "system": "engine", "events_per_s": 3400.0, "cpu_us_per_event": 250.0},
+        {"devices": 1000, "system": "engine", "events_per_s": 3200.0, "cpu_us_per_event": 200.0},
+        {"devices": 1000, "system": "paho", "events_per_s": 4000.0, "cpu_us_per_event": 125.0},
+        {"devices": 1000, "system": "mqttuser", "events_per_s": 1600.0, "cpu_us_per_event": 500.0},
         {"devices": 1000, "system": "mqttuser", "error": "timeout"},
     ]
-    out = summarize(runs, [1000], ["lean", "paho", "mqttuser"])["1000"]
-    assert out["systems"]["lean"]["events_per_s_median"] == 3200.0
+    out = summarize(runs, [1000], ["engine", "paho", "mqttuser"])["1000"]
+    engine = out["systems"]["engine"]
+    assert engine["events_per_s_median"] == 3200.0
+    assert engine["n"] == 3
+    assert engine["events_per_cpu_s_median"] == 4000.0  # median of 3333.3, 4000, 5000 events per CPU-second
     assert out["systems"]["mqttuser"]["failed_runs"] == 1
-    assert out["ratios"] == {"lean/mqttuser": 2.0, "lean/paho": 0.8}
+    assert out["systems"]["mqttuser"]["n"] == 1
+    assert out["ratios"] == {"engine/mqttuser": 2.0, "engine/paho": 0.8}
+    assert out["cpu_ratios"] == {"engine/mqttuser": 2.0, "engine/paho": 0.5}
+    assert out["ratio_n"] == {"engine/mqttuser": 1, "engine/paho": 1}  # the smaller n of the two medians
+
+
+def test_a_system_not_attempted_at_a_size_has_no_row_and_a_failed_one_shows_dash() -> None:
+    runs = [
+        {"devices": 100, "system": "sdk", "error": "exit code 1"},
+        {"devices": 100, "system": "paho", "events_per_s": 4000.0, "cpu_us_per_event": 125.0},
+        {"devices": 1000, "system": "paho", "events_per_s": 3000.0, "cpu_us_per_event": 150.0},
+    ]
+    summary = summarize(runs, [100, 1000], ["sdk", "paho"])
+    assert summary["1000"]["systems"]["sdk"]["runs"] == 0  # skipped above --sdk-max-devices
+    rows = {r["metric"]: r for r in summary_rows({"throughput": {"summary": summary}})}
+    assert "sdk events/s @ 1000 devices" not in rows
+    failed = rows["sdk events/s @ 100 devices"]
+    assert (failed["value"], failed["n"]) == (None, 0)
+    assert rows["paho events per CPU-second @ 1000 devices"]["value"] == 6666.7
 
 
 def test_summary_rows_judge_goals_and_tolerate_missing_results() -> None:
     docs = {
         "throughput": {
-            "goals": {"lean/mqttuser": {"value": 2.5, "devices": 1000}, "lean/paho": {"value": 0.5, "devices": 1000}}
+            "goals": {
+                "engine/mqttuser": {"value": 2.5, "devices": 1000, "n": 3, "goal": ">= 2.0"},
+                "engine/paho": {"value": 0.5, "devices": 1000, "n": 3, "goal": ">= 0.7"},
+            }
         },
-        "scale_out": {"goals": {"two_workers_over_one": {"value": 1.8}}},
+        "scale_out": {
+            "goals": {"two_workers_over_one": {"value": 1.8}},
+            "runs": [{"processes": p, "acked_eps": 100.0 * p} for p in (1, 2, 1, 2, 1)] + [{"processes": 2}],
+        },
     }
     rows = {r["metric"]: r for r in summary_rows(docs)}
-    assert rows["lean/mqttuser events/s ratio @ 1000 devices"]["result"] is True
-    assert rows["lean/paho events/s ratio @ 1000 devices"]["result"] is False
-    assert rows["2 workers / 1 process acked events/s"]["result"] is True
-    assert rows["RSS per device (KB)"]["value"] is None and rows["RSS per device (KB)"]["result"] is None
+    mqttuser = rows["engine/mqttuser events per CPU-second ratio @ 1000 devices"]
+    assert (mqttuser["result"], mqttuser["n"]) == (True, 3)
+    assert rows["engine/paho events per CPU-second ratio @ 1000 devices"]["result"] is False
+    so = rows["2 workers / 1 process acked events/s"]
+    assert (so["result"], so["n"]) == (True, 2)  # 3 one-process figures, 2 two-worker figures: n = 2
+    rss = rows["RSS per device (KB)"]
+    assert (rss["value"], rss["n"], rss["result"]) == (None, 0, None)
 
 
 def test_scale_out_scenario_passes_the_real_loader(tmp_path: Path) -> None:

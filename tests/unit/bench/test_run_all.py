@@ -1,0 +1,84 @@
+"""bench/run_all.py: one results file per invocation, and the README table generated from the newest one only.
+
+No benchmark runs here: these tests read files (the repository's README and bench/results/run-*.json, or
+files written to tmp_path).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from bench.run_all import (
+    README,
+    README_BEGIN,
+    README_END,
+    newest_run_file,
+    readme_block,
+    render_block,
+    replace_readme_block,
+    run_file_name,
+)
+from bench.summary_rows import summary_rows
+
+
+def test_readme_table_is_generated_from_the_newest_run_file() -> None:
+    newest = newest_run_file()
+    assert newest is not None, "no bench/results/run-*.json: run `python bench/run_all.py --quick` first"
+    block = readme_block(README.read_text())
+    assert block is not None, f"README.md lacks the {README_BEGIN!r} ... {README_END!r} markers"
+    expected = render_block(json.loads(newest.read_text()), newest.name)
+    assert block == expected.strip(), (
+        f"README.md's benchmark table is not {newest.name}'s: `python bench/run_all.py --table-only --readme`"
+    )
+
+
+def test_the_newest_run_file_is_the_latest_timestamp(tmp_path: Path) -> None:
+    assert newest_run_file(tmp_path) is None
+    for started in (1_800_000_000.0, 1_800_086_400.0, 1_800_000_001.0):
+        (tmp_path / run_file_name(started)).write_text("{}")
+    (tmp_path / "throughput.json").write_text("{}")  # a single benchmark's file is never a run file
+    newest = newest_run_file(tmp_path)
+    assert newest is not None and newest.name == "run-20270116T080000Z.json"  # 1_800_086_400 in UTC
+
+
+def test_the_block_names_its_file_host_and_what_did_not_run() -> None:
+    run = {
+        "quick": True,
+        "host": {"cpus": 2, "cpu_model": "AMD EPYC", "mem_gib": 23.5, "python": "3.11.7", "load_avg_1m": 1.5,
+                 "at": "2026-12-06T21:00:00Z"},
+        "host_at_end": {"load_avg_1m": 2.25},
+        "software": {"fleetsim_commit": "abc1234", "paho-mqtt": "2.2.0", "mosquitto": "2.0.11"},
+        "timings": {"throughput": {"exit": 0, "seconds": 200.0}, "pacing": {"exit": 1, "seconds": 3.0}},
+        "benches": {"throughput": {"goals": {"engine/paho": {"value": 0.75, "n": 3, "devices": 1000}}}},
+    }
+    block = render_block(run, "run-20261206T210000Z.json")
+    first = block.splitlines()[0]
+    assert "bench/results/run-20261206T210000Z.json" in first and "--quick" in first
+    assert "fleetsim abc1234" in first and "2 CPUs (AMD EPYC), 23.5 GiB" in first
+    assert "paho 2.2.0, mosquitto 2.0.11" in first
+    assert "load average 1.5 (1 min) at the start, 2.25 at the end" in first
+    assert "failed: pacing" in first
+    assert "not run in this invocation: devices_per_process, latency_truth, scale_out, profile_hot_path" in first
+    assert "| throughput | engine/paho events per CPU-second ratio @ 1000 devices | 0.75 | 3 | >= 0.7 | pass |" in block
+    # pacing failed: its rows are '-' with n 0, never read from an older file
+    assert "| pacing | send lag p99 ms @ - events/s | - | 0 | <= 5.0 | - |" in block
+
+
+def test_every_row_has_an_n_and_a_missing_figure_has_n_0() -> None:
+    rows = summary_rows({})
+    assert rows and all(row["n"] == 0 and row["value"] is None for row in rows)
+
+
+def test_replace_readme_block_keeps_the_rest_of_the_readme() -> None:
+    text = f"# title\n\nbefore\n{README_BEGIN}\nold table\n{README_END}\nafter\n"
+    new = replace_readme_block(text, "new table")
+    assert new == f"# title\n\nbefore\n{README_BEGIN}\nnew table\n{README_END}\nafter\n"
+    assert readme_block(new) == "new table"
+    with pytest.raises(SystemExit, match="markers"):
+        replace_readme_block("no markers here", "x")
