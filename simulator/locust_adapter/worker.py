@@ -1,4 +1,6 @@
-"""A worker process of `fleetsim run --processes N`: `python -m simulator.locust_adapter.worker MASTER_PORT`.
+"""A worker process: `fleetsim worker --master HOST:PORT` (or `python -m simulator.locust_adapter.worker
+HOST:PORT`; a bare PORT means 127.0.0.1). `fleetsim run --processes N` starts N of them on its own host;
+`fleetsim run --expect-workers N --master-bind ADDR:PORT` waits for N started on any host (docs/multi-host.md).
 
 The worker reads no scenario file, no settings file and no FLEETSIM_* variable: the master sends the run's
 spec as data (`fleetsim_setup`, hooks.py) before the first spawn; the worker builds the same plan from the
@@ -20,14 +22,34 @@ from simulator.locust_adapter.hooks import install  # noqa: E402
 from simulator.locust_adapter.users import DeviceUser  # noqa: E402
 
 
-def main(argv: list[str]) -> int:
+def parse_master(text: str) -> tuple[str, int]:
+    """"HOST:PORT", "[v6]:PORT" or "PORT" (127.0.0.1) -> (host, port); ValueError naming what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    host = host.strip("[]")
+    if not port.isdigit() or not 0 < int(port) < 65536 or (sep and not host):
+        raise ValueError(f"--master: expected HOST:PORT (e.g. 10.0.0.5:5557), got {text!r}")
+    return host, int(port)
+
+
+def run_worker(host: str, port: int) -> int:
+    """Connect to the master at host:port, play what it sends, return when it quits."""
     logging.basicConfig(level=logging.WARNING, format="worker %(process)d %(levelname)s %(message)s")
-    master_port = int(argv[0])
     env = Environment(user_classes=[DeviceUser])
-    runner = env.create_worker_runner("127.0.0.1", master_port)
+    runner = env.create_worker_runner(host, port)
     install(env, None)
     runner.greenlet.join()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    try:
+        host, port = parse_master(argv[0] if argv else "")
+    except ValueError as exc:
+        print(f"fleetsim worker: {exc}", file=sys.stderr)
+        return 2
+    return run_worker(host, port)
 
 
 if __name__ == "__main__":

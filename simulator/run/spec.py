@@ -41,6 +41,14 @@ class RunSettings:
     allow_incomplete: bool = False  # an incomplete/invalid_* verdict exits 0 instead of 4 (outputs/exit_status)
     # Live telemetry of the local or master process; never shipped to workers (the master asks them for reports).
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
+    # Where the Locust master listens for its workers (port 0: any free port). Loopback by default; another
+    # address (this host's, or 0.0.0.0) lets workers on other hosts connect (docs/multi-host.md).
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
+    # True: the `processes` workers are started elsewhere (`fleetsim worker --master HOST:PORT`); the master
+    # spawns none and waits `worker_wait_s` for them. Neither is shipped to workers.
+    external_workers: bool = False
+    worker_wait_s: float = 60.0
 
 
 @dataclass(frozen=True)
