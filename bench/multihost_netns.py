@@ -12,11 +12,13 @@ Topology (10.231.0.0/24, inside namespaces this script creates; the root namespa
                                ── veth ── ns fs<id>-w2      10.231.0.13  `fleetsim worker --master 10.231.0.11:5557`
 
 Each namespace has only its own loopback, so a component that assumed 127.0.0.1 for the master or the backend
-fails here. The namespaces share the filesystem (the backend.json, the CA, the results folders), as hosts
-sharing a folder would. Then the master namespace runs the same scenario in one process against the same
-backend (the run fence keeps the two runs apart), and the two results are compared: plan digest, planned and
-sent counts, every sent event key, 0 lost. Namespaces and processes are removed whatever happens; every wait
-is bounded. Needs root and iproute2 (`ip netns`, veth, bridge); no netem.
+fails here. The workers also run in a mount namespace where the backend's folder (backend.json, the CA) is an
+empty tmpfs: as on another host, all they know comes from the master's run spec. The master and the backend
+share the rest of the filesystem (the scenario, the results folders). Then the master namespace runs the same
+scenario in one process against the same backend (the run fence keeps the two runs apart), and the two
+results are compared: plan digest, planned and sent counts, every sent event key, 0 lost. Namespaces and
+processes are removed whatever happens; every wait is bounded. Needs root and iproute2 (`ip netns`, veth,
+bridge) and util-linux `unshare`; no netem.
 """
 
 from __future__ import annotations
@@ -135,11 +137,17 @@ def namespaces(tag: str) -> Iterator[Namespaces]:
         nets.close()
 
 
-def _fleetsim(ns: str, args: Sequence[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+def _fleetsim(ns: str, args: Sequence[str], cwd: Path, log: Path, hide: Path | None = None) -> subprocess.Popen[bytes]:
+    """`fleetsim ARGS` in namespace `ns`; `hide`: a folder this process must not see (an empty tmpfs over it, in
+    a mount namespace of its own), as a host that does not share it."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    command = [sys.executable, "-m", "simulator", *args]
+    if hide is not None:
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'mount -t tmpfs fleetsim-hidden "$0" && exec "$@"', str(hide), *command]
     with log.open("wb") as out:
-        return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "simulator", *args], cwd=cwd,
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(["ip", "netns", "exec", ns, *command], cwd=cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -223,8 +231,10 @@ def run_multihost(workdir: Path, scenario_text: str = TINY, tag: str = "") -> Mu
                 "--master-bind", f"{master_ip}:{MASTER_PORT}", "--worker-wait", "60"], workdir, logs["master"])
             procs.append(master)
             for worker in ("w1", "w2"):
+                # The workers do not see the backend's folder (backend.json, the CA): like workers on other
+                # hosts, they get the target and its CA bundle from the master's run spec only.
                 procs.append(_fleetsim(nets.names[worker], ["worker", "--master", f"{master_ip}:{MASTER_PORT}"],
-                                       workdir, logs[worker]))
+                                       workdir, logs[worker], hide=workdir / "backend"))
             multi_code = master.wait(timeout=RUN_TIMEOUT_S)
             for proc in procs[2:]:
                 proc.wait(timeout=30)  # the workers leave when the master quits

@@ -182,6 +182,13 @@ class LocustDriver:
         from simulator.faults.run_faults import RunFaults
 
         self._faults = RunFaults.prepare(spec.scenario, spec.target, bounded.plan.device_ids)
+        if self._faults is not None and self._faults.proxy is not None and spec.settings.external_workers:
+            self._faults.close()
+            self._faults = None
+            from simulator.errors import UsageError
+
+            raise UsageError("network faults (network_delay, stall, reset) route devices through a proxy on the "
+                             "master's loopback, which workers on other hosts cannot reach: use --processes")
         return replace(spec, target=self._faults.target) if self._faults is not None else spec
 
     def _spawn_workers(self, runner: Any, count: int, bind: str) -> list[subprocess.Popen[bytes]]:

@@ -40,6 +40,8 @@ def test_master_two_workers_and_backend_in_their_own_namespaces_equal_one_proces
         join = run["join"]
         assert isinstance(join, dict) and join["impossible"] == 0 and join["pairs"] == run["delivered"]
     assert result.equal
+    # The workers could not see the backend's folder: they verified the broker with the CA the master shipped.
+    assert list((tmp_path / "gen" / "worker-ca").glob("*.pem")), "the workers did not use the shipped CA"
     # Nothing is left behind: no namespace of this run remains.
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
     assert tag not in listed, listed
