@@ -5,7 +5,9 @@ namespace with its own address, against the single-process run of the same seed.
 
 Topology (10.231.0.0/24, inside namespaces this script creates; the root namespace is not touched):
 
-    ns fs<id>-sw : bridge br0 ── veth ── ns fs<id>-backend 10.231.0.10  `fleetsim backend --host 10.231.0.10`
+    ns fs<id>-sw : bridge br0 ── veth ── ns fs<id>-backend 10.231.0.10  `fleetsim backend --host 10.231.0.10
+                                                                          --pairing-port 4003 --broker-port 8883
+                                                                          --control-port 8090`
                                ── veth ── ns fs<id>-master  10.231.0.11  `fleetsim run --expect-workers 2
                                                                           --master-bind 10.231.0.11:5557`
                                ── veth ── ns fs<id>-w1      10.231.0.12  `fleetsim worker --master 10.231.0.11:5557`
@@ -37,11 +39,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MultiHostResult", "netns_unavailable", "run_multihost"]
+__all__ = ["ADDRESSES", "BACKEND_PORTS", "SUBNET", "MultiHostResult", "netns_unavailable", "run_multihost"]
 
 SUBNET = "10.231.0"
 ADDRESSES = {"backend": 10, "master": 11, "w1": 12, "w2": 13}
 MASTER_PORT = 5557
+BACKEND_PORTS = {"pairing": 4003, "broker": 8883, "control": 8090}  # fixed, as behind a firewall
 BACKEND_START_S = 30.0
 RUN_TIMEOUT_S = 240.0
 REPO = Path(__file__).resolve().parents[1]
@@ -222,8 +225,10 @@ def run_multihost(workdir: Path, scenario_text: str = TINY, tag: str = "") -> Mu
     common = ["--target", str(info), "--state-dir", str(workdir / "gen"), "--quiet"]
     with namespaces(tag) as nets:
         try:
-            backend = _fleetsim(nets.names["backend"], ["backend", "--state-dir", str(workdir / "backend"),
-                                                        "--host", backend_ip], workdir, logs["backend"])
+            backend = _fleetsim(nets.names["backend"], [
+                "backend", "--state-dir", str(workdir / "backend"), "--host", backend_ip,
+                *(arg for name, port in BACKEND_PORTS.items() for arg in (f"--{name}-port", str(port)))],
+                workdir, logs["backend"])
             procs.append(backend)
             _wait_file(info, backend, BACKEND_START_S, logs["backend"])
             master = _fleetsim(nets.names["master"], [

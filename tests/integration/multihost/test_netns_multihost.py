@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from bench.multihost_netns import ADDRESSES, SUBNET, netns_unavailable, run_multihost
+from bench.multihost_netns import ADDRESSES, BACKEND_PORTS, SUBNET, netns_unavailable, run_multihost
 from tests.conftest import IN_CI
 
 
@@ -28,7 +28,8 @@ def test_master_two_workers_and_backend_in_their_own_namespaces_equal_one_proces
     multi, single = result.multi, result.single
     assert multi["exit"] == 0 and single["exit"] == 0, result.logs
     backend = f"{SUBNET}.{ADDRESSES['backend']}"
-    assert str(multi["target"]).startswith(f"https://{backend}:"), multi  # the backend's own address
+    # The backend's own address and the fixed port it was given (fleetsim backend --host, --pairing-port).
+    assert multi["target"] == f"https://{backend}:{BACKEND_PORTS['pairing']}/pairing", multi
     workers = multi["workers"]
     assert isinstance(workers, list) and len(workers) == 2, workers
     assert {w["plan_digest"] for w in workers} == {multi["plan_digest"]}  # both workers played the master's plan
