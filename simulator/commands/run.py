@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.processes < 1:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
+    from simulator.run.addresses import parse_bind
+
     master_bind, master_port = parse_bind(str(args.master_bind))
     if args.expect_workers < 0 or (args.expect_workers and args.processes > 1):
         raise UsageError("--expect-workers: a count >= 1, and not with --processes (workers are local or remote)")
@@ -102,19 +104,6 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     driver.linger()  # --web: the UI stays up after the results are written, until Ctrl-C
     return result.exit_code
-
-
-def parse_bind(text: str) -> tuple[str, int]:
-    """--master-bind "HOST", "HOST:PORT" or "[v6]:PORT" -> (host, port; 0 = any free port)."""
-    from simulator.errors import UsageError
-
-    host, sep, port = text.rpartition(":")
-    if not sep or (host and host.count(":") and not host.startswith("[")):  # "HOST", or a bare IPv6 address
-        host, port = text, "0"
-    host = host.strip("[]")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"--master-bind: expected HOST or HOST:PORT (e.g. 10.0.0.5:5557), got {text!r}")
-    return host, int(port)
 
 
 def check_telemetry(options: TelemetryOptions) -> None:

@@ -23,10 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from simulator.errors import UsageError
-    from simulator.locust_adapter.worker import parse_master, run_worker
+    from simulator.run.addresses import parse_master
 
     try:
         host, port = parse_master(str(args.master))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from simulator.locust_adapter.worker import run_worker  # after the check: it imports gevent-patched Locust
+
     return run_worker(host, port)

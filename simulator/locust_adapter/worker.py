@@ -20,17 +20,7 @@ from locust.env import Environment  # noqa: E402
 
 from simulator.locust_adapter.hooks import install  # noqa: E402
 from simulator.locust_adapter.users import DeviceUser  # noqa: E402
-
-
-def parse_master(text: str) -> tuple[str, int]:
-    """"HOST:PORT", "[v6]:PORT" or "PORT" (127.0.0.1) -> (host, port); ValueError naming what is wrong."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", text
-    host = host.strip("[]")
-    if not port.isdigit() or not 0 < int(port) < 65536 or (sep and not host):
-        raise ValueError(f"--master: expected HOST:PORT (e.g. 10.0.0.5:5557), got {text!r}")
-    return host, int(port)
+from simulator.run.addresses import parse_master  # noqa: E402
 
 
 def run_worker(host: str, port: int) -> int:

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import build_parser
-from simulator.commands.run import parse_bind
 from simulator.errors import UsageError
-from simulator.locust_adapter.worker import parse_master
+from simulator.run.addresses import parse_bind, parse_master
 
 QUICKSTART = str(Path(__file__).resolve().parents[3] / "scenarios" / "quickstart.yaml")
 
