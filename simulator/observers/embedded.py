@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -40,6 +41,11 @@ class CollectorClient:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
                 data: bytes = resp.read()
                 return data
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404 and path == "/runs/mark":
+                raise UsageError(f"collector at {self.base} has no run mark (POST /runs/mark): it is an older "
+                                 "fleetsim backend; restart `fleetsim backend` with this version") from None
+            raise UsageError(f"collector at {self.base}: {path}: HTTP {exc.code} {exc.reason}") from None
         except OSError as exc:
             raise UsageError(f"collector at {self.base} unreachable: {exc}") from exc
 
