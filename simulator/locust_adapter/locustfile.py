@@ -70,9 +70,16 @@ def _start(ctx: FleetContext) -> None:
     _started[id(ctx)] = time.time()
     spec = ctx.require_spec()
     assert spec.target is not None
+    previous = _observers.pop(id(ctx), None)  # a test restarted from the web UI: a new run, a new fence
+    if previous is not None:
+        previous.stop()
     observer = observer_for_target(spec.target, spec.scenario)
     if observer is not None:
-        observer.start()
+        try:
+            observer.start()
+        except FleetsimError as exc:  # the run goes on; its books say delivered/lost unknown, and why
+            print(f"fleetsim: observer: {exc}; delivered/lost will be unknown", file=sys.stderr)
+            observer = None
     _observers[id(ctx)] = observer
 
 
