@@ -20,8 +20,8 @@ __all__ = ["main"]
 
 # Subcommand -> module under simulator.commands. Order is the order of `fleetsim --help`.
 COMMANDS = (
-    "run", "plan", "validate", "backend", "devices", "replay", "report", "baseline", "compare", "triggers",
-    "otarequest",
+    "run", "worker", "plan", "validate", "backend", "devices", "replay", "report", "baseline", "compare",
+    "triggers", "otarequest",
 )
 
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that run Locust: gevent must patch the standard library before ssl, socket or requests are imported
 # (Locust's own import does it too, but by then other modules may hold unpatched references).
-GEVENT_COMMANDS = frozenset({"run", "replay"})
+GEVENT_COMMANDS = frozenset({"run", "replay", "worker"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realm", default="fleetsim", help="Astarte realm name (default: fleetsim)")
     parser.add_argument("--broker", choices=("auto", "mosquitto", "amqtt"), default="auto",
                         help="auto = mosquitto when on PATH or in an sbin folder, else the pip-only amqtt")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on and advertise in backend.json, named by the servers' "
+                             "certificate (default: 127.0.0.1; another host's devices need this host's address)")
+    for name in ("pairing", "broker", "control"):
+        parser.add_argument(f"--{name}-port", type=int, default=0, metavar="PORT",
+                            help=f"fixed {name} port (default: any free port, written to backend.json)")
     parser.add_argument("--json", action="store_true",
                         help="print one line of JSON (BackendInfo, includes the agent JWT) and nothing else")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
@@ -96,7 +101,7 @@ def _stdin_closed(timeout_s: float) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.backend.server import EmbeddedBackend
+    from simulator.backend.server import BackendPorts, EmbeddedBackend
 
     stop = threading.Event()
 
@@ -104,7 +109,11 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host)
+    ports = BackendPorts(pairing=args.pairing_port, broker=args.broker_port, control=args.control_port)
+    for name, port in (("pairing", ports.pairing), ("broker", ports.broker), ("control", ports.control)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"--{name}-port: expected 0..65535, got {port}")
+    backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host, ports=ports)
     info_file: Path | None = None
     try:
         try:

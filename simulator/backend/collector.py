@@ -41,7 +41,7 @@ from simulator.events import OTA_EVENT_INTERFACE, EventKey, KeyBook
 from simulator.interfaces.loader import load_interfaces
 from simulator.records import ArrivalRecord
 
-__all__ = ["Collector", "CollectorConfig", "Listener"]
+__all__ = ["Collector", "CollectorConfig", "Listener", "RunMark"]
 
 # listener(message, arrival_wall_s): called on the network thread once the message is recorded; be quick.
 Listener = Callable[[Classified, float], None]
@@ -64,6 +64,22 @@ class CollectorConfig:
     max_examples: int = 200  # violation examples kept (oldest dropped first)
     strict_device_id: bool = True  # flag device ids that are not 22 chars of base64url
     keepalive_s: int = 30
+
+
+@dataclass(frozen=True)
+class RunMark:
+    """Where a run begins in this collector's arrival log (POST /runs/mark): the fence of the run's join.
+
+    `cursor` is the number of OTAEvent arrivals recorded before the mark (rows `cursor..` are the run's),
+    `at` the collector's wall clock at the mark (s since the epoch; the caller's round trip around it
+    measures the clock offset between the generator and this collector), `label` what the caller named it."""
+
+    cursor: int
+    at: float
+    label: str = ""
+
+
+_MARKS_KEPT = 16  # the last marks, for /stats (which runs used this long-lived backend, and where they began)
 
 
 def _ota_key_fields(value: Any) -> tuple[str, str, int] | None:
@@ -107,6 +123,7 @@ class Collector:
         self._handler_s = 0.0
         self._handled = 0
         self._listeners: list[Listener] = []
+        self._marks: deque[RunMark] = deque(maxlen=_MARKS_KEPT)
         self._client: mqtt.Client | None = None
         self._subscribed = threading.Event()
         self._connect_error: str | None = None
@@ -268,6 +285,20 @@ class Collector:
         with self._cond:
             return len(self._arrivals)
 
+    def mark(self, label: str = "") -> RunMark:
+        """Note where a run begins: the arrival count and the wall clock now, under the lock, so that every
+        arrival recorded after it has an index >= `cursor`. A long-lived backend serves run after run (and the
+        same seed gives the same event keys): the generator joins only the rows from its run's mark.
+
+        Occurrences are numbered from 0 again after a mark, as the run's devices number theirs: counted over
+        the backend's life, the second run of a seed would see every key one occurrence too high. (Two runs
+        against one backend at the same time are not fenced from each other: each mark renumbers both.)"""
+        with self._cond:
+            mark = RunMark(cursor=len(self._arrivals), at=self._clock.wall(), label=label[:200])
+            self._occurrences = KeyBook()
+            self._marks.append(mark)
+            return mark
+
     def violations(self) -> dict[str, int]:
         with self._cond:
             return dict(self._violations)
@@ -306,6 +337,7 @@ class Collector:
                 "devices_seen": len(self._devices),
                 "handled": self._handled,
                 "handler_us_mean": (self._handler_s / self._handled * 1e6) if self._handled else 0.0,
+                "marks": [{"cursor": m.cursor, "at": m.at, "label": m.label} for m in self._marks],
             }
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:

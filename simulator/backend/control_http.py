@@ -3,6 +3,8 @@
 GET  /healthz            "ok"
 GET  /metrics            Prometheus text exposition format 0.0.4 (collector counters), for humans and scrapers
 GET  /stats              JSON: the same counters (Collector.stats()), for fleetsim's own processes
+POST /runs/mark        JSON {"label": "..."} (optional) -> {"cursor", "at", "label"}: where a run begins in the
+                         arrival log (Collector.mark); the generator joins only rows from `cursor` (the run fence)
 POST /drop               JSON {"rules": [{"device_id", "status", "request_uuid"}]}: drop matching OTAEvents on purpose
 GET  /devices/<id>/properties  JSON: the device's last device-owned property values, by interface
 GET  /arrivals?since=N   CSV, header simulator.records.ARRIVAL_LOG_HEADER, arrival-log rows from index N;
@@ -245,6 +247,10 @@ class ControlServer:
                 return
             runner.cancel(device)
             self._json(h, 200, {"id": segments[2], "canceled": device})
+        elif path == "/runs/mark":
+            label = body.get("label", "") if isinstance(body, dict) else ""
+            mark = self.collector.mark(label if isinstance(label, str) else "")
+            self._json(h, 200, {"cursor": mark.cursor, "at": mark.at, "label": mark.label})
         elif path == "/drop":
             rules = body.get("rules") if isinstance(body, dict) else None
             if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):

@@ -21,6 +21,7 @@ import importlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,28 @@ from simulator.backend.jwt_tokens import AgentTokens
 from simulator.backend.pairing import PairingServer
 from simulator.backend_info import BackendInfo
 
-__all__ = ["EmbeddedBackend"]
+__all__ = ["BackendPorts", "EmbeddedBackend"]
+
+
+@dataclass(frozen=True)
+class BackendPorts:
+    """Fixed ports for the three servers (0: any free port, written to backend.json). Fixed ports are for hosts
+    behind a firewall (docs/multi-host.md)."""
+
+    pairing: int = 0
+    broker: int = 0
+    control: int = 0
 
 
 class EmbeddedBackend:
     """See the module docstring. Not re-entrant: start() once, stop() once (stop is idempotent)."""
 
     def __init__(
-        self, state_dir: Path, realm: str = "fleetsim", broker: str = "auto", host: str = "127.0.0.1"
+        self, state_dir: Path, realm: str = "fleetsim", broker: str = "auto", host: str = "127.0.0.1",
+        ports: BackendPorts | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
+        self.ports = ports or BackendPorts()
         self.realm = realm
         self.broker_kind = broker
         self.host = host
@@ -73,8 +86,8 @@ class EmbeddedBackend:
         admin_cert, admin_key = self.ca.issue_client_cert(ADMIN_CN)
 
         self._broker_config = BrokerConfig(
-            host=self.host, port=0, ca_file=self.ca.ca_cert_path, cert_file=server_cert, key_file=server_key,
-            realm=self.realm, admin_cn=ADMIN_CN, state_dir=self.state_dir,
+            host=self.host, port=self.ports.broker, ca_file=self.ca.ca_cert_path, cert_file=server_cert,
+            key_file=server_key, realm=self.realm, admin_cn=ADMIN_CN, state_dir=self.state_dir,
         )
         broker = select_broker(self.broker_kind, self._broker_config)
         broker.start()
@@ -83,7 +96,7 @@ class EmbeddedBackend:
 
         pairing = PairingServer(
             self.ca, self.tokens, self.realm, server_cert, server_key, broker_url=broker.url,
-            host=self.host, state_dir=self.state_dir,
+            host=self.host, port=self.ports.pairing, state_dir=self.state_dir,
         )
         pairing.start()
         self.pairing = pairing
@@ -116,7 +129,7 @@ class EmbeddedBackend:
         control_mod = _optional("simulator.backend.control_http")
         if control_mod is None:
             return ""
-        control = control_mod.ControlServer(collector, self.host, 0)
+        control = control_mod.ControlServer(collector, self.host, self.ports.control)
         control.broker_restart = self.restart_broker  # POST /broker/restart (issue 9)
         url = str(control.start())
         self.control = control

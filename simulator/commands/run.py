@@ -36,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default=os.environ.get("FLEETSIM_RESULTS", "results"),
                         help="results root (default: results/)")
     parser.add_argument("--processes", type=int, default=1, help="generator processes (master + N workers)")
+    parser.add_argument("--expect-workers", type=int, default=0, metavar="N",
+                        help="N workers started elsewhere (`fleetsim worker --master HOST:PORT`, any host) instead "
+                             "of --processes on this one (docs/multi-host.md)")
+    parser.add_argument("--master-bind", default="127.0.0.1", metavar="HOST[:PORT]",
+                        help="where the master listens for workers (default 127.0.0.1, any free port; "
+                             "give this host's address and a port for workers on other hosts)")
+    parser.add_argument("--worker-wait", type=float, default=60.0, metavar="SECONDS",
+                        help="how long the master waits for its workers to connect (default 60)")
     parser.add_argument("--spawn-rate", type=float, default=0.0, help="devices brought online per second")
     parser.add_argument("--web", action="store_true", help="serve the Locust web UI on 127.0.0.1:8089")
     parser.add_argument("--web-port", type=int, default=8089)
@@ -68,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
     if args.until_idle < 0:
         raise UsageError(f"--until-idle: must be >= 0 seconds, got {args.until_idle:g}")
+    from simulator.run.addresses import parse_bind
+
+    master_bind, master_port = parse_bind(str(args.master_bind))
+    if args.expect_workers < 0 or (args.expect_workers and args.processes > 1):
+        raise UsageError("--expect-workers: a count >= 1, and not with --processes (workers are local or remote)")
+    if not args.worker_wait > 0:
+        raise UsageError(f"--worker-wait: must be > 0 seconds, got {args.worker_wait:g}")
     overrides = {key: getattr(args, key) for key in OVERRIDES if getattr(args, key, None) is not None}
     scenario = load_scenario(args.scenario, overrides, env=dict(os.environ))
     from simulator.telemetry.options import TelemetryOptions
@@ -79,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     note = idle_devices_note(scenario)  # a bigger fleet is not more load by itself: say so before the run
     if note:
         print(f"fleetsim: {note}", file=sys.stderr, flush=True)
-    settings = RunSettings(results_root=Path(args.results), processes=args.processes, spawn_rate=args.spawn_rate,
+    settings = RunSettings(results_root=Path(args.results), processes=args.expect_workers or args.processes,
+                           master_bind=master_bind, master_port=master_port,
+                           external_workers=args.expect_workers > 0, worker_wait_s=args.worker_wait,
+                           spawn_rate=args.spawn_rate,
                            web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
                            broker=args.broker, engine="fleetsim run", telemetry=telemetry,
                            allow_incomplete=args.allow_incomplete, until_idle_s=args.until_idle)

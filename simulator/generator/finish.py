@@ -19,10 +19,20 @@ from simulator.metrics.accounting import Accounting, account
 from simulator.metrics.fault_attribution import FaultTotals, FaultWindow, attribute, window
 from simulator.metrics.funnel import OperationId, funnel_from_sends
 from simulator.metrics.health import GeneratorHealth, clock_offset_estimate
+from simulator.metrics.join_check import JoinCheck, check_join
 from simulator.metrics.json_tree import JsonValue, from_json, to_json
 from simulator.metrics.recorder import MetricsRecorder
-from simulator.metrics.run_summary import FaultCaused, FaultRecord, PlanNotes, RunNotes, RunSummary, ThresholdReport
+from simulator.metrics.run_summary import (
+    FaultCaused,
+    FaultRecord,
+    JoinSummary,
+    PlanNotes,
+    RunNotes,
+    RunSummary,
+    ThresholdReport,
+)
 from simulator.observers.base import Observer
+from simulator.observers.fence import RunFence
 from simulator.outputs.bundle import write_results
 from simulator.outputs.summary import results_dir, summarize
 from simulator.plan import FleetPlan
@@ -157,7 +167,12 @@ def finish_run(
         accounting = account(recorder.send_log, arrivals, end=ended_at, grace=GRACE_S)
     starts = _operation_starts(plan, started_at) if scenario.mode == "self" else {}
     funnel = funnel_from_sends(recorder.send_log, starts or None, frozenset(cut_operations))
-    offset = clock_offset_estimate((r.sent, a.arrival) for r, a in _pairs(recorder, arrivals) if r.sent is not None)
+    pairs = _pairs(recorder, arrivals)
+    offset = clock_offset_estimate((r.sent, a.arrival) for r, a in pairs if r.sent is not None)
+    fence = observer.fence if observer is not None else None
+    join = (check_join(((r.key, r.sent, a.arrival) for r, a in pairs if r.sent is not None),
+                       fence.offset_s if fence is not None else 0.0, fence.uncertainty_s if fence is not None else 0.0)
+            if observer is not None else None)
     planned = plan.planned_events if plan is not None and scenario.mode == "self" else None
     notes_in = dict(extra or {})
     raw_faults = notes_in.get("faults")
@@ -169,7 +184,8 @@ def finish_run(
         scenario=scenario.name, seed=scenario.seed, started_at=started_at, duration_s=max(0.0, ended_at - started_at),
         devices=scenario.fleet.devices, transport=scenario.transport, target=target.kind, recorder=recorder,
         accounting=accounting, funnel=funnel, health=health, planned=planned, partial=partial,
-        clock_offset=offset, sdk_over_limit=sdk_over_limit, notes=notes, attributed=totals)
+        clock_offset=offset, sdk_over_limit=sdk_over_limit, notes=notes, attributed=totals,
+        join=_join_summary(fence, join), invalid_join=join.reason() if join is not None else "")
     if thresholds_report is not None:
         summary = dataclasses.replace(summary, thresholds=thresholds_report(summary))
     run_dir = results_dir(results_root, scenario.name, started_at)
@@ -180,6 +196,20 @@ def finish_run(
 
         files["junit"] = write_junit(run_dir, scenario.name, summary.thresholds)
     return FinishedRun(run_dir=run_dir, summary=summary, files=files)
+
+
+def _join_summary(fence: RunFence | None, join: JoinCheck | None) -> JoinSummary | None:
+    """summary.json `join`: the run's fence (simulator.observers.fence) and the join's sanity check."""
+    if join is None:
+        return None
+    return JoinSummary(
+        fence=fence.kind if fence is not None else "", fence_at=fence.at if fence is not None else None,
+        fence_cursor=fence.cursor if fence is not None else 0,
+        ignored_before_run=fence.ignored_before if fence is not None else 0,
+        offset_ms=round(join.offset_s * 1000, 3), uncertainty_ms=round(fence.uncertainty_s * 1000, 3) if fence else 0.0,
+        pairs=join.pairs, impossible=join.impossible,
+        worst_ms=round(join.worst_s * 1000, 3) if join.worst_s is not None else None,
+        allowance_ms=round(join.allowance_s * 1000, 3), examples=tuple(join.examples))
 
 
 def _pairs(recorder: MetricsRecorder, arrivals: Sequence[ArrivalRecord]) -> list[tuple[SendRecord, ArrivalRecord]]:

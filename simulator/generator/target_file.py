@@ -334,8 +334,9 @@ def load_observer_config(path: str | Path) -> ObserverConfig | None:
     return read_target_file(Path(path), Path(".fleetsim")).observer
 
 
-def observer_for(target: TargetInfo) -> Observer | None:
-    """The observer the target file configures (None: no observer => no e2e latency, no loss accounting)."""
+def observer_for(target: TargetInfo, early_t_margin_s: float = 5.0) -> Observer | None:
+    """The observer the target file configures (None: no observer => no e2e latency, no loss accounting).
+    `early_t_margin_s`: how far before the run's mark a device `t` may be (simulator.observers.fence)."""
     if target.kind != "astarte" or not target.target_file:
         return None
     config = load_observer_config(target.target_file)
@@ -351,7 +352,9 @@ def observer_for(target: TargetInfo) -> Observer | None:
             routing_key=config.routing_key,
             prefetch=config.prefetch,
             realm=target.realm,
+            early_t_margin_s=early_t_margin_s,
         )
     from simulator.observers.webhook_trigger import WebhookObserver
 
-    return WebhookObserver(host=config.host, port=config.port, path=config.path, realm=target.realm)
+    return WebhookObserver(host=config.host, port=config.port, path=config.path, realm=target.realm,
+                           early_t_margin_s=early_t_margin_s)

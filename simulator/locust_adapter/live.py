@@ -42,9 +42,12 @@ class LiveDelivery:
         from simulator.observers.embedded import CollectorClient
 
         client = CollectorClient(self.control_url)
+        base: int | None = None  # the collector's row count when we began: earlier rows are other runs'
         while True:
             try:
-                fresh = client.arrivals(since=self.count)  # incremental: only the rows not seen yet
+                if base is None:
+                    base = int(client.stats()["arrivals"])
+                fresh = client.raw_arrivals(since=base + self.count)  # incremental: only the rows not seen yet
                 self.rate, self.count, self.error = float(len(fresh)), self.count + len(fresh), ""
                 for listener in self.listeners:
                     listener(fresh)

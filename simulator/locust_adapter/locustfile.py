@@ -24,12 +24,14 @@ from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.telemetry_hook import TelemetryRun, start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
+from simulator.observers.base import Observer
 from simulator.run.execute import DriveOutcome, close_books, observer_for_target
 from simulator.telemetry.options import TelemetryOptions
 
 __all__ = ["DeviceUser", "FleetShape"]
 
 _started: dict[int, float] = {}
+_observers: dict[int, Observer | None] = {}
 
 
 @events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
@@ -58,8 +60,27 @@ def _init(environment: Any, **_: Any) -> None:
         otlp_endpoint=str(getattr(options, "fleetsim_otlp", "") or "")), delivery)
     delivery.start()
     install_web_tab(environment, lambda: live_rows(ctx, delivery))
-    environment.events.test_start.add_listener(lambda **kw: _started.__setitem__(id(ctx), time.time()))
+    environment.events.test_start.add_listener(lambda **kw: _start(ctx))
     environment.events.quitting.add_listener(lambda **kw: _finish(ctx, delivery, telemetry))
+
+
+def _start(ctx: FleetContext) -> None:
+    """The run begins: its observer starts now and takes the run's fence (simulator.observers.fence), before
+    any device publishes an OTAEvent of this run, so that the join at the end sees only this run's arrivals."""
+    _started[id(ctx)] = time.time()
+    spec = ctx.require_spec()
+    assert spec.target is not None
+    previous = _observers.pop(id(ctx), None)  # a test restarted from the web UI: a new run, a new fence
+    if previous is not None:
+        previous.stop()
+    observer = observer_for_target(spec.target, spec.scenario)
+    if observer is not None:
+        try:
+            observer.start()
+        except FleetsimError as exc:  # the run goes on; its books say delivered/lost unknown, and why
+            print(f"fleetsim: observer: {exc}; delivered/lost will be unknown", file=sys.stderr)
+            observer = None
+    _observers[id(ctx)] = observer
 
 
 def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun | None) -> None:
@@ -75,8 +96,12 @@ def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun |
     recorder, health, counters, workers = books_of(ctx, [ctx.finals[i] for i in sorted(ctx.finals)], started)
     outcome = DriveOutcome(recorder=recorder, started_at=started, ended_at=time.time(), health=health,
                            fleet_counters=counters, workers=workers)
-    observer = observer_for_target(spec.target)
-    result = close_books(spec, ctx.ensure_bounded(), outcome, observer)
+    observer = _observers.pop(id(ctx), None)
+    try:
+        result = close_books(spec, ctx.ensure_bounded(), outcome, observer)
+    finally:
+        if observer is not None:
+            observer.stop()
     from simulator.outputs.terminal import format_summary
 
     print(format_summary(result.summary, result.status, run_dir=result.run_dir), end="", file=sys.stderr)

@@ -44,7 +44,6 @@ __all__ = ["LocustDriver", "books_of"]
 
 log = logging.getLogger("fleetsim.run")
 
-WORKER_CONNECT_S = 60.0
 RAMP_TICK_S = 0.25  # how often phase 2 raises the user count while a ramp climbs
 FINALS_WAIT_S = 60.0
 
@@ -118,16 +117,26 @@ class LocustDriver:
         workers: list[subprocess.Popen[bytes]] = []
         assert spec.target is not None
         delivery = LiveDelivery(spec.target.control_url)
-        if settings.processes > 1:
-            runner = env.create_master_runner("127.0.0.1", 0)
+        worker_count = 0
+        if settings.processes > 1 or settings.external_workers:
+            runner = _master_runner(env, settings.master_bind, settings.master_port)
             ctx = install(env, spec)
             # Before the workers: a metrics port in use is refused (exit 2) with nothing to clean up.
             telemetry = start_telemetry(ctx, settings.telemetry, delivery)
             try:
-                workers = self._spawn_workers(runner, settings.processes)
+                if settings.external_workers:
+                    self._print(f"fleetsim: master listening on {settings.master_bind}:{runner.server.port}; "
+                                f"waiting up to {settings.worker_wait_s:g} s for {settings.processes} worker(s) "
+                                f"(fleetsim worker --master HOST:{runner.server.port})")
+                else:
+                    workers = self._spawn_workers(runner, settings.processes, settings.master_bind)
+                _await_workers(runner, settings.processes, workers, settings.worker_wait_s)
+                worker_count = settings.processes
             except BaseException:
                 if telemetry is not None:
                     telemetry.stop()
+                for proc in workers:
+                    _end(proc)
                 raise
         else:
             env.create_local_runner()
@@ -144,7 +153,7 @@ class LocustDriver:
                     ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated (SIGTERM)"))]
         kept = False
         try:
-            outcome = self._play(spec, bounded, ctx, delivery, len(workers))
+            outcome = self._play(spec, bounded, ctx, delivery, worker_count)
             kept = settings.web and not outcome.partial  # an interrupted run does not wait for a second Ctrl-C
             if kept:
                 self._env = env
@@ -171,23 +180,22 @@ class LocustDriver:
         from simulator.faults.run_faults import RunFaults
 
         self._faults = RunFaults.prepare(spec.scenario, spec.target, bounded.plan.device_ids)
+        if self._faults is not None and self._faults.proxy is not None and spec.settings.external_workers:
+            self._faults.close()
+            self._faults = None
+            from simulator.errors import UsageError
+
+            raise UsageError("network faults (network_delay, stall, reset) route devices through a proxy on the "
+                             "master's loopback, which workers on other hosts cannot reach: use --processes")
         return replace(spec, target=self._faults.target) if self._faults is not None else spec
 
-    def _spawn_workers(self, runner: Any, count: int) -> list[subprocess.Popen[bytes]]:
-        """Worker processes that connect to this master; the spec reaches them in `fleetsim_setup`."""
-        port = runner.server.port
-        procs = [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", str(port)])
-                 for _ in range(count)]
-        deadline = time.monotonic() + WORKER_CONNECT_S
-        while runner.worker_count < count:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                for proc in procs:
-                    _end(proc)
-                from simulator.errors import FleetsimError
-
-                raise FleetsimError(f"only {runner.worker_count} of {count} workers connected")
-            gevent.sleep(0.05)
-        return procs
+    def _spawn_workers(self, runner: Any, count: int, bind: str) -> list[subprocess.Popen[bytes]]:
+        """Worker processes on this host that connect to this master; the spec reaches them in
+        `fleetsim_setup`."""
+        host = "127.0.0.1" if bind in ("", "0.0.0.0", "*") else "::1" if bind == "::" else bind
+        address = f"[{host}]:{runner.server.port}" if ":" in host else f"{host}:{runner.server.port}"
+        return [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", address])
+                for _ in range(count)]
 
     def _announce(self, spec: RunSpec, bounded: BoundedPlan) -> None:
         sc, cut = spec.scenario, bounded.cut
@@ -395,6 +403,28 @@ def _all_failed(ctx: FleetContext, runner: Any) -> None:
     reason = fleet.failed[min(fleet.failed)]
     runner.quit()
     raise UsageError(f"no device came online ({len(fleet.failed)} failed); first: {reason}")
+
+
+def _master_runner(env: Environment, bind: str, port: int) -> Any:
+    """A Locust master on bind:port; an address this host does not have, or a port in use, is one line (exit
+    2) rather than Locust's traceback."""
+    from simulator.errors import UsageError
+
+    try:
+        return env.create_master_runner(bind or "*", port)
+    except Exception as exc:  # zmq.ZMQError / OSError: the bind failed
+        raise UsageError(f"--master-bind {bind}:{port}: cannot listen there: {exc}") from None
+
+
+def _await_workers(runner: Any, count: int, procs: list[subprocess.Popen[bytes]], wait_s: float) -> None:
+    """Until `count` workers are connected (bounded by `wait_s`; a local worker that exits fails at once)."""
+    deadline = time.monotonic() + wait_s
+    while runner.worker_count < count:
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            from simulator.errors import FleetsimError
+
+            raise FleetsimError(f"only {runner.worker_count} of {count} workers connected within {wait_s:g} s")
+        gevent.sleep(0.05)
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

@@ -1,4 +1,6 @@
-"""A worker process of `fleetsim run --processes N`: `python -m simulator.locust_adapter.worker MASTER_PORT`.
+"""A worker process: `fleetsim worker --master HOST:PORT` (or `python -m simulator.locust_adapter.worker
+HOST:PORT`; a bare PORT means 127.0.0.1). `fleetsim run --processes N` starts N of them on its own host;
+`fleetsim run --expect-workers N --master-bind ADDR:PORT` waits for N started on any host (docs/multi-host.md).
 
 The worker reads no scenario file, no settings file and no FLEETSIM_* variable: the master sends the run's
 spec as data (`fleetsim_setup`, hooks.py) before the first spawn; the worker builds the same plan from the
@@ -18,16 +20,26 @@ from locust.env import Environment  # noqa: E402
 
 from simulator.locust_adapter.hooks import install  # noqa: E402
 from simulator.locust_adapter.users import DeviceUser  # noqa: E402
+from simulator.run.addresses import parse_master  # noqa: E402
 
 
-def main(argv: list[str]) -> int:
+def run_worker(host: str, port: int) -> int:
+    """Connect to the master at host:port, play what it sends, return when it quits."""
     logging.basicConfig(level=logging.WARNING, format="worker %(process)d %(levelname)s %(message)s")
-    master_port = int(argv[0])
     env = Environment(user_classes=[DeviceUser])
-    runner = env.create_worker_runner("127.0.0.1", master_port)
+    runner = env.create_worker_runner(host, port)
     install(env, None)
     runner.greenlet.join()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    try:
+        host, port = parse_master(argv[0] if argv else "")
+    except ValueError as exc:
+        print(f"fleetsim worker: {exc}", file=sys.stderr)
+        return 2
+    return run_worker(host, port)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,13 @@ Thresholds (HealthThresholds), each with its reason:
                        came online, the run ended before the plan): its rates are not the plan's load.
   faults               errors and losses inside an injected fault's window are the scenario's doing
                        (simulator.metrics.fault_attribution): listed in `reasons`, not judged.
-Verdict priority: generator_saturated > incomplete > lost_events > backend_errors > ok. Saturation comes first
-because it makes the other numbers the generator's as much as the backend's; every problem is still listed in
-`reasons`.
+  invalid_join         the send log and the arrival log joined into impossible pairs (an arrival before its
+                       send, beyond the clock offset measured at the run's fence: simulator.metrics.join_check):
+                       the arrivals are not this run's or the clocks disagree, so no count or e2e latency holds.
+Verdict priority: invalid_join > generator_saturated > incomplete > lost_events > backend_errors > ok. An
+invalid join comes first because it voids every other number, the generator's included; saturation next
+because it makes the other numbers the generator's as much as the backend's; every problem is still listed
+in `reasons`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ __all__ = [
     "BACKEND_ERRORS",
     "GENERATOR_SATURATED",
     "INCOMPLETE",
+    "INVALID_JOIN",
     "LOST_EVENTS",
     "OK",
     "ClockOffset",
@@ -55,6 +60,7 @@ GENERATOR_SATURATED = "generator_saturated"
 BACKEND_ERRORS = "backend_errors"
 LOST_EVENTS = "lost_events"
 INCOMPLETE = "incomplete"
+INVALID_JOIN = "invalid_join"
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ class GeneratorHealth:
 
 @dataclass
 class Verdict:
-    status: str  # ok | generator_saturated | lost_events | backend_errors
+    status: str  # ok | invalid_join | generator_saturated | incomplete | lost_events | backend_errors
     reasons: list[str] = field(default_factory=list)
     saturated: bool = False
     latency_trustworthy: bool = True
@@ -129,11 +135,13 @@ def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p9
             sdk_over_limit: bool = False, errors: int = 0, offered: int = 0, lost: int = 0,
             planned: int = 0, partial: bool = False,
             thresholds: HealthThresholds = HealthThresholds(), fault_errors: int = 0,
-            fault_lost: int = 0) -> Verdict:
+            fault_lost: int = 0, invalid_join: str = "") -> Verdict:
     """Judge a run from its numbers (see the module docstring for the thresholds and the priority).
 
     `fault_errors`/`fault_lost` (of `errors`/`lost`) fell inside injected faults' windows: the scenario caused
-    them, so they are listed as such and judged neither as lost events nor as backend errors."""
+    them, so they are listed as such and judged neither as lost events nor as backend errors. `invalid_join`
+    (simulator.metrics.join_check.JoinCheck.reason) says why the join is impossible: the verdict is then
+    `invalid_join` whatever else happened."""
     t = thresholds
     saturation: list[str] = []
     if send_lag_p99_ms is not None and send_lag_p99_ms > t.send_lag_p99_ms:
@@ -160,10 +168,15 @@ def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p9
     if fault_lost or fault_errors:
         reasons.append(f"injected faults caused {min(fault_lost, lost)} lost events and "
                        f"{min(fault_errors, errors)} publish/ack errors (extra.faults[].caused)")
-    status = (GENERATOR_SATURATED if saturation else INCOMPLETE if unoffered else LOST_EVENTS if own_lost > 0
-              else BACKEND_ERRORS if backend else OK)
+    if invalid_join:
+        reasons.insert(0, invalid_join)
+    status = (INVALID_JOIN if invalid_join else GENERATOR_SATURATED if saturation else INCOMPLETE if unoffered
+              else LOST_EVENTS if own_lost > 0 else BACKEND_ERRORS if backend else OK)
     out = Verdict(status=status, reasons=reasons, saturated=bool(saturation))
-    if saturation:
+    if invalid_join:
+        out.latency_trustworthy = False
+        out.untrusted_reason = f"invalid join ({invalid_join}): no e2e latency or delivered/lost count holds"
+    elif saturation:
         out.latency_trustworthy = False
         out.untrusted_reason = ("generator saturated (" + "; ".join(saturation)
                                 + "): latencies include the generator's own delay, not only the backend's")

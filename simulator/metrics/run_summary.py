@@ -25,6 +25,7 @@ __all__ = [
     "FaultRecord",
     "GeneratorSummary",
     "HealthLimits",
+    "JoinSummary",
     "Latency",
     "LatencyStats",
     "MetricInfo",
@@ -229,6 +230,23 @@ class ClockOffsetSummary:
 
 
 @dataclass(frozen=True)
+class JoinSummary:
+    """The run's fence and the join's sanity (simulator.observers.fence, simulator.metrics.join_check)."""
+
+    fence: str = ""  # how the fence was taken: "collector cursor" | "trigger mark"
+    fence_at: float | None = None  # observer wall s of the mark
+    fence_cursor: int = 0  # arrival-log rows before the mark (never joined)
+    ignored_before_run: int = 0  # messages the observer set aside as an earlier run's
+    offset_ms: float = 0.0  # observer minus generator clock, measured at the mark
+    uncertainty_ms: float = 0.0
+    pairs: int = 0  # joined events checked
+    impossible: int = 0  # arrived before sent beyond offset +- allowance => verdict invalid_join
+    worst_ms: float | None = None
+    allowance_ms: float = 0.0
+    examples: tuple[KeyRow, ...] = ()  # a few impossible pairs' keys
+
+
+@dataclass(frozen=True)
 class Environment:
     """Where the numbers were measured: results from different machines are not comparable as-is."""
 
@@ -358,6 +376,7 @@ class RunSummary:
     environment: Environment = Environment()
     extra: RunNotes | None = field(default=None, metadata={OMIT_EMPTY: True})
     thresholds: ThresholdReport | None = field(default=None, metadata={OMIT_EMPTY: True})
+    join: JoinSummary | None = field(default=None, metadata={OMIT_EMPTY: True})
 
     def to_json(self) -> dict[str, JsonValue]:
         out = to_json(self)

@@ -22,6 +22,7 @@ from typing import Any
 
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
+from simulator.observers.fence import RunFence
 from simulator.observers.simple_event import decode_bson_value, decode_simple_event
 from simulator.observers.trigger_arrivals import ArrivalBook
 from simulator.records import ArrivalRecord
@@ -48,11 +49,16 @@ class AmqpTriggerObserver:
         prefetch: int = 1000,
         realm: str = "",
         clock: Clock | None = None,
+        early_t_margin_s: float = 5.0,
     ) -> None:
         self.url, self.exchange, self.queue, self.routing_key = url, exchange, queue, routing_key
         self.prefetch, self.realm = prefetch, realm
         self._clock: Clock = clock or MonotonicClock()
         self.book = ArrivalBook()
+        # How much earlier than the run's mark a device's `t` may be and still be this run's: negative
+        # clock_skew faults plus host clocks that disagree by a few seconds (simulator.observers.fence).
+        self.early_t_margin_s = early_t_margin_s
+        self._fence: RunFence | None = None
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._error = ""
@@ -75,6 +81,15 @@ class AmqpTriggerObserver:
         if self._thread is not None:
             self._thread.join(timeout=CONNECT_TIMEOUT_S)
             self._thread = None
+
+    @property
+    def fence(self) -> RunFence | None:
+        return self._fence
+
+    def _take_mark(self, purged: int = 0) -> None:
+        at = self._clock.wall()
+        self.book.fence(round((at - self.early_t_margin_s) * 1000))
+        self._fence = RunFence(at=at, ignored_before=purged, kind="trigger mark")
 
     def arrival_count(self) -> int:
         return self.book.count()
@@ -108,6 +123,10 @@ class AmqpTriggerObserver:
                 declared = channel.queue_declare("", exclusive=True, auto_delete=True)
             queue = declared.method.queue
             channel.queue_bind(queue, self.exchange, routing_key=self.routing_key)
+            # The run fence: what a named queue already holds is an earlier run's (counted, never joined).
+            purged = int(channel.queue_purge(queue).method.message_count or 0) if self.queue else 0
+            self.book.ignore_many("before_run", purged)
+            self._take_mark(purged)
             channel.basic_qos(prefetch_count=self.prefetch)
             channel.basic_consume(queue, self._on_message, auto_ack=True)
             self._ready.set()

@@ -28,6 +28,18 @@ class ArrivalBook:
         self._records: list[ArrivalRecord] = []
         self._occurrences = KeyBook()
         self.ignored: Counter[str] = Counter()  # reason -> messages not turned into arrivals
+        # The run fence (simulator.observers.fence): an OTAEvent whose timestamp (the device's `t`, epoch ms)
+        # is earlier than this is another run's, ignored as `before_run` before it is numbered. None: no fence.
+        self.not_before_ms: int | None = None
+
+    def fence(self, not_before_ms: int) -> None:
+        """From now on, OTAEvents stamped (device `t`) before `not_before_ms` are not this run's."""
+        with self._lock:
+            self.not_before_ms = not_before_ms
+
+    def ignore_many(self, reason: str, count: int) -> None:
+        with self._lock:
+            self.ignored[reason] += count
 
     def ignore(self, reason: str) -> None:
         with self._lock:
@@ -62,6 +74,9 @@ class ArrivalBook:
             return None
         code = value.get("statusCode", "")
         with self._lock:
+            if t_ms is not None and self.not_before_ms is not None and t_ms < self.not_before_ms:
+                self.ignored["before_run"] += 1
+                return None
             key: EventKey = self._occurrences.key(device_id, uuid, status, progress)
             record = ArrivalRecord(key, arrival, t_ms, qos, code if isinstance(code, str) else "")
             self._records.append(record)

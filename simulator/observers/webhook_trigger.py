@@ -21,6 +21,7 @@ from typing import Any
 
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
+from simulator.observers.fence import RunFence
 from simulator.observers.trigger_arrivals import ArrivalBook
 from simulator.records import ArrivalRecord
 
@@ -59,10 +60,15 @@ class WebhookObserver:
         path: str = "/fleetsim/events",
         realm: str = "",
         clock: Clock | None = None,
+        early_t_margin_s: float = 5.0,
     ) -> None:
         self.host, self.port, self.path, self.realm = host, port, path, realm
         self._clock: Clock = clock or MonotonicClock()
         self.book = ArrivalBook()
+        # How much earlier than the run's mark a device's `t` may be and still be this run's: negative
+        # clock_skew faults plus host clocks that disagree by a few seconds (simulator.observers.fence).
+        self.early_t_margin_s = early_t_margin_s
+        self._fence: RunFence | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -91,6 +97,7 @@ class WebhookObserver:
             ) from None
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
+        self._take_mark()  # the run fence: a retried delivery of an earlier run's event is `before_run`
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -107,6 +114,15 @@ class WebhookObserver:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+
+    @property
+    def fence(self) -> RunFence | None:
+        return self._fence
+
+    def _take_mark(self, purged: int = 0) -> None:
+        at = self._clock.wall()
+        self.book.fence(round((at - self.early_t_margin_s) * 1000))
+        self._fence = RunFence(at=at, ignored_before=purged, kind="trigger mark")
 
     def arrival_count(self) -> int:
         return self.book.count()

@@ -35,6 +35,7 @@ from simulator.metrics.run_summary import (
     Events,
     GeneratorSummary,
     HealthLimits,
+    JoinSummary,
     Latency,
     LatencyStats,
     Onboarding,
@@ -141,13 +142,17 @@ def summarize(
     run_verdict: Verdict | None = None,
     notes: RunNotes | None = None,
     attributed: FaultTotals | None = None,
+    join: JoinSummary | None = None,
+    invalid_join: str = "",
 ) -> RunSummary:
     """The RunSummary of a finished (or interrupted: `partial`) run.
 
     `started_at` is wall seconds since the epoch; `planned` defaults to the accounting's (or the recorder's
     offered) count. Without `accounting` (no observer), delivered/lost/duplicated/reordered are None.
     `attributed`: errors and losses inside injected faults' windows (simulator.metrics.fault_attribution);
-    they are reported against the faults, not judged as the backend's.
+    they are reported against the faults, not judged as the backend's. `join`: the run's fence and the join's
+    sanity; `invalid_join` (why the join is impossible, simulator.metrics.join_check) makes the verdict
+    `invalid_join`.
     """
     hists = combined_histograms(recorder, accounting)
     if health is not None:
@@ -179,7 +184,8 @@ def summarize(
     judged = run_verdict or verdict(
         send_lag_p99_ms=send_lag_p99, cpu_pct=cpu, loop_lag_p99_ms=loop_lag_p99, sdk_over_limit=sdk_over_limit,
         errors=errors, offered=totals["offered"], lost=events.lost or 0, planned=events.planned,
-        partial=partial, thresholds=thresholds, fault_errors=caused.errors, fault_lost=caused.lost)
+        partial=partial, thresholds=thresholds, fault_errors=caused.errors, fault_lost=caused.lost,
+        invalid_join=invalid_join)
     return RunSummary(
         scenario=scenario, seed=seed,
         started_at=datetime.fromtimestamp(started_at, tz=UTC).isoformat().replace("+00:00", "Z"),
@@ -201,7 +207,7 @@ def summarize(
                                     sdk_device_limit=thresholds.sdk_device_limit, error_pct=thresholds.error_pct)),
         clock_offset=clock_offset.to_summary() if clock_offset is not None else None,
         verdict=judged.status, verdict_reasons=tuple(judged.reasons), environment=environment_fingerprint(),
-        extra=notes)
+        extra=notes, join=join)
 
 
 def write_summary(run_dir: str | os.PathLike[str], summary: RunSummary) -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from simulator.faults.schedule import build_schedule
 from simulator.generator.driver_result import DriverResult
 from simulator.generator.finish import finish_run
 from simulator.generator.limits import ensure_open_files
@@ -27,8 +28,10 @@ from simulator.observers.base import Observer
 from simulator.outputs.exit_status import ExitStatus, exit_status
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
+from simulator.scenario.model import Scenario
 
-__all__ = ["DriveOutcome", "Driver", "RunResult", "WorkerPlan", "close_books", "execute", "observer_for_target"]
+__all__ = ["DriveOutcome", "Driver", "RunResult", "WorkerPlan", "close_books", "execute", "observer_for_target",
+           "trigger_t_margin_s"]
 
 log = logging.getLogger("fleetsim.run")
 
@@ -84,15 +87,28 @@ class RunResult:
         return self.status.code
 
 
-def observer_for_target(target: TargetInfo) -> Observer | None:
-    """The embedded collector, or the target file's configured observer (None: no e2e, no loss accounting)."""
+# How far before the run's mark a device's `t` may lie and still be the run's (trigger observers' fence): host
+# clocks that disagree by a few seconds; negative clock_skew faults add their offset (trigger_t_margin_s).
+T_MARGIN_S = 5.0
+
+
+def trigger_t_margin_s(scenario: Scenario) -> float:
+    """T_MARGIN_S plus the largest negative clock_skew a scenario injects (its devices then write a `t` that
+    far in the past)."""
+    skews = [-a.param("offset") for a in build_schedule(scenario).actions if a.kind == "clock_skew"]
+    return T_MARGIN_S + max([0.0, *skews])
+
+
+def observer_for_target(target: TargetInfo, scenario: Scenario | None = None) -> Observer | None:
+    """The embedded collector, or the target file's configured observer (None: no e2e, no loss accounting).
+    `start()` it before the run's first OTAEvent: that takes the run's fence (simulator.observers.fence)."""
     if target.kind == "embedded" and target.control_url:
         from simulator.observers.embedded import CollectorClient
 
-        return CollectorClient(target.control_url)
+        return CollectorClient(target.control_url, label=scenario.name if scenario is not None else "")
     from simulator.generator.target_file import observer_for
 
-    return observer_for(target)
+    return observer_for(target, trigger_t_margin_s(scenario) if scenario is not None else T_MARGIN_S)
 
 
 def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
@@ -103,9 +119,9 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
     with open_target(scenario.target, scenario.realm, settings.state_dir, broker=settings.broker) as target:
         spec = spec.with_target(target)
         bounded = spec.bounded_plan()
-        observer = observer_for_target(target)
+        observer = observer_for_target(target, scenario)
         if observer is not None:
-            observer.start()
+            observer.start()  # the run's fence: arrivals before this never join this run's sends
         try:
             outcome = driver.drive(spec, bounded)
             result = close_books(spec, bounded, outcome, observer)

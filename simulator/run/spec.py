@@ -42,6 +42,14 @@ class RunSettings:
     until_idle_s: float = 0.0  # responder/campaign: end once no OTARequest was in flight this long (0: off)
     # Live telemetry of the local or master process; never shipped to workers (the master asks them for reports).
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
+    # Where the Locust master listens for its workers (port 0: any free port). Loopback by default; another
+    # address (this host's, or 0.0.0.0) lets workers on other hosts connect (docs/multi-host.md).
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
+    # True: the `processes` workers are started elsewhere (`fleetsim worker --master HOST:PORT`); the master
+    # spawns none and waits `worker_wait_s` for them. Neither is shipped to workers.
+    external_workers: bool = False
+    worker_wait_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class RunSpec:
         s = self.settings
         return json.dumps({
             "scenario": scenario_to_jsonable(self.scenario), "target": json.loads(self.target.to_json()),
+            "ca_pem": _read_ca(self.target.ca_file),
             "settings": {"results_root": str(s.results_root), "processes": s.processes, "spawn_rate": s.spawn_rate,
                          "web": s.web, "web_port": s.web_port, "quiet": s.quiet, "state_dir": str(s.state_dir),
                          "broker": s.broker, "engine": s.engine}}, separators=(",", ":"))
@@ -99,8 +108,10 @@ class RunSpec:
             s = doc["settings"]
             target_doc = dict(doc["target"])
             target_doc["broker_override_devices"] = tuple(target_doc.get("broker_override_devices") or ())
+            target = _local_ca(TargetInfo(**target_doc), str(doc.get("ca_pem") or ""),
+                               Path(doc["settings"]["state_dir"]))
             return cls(
-                scenario=scenario_from_jsonable(doc["scenario"]), target=TargetInfo(**target_doc),
+                scenario=scenario_from_jsonable(doc["scenario"]), target=target,
                 settings=RunSettings(results_root=Path(s["results_root"]), processes=int(s["processes"]),
                                      spawn_rate=float(s["spawn_rate"]), web=bool(s["web"]),
                                      web_port=int(s["web_port"]), quiet=bool(s["quiet"]),
@@ -108,3 +119,34 @@ class RunSpec:
                                      engine=str(s["engine"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"bad run spec from the master: {exc}") from exc
+
+
+# A CA bundle is a few KB; anything much larger is not one (and would bloat every worker's setup message).
+_MAX_CA_BYTES = 1 << 20
+
+
+def _read_ca(path: str) -> str:
+    """The target's CA bundle as text, shipped with the spec: a worker on another host has no copy of it."""
+    if not path:
+        return ""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return ""
+    return data.decode("ascii", "replace") if len(data) <= _MAX_CA_BYTES else ""
+
+
+def _local_ca(target: TargetInfo, pem: str, state_dir: Path) -> TargetInfo:
+    """On a worker: the master's CA path when this host has that file (one host, or a shared folder), else the
+    shipped bundle written under this worker's state dir (`<state-dir>/worker-ca/<sha256>.pem`)."""
+    if not target.ca_file or not pem or Path(target.ca_file).exists():
+        return target
+    import hashlib
+
+    from simulator.private_files import write_private
+
+    path = state_dir / "worker-ca" / f"{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, pem.encode())
+    return replace(target, ca_file=str(path.resolve()))

@@ -217,3 +217,40 @@ def test_triggers_install_posts_both_definitions(capsys: pytest.CaptureFixture[s
             }
         ]
     assert "installed fleetsim-ota-events-amqp (201)" in capsys.readouterr().out
+
+
+def _ota_message(t_ms: int, status: str = "Acknowledged") -> tuple[bytes, pika.BasicProperties]:
+    body = encode_simple_event(realm="fleetsimtest", device_id=DEV, interface=OTA, path="/event",
+                               bson_value=_bson(status, 0, t_ms), timestamp_ms=t_ms)
+    headers = {"x_astarte_realm": "fleetsimtest", "x_astarte_device_id": DEV,
+               "x_astarte_event_type": "incoming_data_event"}
+    return body, pika.BasicProperties(headers=headers)
+
+
+def test_amqp_observer_fences_off_an_earlier_runs_queued_and_late_events(exchange: tuple[str, str]) -> None:
+    """A named queue that outlived the last run holds its events (same seed => same keys): purged at the mark
+    and counted; one of its events still in flight after the mark (its `t` before the run) is ignored too."""
+    url, name = exchange
+    queue = f"fleetsim_test_{uuid.uuid4().hex[:10]}"
+    earlier_ms = int(time.time() * 1000) - 100_000  # the previous run, 100 s ago
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    channel = conn.channel()
+    channel.queue_declare(queue, auto_delete=True)
+    channel.queue_bind(queue, name, routing_key="fleetsim")
+    for status in ("Acknowledged", "Downloading"):
+        channel.basic_publish(name, "fleetsim", *_ota_message(earlier_ms, status))
+    observer = AmqpTriggerObserver(url, name, queue=queue, routing_key="fleetsim", realm="fleetsimtest")
+    observer.start()
+    try:
+        fence = observer.fence
+        assert fence is not None and fence.ignored_before == 2 and fence.kind == "trigger mark"
+        channel.basic_publish(name, "fleetsim", *_ota_message(earlier_ms + 1))  # a straggler of that run
+        now_ms = int(time.time() * 1000)
+        channel.basic_publish(name, "fleetsim", *_ota_message(now_ms))  # this run's
+        conn.close()
+        assert observer.book.wait_for(1, WAIT_S)
+        records = observer.arrivals()
+        assert [(r.key, r.t_ms) for r in records] == [((DEV, REQ, "Acknowledged", 0, 0), now_ms)]
+    finally:
+        observer.stop()
+    assert observer.book.ignored["before_run"] == 3 and observer.arrival_count() == 1

@@ -96,3 +96,19 @@ def test_graceful_stop_is_a_scenario_key_with_the_k6_default() -> None:
     with pytest.raises(ConfigErrors) as err:
         load_scenario_text(LONG.replace("graceful_stop: 3s", "graceful_stop: -1"), "long.yaml")
     assert "long.yaml:6: graceful_stop:" in str(err.value)
+
+
+def test_a_worker_without_the_masters_ca_file_gets_the_shipped_one(tmp_path: Path) -> None:
+    ca = tmp_path / "master" / "ca.crt"
+    ca.parent.mkdir()
+    ca.write_text("-----BEGIN CERTIFICATE-----\nfleetsim\n-----END CERTIFICATE-----\n")
+    settings = RunSettings(state_dir=tmp_path / "worker-state", processes=2)
+    spec = RunSpec(scenario=load_scenario_text(LONG), settings=settings).with_target(replace(TARGET,
+                                                                                           ca_file=str(ca)))
+    shipped = spec.to_json()
+    assert RunSpec.from_json(shipped).target == spec.target  # the file is here (one host): the master's path
+    ca.unlink()  # another host: no such file there
+    target = RunSpec.from_json(shipped).target
+    assert target is not None and Path(target.ca_file).parent == (tmp_path / "worker-state" / "worker-ca")
+    assert Path(target.ca_file).read_text() == "-----BEGIN CERTIFICATE-----\nfleetsim\n-----END CERTIFICATE-----\n"
+    assert Path(target.ca_file).stat().st_mode & 0o077 == 0
