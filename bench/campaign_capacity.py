@@ -115,6 +115,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     records: list[Any] = []
     pairing = {"verify": 0, "info": 0, "connects": 0}
     cpu_at: dict[str, float] = {}
+    phases: dict[str, list[float]] = {}  # ms per reconnect phase, after the run's start
 
     def on_record(rec: Any) -> None:
         records.append(rec)
@@ -124,6 +125,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         pairing["connects"] += 1
         pairing["verify"] += "verify" in times.extra
         pairing["info"] += times.pairing_info is not None
+        if "begin" in cpu_at:
+            for name in ("verify", "pairing_info", "connect", "handshake"):
+                v = times.extra.get("verify") if name == "verify" else getattr(times, name)
+                if v is not None:
+                    phases.setdefault(name, []).append(v * 1000)
         base.on_onboarding(device, times)
 
     def on_begin() -> None:
@@ -141,6 +147,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     health = monitor.stop()
     counters = played.fleet.counters()
     errors: dict[str, int] = {}
+    extra: dict[str, int] = {}
+    for dev in played.fleet.devices.values():
+        for k, v in dev.counters.extra.items():
+            extra[k] = extra.get(k, 0) + v
     for r in records:
         if r.error is not None:
             errors[r.error] = errors.get(r.error, 0) + 1
@@ -157,7 +167,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "onboarding_cpu_s": round(cpu_at.get("begin", cpu0) - cpu0, 3),
         "play_cpu_s": round(play_cpu, 3), "play_wall_s": round(play_wall, 3),
         "cpu_core_fraction": round(play_cpu / play_wall, 3) if play_wall > 0 else None,
-        "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
+        "device_extra": extra, "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
         "reboot_drain_waits": counters.get("reboot_drain_waits", 0),
         "reboot_drain_timeouts": counters.get("reboot_drain_timeouts", 0),
         "late_operations": counters.get("late_operations", 0),
@@ -165,6 +175,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "reconnects": pairing["connects"], "pairing_verify": pairing["verify"], "pairing_info": pairing["info"],
         "send_lag_ms": {"p50": _r(percentile(lags, 50)), "p99": _r(percentile(lags, 99)),
                         "max": _r(percentile(lags, 100))},
+        "reconnect_phase_ms": {k: {"p50": _r(percentile(v, 50)), "p99": _r(percentile(v, 99))}
+                               for k, v in phases.items()},
         "loop_lag_ms": health.loop_lag.summary_ms(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }

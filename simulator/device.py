@@ -241,8 +241,10 @@ class VirtualDevice:
     def _reconnect(self) -> None:
         try:
             self._connect()
-        except Exception:  # any onboarding failure: retry later, the run goes on
+        except Exception as exc:  # any onboarding failure: retry later, the run goes on
             self.counters.reconnect_failures += 1
+            why = f"reconnect_error.{type(exc).__name__}:{str(exc)[:80]}"
+            self.counters.extra[why] = self.counters.extra.get(why, 0) + 1
             assert self._reconnect_us is not None
             self._reconnect_us += round(RECONNECT_RETRY_S * 1e6)
             return
