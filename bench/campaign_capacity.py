@@ -103,6 +103,17 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from simulator.run.recording import recorder_callbacks
 
     raise_fd_limit(spec["devices"] + 500)
+    import logging
+
+    failures: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if len(failures) < 5:
+                failures.append(record.getMessage()[:300])
+
+    logging.getLogger("fleetsim.device").addHandler(_Keep())
+    logging.getLogger("fleetsim.device").setLevel(logging.INFO)
     scenario = campaign_scenario(spec["devices"], spec["rate"], spec["operations"])
     bounded = bound_plan(plan_for(scenario), scenario.duration, scenario.graceful_stop)
     plan = bounded.plan
@@ -167,7 +178,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "onboarding_cpu_s": round(cpu_at.get("begin", cpu0) - cpu0, 3),
         "play_cpu_s": round(play_cpu, 3), "play_wall_s": round(play_wall, 3),
         "cpu_core_fraction": round(play_cpu / play_wall, 3) if play_wall > 0 else None,
-        "device_extra": extra, "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
+        "device_extra": extra, "reconnect_failure_examples": failures, "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
         "reboot_drain_waits": counters.get("reboot_drain_waits", 0),
         "reboot_drain_timeouts": counters.get("reboot_drain_timeouts", 0),
         "late_operations": counters.get("late_operations", 0),

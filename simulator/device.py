@@ -15,6 +15,7 @@ fate is known (acked, failed, or never acked at `stop()`); each connect's Onboar
 from __future__ import annotations
 
 import heapq
+import logging
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from simulator.transports.base import OnboardingTimes, PublishError, Transport
 
 __all__ = ["DeviceCounters", "LiveLifecycle", "VirtualDevice", "startup_properties"]
 
+_LOG = logging.getLogger("fleetsim.device")
 RECONNECT_RETRY_S = 1.0  # wall seconds between reconnect attempts after a failed one
 
 SendSink = Callable[[SendRecord], None]
@@ -243,8 +245,9 @@ class VirtualDevice:
             self._connect()
         except Exception as exc:  # any onboarding failure: retry later, the run goes on
             self.counters.reconnect_failures += 1
-            why = f"reconnect_error.{type(exc).__name__}:{str(exc)[:80]}"
+            why = f"reconnect_error.{type(exc).__name__}"  # counted by kind; the message goes to the log
             self.counters.extra[why] = self.counters.extra.get(why, 0) + 1
+            _LOG.info("device %s: reconnect failed (retried in %.0f s): %s", self.device_id, RECONNECT_RETRY_S, exc)
             assert self._reconnect_us is not None
             self._reconnect_us += round(RECONNECT_RETRY_S * 1e6)
             return
