@@ -172,16 +172,20 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "devices": spec["devices"], "rate": spec["rate"], "operations": len(plan.operations),
         "planned_events": planned, "records": len(records), "acked": acked, "errors": errors,
-        "unrecorded": planned - len(records),  # planned events that never became a SendRecord (silent loss)
+        # planned events that never became a SendRecord and were not dropped (counted) either: silent loss
+        "unrecorded": planned - len(records) - counters.get("dropped_events", 0),
         "cut_operations": bounded.cut.cut_operations,
         "connect_s": round(played.connect_s, 2), "failed_devices": len(played.fleet.failed),
         "onboarding_cpu_s": round(cpu_at.get("begin", cpu0) - cpu0, 3),
         "play_cpu_s": round(play_cpu, 3), "play_wall_s": round(play_wall, 3),
         "cpu_core_fraction": round(play_cpu / play_wall, 3) if play_wall > 0 else None,
-        "device_extra": extra, "reconnect_failure_examples": failures, "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
+        "device_extra": extra, "reconnect_failure_examples": failures,
+        "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
         "reboot_drain_waits": counters.get("reboot_drain_waits", 0),
         "reboot_drain_timeouts": counters.get("reboot_drain_timeouts", 0),
         "late_operations": counters.get("late_operations", 0),
+        "dropped_operations": counters.get("dropped_operations", 0),
+        "dropped_events": counters.get("dropped_events", 0), "overrun_ms": counters.get("overrun_ms", 0),
         "due_points_late": counters.get("due_points_late", 0),
         "reconnects": pairing["connects"], "pairing_verify": pairing["verify"], "pairing_info": pairing["info"],
         "send_lag_ms": {"p50": _r(percentile(lags, 50)), "p99": _r(percentile(lags, 99)),

@@ -24,6 +24,7 @@ import numpy as np
 
 from simulator.clock import Clock
 from simulator.events import (
+    OTA_EVENT_INTERFACE,
     OTA_REQUEST_INTERFACE,
     OTA_REQUEST_PATH,
     ActionKind,
@@ -44,6 +45,10 @@ __all__ = ["DeviceCounters", "LiveLifecycle", "VirtualDevice", "startup_properti
 
 _LOG = logging.getLogger("fleetsim.device")
 RECONNECT_RETRY_S = 1.0  # wall seconds between reconnect attempts after a failed one
+# An operation starting later than this after its planned start counts as late (seconds of wall time). Send
+# lag of a healthy generator is milliseconds (README, Benchmarks); half a second is a generator behind.
+LATE_OPERATION_S = 0.5
+_OPERATION_START = "Acknowledged"  # the first OTAEvent of every operation of a self-driven plan
 
 SendSink = Callable[[SendRecord], None]
 OnboardingSink = Callable[[str, OnboardingTimes], None]
@@ -103,6 +108,17 @@ class DeviceCounters:
     requests: int = 0  # well-formed OTARequests received
     reboots: int = 0
     reconnect_failures: int = 0
+    # A reboot first waits (bounded) for the device's unacknowledged publishes: how often it had to, and how
+    # often the bound ran out (those publishes then end as "disconnected", counted as lost).
+    reboot_drain_waits: int = 0
+    reboot_drain_timeouts: int = 0
+    # Operations that started more than LATE_OPERATION_S after their planned start (the generator was behind),
+    # and those that would have started more than the fleet's max start lag late: not played at all, their
+    # OTAEvents never offered (k6's dropped_iterations), so a saturated generator does not push its backlog
+    # into sockets that the end of the run closes.
+    late_operations: int = 0
+    dropped_operations: int = 0
+    dropped_events: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -214,6 +230,34 @@ class VirtualDevice:
         return times
 
     # -- running ---------------------------------------------------------------------------------------
+
+    def start_late_operation(self, max_lag_s: float, now: float | None = None) -> bool:
+        """Before `run_due`: when the next planned action starts an operation (its Acknowledged OTAEvent) and is
+        due by `now`, count it late past LATE_OPERATION_S, and drop it past `max_lag_s`: every action up to the
+        device's next operation is skipped and counted, never sent. True when one was dropped.
+
+        Self-driven plans only (a backend-driven device answers requests as they come). Actions of the dropped
+        operation are the ones before the next Acknowledged: an operation's reboot and properties included."""
+        if self._live is not None or self._reconnect_us is not None or self._next >= len(self._planned):
+            return False
+        first = self._planned[self._next]
+        if not _starts_operation(first):
+            return False
+        lag_s = (self._now_us(now) - first.offset_us) / 1e6
+        if lag_s <= LATE_OPERATION_S:
+            return False
+        self.counters.late_operations += 1
+        if lag_s <= max_lag_s:
+            return False
+        end = self._next + 1
+        while end < len(self._planned) and not _starts_operation(self._planned[end]):
+            end += 1
+        skipped = self._planned[self._next:end]
+        self._next = end
+        self.counters.dropped_operations += 1
+        self.counters.dropped_events += sum(1 for a in skipped if a.kind is ActionKind.PUBLISH
+                                            and a.interface == OTA_EVENT_INTERFACE)
+        return True
 
     def run_due(self, now: float | None = None, hold_reboot: bool = False) -> int:
         """Do everything due at `now` (monotonic s, default the clock's): returns how many actions ran.
@@ -351,6 +395,11 @@ class VirtualDevice:
             actions = self._live_step(now_us, UpdateRequested(uuid))
         for action in actions:
             self._execute(action)
+
+
+def _starts_operation(action: PlannedAction) -> bool:
+    return (action.kind is ActionKind.PUBLISH and action.interface == OTA_EVENT_INTERFACE
+            and isinstance(action.value, Mapping) and action.value.get("status") == _OPERATION_START)
 
 
 def _parse_request(value: Value) -> tuple[str, str] | None:

@@ -17,7 +17,7 @@ import gevent
 import gevent.pool
 
 from simulator.clock import MonotonicClock
-from simulator.generator.fleet import FleetCallbacks, ProcessFleet, drive_device
+from simulator.generator.fleet import FINISH_LATE_S, FleetCallbacks, ProcessFleet, drive_device
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.generator.target import TargetInfo
 from simulator.metrics.recorder import MetricsRecorder
@@ -43,7 +43,8 @@ def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s
                callbacks: FleetCallbacks, connect_parallel: int = 50, gc_freeze: bool = False,
                during: Callable[[ProcessFleet], None] | None = None) -> PlayedFleet:
     """Onboard every device (`connect_parallel` at once), play `plan` until `end_s` seconds after the run's
-    start (ProcessFleet.begin: every device due at offset 0 online), then stop the fleet. `during(fleet)`
+    start (ProcessFleet.begin: every device due at offset 0 online) -- longer, bounded and counted, when the
+    generator is behind (ProcessFleet.finish_late) -- then stop the fleet. `during(fleet)`
     runs in its own greenlet once the clock started."""
     fleet = ProcessFleet(scenario, plan, target, MonotonicClock(), callbacks=callbacks)
     devices = [fleet.create(i) for i in fleet.indexes]
@@ -63,6 +64,7 @@ def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s
             helper = gevent.spawn(during, fleet)
         end = fleet.run_start + end_s
         gevent.sleep(max(0.0, end - time.monotonic()))  # sleep-ok: the run's own length, on its clock
+        fleet.finish_late(FINISH_LATE_S)  # a generator behind its plan finishes what it started (counted)
     finally:
         fleet.stop()
         gevent.killall(drivers + ([helper] if helper is not None else []), timeout=5)
