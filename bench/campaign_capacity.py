@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--child" in sys.argv and "--simulator-root" in sys.argv:  # the A/B baseline: another tree's simulator/
+    sys.path.insert(0, sys.argv[sys.argv.index("--simulator-root") + 1])
 
 from bench.campaign_floor import run_floor
 from bench.common import (
@@ -205,11 +207,13 @@ def _r(x: float | None) -> float | None:
 
 
 def _run(info: dict[str, Any], creds: str, devices: int, rate: float, operations: int,
-         collector: Any, profile: Path | None = None) -> dict[str, Any]:
+         collector: Any, profile: Path | None = None, simulator_root: str = "") -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"info": info, "credentials_dir": creds, "devices": devices, "rate": rate,
                    "operations": operations}, f)
     argv = [str(Path(__file__).resolve()), "--child", f.name]
+    if simulator_root:
+        argv += ["--simulator-root", simulator_root]
     before = collector.arrival_count() if collector is not None else 0
     if profile is None:
         out = run_child(argv, timeout_s=600 + operations / rate)
@@ -251,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate-factors", default="", help="e.g. 0.9,1.5: runs at these fractions of capacity")
     ap.add_argument("--saturation-operations", type=int, default=1500)
     ap.add_argument("--profile", action="store_true", help="py-spy the larger run (bench/results)")
+    ap.add_argument("--baseline-root", default="",
+                    help="a directory holding another version's simulator/ (e.g. `git archive REV simulator`): "
+                         "each run size is played by it too, alternating, for a before/after in one invocation")
     ap.add_argument("--out", default="campaign_capacity")
     args = ap.parse_args(argv)
     small, large = (int(x) for x in args.operations.split(","))
@@ -262,8 +269,13 @@ def main(argv: list[str] | None = None) -> int:
         provision(binfo, ids)
         info = {**binfo.__dict__}
         creds = str(embedded_target(info).credentials_dir)
-        runs = []
+        runs, baseline = [], []
         for n in (small, large):
+            if args.baseline_root:
+                base = _run(info, creds, args.devices, args.rate, n, backend.collector,
+                            simulator_root=args.baseline_root)
+                print(json.dumps(base), file=sys.stderr, flush=True)
+                baseline.append(base)
             profile = RESULTS_DIR / "campaign_profile.folded" if args.profile and n == large else None
             out = _run(info, creds, args.devices, args.rate, n, backend.collector, profile)
             print(json.dumps(out), file=sys.stderr, flush=True)
@@ -271,14 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         doc: dict[str, Any] = {"host": host_info(), "devices": args.devices, "runs": runs}
         ok = all("error" not in r for r in runs)
         if ok:
-            d_ops = runs[1]["operations"] - runs[0]["operations"]
-            d_cpu = runs[1]["play_cpu_s"] - runs[0]["play_cpu_s"]
-            ms_per_op = d_cpu / d_ops * 1000 if d_ops > 0 else None
-            doc["difference"] = {
-                "cpu_ms_per_operation": _r3(ms_per_op),
-                "cpu_us_per_otaevent": _r3(ms_per_op * 1000 / EVENTS_PER_OPERATION if ms_per_op else None),
-                "operations_per_core_s": _r3(1000 / ms_per_op if ms_per_op else None),
-            }
+            doc["difference"] = _difference(runs)
+        if baseline:
+            doc["baseline"] = {"root": args.baseline_root, "runs": baseline,
+                               "difference": _difference(baseline) if all("error" not in r for r in baseline)
+                               else None}
             big = runs[1]
             doc["large_run"] = {
                 "reconnects_per_s": _r3(big["reconnects"] / big["play_wall_s"]),
@@ -313,6 +322,17 @@ def campaign_ids(devices: int) -> list[str]:
 
     sc = campaign_scenario(devices, 1.0, 1)
     return [device_id(sc.seed, i, sc.fleet.id_scheme, sc.fleet.id_prefix) for i in range(devices)]
+
+
+def _difference(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU per operation from two run sizes: (CPU_large - CPU_small) / (ops_large - ops_small)."""
+    d_ops = runs[1]["operations"] - runs[0]["operations"]
+    d_cpu = runs[1]["play_cpu_s"] - runs[0]["play_cpu_s"]
+    ms_per_op = d_cpu / d_ops * 1000 if d_ops > 0 else None
+    return {"cpu_ms_per_operation": _r3(ms_per_op),
+            "cpu_us_per_otaevent": _r3(ms_per_op * 1000 / EVENTS_PER_OPERATION if ms_per_op else None),
+            "operations_per_core_s": _r3(1000 / ms_per_op if ms_per_op else None),
+            "cpu_ms_per_operation_each_run": [r["cpu_ms_per_operation"] for r in runs]}
 
 
 def _r3(x: float | None) -> float | None:
