@@ -181,6 +181,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "onboarding_cpu_s": round(cpu_at.get("begin", cpu0) - cpu0, 3),
         "play_cpu_s": round(play_cpu, 3), "play_wall_s": round(play_wall, 3),
         "cpu_core_fraction": round(play_cpu / play_wall, 3) if play_wall > 0 else None,
+        "cpu_us_per_acked_event": round(play_cpu / acked * 1e6, 1) if acked else None,
         "device_extra": extra, "reconnect_failure_examples": failures,
         "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
         "reboot_drain_waits": counters.get("reboot_drain_waits", 0),

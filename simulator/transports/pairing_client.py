@@ -132,7 +132,11 @@ class PairingClient:
         if self._verify is True:  # what Session.merge_environment_settings does with verify=True
             self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies = requests.utils.get_environ_proxies(self.base)
-        self._adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        # pool_block: a call finding every pooled connection busy waits for one (cooperatively under gevent)
+        # instead of opening an extra one that the full pool then throws away ("Connection pool is full,
+        # discarding connection"): 9% of the generator's CPU went to those TLS handshakes when every
+        # operation rebooted and reconnects outnumbered the pool (bench/campaign_capacity.py --profile).
+        self._adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, pool_block=True)
         self._session = requests.Session()  # unregister (rare): the plain session API
         self._session.mount("http://", self._adapter)
         self._session.mount("https://", self._adapter)
