@@ -108,14 +108,10 @@ class DeviceCounters:
     requests: int = 0  # well-formed OTARequests received
     reboots: int = 0
     reconnect_failures: int = 0
-    # A reboot first waits (bounded) for the device's unacknowledged publishes: how often it had to, and how
-    # often the bound ran out (those publishes then end as "disconnected", counted as lost).
-    reboot_drain_waits: int = 0
-    reboot_drain_timeouts: int = 0
-    # Operations that started more than LATE_OPERATION_S after their planned start (the generator was behind),
-    # and those that would have started more than the fleet's max start lag late: not played at all, their
-    # OTAEvents never offered (k6's dropped_iterations), so a saturated generator does not push its backlog
-    # into sockets that the end of the run closes.
+    reboot_drain_waits: int = 0  # reboots that first waited for unacked publishes (generator.fleet)
+    reboot_drain_timeouts: int = 0  # ... and whose bound ran out (those end "disconnected", counted)
+    # Operations started over LATE_OPERATION_S late; those over the fleet's max start lag are not played at all
+    # (k6's dropped_iterations): a saturated generator sheds whole operations, never half of one.
     late_operations: int = 0
     dropped_operations: int = 0
     dropped_events: int = 0
@@ -232,12 +228,10 @@ class VirtualDevice:
     # -- running ---------------------------------------------------------------------------------------
 
     def start_late_operation(self, max_lag_s: float, now: float | None = None) -> bool:
-        """Before `run_due`: when the next planned action starts an operation (its Acknowledged OTAEvent) and is
-        due by `now`, count it late past LATE_OPERATION_S, and drop it past `max_lag_s`: every action up to the
-        device's next operation is skipped and counted, never sent. True when one was dropped.
-
-        Self-driven plans only (a backend-driven device answers requests as they come). Actions of the dropped
-        operation are the ones before the next Acknowledged: an operation's reboot and properties included."""
+        """Before `run_due`: when the next planned action starts an operation (its Acknowledged OTAEvent), count
+        it late past LATE_OPERATION_S and drop it past `max_lag_s`: every action before the device's next
+        Acknowledged (the operation's reboot and properties too) is skipped and counted, never sent. True when
+        dropped. Self-driven plans only (a backend-driven device answers requests as they come)."""
         if self._live is not None or self._reconnect_us is not None or self._next >= len(self._planned):
             return False
         first = self._planned[self._next]
