@@ -9,6 +9,7 @@ overhead). The process must be gevent-patched before sockets are made (as `fleet
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from simulator.scenario.model import Scenario
 
 __all__ = ["GeventDriver", "PlayedFleet", "play_fleet"]
 
+log = logging.getLogger("fleetsim.gevent_driver")
+KILL_TIMEOUT_S = 5.0  # seconds for the device drivers to unwind once the fleet stopped
 ONLINE_WAIT_S = 60.0  # the clock starts anyway (and the run says so in `failed`) when onboarding takes longer
 
 
@@ -67,7 +70,11 @@ def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s
         fleet.finish_late(FINISH_LATE_S)  # a generator behind its plan finishes what it started (counted)
     finally:
         fleet.stop()
-        gevent.killall(drivers + ([helper] if helper is not None else []), timeout=5)
+        try:
+            gevent.killall(drivers + ([helper] if helper is not None else []), timeout=KILL_TIMEOUT_S)
+        except gevent.Timeout:  # a starved process may need longer; the fleet is stopped and its books final
+            alive = sum(1 for g in drivers if not g.dead)
+            log.warning("%d device drivers still unwinding %.0f s after the fleet stopped", alive, KILL_TIMEOUT_S)
     return PlayedFleet(fleet=fleet, connect_s=connect_s)
 
 
