@@ -152,8 +152,10 @@ class PairingClient:
         def send() -> requests.Response:
             prepared = requests.Request(method, url, json=dict(body) if body is not None else None,
                                         headers={**_HEADERS, "Authorization": f"Bearer {bearer}"}).prepare()
-            return self._adapter.send(prepared, timeout=self.timeout_s, verify=self._verify,
-                                      proxies=self._proxies)
+            res = self._adapter.send(prepared, timeout=self.timeout_s, verify=self._verify,
+                                     proxies=self._proxies)
+            _ = res.content  # read it all, as Session.send does: the connection goes back to the pool now
+            return res
 
         try:
             # 429, 5xx and connection errors are retried with backoff and jitter (pairing_retry: numbers, why).
