@@ -197,8 +197,9 @@ class ProcessFleet:
         wall = now_wall if at_wall is None else at_wall
         self.run_start_wall = wall
         self.run_start = now_mono + (wall - now_wall)
-        # Late actions are never dropped (every planned OTAEvent is sent, late or not): max_lag only sets
-        # what the pacer would call dropped; late/max-lag are what the summary reports.
+        # The pacer drops nothing itself (max_lag only sets what it would call dropped); late/max-lag per due
+        # point are what the summary reports. Whole operations starting over max_start_lag_s late are dropped
+        # by drive_device (VirtualDevice.start_late_operation), counted; an operation started is played whole.
         self.pacer = Pacer(self.clock, self.run_start, max_lag_s=3600.0)
         for device in self.devices.values():
             device.run_start = self.run_start
