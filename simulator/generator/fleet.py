@@ -218,11 +218,14 @@ class ProcessFleet:
         return sum(1 for d in self.devices.values()
                    if d._live is None and (d.next_due() is not None or d.pending_acks))
 
-    def finish_late(self, limit_s: float, sleep: Callable[[float], None] = gevent.sleep) -> float:
-        """At the plan's end: wait (at most `limit_s`) for devices still behind (late operations, reconnects,
-        acks) instead of cutting them mid-operation; the seconds waited are counted (`overrun_ms`)."""
+    def finish_late(self, limit_s: float, sleep: Callable[[float], None] = gevent.sleep,
+                    cancelled: Callable[[], bool] = lambda: False) -> float:
+        """At the plan's end: wait (at most `limit_s`, or until `cancelled()`) for devices still behind (late
+        operations, reconnects, acks) instead of cutting them mid-operation; the seconds waited are counted
+        (`overrun_ms`)."""
         start = self.clock.monotonic()
-        while self.behind() and self.clock.monotonic() - start < limit_s and not self.stopping.is_set():
+        while (self.behind() and self.clock.monotonic() - start < limit_s and not self.stopping.is_set()
+               and not cancelled()):
             sleep(FINISH_POLL_S)
         self.overrun_s = self.clock.monotonic() - start
         return self.overrun_s
