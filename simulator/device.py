@@ -15,12 +15,14 @@ fate is known (acked, failed, or never acked at `stop()`); each connect's Onboar
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from simulator.clock import Clock
 from simulator.device_fetch import FetchSession
 from simulator.events import (
+    OTA_EVENT_INTERFACE,
     OTA_REQUEST_INTERFACE,
     OTA_REQUEST_PATH,
     ActionKind,
@@ -42,7 +44,12 @@ from simulator.transports.base import OnboardingTimes, PublishError, Transport
 
 __all__ = ["DeviceCounters", "LiveLifecycle", "VirtualDevice", "startup_properties"]
 
+_LOG = logging.getLogger("fleetsim.device")
 RECONNECT_RETRY_S = 1.0  # wall seconds between reconnect attempts after a failed one
+# An operation starting later than this after its planned start counts as late (seconds of wall time). Send
+# lag of a healthy generator is milliseconds (README, Benchmarks); half a second is a generator behind.
+LATE_OPERATION_S = 0.5
+_OPERATION_START = "Acknowledged"  # the first OTAEvent of every operation of a self-driven plan
 
 SendSink = Callable[[SendRecord], None]
 OnboardingSink = Callable[[str, OnboardingTimes], None]
@@ -57,6 +64,13 @@ class DeviceCounters:
     requests: int = 0  # well-formed OTARequests received
     reboots: int = 0
     reconnect_failures: int = 0
+    reboot_drain_waits: int = 0  # reboots that first waited for unacked publishes (generator.fleet)
+    reboot_drain_timeouts: int = 0  # ... and whose bound ran out (those end "disconnected", counted)
+    # Operations started over LATE_OPERATION_S late; those over the fleet's max start lag are not played at all
+    # (k6's dropped_iterations): a saturated generator sheds whole operations, never half of one.
+    late_operations: int = 0
+    dropped_operations: int = 0
+    dropped_events: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -193,6 +207,32 @@ class VirtualDevice:
 
     # -- running ---------------------------------------------------------------------------------------
 
+    def start_late_operation(self, max_lag_s: float, now: float | None = None) -> bool:
+        """Before `run_due`: when the next planned action starts an operation (its Acknowledged OTAEvent), count
+        it late past LATE_OPERATION_S and drop it past `max_lag_s`: every action before the device's next
+        Acknowledged (the operation's reboot and properties too) is skipped and counted, never sent. True when
+        dropped. Self-driven plans only (a backend-driven device answers requests as they come)."""
+        if self._live is not None or self._reconnect_us is not None or self._next >= len(self._planned):
+            return False
+        first = self._planned[self._next]
+        if not _starts_operation(first):
+            return False
+        lag_s = (self._now_us(now) - first.offset_us) / 1e6
+        if lag_s <= LATE_OPERATION_S:
+            return False
+        self.counters.late_operations += 1
+        if lag_s <= max_lag_s:
+            return False
+        end = self._next + 1
+        while end < len(self._planned) and not _starts_operation(self._planned[end]):
+            end += 1
+        skipped = self._planned[self._next:end]
+        self._next = end
+        self.counters.dropped_operations += 1
+        self.counters.dropped_events += sum(1 for a in skipped if a.kind is ActionKind.PUBLISH
+                                            and a.interface == OTA_EVENT_INTERFACE)
+        return True
+
     def run_due(self, now: float | None = None, hold_reboot: bool = False) -> int:
         """Do everything due at `now` (monotonic s, default the clock's): returns how many actions ran.
 
@@ -223,8 +263,11 @@ class VirtualDevice:
     def _reconnect(self) -> None:
         try:
             self._connect()
-        except Exception:  # any onboarding failure: retry later, the run goes on
+        except Exception as exc:  # any onboarding failure: retry later, the run goes on
             self.counters.reconnect_failures += 1
+            why = f"reconnect_error.{type(exc).__name__}"  # counted by kind; the message goes to the log
+            self.counters.extra[why] = self.counters.extra.get(why, 0) + 1
+            _LOG.info("device %s: reconnect failed (retried in %.0f s): %s", self.device_id, RECONNECT_RETRY_S, exc)
             assert self._reconnect_us is not None
             self._reconnect_us += round(RECONNECT_RETRY_S * 1e6)
             return
@@ -370,3 +413,8 @@ class VirtualDevice:
             actions = self._live_step(now_us, UpdateRequested(uuid))
         for action in actions:
             self._execute(action)
+
+
+def _starts_operation(action: PlannedAction) -> bool:
+    return (action.kind is ActionKind.PUBLISH and action.interface == OTA_EVENT_INTERFACE
+            and isinstance(action.value, Mapping) and action.value.get("status") == _OPERATION_START)

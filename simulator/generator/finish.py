@@ -131,13 +131,23 @@ def _notes(scenario: Scenario, plan: FleetPlan | None, target: TargetInfo, recor
         broker_warning=target.broker_warning, reason=reason, fleet=fleet,
         failed_devices={str(k): str(v) for k, v in failed.items()} if isinstance(failed, Mapping) else {},
         not_attempted=(planned - offered) if planned is not None else None,
-        not_attempted_reason=("planned events never attempted: device not online, or the run was stopped "
-                              "before their time" if planned is not None and planned > offered else ""),
+        not_attempted_reason=_not_attempted_reason(planned, offered, counters),
         plan=PlanNotes(operations=len(plan.operations), dropped_operations=plan.dropped,
                        in_flight_at_cut=plan.in_flight) if plan is not None else None,
         arrival_phase=scenario.arrival.phase,
         faults=_faults(extra["faults"], totals) if extra.get("faults") is not None else None,
         other=other)
+
+
+def _not_attempted_reason(planned: int | None, offered: int, counters: Mapping[str, object]) -> str:
+    if planned is None or planned <= offered:
+        return ""
+    why = "planned events never attempted: device not online, or the run was stopped before their time"
+    dropped = counters.get("dropped_events")
+    if isinstance(dropped, int) and dropped > 0:
+        why += (f"; {dropped} of them in {counters.get('dropped_operations')} operations dropped because they "
+                "would have started too late (generator behind its plan: fleet.dropped_operations)")
+    return why
 
 
 def finish_run(

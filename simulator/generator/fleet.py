@@ -36,7 +36,7 @@ from simulator.scenario.model import Scenario
 from simulator.transports.base import OnboardingTimes, Transport
 from simulator.transports.pairing_counts import RETRY_COUNTS
 
-__all__ = ["FleetCallbacks", "ProcessFleet", "drive_device", "make_transport_factory"]
+__all__ = ["FleetCallbacks", "ProcessFleet", "drain_before_reboot", "drive_device", "make_transport_factory"]
 
 log = logging.getLogger("fleetsim.fleet")
 
@@ -45,6 +45,14 @@ log = logging.getLogger("fleetsim.fleet")
 ONBOARDING_CONCURRENCY = 64
 # Failed devices named in the counters (summary.json); the rest are counted ("failed") and logged.
 FAILED_SHOWN = 50
+# An operation that would start more than this late (seconds of wall time) is dropped and counted, not played
+# (VirtualDevice.start_late_operation; k6 dropped_iterations): a generator behind its plan sheds whole
+# operations instead of letting its backlog grow until the run's end cuts operations mid-flight.
+MAX_START_LAG_S = 5.0
+# At the plan's end a generator still behind gets this long to finish what it started (the start lag bound,
+# plus a reboot and its reconnect); then the fleet stops and what is still open is counted where it stands.
+FINISH_LATE_S = MAX_START_LAG_S + 15.0
+FINISH_POLL_S = 0.2  # each poll walks every device: 5 a second is enough for a bound of seconds
 
 
 @dataclass
@@ -95,6 +103,7 @@ class ProcessFleet:
     worker_index: int = 0
     worker_count: int = 1
     callbacks: FleetCallbacks = field(default_factory=FleetCallbacks)
+    max_start_lag_s: float = MAX_START_LAG_S
     indexes: list[int] = field(init=False)
     devices: dict[int, VirtualDevice] = field(init=False, default_factory=dict)
     started: gevent.event.Event = field(init=False, default_factory=gevent.event.Event)
@@ -108,6 +117,7 @@ class ProcessFleet:
     initial: int = field(init=False, default=0)  # devices of this process online at offset 0 (all: no ramp)
     pacer: Pacer | None = field(init=False, default=None)
     downloader: Downloader | None = field(init=False, default=None)
+    overrun_s: float = field(init=False, default=0.0)  # the run went on past its planned end (finish_late)
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
     _pairing_counts_before: dict[str, int] = field(init=False, repr=False, default_factory=dict)
@@ -200,8 +210,9 @@ class ProcessFleet:
         wall = now_wall if at_wall is None else at_wall
         self.run_start_wall = wall
         self.run_start = now_mono + (wall - now_wall)
-        # Late actions are never dropped (every planned OTAEvent is sent, late or not): max_lag only sets
-        # what the pacer would call dropped; late/max-lag are what the summary reports.
+        # The pacer drops nothing itself (max_lag only sets what it would call dropped); late/max-lag per due
+        # point are what the summary reports. Whole operations starting over max_start_lag_s late are dropped
+        # by drive_device (VirtualDevice.start_late_operation), counted; an operation started is played whole.
         self.pacer = Pacer(self.clock, self.run_start, max_lag_s=3600.0)
         for device in self.devices.values():
             device.run_start = self.run_start
@@ -213,6 +224,24 @@ class ProcessFleet:
         gc.freeze()
         self.callbacks.on_begin()
         self.started.set()
+
+    def behind(self) -> int:
+        """Self-driven devices with planned actions still due or publishes unacknowledged (the generator is
+        behind its plan: stopping now would cut them)."""
+        return sum(1 for d in self.devices.values()
+                   if d._live is None and (d.next_due() is not None or d.pending_acks))
+
+    def finish_late(self, limit_s: float, sleep: Callable[[float], None] = gevent.sleep,
+                    cancelled: Callable[[], bool] = lambda: False) -> float:
+        """At the plan's end: wait (at most `limit_s`, or until `cancelled()`) for devices still behind (late
+        operations, reconnects, acks) instead of cutting them mid-operation; the seconds waited are counted
+        (`overrun_ms`)."""
+        start = self.clock.monotonic()
+        while (self.behind() and self.clock.monotonic() - start < limit_s and not self.stopping.is_set()
+               and not cancelled()):
+            sleep(FINISH_POLL_S)
+        self.overrun_s = self.clock.monotonic() - start
+        return self.overrun_s
 
     def stop(self) -> None:
         """Stop every device (unacked publishes become `never_acked` records), then the transports."""
@@ -245,6 +274,8 @@ class ProcessFleet:
             total["due_points_max_lag_us"] = round(stats.max_lag_s * 1e6)
         # Pairing API retries and give-ups per phase ("pairing_retries.registration", ...: pairing_retry), and
         # the devices that never came online by name with the reason (the first FAILED_SHOWN of them).
+        if self.overrun_s > 0:
+            total["overrun_ms"] = round(self.overrun_s * 1000)
         total.update(RETRY_COUNTS.since(self._pairing_counts_before))
         failed = {self.plan.device_ids[i]: why for i, why in sorted(self.failed.items())[:FAILED_SHOWN]}
         return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total,
@@ -253,15 +284,21 @@ class ProcessFleet:
 
 # A rebooting device first lets its in-flight publishes be acknowledged (a clean shutdown flushes the MQTT
 # session; edgehog-device-runtime publishes Rebooting and then reboots). Bounded: a broker that never acks must
-# not hold the reboot forever. Loopback acks take ~1-10 ms.
-REBOOT_DRAIN_S = 2.0
+# not hold the reboot forever. Loopback acks take ~1-10 ms; 2 s ran out for 60% of the reboots of a campaign
+# on a 2-core machine at load average 10 (bench/campaign_capacity.py), so the bound is the transport's own
+# patience for an ack-less broker, less its 15 s connect timeout.
+REBOOT_DRAIN_S = 10.0
 DRAIN_POLL_S = 0.005
 
 
-def _drain_before_reboot(device: VirtualDevice, clock: Clock, sleep: Callable[[float], None]) -> None:
+def drain_before_reboot(device: VirtualDevice, clock: Clock, sleep: Callable[[float], None]) -> None:
+    """Wait (bounded, counted) until the device's publishes are acknowledged; the reboot then loses none."""
+    device.counters.reboot_drain_waits += 1
     deadline = clock.monotonic() + REBOOT_DRAIN_S
     while device.pending_acks and clock.monotonic() < deadline:
         sleep(DRAIN_POLL_S)
+    if device.pending_acks:
+        device.counters.reboot_drain_timeouts += 1
 
 
 def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[float], None] = gevent.sleep) -> None:
@@ -295,10 +332,12 @@ def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[fl
             wake.clear()
             wake.wait(timeout=delay)  # a request arriving meanwhile may bring an earlier action
             continue
+        if device.start_late_operation(fleet.max_start_lag_s):
+            continue  # dropped and counted: the device's next operation (or nothing) is due next
         pacer.record(offset, clock.monotonic())  # lateness per due point: late / max lag, process-wide
         device.run_due(hold_reboot=True)
         if device.pending_acks and device.reboot_due():
-            _drain_before_reboot(device, clock, sleep)
+            drain_before_reboot(device, clock, sleep)
             device.run_due()
         if device.next_due() is None and device._live is None:
             return  # self-driven and done: nothing else will ever be due

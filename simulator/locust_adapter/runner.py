@@ -24,6 +24,7 @@ from locust.env import Environment
 
 from simulator.clock import MonotonicClock
 from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
+from simulator.generator.fleet import FINISH_LATE_S
 from simulator.generator.ramp import default_spawn_rate, ramp_users
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
@@ -291,6 +292,13 @@ class LocustDriver:
                 printed_s = elapsed
                 self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, end_s))
             gevent.sleep(min(RAMP_TICK_S if ramp else 1.0, max(0.05, end_s - elapsed)))
+        fleet = ctx.fleet
+        if not self._interrupted and campaign is None and fleet is not None and not workers and fleet.behind():
+            # A generator behind its plan finishes what it started (bounded, counted as fleet.overrun_ms)
+            # rather than cutting devices mid-operation (ProcessFleet.finish_late).
+            self._print(f"fleetsim: {fleet.behind()} devices behind the plan at its end; up to "
+                        f"{FINISH_LATE_S:.0f} s to finish what they started")
+            fleet.finish_late(FINISH_LATE_S, cancelled=lambda: bool(self._interrupted))
         partial = bool(self._interrupted)
         ended_at = time.time()
         cut_open = 0

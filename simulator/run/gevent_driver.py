@@ -9,6 +9,7 @@ overhead). The process must be gevent-patched before sockets are made (as `fleet
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import gevent
 import gevent.pool
 
 from simulator.clock import MonotonicClock
-from simulator.generator.fleet import FleetCallbacks, ProcessFleet, drive_device
+from simulator.generator.fleet import FINISH_LATE_S, FleetCallbacks, ProcessFleet, drive_device
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.generator.target import TargetInfo
 from simulator.metrics.recorder import MetricsRecorder
@@ -30,6 +31,8 @@ from simulator.scenario.model import Scenario
 
 __all__ = ["GeventDriver", "PlayedFleet", "play_fleet"]
 
+log = logging.getLogger("fleetsim.gevent_driver")
+KILL_TIMEOUT_S = 5.0  # seconds for the device drivers to unwind once the fleet stopped
 ONLINE_WAIT_S = 60.0  # the clock starts anyway (and the run says so in `failed`) when onboarding takes longer
 
 
@@ -43,7 +46,8 @@ def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s
                callbacks: FleetCallbacks, connect_parallel: int = 50, gc_freeze: bool = False,
                during: Callable[[ProcessFleet], None] | None = None) -> PlayedFleet:
     """Onboard every device (`connect_parallel` at once), play `plan` until `end_s` seconds after the run's
-    start (ProcessFleet.begin: every device due at offset 0 online), then stop the fleet. `during(fleet)`
+    start (ProcessFleet.begin: every device due at offset 0 online) -- longer, bounded and counted, when the
+    generator is behind (ProcessFleet.finish_late) -- then stop the fleet. `during(fleet)`
     runs in its own greenlet once the clock started."""
     fleet = ProcessFleet(scenario, plan, target, MonotonicClock(), callbacks=callbacks)
     devices = [fleet.create(i) for i in fleet.indexes]
@@ -63,9 +67,14 @@ def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s
             helper = gevent.spawn(during, fleet)
         end = fleet.run_start + end_s
         gevent.sleep(max(0.0, end - time.monotonic()))  # sleep-ok: the run's own length, on its clock
+        fleet.finish_late(FINISH_LATE_S)  # a generator behind its plan finishes what it started (counted)
     finally:
         fleet.stop()
-        gevent.killall(drivers + ([helper] if helper is not None else []), timeout=5)
+        try:
+            gevent.killall(drivers + ([helper] if helper is not None else []), timeout=KILL_TIMEOUT_S)
+        except gevent.Timeout:  # a starved process may need longer; the fleet is stopped and its books final
+            alive = sum(1 for g in drivers if not g.dead)
+            log.warning("%d device drivers still unwinding %.0f s after the fleet stopped", alive, KILL_TIMEOUT_S)
     return PlayedFleet(fleet=fleet, connect_s=connect_s)
 
 

@@ -1,4 +1,4 @@
-"""One process-wide change to paho-mqtt 2.2 that keeps its semantics and removes its largest per-message cost.
+"""Two process-wide changes to paho-mqtt 2.2 that keep its semantics and remove its largest per-message costs.
 
 paho gives every outgoing message an MQTTMessageInfo with its own `threading.Condition()`, only so that a caller
 may `wait_for_publish()`. Under gevent's monkey-patching that is a gevent RLock + Condition per publish: the
@@ -7,16 +7,26 @@ profile of the lean transport at 1,000 devices (bench/profile_hot_path.py) put 1
 `_set_as_published` wakes all waiters (`notify_all`); each waiter re-checks its own `_published` flag in
 paho's own wait loop, so `wait_for_publish()` still returns exactly when its message is published. Nothing
 on the wire changes. fleetsim's transports never wait; the SDK (astarte/device/device_mqtt.py) neither.
+
+Second (`install_shared_ack_fields`): for MQTT 3.1.1 every PUBACK/PUBREC/PUBREL/PUBCOMP that paho decodes
+builds a fresh MQTT 5 `ReasonCode` and `Properties` (paho/mqtt/_packet.py `_decode_mid_reason_prop`), which a
+3.1.1 packet never carries: 5.5% of the generator's CPU in the rebooting-campaign profile
+(bench/campaign_capacity.py --profile; `Properties.__init__` alone 3.3%). A 3.1.1 ack now gets one shared,
+default instance per packet type; MQTT 5 packets are decoded as before. The callbacks receive the same values
+(success, no properties); none of fleetsim's callbacks keeps or mutates them.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from paho.mqtt import client as paho_client
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["install_shared_message_condition"]
+__all__ = ["install_shared_ack_fields", "install_shared_message_condition"]
 
 _SHARED = threading.Condition()
 
@@ -40,3 +50,27 @@ class _SharedConditionInfo(paho_client.MQTTMessageInfo):
 def install_shared_message_condition() -> None:
     """Idempotent; affects every paho client created or publishing afterwards in this process."""
     paho_client.MQTTMessageInfo = _SharedConditionInfo  # type: ignore[misc]
+
+
+_ORIGINAL_DECODE: Any = None
+_SHARED_FIELDS: dict[int, tuple[ReasonCode, Properties]] = {}
+
+
+def _decode_mid_reason_prop(packet_type: int, packet: bytes | bytearray,
+                            protocol: MQTTProtocolVersion) -> tuple[int, ReasonCode, Properties]:
+    if protocol == MQTTProtocolVersion.MQTTv5 or len(packet) != 2:
+        return _ORIGINAL_DECODE(packet_type, packet, protocol)  # type: ignore[no-any-return]
+    fields = _SHARED_FIELDS.get(packet_type)
+    if fields is None:
+        fields = _SHARED_FIELDS[packet_type] = (ReasonCode(packet_type), Properties(packet_type))  # type: ignore[no-untyped-call]
+    return (packet[0] << 8) | packet[1], fields[0], fields[1]
+
+
+def install_shared_ack_fields() -> None:
+    """Idempotent; MQTT 3.1.1 acks decoded afterwards in this process share their (empty) MQTT 5 fields."""
+    global _ORIGINAL_DECODE
+    from paho.mqtt import _packet
+
+    if _ORIGINAL_DECODE is None:
+        _ORIGINAL_DECODE = _packet._decode_mid_reason_prop
+        _packet._decode_mid_reason_prop = _decode_mid_reason_prop

@@ -4,12 +4,18 @@ Same requests, bodies and key/CSR as astarte-device-sdk 0.14.0 (astarte/device/p
 PROTOCOL.md section 2): base URL `<pairing_url>/v1/<realm>`, `Bearer <agent JWT>` for registration and
 `Bearer <credentials secret>` for the device calls; key EC P-256 (SECP256R1), CSR subject `O=Devices,
 CN=<realm>/<device_id>` signed with SHA-256. Blocking `requests` calls (the SDK's HTTP client): under gevent
-monkey patching they yield to other greenlets. One `requests.Session` per client keeps connections alive
-(the SDK opens one per call; a load generator should not spend its CPU on TCP/TLS setup to the pairing API).
+monkey patching they yield to other greenlets. One pooled `requests` adapter per client keeps connections
+alive (the SDK opens one per call; a load generator should not spend its CPU on TCP/TLS setup to the pairing
+API). Calls go to the adapter directly, not through `Session.request`: the session's per-call work (cookie
+jar, environment merge with a ~/.netrc lookup, hooks, redirect handling the Pairing API never asks for) was
+half of the HTTP cost in a campaign where every operation reboots and each reconnect calls verify + info
+(bench/campaign_capacity.py --profile: 8.5% of the generator's CPU). The environment's proxies and CA bundle
+(HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, what the session would have merged) are read once, here.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -44,6 +50,10 @@ ONBOARDING_AT_ONCE = 64
 # connections and discards them after one call (urllib3: "Connection pool is full, discarding connection"),
 # paying a TCP + TLS handshake per call.
 DEFAULT_POOL_SIZE = ONBOARDING_AT_ONCE + 32
+
+
+# The headers requests' Session would add (requests.utils.default_headers), so the calls look the same.
+_HEADERS = dict(requests.utils.default_headers())
 
 
 class PairingError(UsageError):
@@ -119,13 +129,20 @@ class PairingClient:
         self._sleep = sleep  # time.sleep: a greenlet switch under gevent; tests pass a recorder
         # requests' `verify`: False (ignore errors, as the SDK does), a CA bundle, or the system store.
         self._verify: bool | str = False if ignore_ssl_errors else (ca_file or True)
-        self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        if self._verify is True:  # what Session.merge_environment_settings does with verify=True
+            self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._proxies = requests.utils.get_environ_proxies(self.base)
+        # pool_block: a call finding every pooled connection busy waits for one (cooperatively under gevent)
+        # instead of opening an extra one that the full pool then throws away ("Connection pool is full,
+        # discarding connection"): 9% of the generator's CPU went to those TLS handshakes when every
+        # operation rebooted and reconnects outnumbered the pool (bench/campaign_capacity.py --profile).
+        self._adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, pool_block=True)
+        self._session = requests.Session()  # unregister (rare): the plain session API
+        self._session.mount("http://", self._adapter)
+        self._session.mount("https://", self._adapter)
 
     def close(self) -> None:
-        self._session.close()
+        self._session.close()  # closes the adapter's pool too
 
     def _call(
         self, phase: str, method: str, path: str, bearer: str, body: Mapping[str, Any] | None, ok: int
@@ -133,14 +150,12 @@ class PairingClient:
         url = self.base + path
 
         def send() -> requests.Response:
-            return self._session.request(
-                method,
-                url,
-                json=dict(body) if body is not None else None,
-                headers={"Authorization": f"Bearer {bearer}"},
-                verify=self._verify,
-                timeout=self.timeout_s,
-            )
+            prepared = requests.Request(method, url, json=dict(body) if body is not None else None,
+                                        headers={**_HEADERS, "Authorization": f"Bearer {bearer}"}).prepare()
+            res = self._adapter.send(prepared, timeout=self.timeout_s, verify=self._verify,
+                                     proxies=self._proxies)
+            _ = res.content  # read it all, as Session.send does: the connection goes back to the pool now
+            return res
 
         try:
             # 429, 5xx and connection errors are retried with backoff and jitter (pairing_retry: numbers, why).

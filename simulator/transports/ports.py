@@ -16,6 +16,7 @@ import itertools
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from simulator.errors import UsageError
 
@@ -84,7 +85,7 @@ def open_connection(dest: tuple[str, int], source: str = "", timeout_s: float | 
     Raises PortsExhausted on EADDRNOTAVAIL; other OSErrors (refused, unreachable, timeout) propagate.
     """
     last: OSError | None = None
-    for family, kind, proto, _, addr in socket.getaddrinfo(dest[0], dest[1], type=socket.SOCK_STREAM):
+    for family, kind, proto, addr in _resolve(dest):
         sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -106,3 +107,17 @@ def open_connection(dest: tuple[str, int], source: str = "", timeout_s: float | 
                 raise _exhausted(source, dest, exc) from exc
             last = exc
     raise last if last is not None else OSError(f"cannot resolve {dest[0]}")
+
+
+def _resolve(dest: tuple[str, int]) -> list[tuple[int, int, int, Any]]:
+    """(family, type, proto, address) to try for `dest`. A numeric address (what the Pairing API's broker URL
+    usually holds) needs no resolver: under gevent every getaddrinfo goes through the resolver's thread pool,
+    ~3% of the generator's CPU in a campaign where every operation reboots (bench/campaign_capacity.py)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, dest[0])
+        except (OSError, ValueError):
+            continue
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, dest)]
+    return [(family, kind, proto, addr)
+            for family, kind, proto, _, addr in socket.getaddrinfo(dest[0], dest[1], type=socket.SOCK_STREAM)]
