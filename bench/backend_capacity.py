@@ -9,7 +9,7 @@ QoS 2), state under .fleetsim/bench/ so the CA and the device certificates are r
 registered and certified once by the parent (bench.common.provision: the first pairing pass; later runs only
 connect). `--generators` child processes (gevent-patched, as under Locust) each hold a share of the devices
 in one simulator.transports.lean_fleet.LeanFleet and publish the real 153-byte OTAEvent at QoS 2 on an
-absolute schedule (pace = start + k / rate, never sleep-after-send; DESIGN.md principle 3) through a stepped
+absolute schedule (pace = start + k / rate, never sleep-after-send; docs/design.md principle 3) through a stepped
 offered rate. Each device publishes in turn, so the per-device rate is rate / devices.
 
 Measured per step (window = the step minus its first second): offered, sent, acked (PUBCOMP) and DELIVERED

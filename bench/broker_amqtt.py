@@ -5,7 +5,7 @@ Usage: python bench/broker_amqtt.py [--devices 200] [--seconds 5] [--window 1]
 Starts AmqttBroker (subprocess) with a LocalCA in a temporary directory, connects N paho clients over mutual
 TLS with their own device certificates (client id `<realm>/<device_id>`), and one admin subscriber on
 `<realm>/#` at QoS 2. Every device keeps `window` QoS 2 publishes of a real ~153-byte BSON OTAEvent
-(PROTOCOL.md section 1) in flight (closed loop: the next one leaves on PUBCOMP), so the delivered rate is
+(docs/protocol.md section 1) in flight (closed loop: the next one leaves on PUBCOMP), so the delivered rate is
 the broker's ceiling. All clients share one selector-driven thread (no paho thread per device), which keeps
 the generator's CPU low. Run it on an otherwise idle machine: a starved broker or generator reads as a low
 ceiling.

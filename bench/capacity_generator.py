@@ -5,7 +5,7 @@ events/s and seconds per step) and this process's share of each rate. gevent is 
 on import. The devices connect through one simulator.transports.lean_fleet.LeanFleet with cached
 credentials; then `READY {...}` on stdout, and the parent's `GO <wall time>` on stdin starts the schedule
 at the same instant in every generator. Each step publishes the real OTAEvent at QoS 2 on an absolute grid
-(DESIGN.md principle 3), the devices in turn; an event already DROP_AFTER_S late is dropped and counted
+(docs/design.md principle 3), the devices in turn; an event already DROP_AFTER_S late is dropped and counted
 (k6 dropped_iterations) so that a saturated generator shows instead of smearing its backlog into the next
 step. Acks (PUBCOMP) are counted in the step whose time they fall in. After the last step it waits up to
 DRAIN_S for outstanding acks, then prints `RESULT {...}` (bench.common.emit) and exits.
@@ -68,7 +68,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         fleet.stop()
         raise SystemExit(f"no device connected: {failures}")  # the parent reports the stderr tail
     gc.collect()
-    gc.freeze()  # PROTOCOL.md section 7: full GCs over the connect garbage would set the send-lag p99
+    gc.freeze()  # docs/protocol.md section 7: full GCs over the connect garbage would set the send-lag p99
     print(READY + json.dumps({"connected": len(devs), "connect_s": round(connect_s, 2)}), flush=True)
     gevent.socket.wait_read(sys.stdin.fileno(), timeout=600)  # the parent's GO line (cooperative wait)
     line = sys.stdin.readline()

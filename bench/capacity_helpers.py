@@ -43,7 +43,7 @@ DROP_AFTER_S = 1.0  # an event due longer ago than this is dropped and counted: 
 SATURATED_CPU_PCT = 90.0
 # A step is "sustained" when the collector received >= 97% of the offered rate in its window.
 SUSTAINED_FRACTION = 0.97
-# Generator lateness past which it is behind its own schedule (DESIGN.md principle 6: send lag > 50 ms).
+# Generator lateness past which it is behind its own schedule (docs/design.md principle 6: send lag > 50 ms).
 GENERATOR_LAG_MS = 50.0
 
 

@@ -10,9 +10,9 @@ RSS are the generator's alone. Credentials are cached under --state-dir: the fir
 device (timed separately as `onboarding`); later runs measure the pure MQTT + TLS connect rate.
 
 Publishing: every device sends one QoS 2 OTAEvent per 1/rate seconds on an absolute grid with a random
-phase per device (PROTOCOL.md section 7: a shared phase makes batches collide and measures the generator).
+phase per device (docs/protocol.md section 7: a shared phase makes batches collide and measures the generator).
 Latency = PUBCOMP time - publish() call, HDR histogram (1 us .. 60 s, 3 digits). `gc.freeze()` after the
-ramp-up keeps full collections of the fleet's long-lived objects out of the p99 (PROTOCOL.md section 7).
+ramp-up keeps full collections of the fleet's long-lived objects out of the p99 (docs/protocol.md section 7).
 Prints one JSON object.
 """
 

@@ -27,7 +27,7 @@ def steady_scenario(
 ) -> Any:
     """A scenario whose plan offers `events_per_s` OTAEvents per second: OTA operations arrive at a constant
     rate of events_per_s / 2, each a scripted Acknowledged then Failure(Canceled) `ack_to_final_s` later
-    (a Cancel during Acknowledged, PROTOCOL.md section 4; the loader's machine check accepts it). No
+    (a Cancel during Acknowledged, docs/protocol.md section 4; the loader's machine check accepts it). No
     reboot, so no reconnect noise; the plan assigns each operation to the device idle the longest
     (simulator.plan)."""
     from simulator.scenario.model import (

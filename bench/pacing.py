@@ -7,7 +7,7 @@ A scenario (bench.common.steady_scenario: constant OTA arrivals, each Acknowledg
 is planned by simulator.plan and played by the real generator code -- ProcessFleet + drive_device, lean
 transport, gevent-patched, no Locust -- in a child process against the embedded backend's mosquitto.
 From every SendRecord: send lag = actual publish() time - intended time (run start + planned offset; the
-absolute schedule of DESIGN.md principle 3), achieved rate = (n - 1) / (last send - first send) against the
+absolute schedule of docs/design.md principle 3), achieved rate = (n - 1) / (last send - first send) against the
 intended (n - 1) / (last intended - first intended), overruns = sends later than 1 / 5 / 10 / 100 ms.
 Goals (issue 8) at 5,000 events/s: achieved rate within +-1 %, send-lag p99 <= 5 ms.
 Writes bench/results/pacing.json.

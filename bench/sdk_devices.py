@@ -1,7 +1,7 @@
 """Benchmark: N sdk-transport devices (one unmodified astarte-device-sdk DeviceMqtt each) in ONE process.
 
 Starts the embedded backend (mosquitto), connects N devices (registration, CSR, mutual TLS), then publishes
-one OTAEvent per device per second at QoS 2 on an absolute per-device grid with a random phase (DESIGN.md
+one OTAEvent per device per second at QoS 2 on an absolute per-device grid with a random phase (docs/design.md
 principle 3) and records publish->PUBCOMP latency in an HDR histogram. Prints one JSON document:
 
     connect: seconds, devices/s, failures, onboarding phase medians
@@ -9,7 +9,7 @@ principle 3) and records publish->PUBCOMP latency in an HDR histogram. Prints on
     publish: sent, acked, errors, latency p50/p90/p99/max (ms), send lag p99 (ms), CPU % of one core
 
 Usage: python bench/sdk_devices.py --devices 100 --seconds 10 [--gevent] [--gc-freeze] [--out file.json]
-Expect (PROTOCOL.md section 7): p50 ~1-2 ms up to ~300 devices, collapse towards ~1 s at 1,000 with threads.
+Expect (docs/protocol.md section 7): p50 ~1-2 ms up to ~300 devices, collapse towards ~1 s at 1,000 with threads.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def run(devices: int, seconds: float, parallel: int, gc_freeze: bool, seed: int)
         gc.collect()
         rss1 = proc.memory_info().rss
         if gc_freeze:
-            gc.freeze()  # PROTOCOL.md section 7: full GC passes over ramp-up garbage set the p99
+            gc.freeze()  # docs/protocol.md section 7: full GC passes over ramp-up garbage set the p99
         try:
             publish = _publish_phase(connected, seconds, seed) if connected else {}
         finally:

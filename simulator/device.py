@@ -5,9 +5,9 @@ No I/O of its own and no thread: the caller (a gevent loop, a Locust user, a tes
 - self-driven: a list of PlannedActions (simulator.plan; offsets in µs from the run's start);
 - backend-driven: io.edgehog.devicemanager.OTARequest `/request` objects {operation, url, uuid} arrive through
   `transport.on_data`; Update starts a live lifecycle (a machine + draws from the device's own stream), Cancel
-  and a second Update follow PROTOCOL.md section 4, a malformed request is dropped and counted.
+  and a second Update follow docs/protocol.md section 4, a malformed request is dropped and counted.
 REBOOT disconnects the transport and reconnects when its duration ends (the transport redoes the Astarte
-handshake; PROTOCOL.md section 1). Each OTAEvent publish yields one SendRecord, handed to `send_sink` once its
+handshake; docs/protocol.md section 1). Each OTAEvent publish yields one SendRecord, handed to `send_sink` once its
 fate is known (acked, failed, or never acked at `stop()`); each connect's OnboardingTimes go to
 `onboarding_sink`.
 """
@@ -60,7 +60,7 @@ class DeviceCounters:
     published: int = 0  # OTAEvent publishes that left
     publish_errors: int = 0
     property_errors: int = 0
-    malformed: int = 0  # OTARequests dropped (PROTOCOL.md section 4)
+    malformed: int = 0  # OTARequests dropped (docs/protocol.md section 4)
     requests: int = 0  # well-formed OTARequests received
     reboots: int = 0
     reconnect_failures: int = 0

@@ -1,7 +1,7 @@
 """The vocabulary every layer shares: OTA statuses and codes, planned actions, event keys.
 
 Status and code strings are those of io.edgehog.devicemanager.OTAEvent v0.1 (simulator/interfaces/) and of
-edgehog-device-runtime src/ota/mod.rs (PROTOCOL.md section 4).
+edgehog-device-runtime src/ota/mod.rs (docs/protocol.md section 4).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class OtaEvent:
 # (device_id, requestUUID, status, statusProgress, occurrence): occurrence counts, from 0, earlier events of
 # the same device with the same (requestUUID, status, statusProgress) -- Rebooting is re-sent every 30 s and
 # Error once per failed attempt, so the first four fields alone are not unique. Sender and collector compute
-# occurrence the same way, so the send log and the arrival log join on this key (DESIGN.md principle 7).
+# occurrence the same way, so the send log and the arrival log join on this key (docs/design.md principle 7).
 EventKey = tuple[str, str, str, int, int]
 
 

@@ -1,6 +1,6 @@
 """Astarte device ids, deterministic from the seed and the device's index.
 
-An Astarte device id is 128 bits written as unpadded base64url: 22 characters (PROTOCOL.md section 1;
+An Astarte device id is 128 bits written as unpadded base64url: 22 characters (docs/protocol.md section 1;
 astarte-platform/astarte doc/pages/architecture/080-mqtt-v1-protocol.md).
 
 Schemes:

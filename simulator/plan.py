@@ -1,6 +1,6 @@
 """The fleet plan: every action of every device, decided before the run from the scenario and its seed.
 
-Randomness (DESIGN.md principle 9): numpy `SeedSequence(seed)` children, built by spawn key so that a stream
+Randomness (docs/design.md principle 9): numpy `SeedSequence(seed)` children, built by spawn key so that a stream
 depends only on (seed, key), never on the fleet size or the worker count:
 - spawn_key (0, i): device i's own stream (request uuids, lifecycle draws);
 - spawn_key (1,):   arrivals (simulator.arrival.schedule) then the mix entry of each operation;

@@ -1,7 +1,7 @@
 """What the generator and the observers write down, and the on-disk format of both logs.
 
 The send log (generator) and the arrival log (collector or a real-Astarte observer) are joined after the run
-on `EventKey` (simulator.events) => delivered / lost / duplicated / reordered (DESIGN.md principle 7).
+on `EventKey` (simulator.events) => delivered / lost / duplicated / reordered (docs/design.md principle 7).
 All times are wall-clock seconds since the epoch (float); generator and observer share one host clock unless
 the summary says otherwise (clock offset estimate, issue 6).
 """

@@ -1,5 +1,5 @@
 """Shared fixtures. Services: a test that needs one skips with a reason when it is absent, except under
-CI=true, where a missing service is a failure (DEVELOPERS.md house rules)."""
+CI=true, where a missing service is a failure (the README's Development section)."""
 
 from __future__ import annotations
 

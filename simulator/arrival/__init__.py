@@ -1,7 +1,7 @@
 """Arrival models: when OTA operations start, as intended offsets from the run's start (open model).
 
 `schedule(spec, duration_s, rng)` is THE contract the planner uses: a sorted float64 array of offsets in
-seconds, each in [0, duration_s), at most `spec.count` when count > 0. One module per model (DESIGN.md
+seconds, each in [0, duration_s), at most `spec.count` when count > 0. One module per model (docs/design.md
 principle 2): burst.py, constant.py, poisson.py, ramping.py; pacer.py turns offsets into waits.
 """
 

@@ -2,7 +2,7 @@
 
 phase "aligned": every offset is exactly `start` (the synchronized thundering herd the scenario asked for;
 the report says so). phase "random": each offset is `start + w * u` with u uniform in [0, 1) from the seeded
-generator and w = min(1 s, duration - start), i.e. spread over the second after `start` (PROTOCOL.md
+generator and w = min(1 s, duration - start), i.e. spread over the second after `start` (docs/protocol.md
 section 7: a random phase removes the generator's own batching latency) but never past the run's end.
 """
 

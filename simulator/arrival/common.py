@@ -19,7 +19,7 @@ __all__ = ["MAX_ARRIVALS", "Offsets", "check_common", "finish", "format_checks"]
 Offsets = npt.NDArray[np.float64]
 
 # The most arrivals one plan may hold: 10 million offsets are 80 MB of float64, beyond any run of this tool
-# (thousands of devices, PROTOCOL.md section 7); a larger plan is a typo (rate 1e9), reported at validation.
+# (thousands of devices, docs/protocol.md section 7); a larger plan is a typo (rate 1e9), reported at validation.
 MAX_ARRIVALS = 10_000_000
 
 

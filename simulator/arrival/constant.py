@@ -1,7 +1,7 @@
 """Constant arrival rate: the n-th operation (n = 0, 1, ...) at exactly `start + n / rate` seconds.
 
 Open model and absolute grid, as k6's constant-arrival-rate executor (lib/executor/constant_arrival_rate.go):
-the times do not depend on how long earlier operations took (DESIGN.md principle 2).
+the times do not depend on how long earlier operations took (docs/design.md principle 2).
 """
 
 from __future__ import annotations

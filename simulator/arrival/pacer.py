@@ -1,6 +1,6 @@
 """The absolute-schedule pacer: every wait is computed from the run's start, never from the previous send.
 
-DESIGN.md principle 3. Sleeping a fixed interval *after* each send lets every delay accumulate (the send
+docs/design.md principle 3. Sleeping a fixed interval *after* each send lets every delay accumulate (the send
 drifts later and later, and the offered rate silently drops); emqtt-bench's `schedule_next_publish` and k6's
 arrival-rate executors instead aim each operation at `start + offset`. When the generator falls behind, the
 lateness is counted (send lag), and an operation more than `max_lag_s` late is dropped and counted, as k6's
@@ -22,7 +22,7 @@ from simulator.clock import Clock
 __all__ = ["DEFAULT_LATE_AFTER_S", "Pacer", "PacerStats"]
 
 # A send later than this counts as "late". 1 ms: gevent/libev timer granularity is about a millisecond, and
-# the phase-aligned grid measured ~1.1 ms publish latency (PROTOCOL.md section 7), so smaller lags are noise.
+# the phase-aligned grid measured ~1.1 ms publish latency (docs/protocol.md section 7), so smaller lags are noise.
 DEFAULT_LATE_AFTER_S = 0.001
 
 

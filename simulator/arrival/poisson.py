@@ -2,7 +2,7 @@
 
 The first operation arrives one gap after `start`. Gaps are `rng.standard_exponential() / rate`, drawn in
 blocks; numpy's Generator fills a block element by element, so block size never changes the values and the
-same seed gives the same offsets (DESIGN.md principle 9).
+same seed gives the same offsets (docs/design.md principle 9).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ The child reports on stdout, one JSON object per line (see amqtt_main): `ready` 
 Limits measured on amqtt 0.12.1 (2-vCPU machine; issue text and bench/broker_amqtt.py): about 1,100 QoS 2
 messages/s at 100% of one core; ~339 KB of broker memory per TLS connection; delivery at the publish QoS
 (patched; amqtt itself uses the subscription's QoS) but never *below* a lower subscription QoS, so a QoS 0
-subscriber still gets a QoS 2 publish at QoS 2 (Astarte subscribers all use QoS 2, PROTOCOL.md section 1);
+subscriber still gets a QoS 2 publish at QoS 2 (Astarte subscribers all use QoS 2, docs/protocol.md section 1);
 QoS 2 messages to a subscriber that stalls for ~5 s are dropped for good; no in-flight or message-size limit
 like VerneMQ's.
 """

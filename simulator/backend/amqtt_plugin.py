@@ -1,6 +1,6 @@
 """Identity, authentication and the per-device topic ACL of the pip-only (amqtt 0.12.1) broker.
 
-Astarte's broker (VerneMQ + astarte_vmq_plugin, PROTOCOL.md section 1) identifies a client by its TLS client
+Astarte's broker (VerneMQ + astarte_vmq_plugin, docs/protocol.md section 1) identifies a client by its TLS client
 certificate's CN `<realm>/<device_id>` and lets a device publish and subscribe only under
 `<realm>/<device_id>`; fleetsim adds one privileged identity (`admin_cn`: the collector and the campaign
 driver) that may do everything.
@@ -58,7 +58,7 @@ REFUSAL_KINDS = (
     "acl_subscribe",  # device subscribed outside its prefix (SUBACK 0x80)
 )
 
-# A device id is 128 bits of unpadded base64url (22 characters, PROTOCOL.md section 1); tests and replays use
+# A device id is 128 bits of unpadded base64url (22 characters, docs/protocol.md section 1); tests and replays use
 # shorter ids, so accept 1-64 base64url characters. Crucially none of `/ + #` can appear.
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

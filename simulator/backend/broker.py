@@ -1,6 +1,6 @@
 """The embedded backend's MQTT broker: its configuration and the protocol every broker implements.
 
-The broker plays Astarte's VerneMQ + astarte_vmq_plugin (PROTOCOL.md section 1): MQTT 3.1.1 over mutual TLS,
+The broker plays Astarte's VerneMQ + astarte_vmq_plugin (docs/protocol.md section 1): MQTT 3.1.1 over mutual TLS,
 identity = client-certificate CN `<realm>/<device_id>`, a device may publish/subscribe only under its own
 prefix, and one privileged identity (`admin_cn`) may read and write everything (the collector and the campaign
 driver). Two implementations: mosquitto (simulator.backend.mosquitto) when its binary is found, otherwise

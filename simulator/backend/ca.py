@@ -1,7 +1,7 @@
 """The embedded backend's local certificate authority.
 
 Astarte's Pairing API signs a device CSR with the realm's CA and the broker trusts exactly that CA; the
-device's identity is the certificate CN `<realm>/<device_id>` (PROTOCOL.md section 2, astarte_pairing
+device's identity is the certificate CN `<realm>/<device_id>` (docs/protocol.md section 2, astarte_pairing
 `credentials_secret` flow; the broker maps the CN to the topic prefix, astarte_vmq_plugin). This module plays
 the CA: one EC P-256 key (fast to sign: ~0.1 ms per certificate versus ~2 ms with RSA-2048), a self-signed
 root, a server certificate for the pairing HTTPS server and the MQTT broker, client certificates for

@@ -1,7 +1,7 @@
 """An Edgehog-like OTA campaign: the spec, the pure rollout state machine, and its report.
 
 Rules are Edgehog's lazy batch executor (edgehog backend/lib/edgehog/campaigns/executors/lazy/lazy_batch.ex
-and lazy/core.ex; PROTOCOL.md section 5):
+and lazy/core.ex; docs/protocol.md section 5):
 - at most `max_in_progress` operations at once; a slot frees when an operation reaches a final state;
 - `Success` and `Failure` are final, `Error` is recoverable (the operation stays in progress);
 - each request arms a retry timer of `request_timeout_s` (Edgehog: 300 s, minimum 30); any OTAEvent of the
@@ -114,7 +114,7 @@ class CampaignSpec:
 @dataclass(frozen=True)
 class OtaRequest:
     """One io.edgehog.devicemanager.OTARequest v1.0 object on /request (server-owned, no reliability => QoS 0,
-    no explicit timestamp => no `t`; PROTOCOL.md section 5)."""
+    no explicit timestamp => no `t`; docs/protocol.md section 5)."""
 
     device: str
     operation: str  # "Update" | "Cancel"
@@ -240,7 +240,7 @@ class CampaignState:
 
     def cancel(self, device: str, now: float) -> list[OtaRequest]:
         """Cancel one target: not started yet => never started; in progress => a Cancel request (the device
-        answers Failure/Canceled if it still can, PROTOCOL.md section 4); final => nothing."""
+        answers Failure/Canceled if it still can, docs/protocol.md section 4); final => nothing."""
         op = self.operations.get(device)
         if op is None:
             return []

@@ -1,7 +1,7 @@
 """Drive a CampaignState (simulator.backend.campaign) against real devices through the collector's connection.
 
 OTARequests leave through the collector's MQTT client (admin identity, mutual TLS) as BSON `{"v": {...}}` with
-no `t`, at QoS 0 (io.edgehog.devicemanager.OTARequest v1.0 declares no reliability: PROTOCOL.md section 5);
+no `t`, at QoS 0 (io.edgehog.devicemanager.OTARequest v1.0 declares no reliability: docs/protocol.md section 5);
 OTAEvents come back through a collector listener and are fed to the state machine. A small timer thread fires
 the retry timers (`tick`). One lock guards the state: events arrive on paho's network thread, ticks on ours.
 """

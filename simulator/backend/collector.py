@@ -1,6 +1,6 @@
 """The embedded backend's observer: one MQTT client that sees every message of the realm and writes it down.
 
-It plays the part of Astarte's data_updater_plant as far as a load test needs it (PROTOCOL.md sections 1, 3):
+It plays the part of Astarte's data_updater_plant as far as a load test needs it (docs/protocol.md sections 1, 3):
 subscribe to `<realm>/#` with the admin identity (mutual TLS, CN `fleetsim-admin`, ACL `readwrite #` from
 simulator.backend.mosquitto), stamp the arrival time before anything else, validate with
 simulator.backend.validation, and keep: the arrival log of OTAEvents (simulator.records.ArrivalRecord, joined

@@ -2,7 +2,7 @@
 
 Astarte authorises `/agent/...` Pairing API calls with a JWT signed by the realm's private key and checked
 with the realm's public key; its `a_pa` claim is a list of regular expressions matched against
-"<METHOD>::<path>" where path is relative to the realm, e.g. "POST::agent/devices" (PROTOCOL.md section 2;
+"<METHOD>::<path>" where path is relative to the realm, e.g. "POST::agent/devices" (docs/protocol.md section 2;
 astarte_pairing_api `auth` plug; the SDK's `__generate_token` in astarte/device/pairing_handler.py issues
 `{"a_pa": [".*::.*"]}`). We keep one EC P-256 key (`realm_jwt.key`, 0600, reused across runs so a token
 printed once stays valid). Verification is cached per token (a load test registers thousands of devices with

@@ -1,6 +1,6 @@
 """mosquitto as the embedded backend's broker: generated config, mutual TLS, per-device ACL, subprocess.
 
-Astarte's broker (VerneMQ + astarte_vmq_plugin, PROTOCOL.md section 1) authenticates a device by its client
+Astarte's broker (VerneMQ + astarte_vmq_plugin, docs/protocol.md section 1) authenticates a device by its client
 certificate and lets it use only topics under `<realm>/<device_id>`, which is exactly the certificate CN. With
 mosquitto 2.x that is `require_certificate true` + `use_identity_as_username true` (the CN becomes the
 username, so the client is not anonymous and `allow_anonymous false` still admits it) and the ACL patterns
@@ -8,7 +8,7 @@ username, so the client is not anonymous and `allow_anonymous false` still admit
 `topic readwrite #`.
 
 Limits (documented numbers, chosen for load tests):
-- `max_inflight_messages 100`: VerneMQ's per-connection default (PROTOCOL.md section 1), outgoing QoS 1/2.
+- `max_inflight_messages 100`: VerneMQ's per-connection default (docs/protocol.md section 1), outgoing QoS 1/2.
 - `max_queued_messages 1000000`, `max_queued_bytes 0`: the admin subscriber receives every device's traffic; a
   burst of 1,000 devices x ~10 events must queue rather than be dropped (~200 bytes each: <= ~200 MB).
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.

@@ -1,6 +1,6 @@
 """Pairing API v1, as astarte-device-sdk 0.14.0 calls it, over HTTPS on loopback.
 
-Routes under `/pairing/v1/<realm>` (PROTOCOL.md section 2; URLs, headers and JSON shapes checked against
+Routes under `/pairing/v1/<realm>` (docs/protocol.md section 2; URLs, headers and JSON shapes checked against
 astarte/device/pairing_handler.py and device_mqtt.py of the SDK):
 
   POST   /agent/devices                               JWT (a_pa)  {"data":{"hw_id"}} -> 201 credentials_secret

@@ -24,7 +24,7 @@ __all__ = ["DeviceRegistry", "is_device_id"]
 
 
 def is_device_id(value: object) -> bool:
-    """Astarte device id: 128 bits, unpadded base64url, 22 characters (PROTOCOL.md section 1)."""
+    """Astarte device id: 128 bits, unpadded base64url, 22 characters (docs/protocol.md section 1)."""
     if not isinstance(value, str) or len(value) != 22:
         return False
     try:

@@ -1,6 +1,6 @@
 """Classify one MQTT message seen by the collector and say what, if anything, is wrong with it (pure, no I/O).
 
-The rules are Astarte MQTT v1's (PROTOCOL.md section 1, from astarte doc/pages/architecture/
+The rules are Astarte MQTT v1's (docs/protocol.md section 1, from astarte doc/pages/architecture/
 080-mqtt-v1-protocol.md and apps/astarte_data_updater_plant): topic `<realm>/<device_id>[/...]`, introspection
 on the bare prefix, control messages under `/control/`, data on `/<interface><path>` with QoS = reliability,
 BSON `{"v": value, "t": datetime}`. Leaf and type checks reuse astarte-device-sdk 0.14.0's own `Mapping`
@@ -73,10 +73,10 @@ VIOLATION_KINDS = (
 )
 
 # Not a violation: the Python SDK writes the producer/properties length little-endian where the spec says
-# big-endian (astarte-device-sdk-python device_mqtt.py; PROTOCOL.md section 1). Counted as a divergence.
+# big-endian (astarte-device-sdk-python device_mqtt.py; docs/protocol.md section 1). Counted as a divergence.
 NOTE_PRODUCER_PROPERTIES_LE = "producer_properties_little_endian"
 
-# 128-bit device id, unpadded base64url = 22 characters (PROTOCOL.md section 1).
+# 128-bit device id, unpadded base64url = 22 characters (docs/protocol.md section 1).
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 # Interface names as the SDK accepts them (astarte/device/interface.py name_regex).
 _IFACE_NAME = re.compile(r"([a-zA-Z][a-zA-Z0-9]*\.([a-zA-Z0-9][a-zA-Z0-9-]*\.)*)?[a-zA-Z][a-zA-Z0-9]*")
@@ -348,7 +348,7 @@ class Validator:
 
 @dataclass(slots=True)
 class HandshakeState:
-    """What one device has done since the collector started (PROTOCOL.md section 1, connect handshake)."""
+    """What one device has done since the collector started (docs/protocol.md section 1, connect handshake)."""
 
     introspection: dict[str, tuple[int, int]] | None = None
     empty_cache: bool = False

@@ -2,7 +2,7 @@
 
 One line per action, sorted by (offset, device, order within the device):
 `{"device_id","interface","kind","offset_ms","path","payload"}` with sorted keys and compact separators, so
-the same scenario and seed give byte-identical output (DESIGN.md principle 9). offset_ms = offset_us / 1000
+the same scenario and seed give byte-identical output (docs/design.md principle 9). offset_ms = offset_us / 1000
 (a pure function of the integer offset, so it prints the same everywhere); payload is the value
 (REBOOT: {"duration_ms": ...}). A summary line goes to stderr.
 """

@@ -4,11 +4,11 @@
     fleetsim triggers --target FILE --install --token T --realm-management-url https://api.example.com/realmmanagement
 
 A data trigger `on: incoming_data` for io.edgehog.devicemanager.OTAEvent (major 0), `match_path: /*`, every
-value, like the trigger Edgehog installs (PROTOCOL.md section 3); its action is an `amqp_exchange`
+value, like the trigger Edgehog installs (docs/protocol.md section 3); its action is an `amqp_exchange`
 (astarte_events_<realm>_<suffix>, a SimpleEvent protobuf per event) or an `http_url` POST (astarte doc
 060-triggers.md). Installing POSTs `{"data": <trigger>}` to Realm Management
 `<url>/v1/<realm>/triggers` with `Authorization: Bearer <token>` (a realm JWT with the a_rma claim). A new
-trigger can take up to 10 minutes to reach every data_updater_plant (PROTOCOL.md section 3).
+trigger can take up to 10 minutes to reach every data_updater_plant (docs/protocol.md section 3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run a FaultSchedule against a live run: devices (their transports), the fault proxy, the backend.
 
 One greenlet (`FaultRunner.start`) walks the steps on the run's absolute clock (run start + t; never
-sleep-after-action, DESIGN.md principle 3); device reconnects and the broker restart run in their own
+sleep-after-action, docs/design.md principle 3); device reconnects and the broker restart run in their own
 greenlets so that one slow connect does not delay the next step. Every fault is logged with wall times
 (`started`, `ended`) for the summary's "faults" list; `finish()` undoes whatever is still active when the run
 ends (delay back to 0, transports unwrapped) and marks those faults "cut".

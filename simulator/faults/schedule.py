@@ -1,7 +1,7 @@
 """Scenario faults -> a timed, seeded list of steps (pure: no I/O, no clock reads; issue 9).
 
 Which devices a fault hits is drawn from the scenario seed (numpy `SeedSequence(seed, spawn_key=(FAULT_STREAM,
-i))`, DESIGN.md principle 9), so the same scenario and seed always hit the same devices, whatever the worker
+i))`, docs/design.md principle 9), so the same scenario and seed always hit the same devices, whatever the worker
 count. Times are seconds of wall time from the run's start (the plan's offset 0).
 
 Kinds and their params (strings in YAML; defaults in brackets):

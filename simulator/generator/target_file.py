@@ -1,6 +1,6 @@
 """A real Astarte as the target: the target file (YAML) -> TargetInfo, and the observer it configures.
 
-    pairing_url: https://api.astarte.example.com/pairing   # the SDK's pairing_base_url (PROTOCOL.md 2)
+    pairing_url: https://api.astarte.example.com/pairing   # the SDK's pairing_base_url (docs/protocol.md 2)
     realm: staging
     agent_jwt: ${ASTARTE_PAIRING_JWT}      # a Pairing API token (claim a_pa) ...
     realm_private_key: ./staging.key       # ... or the realm's private key (PEM): fleetsim signs the token
@@ -9,7 +9,7 @@
     device_id_prefix: fleetsim             # optional: sequential ids start with these bytes (<= 12)
     credentials_dir: .fleetsim/credentials # optional; default <state dir>/credentials
     broker_url: mqtts://broker.astarte.example.com:8883/   # optional: checked only (Pairing returns it)
-    observer:                              # optional: how fleetsim sees events arrive (PROTOCOL.md section 3)
+    observer:                              # optional: how fleetsim sees events arrive (docs/protocol.md section 3)
       kind: amqp                           # AMQP trigger action (simulator.observers.amqp_trigger)
       url: amqp://user:${AMQP_PASSWORD}@rabbitmq.example.com:5672/%2F_staging
       exchange: astarte_events_staging_fleetsim

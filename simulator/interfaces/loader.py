@@ -2,7 +2,7 @@
 
 Using astarte-device-sdk 0.14.0's `astarte.device.interface.Interface` (and its `Mapping`) means the embedded
 backend validates payloads with exactly the rules a device built on the SDK validates with before sending
-(PROTOCOL.md section 6). The JSON files in this directory come from edgehog-astarte-interfaces (Apache-2.0,
+(docs/protocol.md section 6). The JSON files in this directory come from edgehog-astarte-interfaces (Apache-2.0,
 see LICENSE here).
 """
 

@@ -1,5 +1,5 @@
 """The OTA lifecycle of one device: inputs, phases and transition table, the pure machine, random draws,
-per-operation plans and the scripted-lifecycle check (edgehog-device-runtime src/ota/; PROTOCOL.md
+per-operation plans and the scripted-lifecycle check (edgehog-device-runtime src/ota/; docs/protocol.md
 section 4)."""
 
 from simulator.lifecycle.draws import OperationDraw, draw_operation, operation_inputs, request_uuid

@@ -58,7 +58,7 @@ class CancelRequested:
 
 @dataclass(frozen=True, slots=True)
 class Malformed:
-    """A request the runtime cannot parse: dropped silently (PROTOCOL.md section 4, last row)."""
+    """A request the runtime cannot parse: dropped silently (docs/protocol.md section 4, last row)."""
 
     reason: str = ""
 

@@ -1,7 +1,7 @@
 """The OTA lifecycle machine: pure, table-driven, no I/O, no clock.
 
 `OtaMachine.handle(input)` returns the OTAEvents edgehog-device-runtime publishes for that input
-(src/ota/mod.rs, src/ota/ota_handle.rs; PROTOCOL.md section 4). Which handler runs is looked up in
+(src/ota/mod.rs, src/ota/ota_handle.rs; docs/protocol.md section 4). Which handler runs is looked up in
 states.TRANSITIONS; a pair absent from the table, or an input whose values the runtime cannot produce
 (progress going back), raises simulator.errors.IllegalTransition naming the phase and the input.
 Timing is the caller's business (lifecycle/plans.py for planned runs, simulator/device.py for live ones).
@@ -135,7 +135,7 @@ class OtaMachine:
         assert isinstance(inp, UpdateRequested)
         if inp.uuid == self._uuid:
             return []  # the same request again (Edgehog re-sends on timeout): ignored
-        # The running operation continues; the refusal carries the NEW uuid (PROTOCOL.md section 4).
+        # The running operation continues; the refusal carries the NEW uuid (docs/protocol.md section 4).
         return [OtaEvent(inp.uuid, OtaStatus.FAILURE, 0, OtaStatusCode.UPDATE_ALREADY_IN_PROGRESS, "")]
 
     def _cancel(self, inp: Input) -> list[OtaEvent]:

@@ -4,7 +4,7 @@ Random lifecycles: draws.draw_operation -> draws.operation_inputs -> OtaMachine 
 planned OTAEvents are exactly what the machine (i.e. the runtime) publishes. Scripted lifecycles: each step is
 published as written at its cumulative delay (script_check.py has already refused illegal scripts).
 
-After a reboot the runtime republishes OSInfo and BaseImage (PROTOCOL.md section 4): the new image on Success,
+After a reboot the runtime republishes OSInfo and BaseImage (docs/protocol.md section 4): the new image on Success,
 the old one on rollback. Paths from simulator/interfaces/io.edgehog.devicemanager.{BaseImage,OSInfo}.json.
 All offsets are integer microseconds of wall time from the run's start; device seconds are divided by
 time_scale.

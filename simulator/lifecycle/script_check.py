@@ -1,6 +1,6 @@
 """Check a scripted lifecycle against the lifecycle machine: could edgehog-device-runtime publish it?
 
-Each step is translated into the machine input(s) that make the runtime publish that status (PROTOCOL.md
+Each step is translated into the machine input(s) that make the runtime publish that status (docs/protocol.md
 section 4), the machine is run, and its answer must be exactly that one event (status, progress, code; the
 message is free text). The scenario loader calls `check_script` and turns each (step index, message) into a
 `file:line: lifecycle...steps[i]: message` error.

@@ -1,7 +1,7 @@
 """The phases of one device's OTA handling and the table of legal transitions (h11 `_state.py` style).
 
 Reproduces edgehog-device-runtime src/ota/mod.rs (`OtaStatus`, `Ota::next`, `handle_ota_update`) and
-src/ota/ota_handle.rs (Update/Cancel while an OTA runs), as summarised in PROTOCOL.md section 4. A pair
+src/ota/ota_handle.rs (Update/Cancel while an OTA runs), as summarised in docs/protocol.md section 4. A pair
 (phase, input kind) absent from TRANSITIONS is illegal: the machine raises IllegalTransition naming both.
 
 Phases are the runtime's `OtaStatus` values that last in time (Init, Rebooted, Success, Failure and Error are

@@ -1,4 +1,4 @@
-"""Per-event accounting: the send log joined with the arrival log on EventKey (DESIGN.md principle 7).
+"""Per-event accounting: the send log joined with the arrival log on EventKey (docs/design.md principle 7).
 
 Every planned event ends in exactly one outcome:
   delivered  first seen by the observer no later than run end + grace

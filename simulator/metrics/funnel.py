@@ -1,7 +1,7 @@
 """The OTA funnel: per operation (device, requestUUID), how far it got and how long it took.
 
-Statuses and codes as in PROTOCOL.md section 4 (edgehog-device-runtime src/ota/mod.rs): Success and Failure
-are final (as Edgehog treats them, PROTOCOL.md section 5), Error is recoverable (a retried download). An
+Statuses and codes as in docs/protocol.md section 4 (edgehog-device-runtime src/ota/mod.rs): Success and Failure
+are final (as Edgehog treats them, docs/protocol.md section 5), Error is recoverable (a retried download). An
 operation with no final status when the run ends is `stuck` (what edgehog#1447 looks like from the backend).
 
 Times: time_to_ack = first Acknowledged - start, time_to_final = first Success/Failure - start, where start is
@@ -24,7 +24,7 @@ __all__ = [
     "FUNNEL_STAGES", "Funnel", "Operation", "build_funnel", "funnel_from_arrivals", "funnel_from_sends",
 ]
 
-# Funnel stages in lifecycle order (the success path of PROTOCOL.md section 4), then the final outcomes.
+# Funnel stages in lifecycle order (the success path of docs/protocol.md section 4), then the final outcomes.
 FUNNEL_STAGES = (
     OtaStatus.ACKNOWLEDGED, OtaStatus.DOWNLOADING, OtaStatus.DEPLOYING, OtaStatus.DEPLOYED,
     OtaStatus.REBOOTING, OtaStatus.SUCCESS, OtaStatus.FAILURE,

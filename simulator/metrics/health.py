@@ -1,16 +1,16 @@
-"""Generator health and the run's verdict (DESIGN.md principle 6: a run where the generator was the bottleneck
+"""Generator health and the run's verdict (docs/design.md principle 6: a run where the generator was the bottleneck
 is flagged, not reported as the backend's number), plus the generator/observer clock offset estimate.
 
 Thresholds (HealthThresholds), each with its reason:
   send_lag_p99_ms 50   the generator sends late: a healthy shared I/O path keeps publish->ack p99 at 7-12 ms
-                       with 1,000 devices (PROTOCOL.md section 7); a send-lag p99 several times that means the
+                       with 1,000 devices (docs/protocol.md section 7); a send-lag p99 several times that means the
                        schedule slipped and every latency includes the generator's own queueing.
   cpu_pct 90           % of ONE core (gevent runs everything on one core): with < 10% slack, GC passes
-                       (~100 ms, PROTOCOL.md section 7) and bursts turn straight into latency. Judged on the
+                       (~100 ms, docs/protocol.md section 7) and bursts turn straight into latency. Judged on the
                        p90 of the per-interval samples, so a sustained load counts and one GC second does not.
   loop_lag_p99_ms 50   the event loop itself was late to run ready greenlets by more than the send-lag limit.
   sdk_device_limit 300 the sdk transport runs one paho thread per device (~1.1-1.6 ms CPU per QoS 2
-                       message) and select() fails past fd 1024 (~338 devices per process, PROTOCOL.md
+                       message) and select() fails past fd 1024 (~338 devices per process, docs/protocol.md
                        sections 6-7); the runner passes `sdk_over_limit` when a process hosts more.
   error_pct 0.1        publish/ack errors above 0.1% of offered events: the backend (or network) refused work.
   incomplete           a run that was not interrupted yet never offered some planned events (devices never

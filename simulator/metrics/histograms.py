@@ -1,4 +1,4 @@
-"""HDR latency histograms, one per labelled path (DESIGN.md principles 5 and 6), over `hdrhistogram` (hdrh).
+"""HDR latency histograms, one per labelled path (docs/design.md principles 5 and 6), over `hdrhistogram` (hdrh).
 
 Values are microseconds from 1 us to 1 h at 3 significant digits (0.1% resolution: 1 us below 1 ms, 1 ms
 below 1 s; the classic HdrHistogram configuration). Each path is recorded raw and corrected for coordinated

@@ -1,6 +1,6 @@
-"""Every metric name once (DESIGN.md principle 10), and where each lives in summary.json.
+"""Every metric name once (docs/design.md principle 10), and where each lives in summary.json.
 
-Latency path names are always carried with their numbers (DESIGN.md principle 6: never a latency without its
+Latency path names are always carried with their numbers (docs/design.md principle 6: never a latency without its
 path). Threshold names are k6-style flat strings (`ack_latency_p99_ms`, `lost`, ...) that scenario
 `thresholds:` and `fleetsim compare` use; the field of simulator.metrics.run_summary that holds each one
 names it (its metadata), and simulator.metrics.metric_table derives the table from those fields.

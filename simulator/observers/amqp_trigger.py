@@ -1,4 +1,4 @@
-"""Observer for a real Astarte: the SimpleEvents an AMQP trigger action publishes (PROTOCOL.md section 3).
+"""Observer for a real Astarte: the SimpleEvents an AMQP trigger action publishes (docs/protocol.md section 3).
 
 Astarte publishes each event of an `amqp_exchange` trigger action to the exchange
 `astarte_events_<realm>_<suffix>` (vhost `/_<realm>` since Astarte 1.3; doc 060-triggers.md "AMQP 0-9-1

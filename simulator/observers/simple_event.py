@@ -17,7 +17,7 @@ needs. Field numbers from astarte_core lib/astarte_core/triggers/simple_events/ 
     }
 
 `timestamp` is epoch milliseconds: data_updater_plant passes the value's own timestamp for an
-explicit_timestamp mapping (the device's `t`, PROTOCOL.md section 3) and `div(reception_timestamp, 10000)`
+explicit_timestamp mapping (the device's `t`, docs/protocol.md section 3) and `div(reception_timestamp, 10000)`
 (100 ns units -> ms) otherwise (data_updater_plant core/data_handler.ex `execute_incoming_data_triggers`).
 `bson_value` is the BSON document `{"v": value[, "t": datetime]}`. `encode_simple_event` exists for tests and
 for feeding an observer by hand.

@@ -2,8 +2,8 @@
 
 The EventKey occurrence is counted per (device, requestUUID, status, statusProgress) in arrival order, from 0,
 exactly like the embedded collector (simulator.backend.collector) and the sender (simulator.lifecycle.plans
-Occurrences), so the send log and this arrival log join (DESIGN.md principle 7). `t_ms` is the trigger's event
-timestamp, which for OTAEvent (explicit_timestamp) is the device's `t` (PROTOCOL.md section 3); when a trigger
+Occurrences), so the send log and this arrival log join (docs/design.md principle 7). `t_ms` is the trigger's event
+timestamp, which for OTAEvent (explicit_timestamp) is the device's `t` (docs/protocol.md section 3); when a trigger
 carries none, the BSON `t` is used.
 """
 

@@ -1,4 +1,4 @@
-"""Observer for a real Astarte: an HTTP receiver for a trigger's `http_url` action (PROTOCOL.md section 3).
+"""Observer for a real Astarte: an HTTP receiver for a trigger's `http_url` action (docs/protocol.md section 3).
 
 Astarte POSTs one JSON document per event (astarte doc 060-triggers.md "SimpleEvent payloads"):
 `{"timestamp": "<ISO 8601 UTC>", "device_id": ..., "trigger_name": ..., "event": {"type": "incoming_data",

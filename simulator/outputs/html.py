@@ -1,7 +1,7 @@
 """report.html: one self-contained page (inline CSS and SVG, no external resource) per run.
 
 Built only from what a run directory holds (summary.json, timeseries.csv, latency.hlog), so `fleetsim report
-RUN` can rebuild it later. Every latency shown carries its path name (DESIGN.md principle 6).
+RUN` can rebuild it later. Every latency shown carries its path name (docs/design.md principle 6).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ as JSON. The object-aggregated datastream comes in the three `format`s AppEngine
   by position).
 `T` is an ISO 8601 UTC string ("2026-01-01T10:00:00.123Z") or epoch milliseconds. For OTAEvent
 (explicit_timestamp) it is the device's `t`, i.e. when the runtime sent the event. Missing leaves take the
-runtime's defaults ("" and 0, PROTOCOL.md section 4). Pages fetched with `since_after` can be given as several
+runtime's defaults ("" and 0, docs/protocol.md section 4). Pages fetched with `since_after` can be given as several
 files for one device. Reboots are inferred like a recorded run's (simulator.replay.recorder.infer_reboots).
 """
 

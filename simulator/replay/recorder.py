@@ -10,7 +10,7 @@ rebuilt from it and the run's seed (simulator.plan, same seed => same plan) and 
 message of each event (joined on EventKey) and the REBOOT and post-reboot property actions. Without it,
 reboots are inferred (`infer_reboots`): the runtime reboots between its last Rebooting and the Success (new
 image) or Failure+SystemRollback (old image) of the same request (edgehog-device-runtime
-src/ota/ota_handler.rs; PROTOCOL.md section 4), so the device is offline for that gap."""
+src/ota/ota_handler.rs; docs/protocol.md section 4), so the device is offline for that gap."""
 
 from __future__ import annotations
 

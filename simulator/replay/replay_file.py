@@ -15,11 +15,11 @@ by `fleetsim replay FILE` (simulator.replay.player). Shape:
   comments.
 - `at`: seconds from the recording's start (float >= 0). A player keeps, per device, the order of the entries
   in time (equal times: file order) and the gaps between them, scaled by 1/speed.
-- `event`: the five leaves of io.edgehog.devicemanager.OTAEvent (PROTOCOL.md section 1); `status` one of the
+- `event`: the five leaves of io.edgehog.devicemanager.OTAEvent (docs/protocol.md section 1); `status` one of the
   runtime's statuses (simulator.events.OtaStatus); `statusProgress` an int32 0..100; `statusCode` and
   `message` free strings ("" when unset, as the runtime sends them).
 - `reboot`: the device disconnects at `at` and reconnects `offline` seconds later (redoing the Astarte
-  handshake), as edgehog-device-runtime does between Rebooting and Success (PROTOCOL.md section 4).
+  handshake), as edgehog-device-runtime does between Rebooting and Success (docs/protocol.md section 4).
 - `property`: a device-owned property set (e.g. BaseImage /version after the reboot).
 Every problem is reported as `file:line: field: message` (simulator.errors.ConfigErrors), never a traceback.
 """

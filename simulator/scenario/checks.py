@@ -41,15 +41,15 @@ __all__ = [
 
 Problem = tuple[str, str]  # (dotted field, message)
 
-# Final outcomes of a random lifecycle (model.RandomLifecycle docstring; PROTOCOL.md section 4).
+# Final outcomes of a random lifecycle (model.RandomLifecycle docstring; docs/protocol.md section 4).
 OUTCOMES = ("success", "download_exhausted", "invalid_base_image", "io_error", "reboot_failure", "rollback",
             "cancel", "late_cancel")
-# Codes of a failed download attempt in edgehog-device-runtime src/ota/mod.rs (PROTOCOL.md section 4).
+# Codes of a failed download attempt in edgehog-device-runtime src/ota/mod.rs (docs/protocol.md section 4).
 DOWNLOAD_ERROR_CODES = ("NetworkError", "IOError", "InternalError")
 FAULT_KINDS = ("disconnect", "reboot_storm", "broker_restart", "network_delay", "stall", "reset",
                "clock_skew", "duplicate", "slow_device")
 PROBABILITY_TOLERANCE = 1e-9  # probabilities / weights must sum to 1 within this
-MAX_DEVICES = 10_000_000  # a sanity bound (a typo guard), far beyond one run on one machine (PROTOCOL.md s.7)
+MAX_DEVICES = 10_000_000  # a sanity bound (a typo guard), far beyond one run on one machine (docs/protocol.md s.7)
 _STATUSES = tuple(s.value for s in OtaStatus)
 _CODES = tuple(c.value for c in OtaStatusCode)
 # A sequential id is the prefix padded to 12 bytes, then the index in 4 bytes (simulator/ids.py).
@@ -59,7 +59,7 @@ _MAX_ID_PREFIX = 12
 _REALM = re.compile(r"[a-z][a-z0-9]{0,47}")
 _RESERVED_REALMS = ("astarte", "system", "system_auth", "system_distributed", "system_schema",
                     "system_traces")
-# Edgehog reads BaseImage /version as semver (PROTOCOL.md section 5) to skip devices already updated.
+# Edgehog reads BaseImage /version as semver (docs/protocol.md section 5) to skip devices already updated.
 _SEMVER = re.compile(
     r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
 )
@@ -245,7 +245,7 @@ def _fault(index: int, fault: FaultSpec) -> list[Problem]:
 
 
 def _campaign(c: CampaignSettings) -> list[Problem]:
-    """Edgehog's campaign rules (PROTOCOL.md section 5): timeout >= 30 s, retries >= 0, percentage 0..100."""
+    """Edgehog's campaign rules (docs/protocol.md section 5): timeout >= 30 s, retries >= 0, percentage 0..100."""
     out: list[Problem] = []
     if c.max_in_progress < 1:
         out.append(("campaign.max_in_progress", f"must be >= 1, got {c.max_in_progress}"))

@@ -48,7 +48,7 @@ NO_SHUTDOWN_DELAY = Distribution("fixed", value=0.0)
 
 @dataclass(frozen=True)
 class RandomLifecycle:
-    """Seeded random OTA lifecycles reproducing edgehog-device-runtime (PROTOCOL.md section 4).
+    """Seeded random OTA lifecycles reproducing edgehog-device-runtime (docs/protocol.md section 4).
 
     `outcomes` maps each final outcome to its probability (sum 1 within 1e-9):
       success, download_exhausted (5 failed attempts then Failure+InternalError), invalid_base_image,
@@ -124,7 +124,7 @@ class ArrivalSpec:
 
     model: "burst" (all `count` at offset `start`), "constant" (`rate` ops/s), "poisson" (mean `rate` ops/s),
     "ramping" (`stages`, from `start_rate`). `count` caps the number of operations (0 = until `duration`).
-    `phase`: "random" spreads each device's grid slot by a seeded random phase (default; PROTOCOL.md
+    `phase`: "random" spreads each device's grid slot by a seeded random phase (default; docs/protocol.md
     section 7), "aligned" keeps the synchronized burst the scenario asked for (and the report says so).
     """
 
@@ -178,7 +178,7 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class CampaignSettings:
-    """Rollout settings of the campaign driver in `mode: campaign` (Edgehog campaigns, PROTOCOL.md section 5).
+    """Rollout settings of the campaign driver in `mode: campaign` (Edgehog campaigns, docs/protocol.md section 5).
 
     Field names match simulator.backend.campaign.CampaignSpec so a runner can pass them through. Times are
     seconds of *device* time (divided by time_scale on the wall clock, like every lifecycle duration);

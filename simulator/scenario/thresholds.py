@@ -1,4 +1,4 @@
-"""Threshold expressions, k6 style: `metric: "< 50"` (DESIGN.md outputs/compare.py; issue 7).
+"""Threshold expressions, k6 style: `metric: "< 50"` (k6 thresholds; issue 7).
 
 Syntax only: an operator (<, <=, >, >=, ==, !=) then a number, optionally followed by `%`. The metric names
 are defined by the metrics layer (metrics/names.py); here a name is only checked to be `[a-z_.0-9]+`.

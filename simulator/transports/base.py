@@ -1,4 +1,4 @@
-"""The one protocol between a virtual device and the outside world (DESIGN.md principle 8).
+"""The one protocol between a virtual device and the outside world (docs/design.md principle 8).
 
 Implementations: `memory` (unit tests of the core), `lean` (gevent-cooperative paho, one I/O path for many
 devices), `sdk` (one unmodified astarte-device-sdk 0.14.0 DeviceMqtt per device).

@@ -6,9 +6,9 @@ clean session True and an empty client id (the SDK's bare `mqtt.Client()`: paho'
 present: SUBSCRIBE QoS 2 to control/consumer/properties and each server-owned interface `/#`, introspection,
 emptyCache, device-owned properties, producer/properties (with a session present: nothing). What differs is the
 execution model: paho Clients driven through the external loop API by simulator.transports.lean_loop (no thread, no
-loop greenlet per device) -- the SDK's `loop_start()` thread per device costs ~1 s p50 at 1,000 devices (PROTOCOL.md
-section 7). Acks: paho's on_publish(mid) -> monotonic time -> the publish's on_ack(t, None): QoS 0 when written to
-the socket, QoS 1 on PUBACK, QoS 2 on PUBCOMP.
+loop greenlet per device) -- the SDK's `loop_start()` thread per device costs ~1 s p50 at 1,000 devices
+(docs/protocol.md section 7). Acks: paho's on_publish(mid) -> monotonic time -> the publish's on_ack(t, None):
+QoS 0 when written to the socket, QoS 1 on PUBACK, QoS 2 on PUBCOMP.
 
 In-flight publishes when the connection drops -- decided as follows, so nothing is lost silently:
 - unexpected loss (broker gone, network, keepalive): QoS 1/2 stay in paho's queue and are retransmitted after the

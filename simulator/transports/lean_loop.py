@@ -1,6 +1,6 @@
 """One shared, event-driven I/O path for thousands of MQTT connections in one gevent hub.
 
-Why (PROTOCOL.md section 7, measured on 2 vCPUs): a paho loop per device (`loop_start()`, which gevent turns
+Why (docs/protocol.md section 7, measured on 2 vCPUs): a paho loop per device (`loop_start()`, which gevent turns
 into a greenlet doing real `select()` calls) costs ~1.1-1.6 ms CPU per QoS 2 message, so 1,000 devices
 saturate a core with p50 ~1 s; and `select()` fails for fds >= 1024 (~338 devices per process). Here instead:
 

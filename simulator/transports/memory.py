@@ -3,7 +3,7 @@
 `MemoryBroker` is the hub: it hands out `MemoryTransport`s (it is a TransportFactory), keeps every message
 they publish (topic, QoS, payload as a dict), and delivers server-owned data (OTARequest) to connected
 devices. Each transport acks immediately (default) or when told to, and can be told to fail connects and
-publishes. Topics and QoS follow Astarte MQTT v1 (PROTOCOL.md section 1): `<realm>/<device>/<iface><path>`;
+publishes. Topics and QoS follow Astarte MQTT v1 (docs/protocol.md section 1): `<realm>/<device>/<iface><path>`;
 properties QoS 2; datastreams by the reliability of the interface's first mapping (OTAEvent is `unique`: 2).
 """
 
@@ -77,7 +77,7 @@ class MemoryBroker:
 
     def deliver(self, device_id: str, interface: str, path: str, value: Value) -> bool:
         """Server-owned data to one device. OTARequest has QoS 0 and no session: an offline device loses it
-        (PROTOCOL.md section 5). Returns whether the device's callback got it."""
+        (docs/protocol.md section 5). Returns whether the device's callback got it."""
         transport = self.transports.get(device_id)
         return transport is not None and transport.inject(interface, path, value)
 

@@ -1,7 +1,7 @@
 """Device side of the Astarte Pairing API v1: register, ask for a certificate, verify it, get the broker URL.
 
 Same requests, bodies and key/CSR as astarte-device-sdk 0.14.0 (astarte/device/pairing_handler.py, crypto.py;
-PROTOCOL.md section 2): base URL `<pairing_url>/v1/<realm>`, `Bearer <agent JWT>` for registration and
+docs/protocol.md section 2): base URL `<pairing_url>/v1/<realm>`, `Bearer <agent JWT>` for registration and
 `Bearer <credentials secret>` for the device calls; key EC P-256 (SECP256R1), CSR subject `O=Devices,
 CN=<realm>/<device_id>` signed with SHA-256. Blocking `requests` calls (the SDK's HTTP client): under gevent
 monkey patching they yield to other greenlets. One pooled `requests` adapter per client keeps connections

@@ -3,18 +3,18 @@
 What the SDK does on its own (astarte/device/device_mqtt.py): certificate setup (EC P-256 key + CSR, or
 `/verify` of a cached certificate), `GET /devices/<id>` for the broker URL, then paho `connect_async` +
 `loop_start()` -- one network thread per device (a greenlet once gevent has monkey-patched threading) -- and
-the clean-session handshake (subscriptions, introspection, emptyCache, properties; PROTOCOL.md section 1).
+the clean-session handshake (subscriptions, introspection, emptyCache, properties; docs/protocol.md section 1).
 What we add, none of it visible on the wire (simulator.transports.sdk_patches):
 
 - registration with the agent JWT (`register_device_with_jwt_token`) only when the credentials cache has no
   secret; the SDK's persistency_dir is `cache.device_dir(id)` so keys/certs are reused (the SDK then calls
-  `/verify`, PROTOCOL.md section 6); the property cache is in memory (simulator.transports.memory_db);
+  `/verify`, docs/protocol.md section 6); the property cache is in memory (simulator.transports.memory_db);
 - a poll()-based wait for paho, lifting the ~338-devices-per-process select() ceiling;
 - ack timing by a hook on the paho client (the SDK drops the MQTTMessageInfo);
 - timing of each onboarding phase, and a disconnect that also works while CONNECTING (the SDK's is a no-op
   then, leaving the paho thread reconnecting forever).
 
-Limit (measured, PROTOCOL.md sections 6-7): the thread per device costs ~1.1-1.6 ms CPU per QoS 2 message;
+Limit (measured, docs/protocol.md sections 6-7): the thread per device costs ~1.1-1.6 ms CPU per QoS 2 message;
 publish->ack p50 stays near 1-2 ms up to ~300 devices at 1 msg/device/s and collapses (~900 ms) at 1,000.
 `SDK_COMFORT_DEVICES` lets the generator-health verdict flag runs past it; use the lean transport beyond.
 """
@@ -50,7 +50,7 @@ __all__ = ["SDK_COMFORT_DEVICES", "SdkConnectError", "SdkFleet", "SdkTransport",
 _LOG = logging.getLogger(__name__)
 
 # Devices per process up to which a paho thread per device keeps publish->ack p50 near 1-2 ms at
-# 1 msg/device/s on a 2-vCPU machine (PROTOCOL.md section 7: p50 ~900 ms at 1,000). The generator-health
+# 1 msg/device/s on a 2-vCPU machine (docs/protocol.md section 7: p50 ~900 ms at 1,000). The generator-health
 # verdict flags runs of the sdk transport past it.
 SDK_COMFORT_DEVICES = 300
 

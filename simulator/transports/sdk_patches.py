@@ -7,11 +7,11 @@ Three hooks, each at the narrowest point we found:
    `select()` is built on `select.poll`. paho's `Client._loop` (paho-mqtt 2.2.0 client.py, the only
    `select.select` call in the module) waits on [socket, sockpairR] with `select()`, which fails for
    fds >= 1024 -- paho swallows the ValueError and reports a lost connection, so a process tops out near
-   338 devices (3 fds each: TLS socket + the wake-up socket pair; PROTOCOL.md section 6). `poll()` has no such
+   338 devices (3 fds each: TLS socket + the wake-up socket pair; docs/protocol.md section 6). `poll()` has no such
    limit. The
    `poll` class is looked up at call time, so after `gevent.monkey.patch_all()` it is gevent's cooperative
    `gevent.select.poll` (libev io watchers, no FD_SETSIZE either; gevent's own `select()` calls the real
-   `select()` first and fails the same way -- PROTOCOL.md section 7).
+   `select()` first and fails the same way -- docs/protocol.md section 7).
 2. `AckTracker.attach(client)` wraps the paho client's `publish` (an instance attribute shadowing the method)
    and sets `on_publish` (unused by the SDK, device_mqtt.py `__setup_mqtt_client`). The SDK drops the
    MQTTMessageInfo (device_mqtt.py `_send_generic`), so the wrapper maps mid -> the caller's AckCallback.
@@ -243,7 +243,7 @@ _counts: dict[str, int] = {}  # process-wide count of Pairing API calls per kind
 
 
 def _kind_of(method: str, url: str) -> str:
-    # URL shapes from PROTOCOL.md section 2 (astarte_pairing); order matters: .../credentials/verify first.
+    # URL shapes from docs/protocol.md section 2 (astarte_pairing); order matters: .../credentials/verify first.
     if url.endswith("/credentials/verify"):
         return "verify"
     if url.endswith("/credentials"):

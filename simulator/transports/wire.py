@@ -3,7 +3,7 @@
 Sources: astarte/device/device_mqtt.py (`_send_generic`, `__setup_subscriptions`, `__send_introspection`,
 `__send_empty_cache`, `__send_device_owned_properties`, `__on_message`, `__purge_server_properties`),
 device.py (`send`, `send_aggregate`, `unset_property`, `_on_message_generic`), interface.py, mapping.py;
-PROTOCOL.md section 1. Encoding is done by the SDK's own encoder (py-bson 0.5.10 `bson.dumps`) and
+docs/protocol.md section 1. Encoding is done by the SDK's own encoder (py-bson 0.5.10 `bson.dumps`) and
 validation by the SDK's own `Interface`/`Mapping` code, so both are the SDK's by construction, quirks included
 (e.g. py-bson writes a `bytes` value that happens to be valid UTF-8 as a BSON string, not as binary).
 """
@@ -217,7 +217,7 @@ def producer_properties_payload(
 ) -> bytes:
     """4-byte length + zlib(`iface/path;iface/path`) (`__send_device_owned_properties`).
 
-    The SDK writes the length LITTLE-endian; the Astarte protocol document says big-endian (PROTOCOL.md
+    The SDK writes the length LITTLE-endian; the Astarte protocol document says big-endian (docs/protocol.md
     section 1: a known divergence). Default = the SDK, byte for byte; byteorder="big" gives the spec's form.
     The length is `len()` of the str, as the SDK computes it (equal to the byte length for ASCII paths).
     """

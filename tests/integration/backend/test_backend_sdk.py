@@ -79,7 +79,7 @@ def test_sdk_device_registers_pairs_connects_and_sends_ota_event(
             got_topic, payload, qos = admin.messages.get(timeout=10)
             if got_topic == topic:
                 break
-        assert qos == 2  # OTAEvent is `unique` => QoS 2 (PROTOCOL.md section 1)
+        assert qos == 2  # OTAEvent is `unique` => QoS 2 (docs/protocol.md section 1)
         doc = bson.loads(payload)
         assert doc["v"] == event
         stats = backend.stats()["pairing"]

@@ -1,7 +1,7 @@
 """A campaign over real mosquitto + mutual TLS against 55 simulated devices (paho responders written here).
 
 Each responder does the SDK's fresh-session handshake (subscribe to its OTARequest topic, introspection,
-emptyCache, BaseImage /version), then answers an Update with the runtime's success path (PROTOCOL.md
+emptyCache, BaseImage /version), then answers an Update with the runtime's success path (docs/protocol.md
 section 4: Acknowledged, Downloading 0/100, Deploying 0/100, Deployed, Rebooting, Success) and republishes
 BaseImage /version. Five devices are already on the target version (skipped); three ignore their first
 request (the retry path).
@@ -78,7 +78,7 @@ class Responder:
         if request["operation"] != "Update" or (self.ignore_first and len(self.requests) == 1):
             return
         if request["uuid"] in self.handled:
-            return  # the runtime ignores an Update with the uuid it already runs (PROTOCOL.md section 4)
+            return  # the runtime ignores an Update with the uuid it already runs (docs/protocol.md section 4)
         self.handled.add(request["uuid"])
         for status, progress in STEPS:
             value = {"requestUUID": request["uuid"], "status": status, "statusProgress": progress,

@@ -1,4 +1,4 @@
-"""Pairing API v1 over real HTTPS (PROTOCOL.md section 2): status codes, JSON, persistence, throughput."""
+"""Pairing API v1 over real HTTPS (docs/protocol.md section 2): status codes, JSON, persistence, throughput."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ __all__ = ["MqttClient", "device_id", "make_csr", "write_device_cert"]
 
 
 def device_id() -> str:
-    """A random Astarte device id: 128 bits, unpadded base64url, 22 characters (PROTOCOL.md section 1)."""
+    """A random Astarte device id: 128 bits, unpadded base64url, 22 characters (docs/protocol.md section 1)."""
     return base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
 
 

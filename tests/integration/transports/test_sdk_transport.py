@@ -155,7 +155,7 @@ def test_devices_connect_publish_qos2_with_ack_times_and_receive_ota_request(
     seen: dict[str, dict[str, Any]] = {}
     while len(seen) < 3:
         topic, payload, qos = admin.messages.get(timeout=10)
-        assert qos == 2  # OTAEvent is `unique` => QoS 2 (PROTOCOL.md section 1)
+        assert qos == 2  # OTAEvent is `unique` => QoS 2 (docs/protocol.md section 1)
         doc = bson.loads(payload)
         seen[topic.split("/")[1]] = doc
     assert set(seen) == {t.device_id for t in transports}
@@ -163,7 +163,7 @@ def test_devices_connect_publish_qos2_with_ack_times_and_receive_ota_request(
         assert doc["v"] == ota_event("Downloading", 10)
         assert int(doc["t"].timestamp() * 1000) == t_ms  # the device's `t`, millisecond precision
 
-    # Server -> device: Edgehog publishes OTARequest (QoS 0, no reliability: PROTOCOL.md section 5).
+    # Server -> device: Edgehog publishes OTARequest (QoS 0, no reliability: docs/protocol.md section 5).
     received: queue.Queue[tuple[str, str, Any]] = queue.Queue()
     target = transports[1]
     target.on_data(lambda iface, path, value: received.put((iface, path, value)))
@@ -345,5 +345,5 @@ def test_works_after_gevent_monkey_patch_all(info: BackendInfo, tmp_path: Path) 
     assert result["shim"] and result["gevent_poll"]
     assert result["connected"] == 5
     assert result["acks"] == [None] * 5
-    assert result["min_fd"] >= 1024  # gevent's own select() would fail here too (PROTOCOL.md section 7)
+    assert result["min_fd"] >= 1024  # gevent's own select() would fail here too (docs/protocol.md section 7)
     assert result["still_connected"] == 0

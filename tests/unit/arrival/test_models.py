@@ -1,4 +1,4 @@
-"""Arrival models: exact intended offsets (DESIGN.md principle 2), the output contract, validation."""
+"""Arrival models: exact intended offsets (docs/design.md principle 2), the output contract, validation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One test per row of PROTOCOL.md section 4 (edgehog-device-runtime src/ota/mod.rs, ota_handle.rs): the exact
+"""One test per row of docs/protocol.md section 4 (edgehog-device-runtime src/ota/mod.rs, ota_handle.rs): the exact
 event sequence the machine publishes."""
 
 from __future__ import annotations

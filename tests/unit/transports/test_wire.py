@@ -77,7 +77,7 @@ def test_ota_event_bytes_topic_qos(sdk: tuple[DeviceMqtt, _Recorder]) -> None:
     assert qos == wire.qos_for(ifaces[OTA], "/event") == 2
     assert bson.loads(payload)["t"] == ts  # millisecond exact
     assert wire._fast_document({"v": _ota(), "t": ts}) == payload  # the fast path, not the fallback
-    assert 140 < len(payload) < 200  # PROTOCOL.md: about 153 bytes
+    assert 140 < len(payload) < 200  # docs/protocol.md: about 153 bytes
 
 
 @settings(max_examples=40, deadline=None)
