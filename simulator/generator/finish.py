@@ -8,17 +8,21 @@ dropped silently (issue 6 item 2, issue 9).
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.faults.schedule import BACKEND_KINDS, build_schedule
+from simulator.generator.arrival_pump import ArrivalPump
 from simulator.generator.target import TargetInfo
-from simulator.metrics.accounting import Accounting, account
-from simulator.metrics.fault_attribution import FaultTotals, FaultWindow, attribute, window
-from simulator.metrics.funnel import OperationId, funnel_from_sends
-from simulator.metrics.health import GeneratorHealth, clock_offset_estimate
+from simulator.metrics.accounting import Accounting, accounting_of
+from simulator.metrics.books import books_from_logs
+from simulator.metrics.fault_attribution import FaultTotals, FaultWindow, attribute_timed, window
+from simulator.metrics.funnel import OperationId
+from simulator.metrics.health import ClockOffset, GeneratorHealth
 from simulator.metrics.json_tree import JsonValue, from_json, to_json
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import FaultCaused, FaultRecord, PlanNotes, RunNotes, RunSummary, ThresholdReport
@@ -26,10 +30,10 @@ from simulator.observers.base import Observer
 from simulator.outputs.bundle import write_results
 from simulator.outputs.summary import results_dir, summarize
 from simulator.plan import FleetPlan
-from simulator.records import ArrivalRecord, SendRecord
+from simulator.records import ArrivalRecord
 from simulator.scenario.model import Scenario
 
-__all__ = ["FinishedRun", "collect_arrivals", "finish_run"]
+__all__ = ["FinishedRun", "collect_arrivals", "finish_run", "spool_dir"]
 
 SETTLE_S = 10.0  # the longest we wait for the observer to catch up with what was acked (loopback: < 1 s)
 GRACE_S = 5.0  # arrivals later than the run's end + this are "late"
@@ -58,6 +62,11 @@ def collect_arrivals(observer: Observer | None, expected: int, settle_s: float =
             break
         time.sleep(0.1)  # polling another process's counter; nothing to wait on here
     return observer.arrivals()
+
+
+def spool_dir(results_root: Path) -> Path:
+    """Where a process streams its per-event logs while the run plays (moved into the run's folder at the end)."""
+    return results_root / ".spool" / f"{os.getpid()}-{time.time_ns()}"
 
 
 def _operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
@@ -148,22 +157,37 @@ def finish_run(
     extra: Mapping[str, object] | None = None,
     thresholds_report: Callable[[RunSummary], ThresholdReport] | None = None,
     cut_operations: Collection[OperationId] = (),
+    pump: ArrivalPump | None = None,
 ) -> FinishedRun:
-    """Join the books, judge the run, write its files; the RunSummary is `FinishedRun.summary`."""
+    """Join the books, judge the run, write its files; the RunSummary is `FinishedRun.summary`.
+
+    With `recorder.books` the join ran while the run played (`pump` fed it); without (a recorder that kept
+    its send log in memory) the same books are built from the log here."""
     expected = recorder.totals["acked"]
-    arrivals = collect_arrivals(observer, expected)
-    accounting: Accounting | None = None
+    books = recorder.books
+    if books is None:
+        books = books_from_logs(spool_dir(results_root), recorder.start, recorder.send_log,
+                                join=observer is not None)
     if observer is not None:
-        accounting = account(recorder.send_log, arrivals, end=ended_at, grace=GRACE_S)
+        if pump is None:
+            pump = ArrivalPump(observer, books)
+        pump.drain(expected, SETTLE_S)
+    books.close(ended_at, GRACE_S)
+    accounting: Accounting | None = None
+    if observer is not None and books.join is not None:
+        accounting = accounting_of(books.join, ended_at, GRACE_S)
     starts = _operation_starts(plan, started_at) if scenario.mode == "self" else {}
-    funnel = funnel_from_sends(recorder.send_log, starts or None, frozenset(cut_operations))
-    offset = clock_offset_estimate((r.sent, a.arrival) for r, a in _pairs(recorder, arrivals) if r.sent is not None)
+    books.funnel.starts = starts or None
+    funnel = books.funnel.build(frozenset(cut_operations))
+    offset = (ClockOffset(estimate_s=accounting.offset_min, samples=accounting.offset_samples)
+              if accounting is not None and accounting.offset_min is not None else None)
     planned = plan.planned_events if plan is not None and scenario.mode == "self" else None
     notes_in = dict(extra or {})
     raw_faults = notes_in.get("faults")
     fault_records = [r for r in raw_faults if isinstance(r, Mapping)] if isinstance(raw_faults, list) else []
-    totals = attribute(_fault_windows(scenario, plan, fault_records), recorder.send_log,
-                       accounting.lost_events if accounting is not None else ())
+    lost = ([(key, reason, when) for (key, reason), when in zip(accounting.lost_events, accounting.lost_when,
+                                                               strict=True)] if accounting is not None else [])
+    totals = attribute_timed(_fault_windows(scenario, plan, fault_records), books.errors, lost)
     notes = _notes(scenario, plan, target, recorder, planned, reason, fleet_counters, notes_in, totals)
     summary = summarize(
         scenario=scenario.name, seed=scenario.seed, started_at=started_at, duration_s=max(0.0, ended_at - started_at),
@@ -174,14 +198,10 @@ def finish_run(
         summary = dataclasses.replace(summary, thresholds=thresholds_report(summary))
     run_dir = results_dir(results_root, scenario.name, started_at)
     run_dir.mkdir(parents=True, exist_ok=True)
-    files = write_results(run_dir, summary, recorder, accounting, arrivals)
+    files = write_results(run_dir, summary, recorder, accounting, books=books)
+    shutil.rmtree(books.spool_dir, ignore_errors=True)
     if summary.thresholds is not None:
         from simulator.outputs.junit import write_junit
 
         files["junit"] = write_junit(run_dir, scenario.name, summary.thresholds)
     return FinishedRun(run_dir=run_dir, summary=summary, files=files)
-
-
-def _pairs(recorder: MetricsRecorder, arrivals: Sequence[ArrivalRecord]) -> list[tuple[SendRecord, ArrivalRecord]]:
-    by_key = {r.key: r for r in recorder.send_log if r.sent is not None}
-    return [(by_key[a.key], a) for a in arrivals if a.key in by_key]

@@ -21,7 +21,8 @@ from simulator.metrics.run_summary import OtaSummary, OtaTimes
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = [
-    "FUNNEL_STAGES", "Funnel", "Operation", "build_funnel", "funnel_from_arrivals", "funnel_from_sends",
+    "FUNNEL_STAGES", "Funnel", "FunnelBuilder", "Operation", "build_funnel", "funnel_from_arrivals",
+    "funnel_from_sends",
 ]
 
 # Funnel stages in lifecycle order (the success path of PROTOCOL.md section 4), then the final outcomes.
@@ -79,50 +80,72 @@ class Funnel:
             stuck_operations=tuple(self.stuck_operations[:max_listed]))
 
 
+class FunnelBuilder:
+    """The funnel built one event at a time, in any order (the run's books feed it as events leave the
+    devices). Memory is one Operation per (device, requestUUID) seen: O(operations), not O(events)."""
+
+    def __init__(self, starts: Mapping[OperationId, float] | None = None) -> None:
+        self.starts = starts
+        self.ops: dict[OperationId, Operation] = {}
+        self.error_codes: dict[str, int] = {}
+
+    def add(self, key: EventKey, when: float, code: str) -> None:
+        device, uuid, status = key[0], key[1], key[2]
+        op_id = (device, uuid)
+        op = self.ops.get(op_id)
+        if op is None:
+            op = self.ops[op_id] = Operation(device, uuid, when)  # `starts` apply in build()
+        elif when < op.start:
+            op.start = when
+        op.statuses.add(status)
+        if status == OtaStatus.ACKNOWLEDGED:
+            if op.acknowledged is None or when < op.acknowledged:
+                op.acknowledged = when
+        elif status == OtaStatus.ERROR:
+            op.errors += 1
+            self.error_codes[code or "none"] = self.error_codes.get(code or "none", 0) + 1
+        elif status in _FINAL and (op.final_at is None or when < op.final_at):
+            op.final_status, op.final_at, op.final_code = status, when, code
+
+    def build(self, cut: Collection[OperationId] = ()) -> Funnel:
+        """The funnel of everything added so far. An operation without a final status is `stuck`, unless the
+        run's bounds cut it (`cut`): then it is counted as cut, not held against the backend."""
+        funnel = Funnel(error_codes=dict(self.error_codes))
+        funnel.operations = len(self.ops)
+        funnel.stages = {str(s): 0 for s in FUNNEL_STAGES}
+        starts = self.starts or {}
+        for op_id, op in self.ops.items():
+            start = min(starts.get(op_id, op.start), op.start)
+            for status in op.statuses:
+                if status in funnel.stages:
+                    funnel.stages[status] += 1
+            if op.acknowledged is not None:
+                funnel.time_to_ack.record_s(op.acknowledged - start)
+            if op.final_status is None and op_id in cut:
+                funnel.cut += 1
+                continue
+            if op.final_status is None:
+                funnel.stuck += 1
+                funnel.stuck_operations.append(op_id)
+                continue
+            assert op.final_at is not None
+            funnel.time_to_final.record_s(op.final_at - start)
+            if op.final_status == OtaStatus.SUCCESS:
+                funnel.success += 1
+            else:
+                funnel.failure += 1
+                funnel.by_code[op.final_code or "none"] = funnel.by_code.get(op.final_code or "none", 0) + 1
+        return funnel
+
+
 def build_funnel(events: Iterable[tuple[EventKey, float, str]],
                  starts: Mapping[OperationId, float] | None = None,
                  cut: Collection[OperationId] = ()) -> Funnel:
-    """Funnel from (key, time s, statusCode) triples in any order. An operation without a final status is
-    `stuck`, unless the run's bounds cut it (`cut`): then it is counted as cut, not held against the backend."""
-    ops: dict[OperationId, Operation] = {}
-    funnel = Funnel()
+    """Funnel from (key, time s, statusCode) triples in any order (see FunnelBuilder)."""
+    builder = FunnelBuilder(starts)
     for key, when, code in sorted(events, key=lambda e: (e[1], e[0])):
-        device, uuid, status = key[0], key[1], key[2]
-        op = ops.get((device, uuid))
-        if op is None:
-            start = starts.get((device, uuid), when) if starts else when
-            op = ops[(device, uuid)] = Operation(device, uuid, min(start, when))
-        op.statuses.add(status)
-        if status == OtaStatus.ACKNOWLEDGED and op.acknowledged is None:
-            op.acknowledged = when
-        elif status == OtaStatus.ERROR:
-            op.errors += 1
-            funnel.error_codes[code or "none"] = funnel.error_codes.get(code or "none", 0) + 1
-        elif status in _FINAL and op.final_status is None:
-            op.final_status, op.final_at, op.final_code = status, when, code
-    funnel.operations = len(ops)
-    funnel.stages = {str(s): 0 for s in FUNNEL_STAGES}
-    for op_id, op in ops.items():
-        for status in op.statuses:
-            if status in funnel.stages:
-                funnel.stages[status] += 1
-        if op.acknowledged is not None:
-            funnel.time_to_ack.record_s(op.acknowledged - op.start)
-        if op.final_status is None and op_id in cut:
-            funnel.cut += 1
-            continue
-        if op.final_status is None:
-            funnel.stuck += 1
-            funnel.stuck_operations.append(op_id)
-            continue
-        assert op.final_at is not None
-        funnel.time_to_final.record_s(op.final_at - op.start)
-        if op.final_status == OtaStatus.SUCCESS:
-            funnel.success += 1
-        else:
-            funnel.failure += 1
-            funnel.by_code[op.final_code or "none"] = funnel.by_code.get(op.final_code or "none", 0) + 1
-    return funnel
+        builder.add(key, when, code)
+    return builder.build(cut)
 
 
 def funnel_from_sends(sends: Iterable[SendRecord],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simulator.metrics.accounting import Accounting
 from simulator.metrics.recorder import MetricsRecorder
@@ -23,6 +25,9 @@ from simulator.outputs.html import write_report
 from simulator.outputs.summary import write_summary
 from simulator.records import ArrivalRecord
 
+if TYPE_CHECKING:
+    from simulator.metrics.books import RunBooks
+
 __all__ = ["write_results"]
 
 
@@ -32,16 +37,26 @@ def write_results(
     recorder: MetricsRecorder,
     accounting: Accounting | None = None,
     arrivals: Sequence[ArrivalRecord] = (),
+    books: RunBooks | None = None,
 ) -> dict[str, Path]:
-    """summary.json, timeseries.csv, latency.hlog, events.sent.csv, events.arrivals.csv, report.html."""
+    """summary.json, timeseries.csv, latency.hlog, events.sent.csv, events.arrivals.csv, report.html.
+
+    With closed `books` the two event logs were streamed to disk during the run: they are moved, not rewritten
+    (`recorder.send_log` and `arrivals` are then not used)."""
     root = Path(run_dir)
     series = build_series(recorder, accounting, float(summary.duration_s))
     hists = combined_histograms(recorder, accounting)
+    if books is not None:
+        sent = Path(shutil.move(books.sent_path, root / SENT_FILE))
+        arrived = Path(shutil.move(books.arrivals_path, root / ARRIVALS_FILE))
+    else:
+        sent = write_send_log(root / SENT_FILE, recorder.send_log)
+        arrived = write_arrival_log(root / ARRIVALS_FILE, arrivals)
     return {
         "summary": write_summary(root, summary),
         "timeseries": write_timeseries(root / TIMESERIES_FILE, series),
         "hlog": write_hlog(root / HLOG_FILE, second_histograms(recorder, accounting), recorder.start),
-        "sent": write_send_log(root / SENT_FILE, recorder.send_log),
-        "arrivals": write_arrival_log(root / ARRIVALS_FILE, arrivals),
+        "sent": sent,
+        "arrivals": arrived,
         "report": write_report(root, summary, series, hists),
     }
