@@ -7,6 +7,7 @@ dropped silently (issue 6 item 2, issue 9).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -200,6 +201,8 @@ def finish_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     files = write_results(run_dir, summary, recorder, accounting, books=books)
     shutil.rmtree(books.spool_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # another run of this results root may still be spooling
+        books.spool_dir.parent.rmdir()
     if summary.thresholds is not None:
         from simulator.outputs.junit import write_junit
 

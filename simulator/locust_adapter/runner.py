@@ -36,6 +36,7 @@ from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import online_offsets_us
 from simulator.run.execute import DriveOutcome, WorkerPlan
+from simulator.run.live_books import LiveBooks
 from simulator.run.plans import DRAIN_S, BoundedPlan
 from simulator.run.spec import RunSpec
 
@@ -77,6 +78,7 @@ class LocustDriver:
     _env: Any = None
     _quiet: bool = False
     _web_port: int = 8089
+    _live: LiveBooks | None = None
 
     def _interrupt(self, reason: str) -> None:
         self._interrupted = reason
@@ -84,6 +86,10 @@ class LocustDriver:
     def _print(self, line: str) -> None:
         if not self._quiet:
             print(line, file=sys.stderr, flush=True)
+
+    def attach_books(self, live: LiveBooks) -> None:
+        """execute's books: a local run streams its send log to disk and joins arrivals while it plays."""
+        self._live = live
 
     def drive(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
         # Parts of Locust (its web UI) parse sys.argv themselves; fleetsim's own flags (e.g. --web, a prefix of
@@ -134,6 +140,7 @@ class LocustDriver:
         else:
             env.create_local_runner()
             ctx = install(env, spec)
+            ctx.live = self._live
             telemetry = start_telemetry(ctx, settings.telemetry, delivery)
         ctx.bounded = bounded
         delivery.start()

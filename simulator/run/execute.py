@@ -23,6 +23,7 @@ from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import RunSummary
 from simulator.observers.base import Observer
 from simulator.outputs.exit_status import ExitStatus, exit_status
+from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
 
@@ -101,9 +102,13 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
         observer = observer_for_target(target)
         if observer is not None:
             observer.start()
+        live = LiveBooks(observer, settings.results_root)
+        attach = getattr(driver, "attach_books", None)  # a driver that streams its books and joins live
+        if callable(attach):
+            attach(live)
         try:
             outcome = driver.drive(spec, bounded)
-            result = close_books(spec, bounded, outcome, observer)
+            result = close_books(spec, bounded, outcome, observer, live)
         finally:
             if observer is not None:
                 observer.stop()
@@ -125,7 +130,7 @@ def _campaign_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None
 
 
 def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
-                observer: Observer | None) -> RunResult:
+                observer: Observer | None, live: LiveBooks | None = None) -> RunResult:
     """Join the books and write results: the end-of-run tail every driver shares.
 
     summary.json `extra` carries: `cut` (operations/events the run's bounds left unplayed, with the reason),
@@ -155,7 +160,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         fleet_counters=dict(outcome.fleet_counters),
         sdk_over_limit=(scenario.transport == "sdk"
                         and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes),
-        extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids)
+        extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids,
+        pump=live.pump if live is not None and outcome.recorder.books is not None else None)
     status = exit_status(finished.summary, partial=outcome.partial, allow_incomplete=settings.allow_incomplete)
     return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=outcome.partial,
                      reason=outcome.reason)

@@ -23,6 +23,7 @@ from simulator.generator.target import TargetInfo
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import FleetPlan
 from simulator.run.execute import DriveOutcome
+from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.recording import recorder_callbacks
 from simulator.run.spec import RunSpec
@@ -75,6 +76,11 @@ class GeventDriver:
     later are onboarded at once and wait for their online offset in the plan)."""
 
     connect_parallel: int = 50
+    live: LiveBooks | None = None
+
+    def attach_books(self, live: LiveBooks) -> None:
+        """execute's books: the send log streamed to disk and arrivals joined while the plan plays."""
+        self.live = live
 
     def drive(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
         assert spec.target is not None, "execute opens the target first"
@@ -84,6 +90,8 @@ class GeventDriver:
             raise UsageError("the plain gevent driver plays self-driven plans only (mode: campaign needs Locust)")
         clock = MonotonicClock()
         recorder = MetricsRecorder(clock)
+        if self.live is not None:
+            self.live.attach(recorder)
         monitor = HealthMonitor(clock)
         callbacks = recorder_callbacks(recorder)
         callbacks.on_begin = monitor.start

@@ -1,0 +1,39 @@
+"""The run's books attached to a generator recorder while the plan plays: logs streamed, arrivals joined live.
+
+`execute` makes one `LiveBooks` (it owns the observer) and hands it to a driver that can use it (`attach`); the
+driver attaches it to the recorder it creates. Without one (a driver that does not take it, plain Locust), the
+recorder keeps its send log in memory and the same books are built from it at the end (generator.finish).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.generator.arrival_pump import ArrivalPump
+from simulator.generator.finish import spool_dir
+from simulator.metrics.books import RunBooks
+from simulator.metrics.recorder import MetricsRecorder
+from simulator.observers.base import Observer
+
+__all__ = ["LiveBooks"]
+
+
+@dataclass
+class LiveBooks:
+    """What a driver needs to keep a recorder's books on disk and joined live (issue 14)."""
+
+    observer: Observer | None
+    results_root: Path
+    pump: ArrivalPump | None = None
+
+    def attach(self, recorder: MetricsRecorder) -> RunBooks:
+        """Stream `recorder`'s send log into a spool dir; start pulling arrivals when there is an observer."""
+        books = RunBooks(spool_dir(self.results_root), recorder.start, join=self.observer is not None)
+        recorder.books = books
+        recorder.keep_send_log = False
+        recorder.send_log.clear()
+        if self.observer is not None:
+            self.pump = ArrivalPump(self.observer, books)
+            self.pump.start()
+        return books
