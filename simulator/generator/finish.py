@@ -34,7 +34,7 @@ from simulator.plan import FleetPlan
 from simulator.records import ArrivalRecord
 from simulator.scenario.model import Scenario
 
-__all__ = ["FinishedRun", "collect_arrivals", "finish_run", "spool_dir"]
+__all__ = ["FinishedRun", "collect_arrivals", "finish_run", "operation_starts", "spool_dir"]
 
 SETTLE_S = 10.0  # the longest we wait for the observer to catch up with what was acked (loopback: < 1 s)
 GRACE_S = 5.0  # arrivals later than the run's end + this are "late"
@@ -70,7 +70,7 @@ def spool_dir(results_root: Path) -> Path:
     return results_root / ".spool" / f"{os.getpid()}-{time.time_ns()}"
 
 
-def _operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
+def operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
     if plan is None:
         return {}
     return {(plan.device_ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
@@ -177,8 +177,9 @@ def finish_run(
     accounting: Accounting | None = None
     if observer is not None and books.join is not None:
         accounting = accounting_of(books.join, ended_at, GRACE_S)
-    starts = _operation_starts(plan, started_at) if scenario.mode == "self" else {}
-    books.funnel.starts = starts or None
+    starts = operation_starts(plan, started_at) if scenario.mode == "self" else {}
+    if books.funnel.starts is None:  # a live run set them when its clock started (LiveBooks.run_started)
+        books.funnel.starts = starts or None
     funnel = books.funnel.build(frozenset(cut_operations))
     offset = (ClockOffset(estimate_s=accounting.offset_min, samples=accounting.offset_samples)
               if accounting is not None and accounting.offset_min is not None else None)

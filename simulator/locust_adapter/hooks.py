@@ -103,6 +103,8 @@ def build_fleet(ctx: FleetContext) -> ProcessFleet:
     """This process's share of the fleet, wired to the stats bridge and the health monitor (once)."""
     callbacks = make_callbacks(ctx.environment, ctx.ensure_recorder())
     callbacks.on_begin = lambda: _start_monitor(ctx)
+    if ctx.live is not None:
+        callbacks.on_run_start = ctx.live.run_started
     return ctx.ensure_fleet(callbacks)
 
 

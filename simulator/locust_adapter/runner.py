@@ -141,6 +141,8 @@ class LocustDriver:
             env.create_local_runner()
             ctx = install(env, spec)
             ctx.live = self._live
+            if self._live is not None and spec.scenario.mode == "self":
+                self._live.plan = bounded.plan
             telemetry = start_telemetry(ctx, settings.telemetry, delivery)
         ctx.bounded = bounded
         delivery.start()

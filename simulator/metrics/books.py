@@ -31,6 +31,7 @@ __all__ = ["ARRIVALS_SPOOL", "SENT_SPOOL", "RunBooks", "books_from_logs"]
 SENT_SPOOL = "events.sent.csv"
 ARRIVALS_SPOOL = "events.arrivals.csv"
 TICK_S = 1.0  # the join is ticked (arrivals joined, old keys evicted) at most this often, wall seconds
+FOLD_AFTER_S = 60.0  # an operation is folded into the funnel's totals this long after its final status
 
 
 class RunBooks:
@@ -101,8 +102,10 @@ class RunBooks:
 
     def tick(self, now: float | None) -> None:
         self._take_inbox()
-        if self.join is not None and now is not None:
-            self.join.tick(now)
+        if now is not None:
+            if self.join is not None:
+                self.join.tick(now)
+            self.funnel.fold(now - FOLD_AFTER_S)
 
     # -- observer side (any thread) ---------------------------------------------------------------------------
     def offer_arrivals(self, arrivals: Iterable[ArrivalRecord]) -> None:

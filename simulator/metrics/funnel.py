@@ -82,19 +82,23 @@ class Funnel:
 
 class FunnelBuilder:
     """The funnel built one event at a time, in any order (the run's books feed it as events leave the
-    devices). Memory is one Operation per (device, requestUUID) seen: O(operations), not O(events)."""
+    devices). Memory is one Operation per open (device, requestUUID); `fold` moves operations whose final
+    status is older than a window into the aggregates, so a long run keeps only the recent ones."""
 
     def __init__(self, starts: Mapping[OperationId, float] | None = None) -> None:
         self.starts = starts
         self.ops: dict[OperationId, Operation] = {}
         self.error_codes: dict[str, int] = {}
+        self.folded = Funnel()  # operations already counted (fold), stages filled in as they come
+        self.folded.stages = {str(s): 0 for s in FUNNEL_STAGES}
+        self.hold_folding = False  # True until `starts` is known (an operation's start must not change)
 
     def add(self, key: EventKey, when: float, code: str) -> None:
         device, uuid, status = key[0], key[1], key[2]
         op_id = (device, uuid)
         op = self.ops.get(op_id)
         if op is None:
-            op = self.ops[op_id] = Operation(device, uuid, when)  # `starts` apply in build()
+            op = self.ops[op_id] = Operation(device, uuid, when)  # `starts` apply when it is counted
         elif when < op.start:
             op.start = when
         op.statuses.add(status)
@@ -107,34 +111,51 @@ class FunnelBuilder:
         elif status in _FINAL and (op.final_at is None or when < op.final_at):
             op.final_status, op.final_at, op.final_code = status, when, code
 
+    def fold(self, before: float) -> int:
+        """Count and forget the operations whose final status came before `before` (wall s). An event of a
+        folded operation arriving later would open a new operation (the window makes that a >1 min straggler)."""
+        if self.hold_folding and self.starts is None:
+            return 0
+        done = [op_id for op_id, op in self.ops.items() if op.final_at is not None and op.final_at < before]
+        for op_id in done:
+            self._count(self.folded, op_id, self.ops.pop(op_id), ())
+        return len(done)
+
+    def _count(self, funnel: Funnel, op_id: OperationId, op: Operation, cut: Collection[OperationId]) -> None:
+        starts = self.starts or {}
+        start = min(starts.get(op_id, op.start), op.start)
+        funnel.operations += 1
+        for status in op.statuses:
+            if status in funnel.stages:
+                funnel.stages[status] += 1
+        if op.acknowledged is not None:
+            funnel.time_to_ack.record_s(op.acknowledged - start)
+        if op.final_status is None and op_id in cut:
+            funnel.cut += 1
+            return
+        if op.final_status is None:
+            funnel.stuck += 1
+            funnel.stuck_operations.append(op_id)
+            return
+        assert op.final_at is not None
+        funnel.time_to_final.record_s(op.final_at - start)
+        if op.final_status == OtaStatus.SUCCESS:
+            funnel.success += 1
+        else:
+            funnel.failure += 1
+            funnel.by_code[op.final_code or "none"] = funnel.by_code.get(op.final_code or "none", 0) + 1
+
     def build(self, cut: Collection[OperationId] = ()) -> Funnel:
         """The funnel of everything added so far. An operation without a final status is `stuck`, unless the
         run's bounds cut it (`cut`): then it is counted as cut, not held against the backend."""
-        funnel = Funnel(error_codes=dict(self.error_codes))
-        funnel.operations = len(self.ops)
-        funnel.stages = {str(s): 0 for s in FUNNEL_STAGES}
-        starts = self.starts or {}
+        old = self.folded
+        funnel = Funnel(operations=old.operations, success=old.success, failure=old.failure, stuck=old.stuck,
+                        cut=old.cut, by_code=dict(old.by_code), error_codes=dict(self.error_codes),
+                        stages=dict(old.stages), stuck_operations=list(old.stuck_operations))
+        funnel.time_to_ack.add(old.time_to_ack)
+        funnel.time_to_final.add(old.time_to_final)
         for op_id, op in self.ops.items():
-            start = min(starts.get(op_id, op.start), op.start)
-            for status in op.statuses:
-                if status in funnel.stages:
-                    funnel.stages[status] += 1
-            if op.acknowledged is not None:
-                funnel.time_to_ack.record_s(op.acknowledged - start)
-            if op.final_status is None and op_id in cut:
-                funnel.cut += 1
-                continue
-            if op.final_status is None:
-                funnel.stuck += 1
-                funnel.stuck_operations.append(op_id)
-                continue
-            assert op.final_at is not None
-            funnel.time_to_final.record_s(op.final_at - start)
-            if op.final_status == OtaStatus.SUCCESS:
-                funnel.success += 1
-            else:
-                funnel.failure += 1
-                funnel.by_code[op.final_code or "none"] = funnel.by_code.get(op.final_code or "none", 0) + 1
+            self._count(funnel, op_id, op, cut)
         return funnel
 
 

@@ -90,11 +90,13 @@ class GeventDriver:
             raise UsageError("the plain gevent driver plays self-driven plans only (mode: campaign needs Locust)")
         clock = MonotonicClock()
         recorder = MetricsRecorder(clock)
-        if self.live is not None:
-            self.live.attach(recorder)
         monitor = HealthMonitor(clock)
         callbacks = recorder_callbacks(recorder)
         callbacks.on_begin = monitor.start
+        if self.live is not None:
+            self.live.plan = bounded.plan
+            self.live.attach(recorder)
+            callbacks.on_run_start = self.live.run_started
         played = play_fleet(spec.scenario, bounded.plan, spec.target, end_s=bounded.end_s, callbacks=callbacks,
                             connect_parallel=self.connect_parallel)
         fleet = played.fleet

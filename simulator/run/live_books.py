@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.generator.arrival_pump import ArrivalPump
-from simulator.generator.finish import spool_dir
+from simulator.generator.finish import operation_starts, spool_dir
 from simulator.metrics.books import RunBooks
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.observers.base import Observer
+from simulator.plan import FleetPlan
 
 __all__ = ["LiveBooks"]
 
@@ -25,11 +26,16 @@ class LiveBooks:
 
     observer: Observer | None
     results_root: Path
+    plan: FleetPlan | None = None  # self-driven runs: operations start at their planned time (the funnel)
     pump: ArrivalPump | None = None
+    books: RunBooks | None = None
 
     def attach(self, recorder: MetricsRecorder) -> RunBooks:
         """Stream `recorder`'s send log into a spool dir; start pulling arrivals when there is an observer."""
         books = RunBooks(spool_dir(self.results_root), recorder.start, join=self.observer is not None)
+        # Finished operations are folded into the funnel's totals once their start is known (run_started).
+        books.funnel.hold_folding = self.plan is not None
+        self.books = books
         recorder.books = books
         recorder.keep_send_log = False
         recorder.send_log.clear()
@@ -37,3 +43,8 @@ class LiveBooks:
             self.pump = ArrivalPump(self.observer, books)
             self.pump.start()
         return books
+
+    def run_started(self, run_start_wall: float) -> None:
+        """The fleet's run clock started (FleetCallbacks.on_run_start): the planned operations' start times."""
+        if self.books is not None and self.plan is not None:
+            self.books.funnel.starts = operation_starts(self.plan, run_start_wall)

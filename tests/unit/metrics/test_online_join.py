@@ -121,3 +121,24 @@ def test_books_stream_the_send_log_as_records_complete(tmp_path: Path) -> None:
     with books.sent_path.open() as f:
         rows = list(csv.reader(f))[1:]
     assert [row[3] for row in rows] == ["1", "0"] and rows[1][8] == ""  # never acked: written at close
+
+
+def test_folding_finished_operations_keeps_the_funnel_and_frees_them() -> None:
+    from simulator.metrics.funnel import FunnelBuilder
+
+    events = []
+    for op in range(50):
+        start = T0 + op
+        events.append(((f"d{op % 5}", f"u{op}", "Acknowledged", 0, 0), start + 0.1, ""))
+        if op % 10 != 9:  # every tenth stays open (stuck)
+            status, code = ("Success", "") if op % 3 else ("Failure", "Canceled")
+            events.append(((f"d{op % 5}", f"u{op}", status, 0, 0), start + 0.4, code))
+    starts = {(f"d{op % 5}", f"u{op}"): T0 + op for op in range(50)}
+    whole = FunnelBuilder(starts)
+    live = FunnelBuilder(starts)
+    for key, when, code in events:
+        whole.add(key, when, code)
+        live.add(key, when, code)
+        live.fold(when - 5.0)  # fold what finished 5 s ago, as the books' tick does
+    assert len(live.ops) < 15  # only the recent and the open operations are kept
+    assert live.build().to_summary() == whole.build().to_summary()
