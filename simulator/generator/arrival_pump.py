@@ -26,10 +26,13 @@ PULL_S = 1.0  # one page request per second: loopback HTTP, ~1 ms per page of a 
 class ArrivalPump:
     """Reads the observer from `cursor` on and offers every page to `books`."""
 
-    def __init__(self, observer: Observer, books: RunBooks, cursor: int = 0) -> None:
+    def __init__(self, observer: Observer, books: RunBooks, cursor: int = 0,
+                 keep: frozenset[str] | None = None) -> None:
         self.observer = observer
         self.books = books
         self.cursor = cursor  # arrivals read so far (the observer's index of the next one)
+        self.keep = keep  # a worker's own devices: the others' arrivals are its peers' to join
+        self.kept = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -39,7 +42,10 @@ class ArrivalPump:
         page = self.observer.arrivals(self.cursor)
         if page:
             self.cursor += len(page)
-            self.books.offer_arrivals(page)
+            keep = self.keep
+            mine = page if keep is None else [a for a in page if a.key[0] in keep]
+            self.kept += len(mine)
+            self.books.offer_arrivals(mine)
         return len(page)
 
     def _loop(self) -> None:
@@ -70,7 +76,7 @@ class ArrivalPump:
             if self.pull():
                 last_change = time.monotonic()
             now = time.monotonic()
-            if self.cursor >= expected or now >= deadline or now - last_change > 1.0:
+            if self.kept >= expected or now >= deadline or now - last_change > 1.0:
                 break
             time.sleep(0.1)  # polling another process's log; nothing to wait on here  # sleep-ok
         self.pull()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shutil
 import time
@@ -20,19 +21,23 @@ from simulator.faults.schedule import BACKEND_KINDS, build_schedule
 from simulator.generator.arrival_pump import ArrivalPump
 from simulator.generator.target import TargetInfo
 from simulator.metrics.accounting import Accounting, accounting_of
-from simulator.metrics.books import books_from_logs
+from simulator.metrics.books import RunBooks, books_from_logs
+from simulator.metrics.books_export import JoinedBooks
 from simulator.metrics.fault_attribution import FaultTotals, FaultWindow, attribute_timed, window
-from simulator.metrics.funnel import OperationId
+from simulator.metrics.funnel import Funnel, OperationId
 from simulator.metrics.health import ClockOffset, GeneratorHealth
 from simulator.metrics.json_tree import JsonValue, from_json, to_json
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import FaultCaused, FaultRecord, PlanNotes, RunNotes, RunSummary, ThresholdReport
 from simulator.observers.base import Observer
 from simulator.outputs.bundle import write_results
+from simulator.outputs.csv_logs import ARRIVALS_FILE, SENT_FILE
 from simulator.outputs.summary import results_dir, summarize
 from simulator.plan import FleetPlan
 from simulator.records import ArrivalRecord
 from simulator.scenario.model import Scenario
+
+log = logging.getLogger("fleetsim.finish")
 
 __all__ = ["FinishedRun", "collect_arrivals", "finish_run", "operation_starts", "spool_dir"]
 
@@ -159,11 +164,18 @@ def finish_run(
     thresholds_report: Callable[[RunSummary], ThresholdReport] | None = None,
     cut_operations: Collection[OperationId] = (),
     pump: ArrivalPump | None = None,
+    joined: JoinedBooks | None = None,
 ) -> FinishedRun:
     """Join the books, judge the run, write its files; the RunSummary is `FinishedRun.summary`.
 
     With `recorder.books` the join ran while the run played (`pump` fed it); without (a recorder that kept
-    its send log in memory) the same books are built from the log here."""
+    its send log in memory) the same books are built from the log here; with `joined` (workers that joined
+    their own partitions) their merged books are used and their log files merged into the run's folder."""
+    if joined is not None:
+        return _finish_joined(joined, scenario=scenario, plan=plan, target=target, recorder=recorder,
+                              observer=observer, started_at=started_at, ended_at=ended_at, results_root=results_root,
+                              health=health, partial=partial, reason=reason, fleet_counters=fleet_counters,
+                              sdk_over_limit=sdk_over_limit, extra=extra, thresholds_report=thresholds_report)
     expected = recorder.totals["acked"]
     books = recorder.books
     if books is None:
@@ -181,6 +193,71 @@ def finish_run(
     if books.funnel.starts is None:  # a live run set them when its clock started (LiveBooks.run_started)
         books.funnel.starts = starts or None
     funnel = books.funnel.build(frozenset(cut_operations))
+    finished = _judge_and_write(
+        accounting, funnel, books.errors, scenario=scenario, plan=plan, target=target, recorder=recorder,
+        started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
+        reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
+        thresholds_report=thresholds_report, write_logs=lambda run_dir: _move_logs(books, run_dir))
+    shutil.rmtree(books.spool_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # another run of this results root may still be spooling
+        books.spool_dir.parent.rmdir()
+    return finished
+
+
+def _move_logs(books: RunBooks, run_dir: Path) -> dict[str, Path]:
+    return {"sent": Path(shutil.move(books.sent_path, run_dir / SENT_FILE)),
+            "arrivals": Path(shutil.move(books.arrivals_path, run_dir / ARRIVALS_FILE))}
+
+
+def _merge_logs(logs: Sequence[tuple[Path, Path]], run_dir: Path) -> dict[str, Path]:
+    """Each worker's per-event logs, concatenated by file into the run's folder (header once). A worker's file
+    that this process cannot read (another host, no shared disk) is left where it is and logged."""
+    out: dict[str, Path] = {}
+    for column, name, label in ((0, SENT_FILE, "sent"), (1, ARRIVALS_FILE, "arrivals")):
+        target = run_dir / name
+        with target.open("w", encoding="utf-8", newline="") as dst:
+            header_written = False
+            for pair in logs:
+                src = pair[column]
+                try:
+                    with src.open(encoding="utf-8", newline="") as f:
+                        header = f.readline()
+                        if not header_written:
+                            dst.write(header)
+                            header_written = True
+                        shutil.copyfileobj(f, dst)
+                except OSError as exc:
+                    log.warning("worker log %s not merged into %s: %s", src, target, exc)
+                    continue
+                with contextlib.suppress(OSError):
+                    src.unlink()
+                    src.parent.rmdir()  # the worker's spool dir, once both of its files are merged
+                    src.parent.parent.rmdir()  # the results root's .spool, once no worker spools there
+        out[label] = target
+    return out
+
+
+def _finish_joined(joined: JoinedBooks, *, scenario: Scenario, plan: FleetPlan | None, target: TargetInfo,
+                   recorder: MetricsRecorder, observer: Observer | None, started_at: float, ended_at: float,
+                   results_root: Path, health: GeneratorHealth | None, partial: bool, reason: str,
+                   fleet_counters: Mapping[str, object] | None, sdk_over_limit: bool,
+                   extra: Mapping[str, object] | None,
+                   thresholds_report: Callable[[RunSummary], ThresholdReport] | None) -> FinishedRun:
+    accounting = joined.accounting if observer is not None else None
+    return _judge_and_write(
+        accounting, joined.funnel, joined.errors, scenario=scenario, plan=plan, target=target, recorder=recorder,
+        started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
+        reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
+        thresholds_report=thresholds_report, write_logs=lambda run_dir: _merge_logs(joined.logs, run_dir))
+
+
+def _judge_and_write(accounting: Accounting | None, funnel: Funnel, errors: Sequence[tuple[str, float]], *,
+                     scenario: Scenario, plan: FleetPlan | None, target: TargetInfo, recorder: MetricsRecorder,
+                     started_at: float, ended_at: float, results_root: Path, health: GeneratorHealth | None,
+                     partial: bool, reason: str, fleet_counters: Mapping[str, object] | None,
+                     sdk_over_limit: bool, extra: Mapping[str, object] | None,
+                     thresholds_report: Callable[[RunSummary], ThresholdReport] | None,
+                     write_logs: Callable[[Path], dict[str, Path]]) -> FinishedRun:
     offset = (ClockOffset(estimate_s=accounting.offset_min, samples=accounting.offset_samples)
               if accounting is not None and accounting.offset_min is not None else None)
     planned = plan.planned_events if plan is not None and scenario.mode == "self" else None
@@ -189,7 +266,7 @@ def finish_run(
     fault_records = [r for r in raw_faults if isinstance(r, Mapping)] if isinstance(raw_faults, list) else []
     lost = ([(key, reason, when) for (key, reason), when in zip(accounting.lost_events, accounting.lost_when,
                                                                strict=True)] if accounting is not None else [])
-    totals = attribute_timed(_fault_windows(scenario, plan, fault_records), books.errors, lost)
+    totals = attribute_timed(_fault_windows(scenario, plan, fault_records), errors, lost)
     notes = _notes(scenario, plan, target, recorder, planned, reason, fleet_counters, notes_in, totals)
     summary = summarize(
         scenario=scenario.name, seed=scenario.seed, started_at=started_at, duration_s=max(0.0, ended_at - started_at),
@@ -200,10 +277,7 @@ def finish_run(
         summary = dataclasses.replace(summary, thresholds=thresholds_report(summary))
     run_dir = results_dir(results_root, scenario.name, started_at)
     run_dir.mkdir(parents=True, exist_ok=True)
-    files = write_results(run_dir, summary, recorder, accounting, books=books)
-    shutil.rmtree(books.spool_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):  # another run of this results root may still be spooling
-        books.spool_dir.parent.rmdir()
+    files = write_results(run_dir, summary, recorder, accounting, logs=write_logs)
     if summary.thresholds is not None:
         from simulator.outputs.junit import write_junit
 

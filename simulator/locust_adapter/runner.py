@@ -32,6 +32,7 @@ from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
+from simulator.metrics.books_export import JoinedBooks, merge_books
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import online_offsets_us
@@ -306,6 +307,7 @@ class LocustDriver:
                 self._print(f"fleetsim: only {len(exports)} of {workers} workers sent final metrics")
         runner.quit()
         recorder, health, counters, plans = books_of(ctx, exports, started_at)
+        joined = joined_books(exports, recorder.start, ended_at)
         reason = self._interrupted
         strangers = [w.index for w in plans if w.plan_digest != bounded.digest]
         if strangers:  # a worker that played another plan makes the accounting meaningless: say so
@@ -316,7 +318,7 @@ class LocustDriver:
             recorder=recorder, started_at=started_at, ended_at=ended_at, partial=partial, reason=reason,
             end_reason=end_reason, health=health, fleet_counters=counters,
             campaign=campaign.report if campaign is not None else None, cut_open=cut_open, faults=faults_log,
-            workers=plans)
+            workers=plans, joined=joined)
 
     def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
         if spec.scenario.mode != "campaign":
@@ -336,7 +338,8 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
     health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
     counters: dict[str, int] = dict(ctx.fleet.counters()) if ctx.fleet is not None else {}
     plans = tuple(WorkerPlan(index=int(e.get("worker_index", i)), plan_digest=str(e.get("plan_digest", "")),
-                             devices=int(e.get("plan_devices", 0))) for i, e in enumerate(exports))
+                             devices=int(e.get("plan_devices", 0)), final_bytes=int(e.get("final_bytes", 0)))
+                  for i, e in enumerate(exports))
     if not exports:
         return ctx.ensure_recorder(), health, counters, plans
     clock = MonotonicClock()
@@ -350,6 +353,16 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
             if isinstance(value, int):
                 counters[key] = counters.get(key, 0) + value
     return recorder, health, counters, plans
+
+
+def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float) -> JoinedBooks | None:
+    """The workers' own joins merged, when every worker joined its partition (else None: the send logs they
+    shipped are joined here, as before)."""
+    if not exports or not all("books" in e for e in exports):
+        return None
+    from simulator.generator.finish import GRACE_S
+
+    return merge_books([e["books"] for e in exports], start, ended_at, GRACE_S)
 
 
 def _all_failed(ctx: FleetContext, runner: Any) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from simulator.metrics.accounting import Accounting
 from simulator.metrics.recorder import MetricsRecorder
@@ -25,9 +23,6 @@ from simulator.outputs.html import write_report
 from simulator.outputs.summary import write_summary
 from simulator.records import ArrivalRecord
 
-if TYPE_CHECKING:
-    from simulator.metrics.books import RunBooks
-
 __all__ = ["write_results"]
 
 
@@ -37,18 +32,19 @@ def write_results(
     recorder: MetricsRecorder,
     accounting: Accounting | None = None,
     arrivals: Sequence[ArrivalRecord] = (),
-    books: RunBooks | None = None,
+    logs: Callable[[Path], dict[str, Path]] | None = None,
 ) -> dict[str, Path]:
     """summary.json, timeseries.csv, latency.hlog, events.sent.csv, events.arrivals.csv, report.html.
 
-    With closed `books` the two event logs were streamed to disk during the run: they are moved, not rewritten
-    (`recorder.send_log` and `arrivals` are then not used)."""
+    With `logs` the two event logs were streamed to disk during the run: `logs(root)` moves (or merges) them
+    into the folder and returns {"sent": path, "arrivals": path}; `recorder.send_log` and `arrivals` are then
+    not used."""
     root = Path(run_dir)
     series = build_series(recorder, accounting, float(summary.duration_s))
     hists = combined_histograms(recorder, accounting)
-    if books is not None:
-        sent = Path(shutil.move(books.sent_path, root / SENT_FILE))
-        arrived = Path(shutil.move(books.arrivals_path, root / ARRIVALS_FILE))
+    if logs is not None:
+        moved = logs(root)
+        sent, arrived = moved["sent"], moved["arrivals"]
     else:
         sent = write_send_log(root / SENT_FILE, recorder.send_log)
         arrived = write_arrival_log(root / ARRIVALS_FILE, arrivals)

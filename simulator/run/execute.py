@@ -18,6 +18,7 @@ from simulator.generator.finish import finish_run
 from simulator.generator.limits import ensure_open_files
 from simulator.generator.target import TargetInfo, open_target
 from simulator.generator.thresholds_bridge import thresholds_report
+from simulator.metrics.books_export import JoinedBooks
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import RunSummary
@@ -41,6 +42,7 @@ class WorkerPlan:
     index: int
     plan_digest: str
     devices: int
+    final_bytes: int = 0  # size of its final message to the master (msgpack bytes)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class DriveOutcome:
     cut_open: int = 0  # operations still open when the run ended after its graceful stop (campaign mode)
     faults: Sequence[Mapping[str, Any]] | None = None  # the scenario's faults as run (faults.run_faults)
     workers: tuple[WorkerPlan, ...] = ()
+    joined: JoinedBooks | None = None  # workers that joined their own partitions: their books, merged
 
 
 class Driver(Protocol):
@@ -145,7 +148,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
     extra: dict[str, Any] = {
         "engine": settings.engine, "processes": settings.processes, "cut": cut, "end_reason": outcome.end_reason,
         "plan_digest": bounded.digest,
-        "workers": [{"index": w.index, "plan_digest": w.plan_digest, "devices": w.devices} for w in outcome.workers],
+        "workers": [{"index": w.index, "plan_digest": w.plan_digest, "devices": w.devices,
+                     "final_bytes": w.final_bytes} for w in outcome.workers],
     }
     if scenario.mode == "campaign":
         extra["campaign"] = _campaign_summary(outcome.campaign)
@@ -161,7 +165,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         sdk_over_limit=(scenario.transport == "sdk"
                         and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes),
         extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids,
-        pump=live.pump if live is not None and outcome.recorder.books is not None else None)
+        pump=live.pump if live is not None and outcome.recorder.books is not None else None,
+        joined=outcome.joined)
     status = exit_status(finished.summary, partial=outcome.partial, allow_incomplete=settings.allow_incomplete)
     return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=outcome.partial,
                      reason=outcome.reason)

@@ -27,6 +27,7 @@ class LiveBooks:
     observer: Observer | None
     results_root: Path
     plan: FleetPlan | None = None  # self-driven runs: operations start at their planned time (the funnel)
+    keep: frozenset[str] | None = None  # a worker: join only these devices' arrivals (its partition)
     pump: ArrivalPump | None = None
     books: RunBooks | None = None
 
@@ -40,7 +41,7 @@ class LiveBooks:
         recorder.keep_send_log = False
         recorder.send_log.clear()
         if self.observer is not None:
-            self.pump = ArrivalPump(self.observer, books)
+            self.pump = ArrivalPump(self.observer, books, keep=self.keep)
             self.pump.start()
         return books
 
