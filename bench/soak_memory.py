@@ -82,10 +82,14 @@ def _arrivals(control_url: str) -> int:
         return -1
 
 
-def _growth(samples: list[dict[str, Any]], key: str, total_events: int) -> dict[str, Any]:
-    """RSS growth of `key` from the first sample at FROM_EVENTS (or 10% of the run) to the last sample."""
+def _growth(samples: list[dict[str, Any]], key: str, total_events: int, playing: bool = False) -> dict[str, Any]:
+    """RSS growth of `key` from the first sample at FROM_EVENTS (or 10% of the run) to the last sample (with
+    `playing`: to the first sample that saw every event, i.e. before the end-of-run join and report)."""
     base_events = min(FROM_EVENTS, max(1, total_events // 10))
     rows = [s for s in samples if s["events"] >= base_events and s.get(key)]
+    if playing:
+        done = next((i for i, s in enumerate(rows) if s["events"] >= total_events), len(rows) - 1)
+        rows = rows[:done + 1]
     if len(rows) < 2:
         return {"from_events": base_events, "growth_mb": None, "kb_per_100k_events": None}
     first, last = rows[0], rows[-1]
@@ -147,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "bench/soak_memory.py", *(argv if argv is not None else sys.argv[1:])]),
         "events_seen": total, "samples": len(samples), "wall_s": samples[-1]["t"] if samples else 0,
         "exit_code": run.returncode, "growth": {k: _growth(samples, k, total) for k in keys},
+        "growth_while_playing": {k: _growth(samples, k, total, playing=True) for k in keys},
+        "peak_rss_mb": {k: round(max(s.get(k, 0) for s in samples) / 2**20, 1) for k in keys},
     }
     summaries = sorted(results.glob("*/summary.json"))
     if summaries:

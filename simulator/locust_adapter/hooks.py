@@ -199,6 +199,7 @@ def _on_test_stop(ctx: FleetContext) -> None:
                 ctx.live.pump.drain(ctx.recorder.totals["acked"], SETTLE_S)
             cut = frozenset(ctx.bounded.cut.operation_ids) if ctx.bounded is not None else frozenset()
             export["books"] = books_export(books, end, GRACE_S, cut)
+            export["ota_events"] = [[status, code, n] for (status, code), n in books.ota_events.items()]
         export["worker_index"] = ctx.worker_index
         if ctx.bounded is not None:  # the master compares it with its own (same spec => same plan)
             export["plan_digest"] = ctx.bounded.digest
