@@ -85,7 +85,8 @@ def _arrivals(control_url: str) -> int:
 def _growth(samples: list[dict[str, Any]], key: str, total_events: int, playing: bool = False) -> dict[str, Any]:
     """RSS growth of `key` from the first sample at FROM_EVENTS (or 10% of the run) to the last sample (with
     `playing`: to the first sample that saw every event, i.e. before the end-of-run join and report)."""
-    base_events = min(FROM_EVENTS, max(1, total_events // 10))
+    # 100k events in, as the issue measures; a run too short for that starts at half its events.
+    base_events = FROM_EVENTS if total_events >= 2 * FROM_EVENTS else max(1, total_events // 2)
     rows = [s for s in samples if s["events"] >= base_events and s.get(key)]
     if playing:
         done = next((i for i, s in enumerate(rows) if s["events"] >= total_events), len(rows) - 1)
@@ -110,7 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=1, help="Locust workers (1: one local process)")
     ap.add_argument("--workdir", type=Path, default=None, help="state and results (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=None, help="write the report JSON here too")
+    ap.add_argument("--report-only", action="store_true",
+                    help="no run: recompute the growth figures from --workdir's soak_samples.json")
     args = ap.parse_args(argv)
+    if args.report_only:
+        if args.workdir is None:
+            ap.error("--report-only needs --workdir")
+        samples = json.loads((args.workdir / "soak_samples.json").read_text())
+        total = max((s["events"] for s in samples), default=0)
+        keys = sorted({k for s in samples for k in s if k not in ("t", "events")})
+        print(json.dumps({"events_seen": total,
+                          "growth": {k: _growth(samples, k, total) for k in keys},
+                          "growth_while_playing": {k: _growth(samples, k, total, playing=True) for k in keys}},
+                         indent=2))
+        return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fleetsim-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     state, results = work / "state", work / "results"
@@ -150,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": " ".join(["python", "bench/soak_memory.py", *(argv if argv is not None else sys.argv[1:])]),
         "events_seen": total, "samples": len(samples), "wall_s": samples[-1]["t"] if samples else 0,
-        "exit_code": run.returncode, "growth": {k: _growth(samples, k, total) for k in keys},
+        "exit_code": run.returncode, "processes": args.processes,
+        "growth": {k: _growth(samples, k, total) for k in keys},
         "growth_while_playing": {k: _growth(samples, k, total, playing=True) for k in keys},
         "peak_rss_mb": {k: round(max(s.get(k, 0) for s in samples) / 2**20, 1) for k in keys},
     }
