@@ -262,10 +262,11 @@ class Collector:
 
     # -- thread-safe reads ---------------------------------------------------------------------------------
 
-    def arrivals(self, since: int = 0) -> list[ArrivalRecord]:
-        """OTAEvent arrivals from index `since` (the log is append-only, so `since` pages through it)."""
+    def arrivals(self, since: int = 0, limit: int | None = None) -> list[ArrivalRecord]:
+        """OTAEvent arrivals from index `since`, at most `limit` (the log is append-only, so `since` pages
+        through it)."""
         with self._cond:
-            return self._arrivals.read(since)
+            return self._arrivals.read(since, limit)
 
     def arrival_count(self) -> int:
         with self._cond:
