@@ -5,7 +5,7 @@ counters, HDR-encoded e2e histograms (totals and per second), delivered/lost per
 SHIPPED_KEYS each; counters stay exact), the OTA funnel's aggregates and the (device, time) of its send
 errors. The per-event logs stay in the worker's spool dir; the master merges those files into the run's
 folder when it can read them (same machine or shared disk). The message grows with the run's seconds (the
-per-second histograms, ~1 KB a second), not with its events (issue 14).
+per-second histograms, with the recorder's export ~3 KB a second of run), not with its events (issue 14).
 """
 
 from __future__ import annotations
