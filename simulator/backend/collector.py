@@ -28,6 +28,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from simulator.backend.arrival_spool import ArrivalSpool, RecentKeyBook
 from simulator.backend.validation import (
     KIND_PROPERTY,
     KIND_UNSET,
@@ -37,7 +38,7 @@ from simulator.backend.validation import (
 )
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
-from simulator.events import OTA_EVENT_INTERFACE, EventKey, KeyBook
+from simulator.events import OTA_EVENT_INTERFACE, EventKey
 from simulator.interfaces.loader import load_interfaces
 from simulator.records import ArrivalRecord
 
@@ -64,6 +65,8 @@ class CollectorConfig:
     max_examples: int = 200  # violation examples kept (oldest dropped first)
     strict_device_id: bool = True  # flag device ids that are not 22 chars of base64url
     keepalive_s: int = 30
+    # Where the arrival log is written (the backend's state dir); None: kept in memory (tests).
+    arrival_log: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,8 @@ class Collector:
                                     strict_device_id=config.strict_device_id)
         self._cond = threading.Condition(threading.RLock())
         self._handshake = HandshakeTracker(self._validator)
-        self._arrivals: list[ArrivalRecord] = []
-        self._occurrences = KeyBook()
+        self._arrivals = ArrivalSpool(config.arrival_log)  # on disk: memory does not grow with events
+        self._occurrences = RecentKeyBook()
         self._violations: Counter[str] = Counter()
         self._examples: deque[dict[str, object]] = deque(maxlen=config.max_examples)
         self._messages: Counter[str] = Counter()
@@ -276,14 +279,15 @@ class Collector:
 
     # -- thread-safe reads ---------------------------------------------------------------------------------
 
-    def arrivals(self, since: int = 0) -> list[ArrivalRecord]:
-        """OTAEvent arrivals from index `since` (the log is append-only, so `since` pages through it)."""
+    def arrivals(self, since: int = 0, limit: int | None = None) -> list[ArrivalRecord]:
+        """OTAEvent arrivals from index `since`, at most `limit` (the log is append-only, so `since` pages
+        through it)."""
         with self._cond:
-            return self._arrivals[since:]
+            return self._arrivals.read(since, limit)
 
     def arrival_count(self) -> int:
         with self._cond:
-            return len(self._arrivals)
+            return self._arrivals.count
 
     def mark(self, label: str = "") -> RunMark:
         """Note where a run begins: the arrival count and the wall clock now, under the lock, so that every
@@ -294,8 +298,8 @@ class Collector:
         the backend's life, the second run of a seed would see every key one occurrence too high. (Two runs
         against one backend at the same time are not fenced from each other: each mark renumbers both.)"""
         with self._cond:
-            mark = RunMark(cursor=len(self._arrivals), at=self._clock.wall(), label=label[:200])
-            self._occurrences = KeyBook()
+            mark = RunMark(cursor=self._arrivals.count, at=self._clock.wall(), label=label[:200])
+            self._occurrences = RecentKeyBook()
             self._marks.append(mark)
             return mark
 
@@ -332,7 +336,7 @@ class Collector:
                 "qos_delivered": {f"{name}|{qos}": n for (name, qos), n in self._qos.items()},
                 "violations": dict(self._violations),
                 "divergences": dict(self._notes),
-                "arrivals": len(self._arrivals),
+                "arrivals": self._arrivals.count,
                 "dropped": self._dropped,
                 "devices_seen": len(self._devices),
                 "handled": self._handled,

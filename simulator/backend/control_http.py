@@ -7,7 +7,8 @@ POST /runs/mark        JSON {"label": "..."} (optional) -> {"cursor", "at", "lab
                          arrival log (Collector.mark); the generator joins only rows from `cursor` (the run fence)
 POST /drop               JSON {"rules": [{"device_id", "status", "request_uuid"}]}: drop matching OTAEvents on purpose
 GET  /devices/<id>/properties  JSON: the device's last device-owned property values, by interface
-GET  /arrivals?since=N   CSV, header simulator.records.ARRIVAL_LOG_HEADER, arrival-log rows from index N;
+GET  /arrivals?since=N   CSV, header simulator.records.ARRIVAL_LOG_HEADER, arrival-log rows from index N (a cursor:
+                         at most &limit=M rows, default PAGE_ROWS; read again from N + rows received);
                          with &format=json: {"columns": [header], "rows": [[cells as strings]]}, the same cells
 GET  /violations         JSON {"counts": {...}, "examples": [...], "divergences": {...}}
 POST /campaigns          JSON CampaignSpec (simulator.backend.campaign) -> 201 {"id": "c1"}; 400 on a bad spec
@@ -37,6 +38,9 @@ from simulator.records import ARRIVAL_LOG_HEADER, ArrivalRecord
 
 __all__ = ["ControlServer", "render_metrics"]
 
+# Arrivals per /arrivals page at most: a reader far behind (a long-lived backend) pages instead of making the
+# collector read its whole on-disk log into memory at once (~100 bytes a row in JSON).
+PAGE_ROWS = 100_000
 _MAX_BODY = 16 * 1024 * 1024  # bytes; a 100k-device campaign spec is ~3 MB
 
 
@@ -178,14 +182,17 @@ class ControlServer:
         elif path == "/arrivals":
             query = parse_qs(parts.query)
             raw = query.get("since", ["0"])[0]
-            if not raw.isdigit():
-                self._json(h, 400, {"error": f"since: expected a non-negative integer, got {raw!r}"})
-                return
+            raw_limit = query.get("limit", [str(PAGE_ROWS)])[0]
+            for name, value in (("since", raw), ("limit", raw_limit)):
+                if not value.isdigit():
+                    self._json(h, 400, {"error": f"{name}: expected a non-negative integer, got {value!r}"})
+                    return
+            page = self.collector.arrivals(int(raw), int(raw_limit))
             if query.get("format", ["csv"])[0] == "json":
-                rows = [list(self._arrival_cells(r)) for r in self.collector.arrivals(int(raw))]
+                rows = [list(self._arrival_cells(r)) for r in page]
                 self._json(h, 200, {"columns": list(ARRIVAL_LOG_HEADER), "rows": rows})
                 return
-            self._send(h, 200, self._arrivals_csv(int(raw)), "text/csv")
+            self._send(h, 200, self._arrivals_csv(page), "text/csv")
         elif path.startswith("/devices/") and path.endswith("/properties"):
             device = path[len("/devices/"):-len("/properties")]
             self._json(h, 200, {"device_id": device, "properties": self.collector.properties(device)})
@@ -210,11 +217,11 @@ class ControlServer:
         return (device, uuid, status, str(progress), str(occurrence), f"{r.arrival:.6f}",
                 "" if r.t_ms is None else str(r.t_ms), str(r.qos), r.code)
 
-    def _arrivals_csv(self, since: int) -> str:
+    def _arrivals_csv(self, page: list[ArrivalRecord]) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(ARRIVAL_LOG_HEADER)
-        for r in self.collector.arrivals(since):
+        for r in page:
             writer.writerow(self._arrival_cells(r))
         return out.getvalue()
 

@@ -122,6 +122,7 @@ class EmbeddedBackend:
         collector = collector_mod.Collector(collector_mod.CollectorConfig(
             host=self.host, port=broker.port, ca_file=self.ca.ca_cert_path, cert_file=admin_cert,
             key_file=admin_key, realm=self.realm,
+            arrival_log=self.state_dir / "collector" / "events.arrivals.csv",
         ))
         collector.start()
         self.collector = collector

@@ -7,19 +7,26 @@ dropped silently (issue 6 item 2, issue 9).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.faults.schedule import BACKEND_KINDS, build_schedule
+from simulator.generator.arrival_pump import ArrivalPump
 from simulator.generator.target import TargetInfo
-from simulator.metrics.accounting import Accounting, account
-from simulator.metrics.fault_attribution import FaultTotals, FaultWindow, attribute, window
-from simulator.metrics.funnel import OperationId, funnel_from_sends
-from simulator.metrics.health import GeneratorHealth, clock_offset_estimate
-from simulator.metrics.join_check import JoinCheck, check_join
+from simulator.metrics.accounting import Accounting, accounting_of
+from simulator.metrics.books import RunBooks, books_from_logs
+from simulator.metrics.books_export import JoinedBooks
+from simulator.metrics.fault_attribution import FaultTotals, FaultWindow, attribute_timed, window
+from simulator.metrics.funnel import Funnel, OperationId
+from simulator.metrics.health import ClockOffset, GeneratorHealth
+from simulator.metrics.join_check import JoinCheck, JoinChecker
 from simulator.metrics.json_tree import JsonValue, from_json, to_json
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import (
@@ -34,12 +41,15 @@ from simulator.metrics.run_summary import (
 from simulator.observers.base import Observer
 from simulator.observers.fence import RunFence
 from simulator.outputs.bundle import write_results
+from simulator.outputs.csv_logs import ARRIVALS_FILE, SENT_FILE
 from simulator.outputs.summary import results_dir, summarize
 from simulator.plan import FleetPlan
-from simulator.records import ArrivalRecord, SendRecord
+from simulator.records import ArrivalRecord
 from simulator.scenario.model import Scenario
 
-__all__ = ["FinishedRun", "collect_arrivals", "finish_run"]
+log = logging.getLogger("fleetsim.finish")
+
+__all__ = ["FinishedRun", "collect_arrivals", "finish_run", "operation_starts", "spool_dir"]
 
 SETTLE_S = 10.0  # the longest we wait for the observer to catch up with what was acked (loopback: < 1 s)
 GRACE_S = 5.0  # arrivals later than the run's end + this are "late"
@@ -70,7 +80,12 @@ def collect_arrivals(observer: Observer | None, expected: int, settle_s: float =
     return observer.arrivals()
 
 
-def _operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
+def spool_dir(results_root: Path) -> Path:
+    """Where a process streams its per-event logs while the run plays (moved into the run's folder at the end)."""
+    return results_root / ".spool" / f"{os.getpid()}-{time.time_ns()}"
+
+
+def operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
     if plan is None:
         return {}
     return {(plan.device_ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
@@ -131,23 +146,13 @@ def _notes(scenario: Scenario, plan: FleetPlan | None, target: TargetInfo, recor
         broker_warning=target.broker_warning, reason=reason, fleet=fleet,
         failed_devices={str(k): str(v) for k, v in failed.items()} if isinstance(failed, Mapping) else {},
         not_attempted=(planned - offered) if planned is not None else None,
-        not_attempted_reason=_not_attempted_reason(planned, offered, counters),
+        not_attempted_reason=("planned events never attempted: device not online, or the run was stopped "
+                              "before their time" if planned is not None and planned > offered else ""),
         plan=PlanNotes(operations=len(plan.operations), dropped_operations=plan.dropped,
                        in_flight_at_cut=plan.in_flight) if plan is not None else None,
         arrival_phase=scenario.arrival.phase,
         faults=_faults(extra["faults"], totals) if extra.get("faults") is not None else None,
         other=other)
-
-
-def _not_attempted_reason(planned: int | None, offered: int, counters: Mapping[str, object]) -> str:
-    if planned is None or planned <= offered:
-        return ""
-    why = "planned events never attempted: device not online, or the run was stopped before their time"
-    dropped = counters.get("dropped_events")
-    if isinstance(dropped, int) and dropped > 0:
-        why += (f"; {dropped} of them in {counters.get('dropped_operations')} operations dropped because they "
-                "would have started too late (generator behind its plan: fleet.dropped_operations)")
-    return why
 
 
 def finish_run(
@@ -168,27 +173,116 @@ def finish_run(
     extra: Mapping[str, object] | None = None,
     thresholds_report: Callable[[RunSummary], ThresholdReport] | None = None,
     cut_operations: Collection[OperationId] = (),
+    pump: ArrivalPump | None = None,
+    joined: JoinedBooks | None = None,
 ) -> FinishedRun:
-    """Join the books, judge the run, write its files; the RunSummary is `FinishedRun.summary`."""
+    """Join the books, judge the run, write its files; the RunSummary is `FinishedRun.summary`.
+
+    With `recorder.books` the join ran while the run played (`pump` fed it); without (a recorder that kept
+    its send log in memory) the same books are built from the log here; with `joined` (workers that joined
+    their own partitions) their merged books are used and their log files merged into the run's folder."""
+    if joined is not None:
+        return _finish_joined(joined, scenario=scenario, plan=plan, target=target, recorder=recorder,
+                              observer=observer, started_at=started_at, ended_at=ended_at, results_root=results_root,
+                              health=health, partial=partial, reason=reason, fleet_counters=fleet_counters,
+                              sdk_over_limit=sdk_over_limit, extra=extra, thresholds_report=thresholds_report)
     expected = recorder.totals["acked"]
-    arrivals = collect_arrivals(observer, expected)
-    accounting: Accounting | None = None
+    books = recorder.books
+    if books is None:
+        books = books_from_logs(spool_dir(results_root), recorder.start, recorder.send_log,
+                                join=observer is not None)
+        arm_join_check(books, observer)  # before any arrival is joined
     if observer is not None:
-        accounting = account(recorder.send_log, arrivals, end=ended_at, grace=GRACE_S)
-    starts = _operation_starts(plan, started_at) if scenario.mode == "self" else {}
-    funnel = funnel_from_sends(recorder.send_log, starts or None, frozenset(cut_operations))
-    pairs = _pairs(recorder, arrivals)
-    offset = clock_offset_estimate((r.sent, a.arrival) for r, a in pairs if r.sent is not None)
-    fence = observer.fence if observer is not None else None
-    join = (check_join(((r.key, r.sent, a.arrival) for r, a in pairs if r.sent is not None),
-                       fence.offset_s if fence is not None else 0.0, fence.uncertainty_s if fence is not None else 0.0)
-            if observer is not None else None)
+        if pump is None:
+            pump = ArrivalPump(observer, books)
+        pump.drain(expected, SETTLE_S)
+    books.close(ended_at, GRACE_S)
+    accounting: Accounting | None = None
+    if observer is not None and books.join is not None:
+        accounting = accounting_of(books.join, ended_at, GRACE_S)
+    starts = operation_starts(plan, started_at) if scenario.mode == "self" else {}
+    if books.funnel.starts is None:  # a live run set them when its clock started (LiveBooks.run_started)
+        books.funnel.starts = starts or None
+    funnel = books.funnel.build(frozenset(cut_operations))
+    join = books.join.check.result() if observer is not None and books.join is not None else None
+    finished = _judge_and_write(
+        accounting, funnel, books.errors, fence=observer.fence if observer is not None else None, join=join,
+        scenario=scenario, plan=plan, target=target, recorder=recorder,
+        started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
+        reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
+        thresholds_report=thresholds_report, write_logs=lambda run_dir: _move_logs(books, run_dir))
+    shutil.rmtree(books.spool_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # another run of this results root may still be spooling
+        books.spool_dir.parent.rmdir()
+    return finished
+
+
+def _move_logs(books: RunBooks, run_dir: Path) -> dict[str, Path]:
+    return {"sent": Path(shutil.move(books.sent_path, run_dir / SENT_FILE)),
+            "arrivals": Path(shutil.move(books.arrivals_path, run_dir / ARRIVALS_FILE))}
+
+
+def _merge_logs(logs: Sequence[tuple[Path, Path]], run_dir: Path) -> dict[str, Path]:
+    """Each worker's per-event logs, concatenated by file into the run's folder (header once). A worker's file
+    that this process cannot read (another host, no shared disk) is left where it is and logged."""
+    out: dict[str, Path] = {}
+    for column, name, label in ((0, SENT_FILE, "sent"), (1, ARRIVALS_FILE, "arrivals")):
+        target = run_dir / name
+        with target.open("w", encoding="utf-8", newline="") as dst:
+            header_written = False
+            for pair in logs:
+                src = pair[column]
+                try:
+                    with src.open(encoding="utf-8", newline="") as f:
+                        header = f.readline()
+                        if not header_written:
+                            dst.write(header)
+                            header_written = True
+                        shutil.copyfileobj(f, dst)
+                except OSError as exc:
+                    log.warning("worker log %s not merged into %s: %s", src, target, exc)
+                    continue
+                with contextlib.suppress(OSError):
+                    src.unlink()
+                    src.parent.rmdir()  # the worker's spool dir, once both of its files are merged
+                    src.parent.parent.rmdir()  # the results root's .spool, once no worker spools there
+        out[label] = target
+    return out
+
+
+def _finish_joined(joined: JoinedBooks, *, scenario: Scenario, plan: FleetPlan | None, target: TargetInfo,
+                   recorder: MetricsRecorder, observer: Observer | None, started_at: float, ended_at: float,
+                   results_root: Path, health: GeneratorHealth | None, partial: bool, reason: str,
+                   fleet_counters: Mapping[str, object] | None, sdk_over_limit: bool,
+                   extra: Mapping[str, object] | None,
+                   thresholds_report: Callable[[RunSummary], ThresholdReport] | None) -> FinishedRun:
+    accounting = joined.accounting if observer is not None else None
+    # The workers' joins are not checked against the fence's offset (their checks are not shipped): join=None.
+    return _judge_and_write(
+        accounting, joined.funnel, joined.errors, fence=observer.fence if observer is not None else None,
+        join=None, scenario=scenario, plan=plan, target=target, recorder=recorder,
+        started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
+        reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
+        thresholds_report=thresholds_report, write_logs=lambda run_dir: _merge_logs(joined.logs, run_dir))
+
+
+def _judge_and_write(accounting: Accounting | None, funnel: Funnel, errors: Sequence[tuple[str, float]], *,
+                     fence: RunFence | None, join: JoinCheck | None,
+                     scenario: Scenario, plan: FleetPlan | None, target: TargetInfo, recorder: MetricsRecorder,
+                     started_at: float, ended_at: float, results_root: Path, health: GeneratorHealth | None,
+                     partial: bool, reason: str, fleet_counters: Mapping[str, object] | None,
+                     sdk_over_limit: bool, extra: Mapping[str, object] | None,
+                     thresholds_report: Callable[[RunSummary], ThresholdReport] | None,
+                     write_logs: Callable[[Path], dict[str, Path]]) -> FinishedRun:
+    offset = (ClockOffset(estimate_s=accounting.offset_min, samples=accounting.offset_samples)
+              if accounting is not None and accounting.offset_min is not None else None)
     planned = plan.planned_events if plan is not None and scenario.mode == "self" else None
     notes_in = dict(extra or {})
     raw_faults = notes_in.get("faults")
     fault_records = [r for r in raw_faults if isinstance(r, Mapping)] if isinstance(raw_faults, list) else []
-    totals = attribute(_fault_windows(scenario, plan, fault_records), recorder.send_log,
-                       accounting.lost_events if accounting is not None else ())
+    lost = ([(key, reason, when) for (key, reason), when in zip(accounting.lost_events, accounting.lost_when,
+                                                               strict=True)] if accounting is not None else [])
+    totals = attribute_timed(_fault_windows(scenario, plan, fault_records), errors, lost)
     notes = _notes(scenario, plan, target, recorder, planned, reason, fleet_counters, notes_in, totals)
     summary = summarize(
         scenario=scenario.name, seed=scenario.seed, started_at=started_at, duration_s=max(0.0, ended_at - started_at),
@@ -200,7 +294,7 @@ def finish_run(
         summary = dataclasses.replace(summary, thresholds=thresholds_report(summary))
     run_dir = results_dir(results_root, scenario.name, started_at)
     run_dir.mkdir(parents=True, exist_ok=True)
-    files = write_results(run_dir, summary, recorder, accounting, arrivals)
+    files = write_results(run_dir, summary, recorder, accounting, logs=write_logs)
     if summary.thresholds is not None:
         from simulator.outputs.junit import write_junit
 
@@ -222,6 +316,8 @@ def _join_summary(fence: RunFence | None, join: JoinCheck | None) -> JoinSummary
         allowance_ms=round(join.allowance_s * 1000, 3), examples=tuple(join.examples))
 
 
-def _pairs(recorder: MetricsRecorder, arrivals: Sequence[ArrivalRecord]) -> list[tuple[SendRecord, ArrivalRecord]]:
-    by_key = {r.key: r for r in recorder.send_log if r.sent is not None}
-    return [(by_key[a.key], a) for a in arrivals if a.key in by_key]
+def arm_join_check(books: RunBooks, observer: Observer | None) -> None:
+    """Give the online join the clock offset the run's fence measured (invalid_join: simulator.metrics.join_check)."""
+    fence = observer.fence if observer is not None else None
+    if books.join is not None and fence is not None:
+        books.join.check = JoinChecker(fence.offset_s, fence.uncertainty_s)

@@ -63,6 +63,7 @@ class FleetCallbacks:
     on_onboarding: Callable[[str, OnboardingTimes], None] = lambda device, times: None
     on_online: Callable[[int], None] = lambda delta: None
     on_begin: Callable[[], None] = lambda: None  # the run's clock started: onboarding is over
+    on_run_start: Callable[[float], None] = lambda wall: None  # the same moment, with the run's start (wall s)
 
 
 def make_transport_factory(kind: str, target: TargetInfo, clock: Clock) -> tuple[
@@ -223,6 +224,7 @@ class ProcessFleet:
         gc.collect()
         gc.freeze()
         self.callbacks.on_begin()
+        self.callbacks.on_run_start(self.run_start_wall)
         self.started.set()
 
     def behind(self) -> int:

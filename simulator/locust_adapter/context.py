@@ -17,6 +17,7 @@ from simulator.clock import MonotonicClock
 from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
 
@@ -44,6 +45,9 @@ class FleetContext:
     # Issue 17: a TelemetryHub (local/master with --metrics-port or --otlp) or a ProcessProbe (a worker asked by
     # its master to report); None when live telemetry is off. See locust_adapter/telemetry_hook.py.
     telemetry: Any = None
+    # Issue 14: execute's books (send log streamed to disk, arrivals joined live), attached to the recorder of
+    # a local runner; None: the recorder keeps its send log (workers ship it; plain Locust).
+    live: LiveBooks | None = None
 
     @property
     def is_master(self) -> bool:
@@ -67,6 +71,8 @@ class FleetContext:
     def ensure_recorder(self) -> MetricsRecorder:
         if self.recorder is None:
             self.recorder = MetricsRecorder(self.clock)
+            if self.live is not None and not self.is_master and not self.is_worker:
+                self.live.attach(self.recorder)
         return self.recorder
 
     def ensure_fleet(self, callbacks: FleetCallbacks) -> ProcessFleet:

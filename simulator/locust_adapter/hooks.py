@@ -12,9 +12,11 @@ as `fleetsim_final`, with the digest of the plan it played; the master merges th
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import gevent
+import msgpack  # type: ignore[import-untyped]
 from locust.runners import MasterRunner, WorkerRunner
 
 from simulator.generator.fleet import ProcessFleet, drive_device
@@ -97,13 +99,39 @@ def _on_test_start(ctx: FleetContext) -> None:
         return
     if isinstance(runner, WorkerRunner):
         ctx.worker_index = int(runner.worker_index)
-    build_fleet(ctx)
+    fleet = build_fleet(ctx)
+    if isinstance(runner, WorkerRunner):
+        _worker_books(ctx, fleet)
+
+
+def _worker_books(ctx: FleetContext, fleet: ProcessFleet) -> None:
+    """A worker joins its own devices' events (issue 14): its send log streams to its spool dir and it pulls
+    the embedded collector's arrivals itself (a paged HTTP read that any number of workers can share; a
+    trigger observer's queue cannot be shared, so against one the worker ships its send log instead)."""
+    spec = ctx.require_spec()
+    target = spec.target
+    if target is None or target.kind != "embedded" or not target.control_url or ctx.recorder is None:
+        return
+    from simulator.observers.embedded import CollectorClient
+    from simulator.run.live_books import LiveBooks
+
+    plan = ctx.ensure_bounded().plan
+    client = CollectorClient(target.control_url)
+    client.follow(spec.settings.arrival_cursor)  # the master's fence: earlier runs' arrivals never join
+    live = LiveBooks(client, spec.settings.results_root,
+                     plan=plan if spec.scenario.mode == "self" else None,
+                     keep=frozenset(plan.device_ids[i] for i in fleet.indexes))
+    ctx.live = live
+    live.attach(ctx.recorder)
+    fleet.callbacks.on_run_start = live.run_started
 
 
 def build_fleet(ctx: FleetContext) -> ProcessFleet:
     """This process's share of the fleet, wired to the stats bridge and the health monitor (once)."""
     callbacks = make_callbacks(ctx.environment, ctx.ensure_recorder())
     callbacks.on_begin = lambda: _start_monitor(ctx)
+    if ctx.live is not None:
+        callbacks.on_run_start = ctx.live.run_started
     return ctx.ensure_fleet(callbacks)
 
 
@@ -164,7 +192,18 @@ def _on_test_stop(ctx: FleetContext) -> None:
     if ctx.fleet is not None:
         ctx.fleet.stop()
     if isinstance(runner, WorkerRunner) and ctx.recorder is not None:
-        export = ctx.recorder.export(include_send_log=True)
+        books = ctx.recorder.books
+        export = ctx.recorder.export(include_send_log=books is None)
+        if books is not None and ctx.live is not None:
+            from simulator.generator.finish import GRACE_S, SETTLE_S
+            from simulator.metrics.books_export import books_export
+
+            end = time.time()
+            if ctx.live.pump is not None:
+                ctx.live.pump.drain(ctx.recorder.totals["acked"], SETTLE_S)
+            cut = frozenset(ctx.bounded.cut.operation_ids) if ctx.bounded is not None else frozenset()
+            export["books"] = books_export(books, end, GRACE_S, cut)
+            export["ota_events"] = [[status, code, n] for (status, code), n in books.ota_events.items()]
         export["worker_index"] = ctx.worker_index
         if ctx.bounded is not None:  # the master compares it with its own (same spec => same plan)
             export["plan_digest"] = ctx.bounded.digest
@@ -178,5 +217,7 @@ def _on_test_stop(ctx: FleetContext) -> None:
 
 def _on_final(ctx: FleetContext, data: dict[str, Any]) -> None:
     index = int(data.get("worker_index", len(ctx.finals)))
+    # The message's size as Locust sent it (msgpack, its wire encoding): issue 14 wants <= 1 MB per worker.
+    data["final_bytes"] = len(msgpack.packb(data, use_bin_type=True))
     ctx.finals[index] = data
     log.info("final metrics from worker %d (%d sends)", index, len(data.get("send_log", ())))

@@ -18,7 +18,7 @@ from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
 from simulator.locust_adapter.options import add_options
-from simulator.locust_adapter.runner import books_of
+from simulator.locust_adapter.runner import books_of, joined_books
 from simulator.locust_adapter.shape import FleetShape
 from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.telemetry_hook import TelemetryRun, start_telemetry
@@ -93,9 +93,12 @@ def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun |
     assert spec.target is not None
     fleet = ctx.fleet
     started = fleet.run_start_wall if fleet is not None and fleet.started.is_set() else _started[id(ctx)]
-    recorder, health, counters, workers = books_of(ctx, [ctx.finals[i] for i in sorted(ctx.finals)], started)
-    outcome = DriveOutcome(recorder=recorder, started_at=started, ended_at=time.time(), health=health,
-                           fleet_counters=counters, workers=workers)
+    exports = [ctx.finals[i] for i in sorted(ctx.finals)]
+    recorder, health, counters, workers = books_of(ctx, exports, started)
+    ended = time.time()
+    outcome = DriveOutcome(recorder=recorder, started_at=started, ended_at=ended, health=health,
+                           fleet_counters=counters, workers=workers,
+                           joined=joined_books(exports, recorder.start, ended))
     observer = _observers.pop(id(ctx), None)
     try:
         result = close_books(spec, ctx.ensure_bounded(), outcome, observer)

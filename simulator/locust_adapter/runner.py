@@ -33,11 +33,13 @@ from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
+from simulator.metrics.books_export import JoinedBooks, merge_books
 from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import online_offsets_us
 from simulator.run.execute import DriveOutcome, WorkerPlan
+from simulator.run.live_books import LiveBooks
 from simulator.run.plans import DRAIN_S, BoundedPlan
 from simulator.run.spec import RunSpec
 
@@ -75,6 +77,7 @@ class LocustDriver:
     _env: Any = None
     _quiet: bool = False
     _web_port: int = 8089
+    _live: LiveBooks | None = None
 
     def _interrupt(self, reason: str) -> None:
         self._interrupted = reason
@@ -82,6 +85,10 @@ class LocustDriver:
     def _print(self, line: str) -> None:
         if not self._quiet:
             print(line, file=sys.stderr, flush=True)
+
+    def attach_books(self, live: LiveBooks) -> None:
+        """execute's books: a local run streams its send log to disk and joins arrivals while it plays."""
+        self._live = live
 
     def drive(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
         # Parts of Locust (its web UI) parse sys.argv themselves; fleetsim's own flags (e.g. --web, a prefix of
@@ -142,6 +149,9 @@ class LocustDriver:
         else:
             env.create_local_runner()
             ctx = install(env, spec)
+            ctx.live = self._live
+            if self._live is not None and spec.scenario.mode == "self":
+                self._live.plan = bounded.plan
             telemetry = start_telemetry(ctx, settings.telemetry, delivery)
         ctx.bounded = bounded
         delivery.start()
@@ -322,6 +332,7 @@ class LocustDriver:
                 self._print(f"fleetsim: only {len(exports)} of {workers} workers sent final metrics")
         runner.quit()
         recorder, health, counters, plans = books_of(ctx, exports, started_at)
+        joined = joined_books(exports, recorder.start, ended_at)
         reason = self._interrupted
         strangers = [w.index for w in plans if w.plan_digest != bounded.digest]
         if strangers:  # a worker that played another plan makes the accounting meaningless: say so
@@ -333,7 +344,7 @@ class LocustDriver:
             end_reason=end_reason, health=health, fleet_counters=counters,
             campaign=dict(result.summary) if result is not None else None, campaign_result=result,
             operation_records=tuple(_operation_records(ctx, exports)) if scenario.answers_requests else (),
-            cut_open=cut_open, faults=faults_log, workers=plans)
+            cut_open=cut_open, faults=faults_log, workers=plans, joined=joined)
 
     def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
         assert spec.target is not None
@@ -355,7 +366,8 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
     health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
     counters: dict[str, int] = dict(ctx.fleet.counters()) if ctx.fleet is not None else {}
     plans = tuple(WorkerPlan(index=int(e.get("worker_index", i)), plan_digest=str(e.get("plan_digest", "")),
-                             devices=int(e.get("plan_devices", 0))) for i, e in enumerate(exports))
+                             devices=int(e.get("plan_devices", 0)), final_bytes=int(e.get("final_bytes", 0)))
+                  for i, e in enumerate(exports))
     if not exports:
         return ctx.ensure_recorder(), health, counters, plans
     clock = MonotonicClock()
@@ -398,6 +410,16 @@ def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list
     if not exports:
         return ctx.fleet.operation_records() if ctx.fleet is not None else []
     return [OperationRecord.from_json(doc) for export in exports for doc in export.get("operations", ())]
+
+
+def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float) -> JoinedBooks | None:
+    """The workers' own joins merged, when every worker joined its partition (else None: the send logs they
+    shipped are joined here, as before)."""
+    if not exports or not all("books" in e for e in exports):
+        return None
+    from simulator.generator.finish import GRACE_S
+
+    return merge_books([e["books"] for e in exports], start, ended_at, GRACE_S)
 
 
 def _all_failed(ctx: FleetContext, runner: Any) -> None:

@@ -90,6 +90,8 @@ def report_from_final(export: dict[str, Any]) -> ProcessReport:
         rec = send_from_row(row)
         if rec.sent is not None:
             ota[(rec.key[2], rec.code)] = ota.get((rec.key[2], rec.code), 0) + 1
+    for status, code, n in export.get("ota_events", ()):  # a worker that streamed its send log (issue 14)
+        ota[(str(status), str(code))] = ota.get((str(status), str(code)), 0) + int(n)
     return ProcessReport(counters=counters, devices_online=int(export.get("online", 0)),
                          devices_failed=int(fleet.get("failed", 0)),
                          errors_by_reason={str(k): int(v) for k, v in dict(export.get("error_reasons", {})).items()},

@@ -10,10 +10,9 @@ Besides the outcome, arrivals are checked for: duplicated (each extra copy of a 
 (per device, an event first seen after an event that was sent later; counted on the overtaken event) and
 unexpected (an arrival whose key is in no send record: counted and listed, never dropped silently).
 
-Cost: one dict build and one pass over the arrivals in Python, latencies in numpy, after the run (100,000
-events in ~0.3 s: test_accounting.py). On the hot path accounting is only the send log (one SendRecord kept per
-event, ~350 bytes): ~1 us CPU per event, ~0.25% of lean's ~394 us per publish, against issue 6's 5% goal
-(test_recorder.py::test_accounting_costs_well_under_5pct_of_a_lean_publish).
+The join itself is simulator.metrics.online_join.OnlineJoin (done while the run plays, in bounded memory);
+`account` feeds it two whole logs (tests, replay of files). `Accounting` holds aggregates only: counters, the
+listed keys, e2e histograms (totals and per arrival second) and lost per intended second.
 """
 
 from __future__ import annotations
@@ -21,29 +20,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-import numpy.typing as npt
-
 from simulator.events import EventKey
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
+from simulator.metrics.online_join import JoinWindows, OnlineJoin
 from simulator.metrics.run_summary import AccountingSummary
+from simulator.metrics.second_bucket import SecondBucket
 from simulator.records import ArrivalRecord, SendRecord
 
-__all__ = ["DELIVERED", "LATE", "LOST_CODES", "Accounting", "account"]
-
-# Outcome codes of `Accounting.outcome` (one per send record).
-DELIVERED = 0
-LATE = 1
-LOST_CODES = {names.LOST_PUBLISH_FAILED: 2, names.LOST_NEVER_ACKED: 3, names.LOST_ACKED_NOT_ARRIVED: 4}
-_LOST_NAMES = {code: name for name, code in LOST_CODES.items()}
-
-FloatArray = npt.NDArray[np.float64]
+__all__ = ["Accounting", "account", "accounting_of"]
 
 
 @dataclass
 class Accounting:
-    """The result of the join. Arrays are aligned with the send log (`outcome`, `first_arrival`)."""
+    """The result of the join: counters, listed keys (up to online_join.LISTED_MAX each) and aggregates."""
 
     planned: int = 0  # send records (distinct keys)
     sent: int = 0  # left the device (sent is not None and no publish error)
@@ -57,43 +47,26 @@ class Accounting:
     duplicate_sends: int = 0  # the send log itself had a key twice (a generator bug; first kept)
     lost_reasons: dict[str, int] = field(default_factory=lambda: dict.fromkeys(names.LOST_REASONS, 0))
     lost_events: list[tuple[EventKey, str]] = field(default_factory=list)
+    lost_when: list[float] = field(default_factory=list)  # aligned with lost_events: sent, else intended (s)
     duplicated_events: dict[EventKey, int] = field(default_factory=dict)  # key -> extra copies
     reordered_events: list[EventKey] = field(default_factory=list)
     reordered_by_device: dict[str, int] = field(default_factory=dict)
     unexpected_events: list[EventKey] = field(default_factory=list)
     late_events: list[EventKey] = field(default_factory=list)
-    outcome: npt.NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, np.int8))
-    intended: FloatArray = field(default_factory=lambda: np.zeros(0))
-    sent_at: FloatArray = field(default_factory=lambda: np.zeros(0))  # nan when never sent
-    first_arrival: FloatArray = field(default_factory=lambda: np.zeros(0))  # nan when never seen
-    device_t: FloatArray = field(default_factory=lambda: np.zeros(0))  # arrived `t` in s, nan when absent
+    e2e: HistogramSet = field(default_factory=HistogramSet)  # e2e, e2e_corrected, e2e_device_t of delivered
+    # second (since `start`) -> sealed bucket: counts["delivered"] by arrival second, counts["lost"] by intended
+    # second, e2e histograms of the events delivered in that second (encoded, with p50/p99/max).
+    seconds: dict[int, SecondBucket] = field(default_factory=dict)
+    start: float = 0.0
+    offset_min: float | None = None  # min(arrival - sent) over arrivals of sent events (clock offset)
+    offset_samples: int = 0
     end: float = 0.0
     grace: float = 0.0
-
-    def outcome_name(self, index: int) -> str:
-        code = int(self.outcome[index])
-        return "delivered" if code == DELIVERED else "late" if code == LATE else _LOST_NAMES[code]
-
-    def latencies_s(self) -> dict[str, tuple[FloatArray, FloatArray]]:
-        """path -> (arrival times, latency s) of delivered events: e2e, e2e_corrected, e2e_device_t."""
-        ok = self.outcome == DELIVERED
-        arrival = self.first_arrival[ok]
-        sent = self.sent_at[ok]
-        has_sent = ~np.isnan(sent)
-        has_t = ~np.isnan(self.device_t[ok])
-        return {
-            names.PATH_E2E: (arrival[has_sent], (arrival - sent)[has_sent]),
-            names.PATH_E2E_CORRECTED: (arrival, arrival - self.intended[ok]),
-            names.PATH_E2E_DEVICE_T: (arrival[has_t], (arrival - self.device_t[ok])[has_t]),
-        }
 
     def histograms(self) -> HistogramSet:
         """HDR histograms of the e2e paths (negative values clamped and counted: clock offset)."""
         out = HistogramSet()
-        for path, (_, values) in self.latencies_s().items():
-            hist = out.get(path)
-            for us in np.rint(values * 1_000_000).astype(np.int64).tolist():
-                hist.record_us(us, "observer_clock_behind")
+        out.add(self.e2e)
         return out
 
     def to_summary(self, max_listed: int = 100) -> AccountingSummary:
@@ -109,99 +82,31 @@ class Accounting:
             late_events=tuple(self.late_events[:max_listed]))
 
 
-def _lost_reason(rec: SendRecord) -> str:
-    """Why an event that never arrived was lost. The generator's contract (recorder.py): a publish that raised
-    keeps `sent=None` with its error; an error with `sent` set came from the ack callback (session lost)."""
-    if rec.sent is None:
-        return names.LOST_PUBLISH_FAILED
-    if rec.acked is None:
-        return names.LOST_NEVER_ACKED
-    return names.LOST_ACKED_NOT_ARRIVED
+def accounting_of(join: OnlineJoin, end: float, grace: float) -> Accounting:
+    """The Accounting of a finished join (finishes it first if needed)."""
+    if not join.finished:
+        join.finish(end, grace)
+    return Accounting(
+        planned=join.planned, sent=join.sent, acked=join.acked, delivered=join.delivered, late=join.late,
+        lost=join.lost, duplicated=join.duplicated, reordered=join.reordered, unexpected=join.unexpected,
+        duplicate_sends=join.duplicate_sends, lost_reasons=dict(join.lost_reasons),
+        lost_events=list(join.lost_events), lost_when=list(join.lost_when),
+        duplicated_events=dict(join.duplicated_events), reordered_events=list(join.reordered_events),
+        reordered_by_device=dict(join.reordered_by_device), unexpected_events=list(join.unexpected_events),
+        late_events=list(join.late_events), e2e=join.histograms, seconds=join.seconds, start=join.start,
+        offset_min=join.offset_min, offset_samples=join.offset_samples, end=end, grace=grace)
 
 
 def account(sends: Sequence[SendRecord], arrivals: Sequence[ArrivalRecord], end: float,
-            grace: float = 0.0) -> Accounting:
-    """Join the logs. `end` is the run's end (wall s); arrivals after `end + grace` are `late`."""
-    acc = Accounting(end=end, grace=grace)
-    index: dict[EventKey, int] = {}
-    keep: list[SendRecord] = []
+            grace: float = 0.0, start: float | None = None) -> Accounting:
+    """Join two whole logs. `end` is the run's end (wall s); arrivals after `end + grace` are `late`; `start`
+    (wall s) is second 0 of the per-second results (default: the earliest intended send)."""
+    if start is None:
+        start = min((r.intended for r in sends), default=end)
+    join = OnlineJoin(start, JoinWindows())
     for rec in sends:
-        if rec.key in index:
-            acc.duplicate_sends += 1
-            continue
-        index[rec.key] = len(keep)
-        keep.append(rec)
-    n = len(keep)
-    acc.planned = n
-    nan = float("nan")
-    acc.intended = np.fromiter((r.intended for r in keep), np.float64, n)
-    acc.sent_at = np.fromiter((nan if r.sent is None else r.sent for r in keep), np.float64, n)
-    acc.sent = sum(1 for r in keep if r.sent is not None)
-    acc.acked = sum(1 for r in keep if r.acked is not None and r.sent is not None)
-
-    # Send rank per device: order of (sent, else intended), ties broken by position in the log.
-    when = np.where(np.isnan(acc.sent_at), acc.intended, acc.sent_at)
-    rank = np.zeros(n, np.int64)
-    per_device: dict[str, list[int]] = {}
-    for i, rec in enumerate(keep):
-        per_device.setdefault(rec.key[0], []).append(i)
-    for members in per_device.values():
-        order = sorted(members, key=lambda i: (when[i], i))
-        for r, i in enumerate(order):
-            rank[i] = r
-
-    first = np.full(n, nan)
-    device_t = np.full(n, nan)
-    times = np.fromiter((a.arrival for a in arrivals), np.float64, len(arrivals))
-    deadline = end + grace
-    high_rank: dict[str, int] = {}
-    sent_bases = {rec.key[:4] for rec in keep}
-    for j in np.argsort(times, kind="stable").tolist():
-        arr = arrivals[j]
-        pos = index.get(arr.key)
-        if pos is None:
-            base = arr.key[:4]
-            if base in sent_bases:
-                # The observer numbers every arrival of the same (device, uuid, status, progress) as a new
-                # occurrence, so a re-delivery of an event already sent (a QoS 1/2 resend after a reconnect, a
-                # duplicate-send fault) arrives with an occurrence nobody sent: a duplicate, not a stranger.
-                acc.duplicated += 1
-                acc.duplicated_events[arr.key] = acc.duplicated_events.get(arr.key, 0) + 1
-                continue
-            acc.unexpected += 1
-            acc.unexpected_events.append(arr.key)
-            continue
-        if not np.isnan(first[pos]):
-            acc.duplicated += 1
-            acc.duplicated_events[arr.key] = acc.duplicated_events.get(arr.key, 0) + 1
-            continue
-        first[pos] = arr.arrival
-        if arr.t_ms is not None:
-            device_t[pos] = arr.t_ms / 1000
-        device = arr.key[0]
-        seen = high_rank.get(device, -1)
-        if rank[pos] < seen:
-            acc.reordered += 1
-            acc.reordered_events.append(arr.key)
-            acc.reordered_by_device[device] = acc.reordered_by_device.get(device, 0) + 1
-        else:
-            high_rank[device] = int(rank[pos])
-
-    outcome = np.zeros(n, np.int8)
-    seen_mask = ~np.isnan(first)
-    late_mask = seen_mask & (first > deadline)
-    outcome[late_mask] = LATE
-    for i in np.flatnonzero(late_mask).tolist():
-        acc.late_events.append(keep[i].key)
-    for i in np.flatnonzero(~seen_mask).tolist():
-        reason = _lost_reason(keep[i])
-        outcome[i] = LOST_CODES[reason]
-        acc.lost_reasons[reason] += 1
-        acc.lost_events.append((keep[i].key, reason))
-    acc.outcome = outcome
-    acc.first_arrival = first
-    acc.device_t = device_t
-    acc.late = int(late_mask.sum())
-    acc.delivered = int(seen_mask.sum()) - acc.late
-    acc.lost = n - int(seen_mask.sum())
-    return acc
+        join.add_send(rec)
+        join.on_ack(rec)
+    for arr in arrivals:
+        join.add_arrival(arr)
+    return accounting_of(join, end, grace)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from simulator.events import EventKey
 from simulator.records import SendRecord
 
-__all__ = ["IN_FLIGHT_S", "RECOVERY_GRACE_S", "Attributed", "FaultTotals", "FaultWindow", "attribute", "window"]
+__all__ = [
+    "IN_FLIGHT_S", "RECOVERY_GRACE_S", "Attributed", "FaultTotals", "FaultWindow", "attribute", "attribute_timed",
+    "window"]
 
 IN_FLIGHT_S = 1.0
 RECOVERY_GRACE_S = 1.0
@@ -75,28 +77,41 @@ def window(started: float | None, ended: float | None, recovery_s: float,
 def attribute(windows: Sequence[FaultWindow | None], sends: Sequence[SendRecord],
               lost: Iterable[tuple[EventKey, str]]) -> FaultTotals:
     """Count each send error and each lost event (key, reason) against the first window that holds it."""
-    errors = [0] * len(windows)
-    lost_n = [0] * len(windows)
-    reasons: list[dict[str, int]] = [{} for _ in windows]
-
-    def which(rec: SendRecord) -> int | None:
-        when = rec.sent if rec.sent is not None else rec.intended
-        for i, w in enumerate(windows):
-            if w is not None and w.holds(rec.key[0], when):
-                return i
-        return None
-
     by_key: dict[EventKey, SendRecord] = {}
+    errors: list[tuple[str, float]] = []
     for rec in sends:
         by_key.setdefault(rec.key, rec)
         if rec.error is not None:
-            i = which(rec)
-            if i is not None:
-                errors[i] += 1
+            errors.append((rec.key[0], rec.sent if rec.sent is not None else rec.intended))
+    timed: list[tuple[EventKey, str, float]] = []
     for key, reason in lost:
         found = by_key.get(key)
-        i = which(found) if found is not None else None
+        if found is not None:
+            timed.append((key, reason, found.sent if found.sent is not None else found.intended))
+    return attribute_timed(windows, errors, timed)
+
+
+def attribute_timed(windows: Sequence[FaultWindow | None], errors: Iterable[tuple[str, float]],
+                    lost: Iterable[tuple[EventKey, str, float]]) -> FaultTotals:
+    """As `attribute`, from what the run's books keep: (device, when) per send error and (key, reason, when)
+    per lost event, `when` being the send time, else the intended one (wall s)."""
+    errors_n = [0] * len(windows)
+    lost_n = [0] * len(windows)
+    reasons: list[dict[str, int]] = [{} for _ in windows]
+
+    def which(device: str, when: float) -> int | None:
+        for i, w in enumerate(windows):
+            if w is not None and w.holds(device, when):
+                return i
+        return None
+
+    for device, when in errors:
+        i = which(device, when)
+        if i is not None:
+            errors_n[i] += 1
+    for key, reason, when in lost:
+        i = which(key[0], when)
         if i is not None:
             lost_n[i] += 1
             reasons[i][reason] = reasons[i].get(reason, 0) + 1
-    return FaultTotals(tuple(Attributed(w, errors[i], lost_n[i], reasons[i]) for i, w in enumerate(windows)))
+    return FaultTotals(tuple(Attributed(w, errors_n[i], lost_n[i], reasons[i]) for i, w in enumerate(windows)))

@@ -21,7 +21,8 @@ from simulator.metrics.run_summary import OtaSummary, OtaTimes
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = [
-    "FUNNEL_STAGES", "Funnel", "Operation", "build_funnel", "funnel_from_arrivals", "funnel_from_sends",
+    "FUNNEL_STAGES", "Funnel", "FunnelBuilder", "Operation", "build_funnel", "funnel_from_arrivals",
+    "funnel_from_sends",
 ]
 
 # Funnel stages in lifecycle order (the success path of docs/protocol.md section 4), then the final outcomes.
@@ -79,50 +80,93 @@ class Funnel:
             stuck_operations=tuple(self.stuck_operations[:max_listed]))
 
 
-def build_funnel(events: Iterable[tuple[EventKey, float, str]],
-                 starts: Mapping[OperationId, float] | None = None,
-                 cut: Collection[OperationId] = ()) -> Funnel:
-    """Funnel from (key, time s, statusCode) triples in any order. An operation without a final status is
-    `stuck`, unless the run's bounds cut it (`cut`): then it is counted as cut, not held against the backend."""
-    ops: dict[OperationId, Operation] = {}
-    funnel = Funnel()
-    for key, when, code in sorted(events, key=lambda e: (e[1], e[0])):
+class FunnelBuilder:
+    """The funnel built one event at a time, in any order (the run's books feed it as events leave the
+    devices). Memory is one Operation per open (device, requestUUID); `fold` moves operations whose final
+    status is older than a window into the aggregates, so a long run keeps only the recent ones."""
+
+    def __init__(self, starts: Mapping[OperationId, float] | None = None) -> None:
+        self.starts = starts
+        self.ops: dict[OperationId, Operation] = {}
+        self.error_codes: dict[str, int] = {}
+        self.folded = Funnel()  # operations already counted (fold), stages filled in as they come
+        self.folded.stages = {str(s): 0 for s in FUNNEL_STAGES}
+        self.hold_folding = False  # True until `starts` is known (an operation's start must not change)
+
+    def add(self, key: EventKey, when: float, code: str) -> None:
         device, uuid, status = key[0], key[1], key[2]
-        op = ops.get((device, uuid))
+        op_id = (device, uuid)
+        op = self.ops.get(op_id)
         if op is None:
-            start = starts.get((device, uuid), when) if starts else when
-            op = ops[(device, uuid)] = Operation(device, uuid, min(start, when))
+            op = self.ops[op_id] = Operation(device, uuid, when)  # `starts` apply when it is counted
+        elif when < op.start:
+            op.start = when
         op.statuses.add(status)
-        if status == OtaStatus.ACKNOWLEDGED and op.acknowledged is None:
-            op.acknowledged = when
+        if status == OtaStatus.ACKNOWLEDGED:
+            if op.acknowledged is None or when < op.acknowledged:
+                op.acknowledged = when
         elif status == OtaStatus.ERROR:
             op.errors += 1
-            funnel.error_codes[code or "none"] = funnel.error_codes.get(code or "none", 0) + 1
-        elif status in _FINAL and op.final_status is None:
+            self.error_codes[code or "none"] = self.error_codes.get(code or "none", 0) + 1
+        elif status in _FINAL and (op.final_at is None or when < op.final_at):
             op.final_status, op.final_at, op.final_code = status, when, code
-    funnel.operations = len(ops)
-    funnel.stages = {str(s): 0 for s in FUNNEL_STAGES}
-    for op_id, op in ops.items():
+
+    def fold(self, before: float) -> int:
+        """Count and forget the operations whose final status came before `before` (wall s). An event of a
+        folded operation arriving later would open a new operation (the window makes that a >1 min straggler)."""
+        if self.hold_folding and self.starts is None:
+            return 0
+        done = [op_id for op_id, op in self.ops.items() if op.final_at is not None and op.final_at < before]
+        for op_id in done:
+            self._count(self.folded, op_id, self.ops.pop(op_id), ())
+        return len(done)
+
+    def _count(self, funnel: Funnel, op_id: OperationId, op: Operation, cut: Collection[OperationId]) -> None:
+        starts = self.starts or {}
+        start = min(starts.get(op_id, op.start), op.start)
+        funnel.operations += 1
         for status in op.statuses:
             if status in funnel.stages:
                 funnel.stages[status] += 1
         if op.acknowledged is not None:
-            funnel.time_to_ack.record_s(op.acknowledged - op.start)
+            funnel.time_to_ack.record_s(op.acknowledged - start)
         if op.final_status is None and op_id in cut:
             funnel.cut += 1
-            continue
+            return
         if op.final_status is None:
             funnel.stuck += 1
             funnel.stuck_operations.append(op_id)
-            continue
+            return
         assert op.final_at is not None
-        funnel.time_to_final.record_s(op.final_at - op.start)
+        funnel.time_to_final.record_s(op.final_at - start)
         if op.final_status == OtaStatus.SUCCESS:
             funnel.success += 1
         else:
             funnel.failure += 1
             funnel.by_code[op.final_code or "none"] = funnel.by_code.get(op.final_code or "none", 0) + 1
-    return funnel
+
+    def build(self, cut: Collection[OperationId] = ()) -> Funnel:
+        """The funnel of everything added so far. An operation without a final status is `stuck`, unless the
+        run's bounds cut it (`cut`): then it is counted as cut, not held against the backend."""
+        old = self.folded
+        funnel = Funnel(operations=old.operations, success=old.success, failure=old.failure, stuck=old.stuck,
+                        cut=old.cut, by_code=dict(old.by_code), error_codes=dict(self.error_codes),
+                        stages=dict(old.stages), stuck_operations=list(old.stuck_operations))
+        funnel.time_to_ack.add(old.time_to_ack)
+        funnel.time_to_final.add(old.time_to_final)
+        for op_id, op in self.ops.items():
+            self._count(funnel, op_id, op, cut)
+        return funnel
+
+
+def build_funnel(events: Iterable[tuple[EventKey, float, str]],
+                 starts: Mapping[OperationId, float] | None = None,
+                 cut: Collection[OperationId] = ()) -> Funnel:
+    """Funnel from (key, time s, statusCode) triples in any order (see FunnelBuilder)."""
+    builder = FunnelBuilder(starts)
+    for key, when, code in sorted(events, key=lambda e: (e[1], e[0])):
+        builder.add(key, when, code)
+    return builder.build(cut)
 
 
 def funnel_from_sends(sends: Iterable[SendRecord],

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from simulator.events import EventKey
 
-__all__ = ["JOIN_SLACK_S", "JoinCheck", "check_join"]
+__all__ = ["JOIN_SLACK_S", "JoinCheck", "JoinChecker", "check_join"]
 
 JOIN_SLACK_S = 0.005
 _EXAMPLES = 5
@@ -50,21 +50,36 @@ class JoinCheck:
                 f"{self.allowance_s * 1000:.1f} ms): the arrivals are not this run's, or the clocks disagree")
 
 
+class JoinChecker:
+    """check_join fed one joined pair at a time (the online join: no pair is kept, only the counts, the worst
+    and a few examples); `offset_s`/`uncertainty_s` come from the run's fence, taken before the first send."""
+
+    def __init__(self, offset_s: float = 0.0, uncertainty_s: float = 0.0, slack_s: float = JOIN_SLACK_S) -> None:
+        self.offset_s = offset_s
+        self.allowance_s = max(0.0, uncertainty_s) + slack_s
+        self.pairs = self.impossible = 0
+        self.worst_s: float | None = None
+        self.examples: list[EventKey] = []
+
+    def add(self, key: EventKey, sent: float, arrival: float) -> None:
+        self.pairs += 1
+        delay = arrival - sent - self.offset_s
+        if delay < -self.allowance_s:
+            self.impossible += 1
+            self.worst_s = delay if self.worst_s is None else min(self.worst_s, delay)
+            if len(self.examples) < _EXAMPLES:
+                self.examples.append(key)
+
+    def result(self) -> JoinCheck:
+        return JoinCheck(pairs=self.pairs, impossible=self.impossible, worst_s=self.worst_s, offset_s=self.offset_s,
+                         allowance_s=self.allowance_s, examples=tuple(self.examples))
+
+
 def check_join(pairs: Iterable[tuple[EventKey, float, float]], offset_s: float = 0.0,
                uncertainty_s: float = 0.0, slack_s: float = JOIN_SLACK_S) -> JoinCheck:
     """`pairs`: (key, sent wall s, first arrival wall s) of every joined event; `offset_s`: observer clock minus
     generator clock as measured at the mark, known to +- `uncertainty_s`."""
-    allowance = max(0.0, uncertainty_s) + slack_s
-    count = impossible = 0
-    worst: float | None = None
-    examples: list[EventKey] = []
+    checker = JoinChecker(offset_s, uncertainty_s, slack_s)
     for key, sent, arrival in pairs:
-        count += 1
-        delay = arrival - sent - offset_s
-        if delay < -allowance:
-            impossible += 1
-            worst = delay if worst is None else min(worst, delay)
-            if len(examples) < _EXAMPLES:
-                examples.append(key)
-    return JoinCheck(pairs=count, impossible=impossible, worst_s=worst, offset_s=offset_s, allowance_s=allowance,
-                     examples=tuple(examples))
+        checker.add(key, sent, arrival)
+    return checker.result()

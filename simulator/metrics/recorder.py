@@ -22,68 +22,22 @@ at 10,000 events/s; a value is recorded once (into its second), the run totals a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.clock import Clock
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us
 from simulator.metrics.logrows import send_from_row, send_to_row
+from simulator.metrics.second_bucket import COUNTERS, SecondBucket
 from simulator.records import ArrivalRecord, OnboardingTimes, SendRecord
+
+if TYPE_CHECKING:
+    from simulator.metrics.books import RunBooks
 
 __all__ = ["BUCKET_PATHS", "COUNTERS", "MetricsRecorder", "SecondBucket"]
 
-# Per-second counters, in timeseries.csv column order.
-COUNTERS = ("offered", "sent", "acked", "publish_errors", "ack_errors", "delivered")
 # Paths with a per-second histogram recorded live (e2e and e2e_corrected come from the post-run join).
 BUCKET_PATHS = (names.PATH_ACK, names.PATH_ACK_CORRECTED, names.PATH_SEND_LAG, names.PATH_E2E_DEVICE_T)
-
-
-class SecondBucket:
-    """Counters and latency histograms of one second of the run.
-
-    A value is recorded once, into its second's live histogram; sealing adds the live histogram into the run
-    totals (`into`) and merges it into the sealed encoding. That halves the hot-path cost against recording
-    every value twice (totals + second), and a late value for a sealed second only costs a fresh histogram.
-    """
-
-    __slots__ = ("counts", "hists", "online", "sealed", "stats")
-
-    def __init__(self) -> None:
-        self.counts = dict.fromkeys(COUNTERS, 0)
-        self.online: int | None = None  # devices online at the last update within this second
-        self.hists: dict[str, LatencyHistogram] = {}  # live, not yet in the totals
-        self.sealed: dict[str, str] = {}  # path -> encoded histogram (everything sealed so far)
-        # path -> (p50 ms, p99 ms, count, max ms) of everything sealed so far
-        self.stats: dict[str, tuple[float, float, int, float]] = {}
-
-    def hist(self, path: str) -> LatencyHistogram:
-        hist = self.hists.get(path)
-        if hist is None:
-            hist = self.hists[path] = LatencyHistogram(path)
-        return hist
-
-    def seal(self, into: HistogramSet | None) -> None:
-        """Add live histograms to `into` (the run totals) and fold them into the sealed encodings."""
-        for path, live in self.hists.items():
-            if into is not None:
-                into.get(path).add(live)
-            old = self.sealed.get(path)
-            hist = live
-            if old is not None:  # a late value reopened a sealed second
-                hist = LatencyHistogram.decode(path, old)
-                hist.add(live)
-            self.put(path, hist)
-        self.hists.clear()
-
-    def put(self, path: str, hist: LatencyHistogram) -> None:
-        pct = percentiles_us(hist.hist, (50.0, 99.0))
-        top = hist.hist.get_max_value() / 1000
-        self.stats[path] = (pct[50.0] / 1000, pct[99.0] / 1000, hist.count, top)
-        self.sealed[path] = hist.encode()
-
-    def encoded_with_max(self) -> dict[str, tuple[str, float]]:
-        """path -> (encoded histogram, max ms): what latency.hlog writes per interval (seal first)."""
-        return {path: (blob, self.stats[path][3]) for path, blob in self.sealed.items()}
 
 
 class MetricsRecorder:
@@ -93,7 +47,10 @@ class MetricsRecorder:
                  open_seconds: int = 5) -> None:
         self.clock = clock
         self.start = clock.wall() if start is None else start  # wall seconds: second 0 of the series
+        # keep_send_log: every SendRecord in memory (tests, benches, replay). A run attaches `books` instead:
+        # the send log streamed to disk and the join done online (metrics.books), memory O(devices).
         self.keep_send_log = keep_send_log
+        self.books: RunBooks | None = None
         self.open_seconds = open_seconds
         self._histograms = HistogramSet()  # run totals; per-second paths arrive when their second seals
         self.totals = dict.fromkeys(COUNTERS, 0)
@@ -159,6 +116,10 @@ class MetricsRecorder:
         bucket.hist(names.PATH_SEND_LAG).record_s(sent - rec.intended, "sent_before_intended")
         if self.keep_send_log:
             self.send_log.append(rec)
+        books = self.books
+        if books is not None:
+            books.on_send(rec)
+            books.maybe_tick(sent)
 
     def on_publish_error(self, rec: SendRecord) -> None:
         self.totals["offered"] += 1
@@ -169,8 +130,12 @@ class MetricsRecorder:
         self._error(rec.error)
         if self.keep_send_log:
             self.send_log.append(rec)
+        if self.books is not None:
+            self.books.on_send(rec)
 
     def on_ack(self, rec: SendRecord) -> None:
+        if self.books is not None:
+            self.books.on_ack(rec)
         acked, sent = rec.acked, rec.sent
         if acked is None or sent is None or rec.error is not None:
             self.totals["ack_errors"] += 1

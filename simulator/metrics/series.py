@@ -1,8 +1,8 @@
 """The per-second time series of a run (timeseries.csv, the report's charts) and per-second histograms (hlog).
 
 Live counters and the ack/send-lag percentiles come from the recorder's buckets; delivered, lost and the e2e
-paths come from the post-run join (accounting), bucketed by arrival second (delivered, e2e) or intended second
-(lost), all relative to the recorder's `start`.
+paths come from the join (accounting), bucketed by arrival second (delivered, e2e) or intended second (lost),
+relative to the join's `start` (the recorder's, shifted by whole seconds when they differ).
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from simulator.metrics import names
-from simulator.metrics.accounting import DELIVERED, Accounting
-from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us
+from simulator.metrics.accounting import Accounting
+from simulator.metrics.histograms import HistogramSet, LatencyHistogram
 from simulator.metrics.recorder import MetricsRecorder
 
 __all__ = [
@@ -29,22 +27,17 @@ SERIES_COLUMNS: tuple[str, ...] = (
 _E2E_PATHS = (names.PATH_E2E, names.PATH_E2E_CORRECTED, names.PATH_E2E_DEVICE_T)
 
 
-def _seconds(times: np.ndarray[Any, Any], start: float) -> np.ndarray[Any, Any]:
-    return np.maximum(np.floor(times - start), 0).astype(np.int64)
+def _shift(accounting: Accounting, start: float) -> int:
+    return round(accounting.start - start)
 
 
 def e2e_second_histograms(accounting: Accounting, start: float) -> dict[int, dict[str, LatencyHistogram]]:
     """second (of arrival) -> e2e path -> histogram of the events delivered in that second."""
+    shift = _shift(accounting, start)
     out: dict[int, dict[str, LatencyHistogram]] = {}
-    for path, (arrivals, values) in accounting.latencies_s().items():
-        secs = _seconds(arrivals, start).tolist()
-        micros = np.rint(values * 1_000_000).astype(np.int64).tolist()
-        for second, us in zip(secs, micros, strict=True):
-            per_path = out.setdefault(second, {})
-            hist = per_path.get(path)
-            if hist is None:
-                hist = per_path[path] = LatencyHistogram(path)
-            hist.record_us(us, "observer_clock_behind")
+    for second, bucket in accounting.seconds.items():
+        for path, blob in bucket.sealed.items():
+            out.setdefault(max(0, second + shift), {})[path] = LatencyHistogram.decode(path, blob)
     return out
 
 
@@ -65,10 +58,10 @@ def second_histograms(recorder: MetricsRecorder,
     """second -> path -> (encoded histogram, max ms) over every series path, for latency.hlog."""
     out = recorder.second_histograms()
     if accounting is not None:
-        for second, per_path in e2e_second_histograms(accounting, recorder.start).items():
-            target = out.setdefault(second, {})
-            for path, hist in per_path.items():
-                target[path] = (hist.encode(), hist.hist.get_max_value() / 1000)
+        shift = _shift(accounting, recorder.start)
+        for second, bucket in accounting.seconds.items():
+            if bucket.sealed:
+                out.setdefault(max(0, second + shift), {}).update(bucket.encoded_with_max())
     return out
 
 
@@ -78,17 +71,19 @@ def build_series(recorder: MetricsRecorder, accounting: Accounting | None = None
     run's last (partial) second when `duration_s` is given: idle tail seconds are rows of zeros, so the
     series and the report's x axis cover the whole run, not only up to the last event."""
     rows = recorder.second_rows()
-    e2e: dict[int, dict[str, LatencyHistogram]] = {}
+    e2e: dict[int, dict[str, tuple[float, float, int, float]]] = {}
     delivered: dict[int, int] = {}
     lost: dict[int, int] = {}
     if accounting is not None:
-        e2e = e2e_second_histograms(accounting, recorder.start)
-        ok = accounting.outcome == DELIVERED
-        secs, counts = np.unique(_seconds(accounting.first_arrival[ok], recorder.start), return_counts=True)
-        delivered = dict(zip(secs.tolist(), counts.tolist(), strict=True))
-        is_lost = accounting.outcome >= 2
-        secs, counts = np.unique(_seconds(accounting.intended[is_lost], recorder.start), return_counts=True)
-        lost = dict(zip(secs.tolist(), counts.tolist(), strict=True))
+        shift = _shift(accounting, recorder.start)
+        for sec, bucket in accounting.seconds.items():
+            second = max(0, sec + shift)
+            if bucket.counts.get("delivered"):
+                delivered[second] = delivered.get(second, 0) + bucket.counts["delivered"]
+            if bucket.counts.get("lost"):
+                lost[second] = lost.get(second, 0) + bucket.counts["lost"]
+            if bucket.stats:
+                e2e.setdefault(second, {}).update(bucket.stats)
     until = math.ceil(duration_s) - 1 if duration_s is not None and duration_s > 0 else -1
     last = max([len(rows) - 1, until, *delivered, *lost, *e2e], default=-1)
     online = rows[-1]["devices_online"] if rows else 0
@@ -104,11 +99,10 @@ def build_series(recorder: MetricsRecorder, accounting: Accounting | None = None
         if accounting is not None:
             item["delivered"] = delivered.get(second, 0)
             for path in _E2E_PATHS:
-                hist = e2e.get(second, {}).get(path)
-                if hist is None:
+                stats = e2e.get(second, {}).get(path)
+                if stats is None:
                     item[f"{path}_p50_ms"] = item[f"{path}_p99_ms"] = None
                 else:
-                    pct = percentiles_us(hist.hist, (50.0, 99.0))
-                    item[f"{path}_p50_ms"], item[f"{path}_p99_ms"] = pct[50.0] / 1000, pct[99.0] / 1000
+                    item[f"{path}_p50_ms"], item[f"{path}_p99_ms"] = stats[0], stats[1]
         out.append(item)
     return out

@@ -67,6 +67,11 @@ class CollectorClient:
         return RunFence(at=at, cursor=cursor, offset_s=at - (sent + back) / 2, uncertainty_s=(back - sent) / 2,
                         kind="collector cursor")
 
+    def follow(self, cursor: int) -> None:
+        """Read from another process's mark (a worker reads from its master's: rows before it are earlier
+        runs'); the clock offset stays the master's to measure."""
+        self._fence = RunFence(at=0.0, cursor=cursor, kind="master's collector cursor")
+
     @property
     def fence(self) -> RunFence | None:
         return self._fence

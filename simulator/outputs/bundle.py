@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from simulator.metrics.accounting import Accounting
@@ -32,16 +32,27 @@ def write_results(
     recorder: MetricsRecorder,
     accounting: Accounting | None = None,
     arrivals: Sequence[ArrivalRecord] = (),
+    logs: Callable[[Path], dict[str, Path]] | None = None,
 ) -> dict[str, Path]:
-    """summary.json, timeseries.csv, latency.hlog, events.sent.csv, events.arrivals.csv, report.html."""
+    """summary.json, timeseries.csv, latency.hlog, events.sent.csv, events.arrivals.csv, report.html.
+
+    With `logs` the two event logs were streamed to disk during the run: `logs(root)` moves (or merges) them
+    into the folder and returns {"sent": path, "arrivals": path}; `recorder.send_log` and `arrivals` are then
+    not used."""
     root = Path(run_dir)
     series = build_series(recorder, accounting, float(summary.duration_s))
     hists = combined_histograms(recorder, accounting)
+    if logs is not None:
+        moved = logs(root)
+        sent, arrived = moved["sent"], moved["arrivals"]
+    else:
+        sent = write_send_log(root / SENT_FILE, recorder.send_log)
+        arrived = write_arrival_log(root / ARRIVALS_FILE, arrivals)
     return {
         "summary": write_summary(root, summary),
         "timeseries": write_timeseries(root / TIMESERIES_FILE, series),
         "hlog": write_hlog(root / HLOG_FILE, second_histograms(recorder, accounting), recorder.start),
-        "sent": write_send_log(root / SENT_FILE, recorder.send_log),
-        "arrivals": write_arrival_log(root / ARRIVALS_FILE, arrivals),
+        "sent": sent,
+        "arrivals": arrived,
         "report": write_report(root, summary, series, hists),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -20,12 +20,14 @@ from simulator.generator.finish import finish_run
 from simulator.generator.limits import ensure_open_files
 from simulator.generator.target import TargetInfo, open_target
 from simulator.generator.thresholds_bridge import thresholds_report
+from simulator.metrics.books_export import JoinedBooks
 from simulator.metrics.campaign import CampaignReport, OperationRecord, campaign_report
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import RunSummary
 from simulator.observers.base import Observer
 from simulator.outputs.exit_status import ExitStatus, exit_status
+from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
 from simulator.scenario.model import Scenario
@@ -45,6 +47,7 @@ class WorkerPlan:
     index: int
     plan_digest: str
     devices: int
+    final_bytes: int = 0  # size of its final message to the master (msgpack bytes)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class DriveOutcome:
     cut_open: int = 0  # operations still open when the run ended after its graceful stop (campaign mode)
     faults: Sequence[Mapping[str, Any]] | None = None  # the scenario's faults as run (faults.run_faults)
     workers: tuple[WorkerPlan, ...] = ()
+    joined: JoinedBooks | None = None  # workers that joined their own partitions: their books, merged
 
 
 class Driver(Protocol):
@@ -122,9 +126,16 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
         observer = observer_for_target(target, scenario)
         if observer is not None:
             observer.start()  # the run's fence: arrivals before this never join this run's sends
+            fence = observer.fence
+            if fence is not None and fence.cursor:  # workers that pull arrivals read from the master's mark
+                spec = replace(spec, settings=replace(spec.settings, arrival_cursor=fence.cursor))
+        live = LiveBooks(observer, settings.results_root)
+        attach = getattr(driver, "attach_books", None)  # a driver that streams its books and joins live
+        if callable(attach):
+            attach(live)
         try:
             outcome = driver.drive(spec, bounded)
-            result = close_books(spec, bounded, outcome, observer)
+            result = close_books(spec, bounded, outcome, observer, live)
         finally:
             if observer is not None:
                 observer.stop()
@@ -161,7 +172,7 @@ def _campaign_metrics(outcome: DriveOutcome) -> CampaignReport:
 
 
 def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
-                observer: Observer | None) -> RunResult:
+                observer: Observer | None, live: LiveBooks | None = None) -> RunResult:
     """Join the books and write results: the end-of-run tail every driver shares.
 
     summary.json `extra` carries: `cut` (operations/events the run's bounds left unplayed, with the reason),
@@ -176,7 +187,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
     extra: dict[str, Any] = {
         "engine": settings.engine, "processes": settings.processes, "cut": cut, "end_reason": outcome.end_reason,
         "plan_digest": bounded.digest,
-        "workers": [{"index": w.index, "plan_digest": w.plan_digest, "devices": w.devices} for w in outcome.workers],
+        "workers": [{"index": w.index, "plan_digest": w.plan_digest, "devices": w.devices,
+                     "final_bytes": w.final_bytes} for w in outcome.workers],
     }
     if scenario.mode == "campaign":
         extra["campaign"] = _campaign_summary(outcome.campaign)
@@ -194,7 +206,9 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         fleet_counters=dict(outcome.fleet_counters),
         sdk_over_limit=(scenario.transport == "sdk"
                         and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes),
-        extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids)
+        extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids,
+        pump=live.pump if live is not None and outcome.recorder.books is not None else None,
+        joined=outcome.joined)
     status = exit_status(finished.summary, partial=outcome.partial, allow_incomplete=settings.allow_incomplete)
     return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=outcome.partial,
                      reason=outcome.reason, campaign=report)

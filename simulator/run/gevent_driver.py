@@ -24,6 +24,7 @@ from simulator.generator.target import TargetInfo
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import FleetPlan
 from simulator.run.execute import DriveOutcome
+from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.recording import recorder_callbacks
 from simulator.run.spec import RunSpec
@@ -84,6 +85,11 @@ class GeventDriver:
     later are onboarded at once and wait for their online offset in the plan)."""
 
     connect_parallel: int = 50
+    live: LiveBooks | None = None
+
+    def attach_books(self, live: LiveBooks) -> None:
+        """execute's books: the send log streamed to disk and arrivals joined while the plan plays."""
+        self.live = live
 
     def drive(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
         assert spec.target is not None, "execute opens the target first"
@@ -96,6 +102,10 @@ class GeventDriver:
         monitor = HealthMonitor(clock)
         callbacks = recorder_callbacks(recorder)
         callbacks.on_begin = monitor.start
+        if self.live is not None:
+            self.live.plan = bounded.plan
+            self.live.attach(recorder)
+            callbacks.on_run_start = self.live.run_started
         played = play_fleet(spec.scenario, bounded.plan, spec.target, end_s=bounded.end_s, callbacks=callbacks,
                             connect_parallel=self.connect_parallel)
         fleet = played.fleet

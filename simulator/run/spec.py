@@ -50,6 +50,9 @@ class RunSettings:
     # spawns none and waits `worker_wait_s` for them. Neither is shipped to workers.
     external_workers: bool = False
     worker_wait_s: float = 60.0
+    # The master's fence in the embedded collector's arrival log (rows before it are earlier runs'): workers
+    # that pull arrivals themselves read from here. Set by execute once its observer took the mark.
+    arrival_cursor: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ class RunSpec:
             "ca_pem": _read_ca(self.target.ca_file),
             "settings": {"results_root": str(s.results_root), "processes": s.processes, "spawn_rate": s.spawn_rate,
                          "web": s.web, "web_port": s.web_port, "quiet": s.quiet, "state_dir": str(s.state_dir),
-                         "broker": s.broker, "engine": s.engine}}, separators=(",", ":"))
+                         "broker": s.broker, "engine": s.engine,
+                         "arrival_cursor": s.arrival_cursor}}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
@@ -116,7 +120,8 @@ class RunSpec:
                                      spawn_rate=float(s["spawn_rate"]), web=bool(s["web"]),
                                      web_port=int(s["web_port"]), quiet=bool(s["quiet"]),
                                      state_dir=Path(s["state_dir"]), broker=str(s["broker"]),
-                                     engine=str(s["engine"])))
+                                     engine=str(s["engine"]),
+                                     arrival_cursor=int(s.get("arrival_cursor", 0))))
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"bad run spec from the master: {exc}") from exc
 

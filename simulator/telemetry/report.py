@@ -8,6 +8,7 @@ is bounded by the number of latency paths, not by the run's length or event rate
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,12 +99,16 @@ class ProcessProbe:
         recorder = self.recorder()
         if recorder is None:
             return ProcessReport(counters=dict.fromkeys(COUNTER_FIELDS, 0))
-        log = recorder.send_log
-        for rec in log[self._cursor:]:
-            if rec.sent is not None:
-                key = (rec.key[2], rec.code)
-                self._ota[key] = self._ota.get(key, 0) + 1
-        self._cursor = len(log)
+        if recorder.books is not None:  # the send log streams to disk: the books count OTA events as they leave
+            with contextlib.suppress(RuntimeError):  # a scrape raced a new (status, code) key: keep the last copy
+                self._ota = dict(recorder.books.ota_events)
+        else:
+            log = recorder.send_log
+            for rec in log[self._cursor:]:
+                if rec.sent is not None:
+                    key = (rec.key[2], rec.code)
+                    self._ota[key] = self._ota.get(key, 0) + 1
+            self._cursor = len(log)
         fleet = self.fleet_counters()
         totals = recorder.totals
         counters = {name: int(totals.get(name, 0)) for name in ("offered", "sent", "acked", "publish_errors",

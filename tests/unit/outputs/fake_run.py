@@ -92,7 +92,7 @@ def make_run(devices: int = 6, lose_last: bool = True) -> FakeRun:
         recorder,
         health,
         arrivals,
-        account(recorder.send_log, arrivals, end, grace=1.0),
+        account(recorder.send_log, arrivals, end, grace=1.0, start=recorder.start),
         funnel_from_sends(recorder.send_log),
         end,
     )

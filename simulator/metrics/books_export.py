@@ -1,0 +1,146 @@
+"""What a worker's closed books send the master: aggregates and unmatched keys, never the per-event logs.
+
+A worker joins its own devices' events (its partition) and ships, in its final Locust message: the join's
+counters, HDR-encoded e2e histograms (totals and per second), delivered/lost per second, the listed keys (up to
+SHIPPED_KEYS each; counters stay exact), the OTA funnel's aggregates and the (device, time) of its send
+errors. The per-event logs stay in the worker's spool dir; the master merges those files into the run's
+folder when it can read them (same machine or shared disk). The message grows with the run's seconds (the
+per-second histograms, with the recorder's export ~3 KB a second of run), not with its events (issue 14).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator.events import EventKey
+from simulator.metrics.accounting import Accounting, accounting_of
+from simulator.metrics.books import RunBooks
+from simulator.metrics.funnel import Funnel, OperationId
+from simulator.metrics.histograms import HistogramSet, LatencyHistogram
+from simulator.metrics.second_bucket import SecondBucket
+
+__all__ = ["JoinedBooks", "books_export", "merge_books"]
+
+SHIPPED_KEYS = 2_000  # keys listed per kind in a worker's message (lost keys carry their time for faults)
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class JoinedBooks:
+    """Every worker's books merged on the master: what finish_run needs instead of the send log."""
+
+    accounting: Accounting | None
+    funnel: Funnel
+    errors: tuple[tuple[str, float], ...]  # (device, wall s) of each send error
+    logs: tuple[tuple[Path, Path], ...]  # (events.sent.csv, events.arrivals.csv) of each worker
+
+
+def _key(cells: Sequence[Any]) -> EventKey:
+    return (str(cells[0]), str(cells[1]), str(cells[2]), int(cells[3]), int(cells[4]))
+
+
+def _funnel_export(funnel: Funnel) -> dict[str, Any]:
+    return {"operations": funnel.operations, "success": funnel.success, "failure": funnel.failure,
+            "stuck": funnel.stuck, "cut": funnel.cut, "by_code": funnel.by_code, "error_codes": funnel.error_codes,
+            "stages": funnel.stages, "time_to_ack": funnel.time_to_ack.encode(),
+            "time_to_final": funnel.time_to_final.encode(),
+            "stuck_operations": [list(op) for op in funnel.stuck_operations[:SHIPPED_KEYS]]}
+
+
+def books_export(books: RunBooks, end: float, grace: float, cut: frozenset[OperationId]) -> dict[str, Any]:
+    """Close `books` (if open) and describe them for the master (JSON-able)."""
+    if not books.closed:
+        books.close(end, grace)
+    out: dict[str, Any] = {"version": VERSION, "funnel": _funnel_export(books.funnel.build(cut)),
+                           "errors": [[d, t] for d, t in books.errors[:SHIPPED_KEYS * 10]],
+                           "errors_total": len(books.errors),
+                           "logs": [str(books.sent_path), str(books.arrivals_path)]}
+    if books.join is not None:
+        acc = accounting_of(books.join, end, grace)
+        out["accounting"] = {
+            "counters": {k: getattr(acc, k) for k in ("planned", "sent", "acked", "delivered", "late", "lost",
+                                                     "duplicated", "reordered", "unexpected", "duplicate_sends")},
+            "lost_reasons": acc.lost_reasons,
+            "lost": [[*key, reason, when] for (key, reason), when
+                     in list(zip(acc.lost_events, acc.lost_when, strict=True))[:SHIPPED_KEYS]],
+            "duplicated": [[*key, n] for key, n in list(acc.duplicated_events.items())[:SHIPPED_KEYS]],
+            "reordered": [list(k) for k in acc.reordered_events[:SHIPPED_KEYS]],
+            "reordered_by_device": acc.reordered_by_device,
+            "unexpected": [list(k) for k in acc.unexpected_events[:SHIPPED_KEYS]],
+            "late": [list(k) for k in acc.late_events[:SHIPPED_KEYS]],
+            "e2e": acc.e2e.export(), "start": acc.start, "offset_min": acc.offset_min,
+            "offset_samples": acc.offset_samples,
+            "seconds": {str(s): {"counts": {k: v for k, v in b.counts.items() if v}, "hdr": dict(b.sealed)}
+                        for s, b in sorted(acc.seconds.items())},
+        }
+    return out
+
+
+def _merge_funnel(into: Funnel, data: Mapping[str, Any]) -> None:
+    for name in ("operations", "success", "failure", "stuck", "cut"):
+        setattr(into, name, getattr(into, name) + int(data[name]))
+    for attr in ("by_code", "error_codes", "stages"):
+        target: dict[str, int] = getattr(into, attr)
+        for k, v in dict(data[attr]).items():
+            target[k] = target.get(k, 0) + int(v)
+    into.time_to_ack.add(LatencyHistogram.decode(into.time_to_ack.name, str(data["time_to_ack"])))
+    into.time_to_final.add(LatencyHistogram.decode(into.time_to_final.name, str(data["time_to_final"])))
+    into.stuck_operations.extend((str(d), str(u)) for d, u in data["stuck_operations"])
+
+
+def _merge_accounting(acc: Accounting, data: Mapping[str, Any], start: float) -> None:
+    for k, v in dict(data["counters"]).items():
+        setattr(acc, k, getattr(acc, k) + int(v))
+    for k, v in dict(data["lost_reasons"]).items():
+        acc.lost_reasons[k] = acc.lost_reasons.get(k, 0) + int(v)
+    for cells in data["lost"]:
+        acc.lost_events.append((_key(cells), str(cells[5])))
+        acc.lost_when.append(float(cells[6]))
+    for cells in data["duplicated"]:
+        key = _key(cells)
+        acc.duplicated_events[key] = acc.duplicated_events.get(key, 0) + int(cells[5])
+    acc.reordered_events.extend(_key(c) for c in data["reordered"])
+    for k, v in dict(data["reordered_by_device"]).items():
+        acc.reordered_by_device[k] = acc.reordered_by_device.get(k, 0) + int(v)
+    acc.unexpected_events.extend(_key(c) for c in data["unexpected"])
+    acc.late_events.extend(_key(c) for c in data["late"])
+    acc.e2e.add(HistogramSet.from_export(data["e2e"]))
+    if data.get("offset_min") is not None:
+        value = float(data["offset_min"])
+        acc.offset_min = value if acc.offset_min is None else min(acc.offset_min, value)
+    acc.offset_samples += int(data.get("offset_samples", 0))
+    shift = round(float(data["start"]) - start)
+    for key, item in dict(data["seconds"]).items():
+        second = max(0, int(key) + shift)
+        bucket = acc.seconds.get(second)
+        if bucket is None:
+            bucket = acc.seconds[second] = SecondBucket()
+            bucket.counts["lost"] = 0
+        for counter, n in dict(item["counts"]).items():
+            bucket.counts[counter] = bucket.counts.get(counter, 0) + int(n)
+        for path, blob in dict(item["hdr"]).items():
+            hist = LatencyHistogram.decode(path, str(blob))
+            if path in bucket.sealed:
+                hist.add(LatencyHistogram.decode(path, bucket.sealed[path]))
+            bucket.put(path, hist)
+
+
+def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, grace: float) -> JoinedBooks:
+    """The workers' books as one (per-second results re-aligned on `start`, the master's recorder start)."""
+    funnel = Funnel()
+    errors: list[tuple[str, float]] = []
+    logs: list[tuple[Path, Path]] = []
+    acc: Accounting | None = None
+    for data in exports:
+        _merge_funnel(funnel, data["funnel"])
+        errors.extend((str(d), float(t)) for d, t in data["errors"])
+        sent, arrived = data["logs"]
+        logs.append((Path(sent), Path(arrived)))
+        if "accounting" in data:
+            if acc is None:
+                acc = Accounting(start=start, end=end, grace=grace)
+            _merge_accounting(acc, data["accounting"], start)
+    return JoinedBooks(accounting=acc, funnel=funnel, errors=tuple(errors), logs=tuple(logs))
