@@ -257,11 +257,11 @@ def _finish_joined(joined: JoinedBooks, *, scenario: Scenario, plan: FleetPlan |
                    extra: Mapping[str, object] | None,
                    thresholds_report: Callable[[RunSummary], ThresholdReport] | None) -> FinishedRun:
     accounting = joined.accounting if observer is not None else None
-    # The workers' joins are not checked against the fence's offset (their checks are not shipped): join=None.
+    # Each worker checked its own pairs against the master's fence offset (RunSettings.arrival_*).
     return _judge_and_write(
         accounting, joined.funnel, joined.errors, fence=observer.fence if observer is not None else None,
-        join=None, scenario=scenario, plan=plan, target=target, recorder=recorder,
-        started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
+        join=joined.join if observer is not None else None, scenario=scenario, plan=plan, target=target,
+        recorder=recorder, started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
         reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
         thresholds_report=thresholds_report, write_logs=lambda run_dir: _merge_logs(joined.logs, run_dir))
 

@@ -117,7 +117,8 @@ def _worker_books(ctx: FleetContext, fleet: ProcessFleet) -> None:
 
     plan = ctx.ensure_bounded().plan
     client = CollectorClient(target.control_url)
-    client.follow(spec.settings.arrival_cursor)  # the master's fence: earlier runs' arrivals never join
+    settings = spec.settings  # the master's fence: earlier runs' arrivals never join, its offset judges pairs
+    client.follow(settings.arrival_cursor, settings.arrival_offset_s, settings.arrival_uncertainty_s)
     live = LiveBooks(client, spec.settings.results_root,
                      plan=plan if spec.scenario.mode == "self" else None,
                      keep=frozenset(plan.device_ids[i] for i in fleet.indexes))

@@ -20,6 +20,7 @@ from simulator.metrics.accounting import Accounting, accounting_of
 from simulator.metrics.books import RunBooks
 from simulator.metrics.funnel import Funnel, OperationId
 from simulator.metrics.histograms import HistogramSet, LatencyHistogram
+from simulator.metrics.join_check import JoinCheck
 from simulator.metrics.second_bucket import SecondBucket
 
 __all__ = ["JoinedBooks", "books_export", "merge_books"]
@@ -36,6 +37,7 @@ class JoinedBooks:
     funnel: Funnel
     errors: tuple[tuple[str, float], ...]  # (device, wall s) of each send error
     logs: tuple[tuple[Path, Path], ...]  # (events.sent.csv, events.arrivals.csv) of each worker
+    join: JoinCheck | None = None  # the workers' join checks summed (invalid_join), None when none joined
 
 
 def _key(cells: Sequence[Any]) -> EventKey:
@@ -76,7 +78,22 @@ def books_export(books: RunBooks, end: float, grace: float, cut: frozenset[Opera
             "seconds": {str(s): {"counts": {k: v for k, v in b.counts.items() if v}, "hdr": dict(b.sealed)}
                         for s, b in sorted(acc.seconds.items())},
         }
+        check = books.join.check.result()
+        out["join_check"] = {"pairs": check.pairs, "impossible": check.impossible, "worst_s": check.worst_s,
+                             "offset_s": check.offset_s, "allowance_s": check.allowance_s,
+                             "examples": [list(k) for k in check.examples]}
     return out
+
+
+def _merge_checks(checks: Sequence[Mapping[str, Any]]) -> JoinCheck | None:
+    """Every worker's join check as one: pairs and impossible pairs summed, the worst of the worst."""
+    if not checks:
+        return None
+    worst = [float(c["worst_s"]) for c in checks if c.get("worst_s") is not None]
+    return JoinCheck(pairs=sum(int(c["pairs"]) for c in checks), impossible=sum(int(c["impossible"]) for c in checks),
+                     worst_s=min(worst) if worst else None, offset_s=float(checks[0]["offset_s"]),
+                     allowance_s=max(float(c["allowance_s"]) for c in checks),
+                     examples=tuple(_key(k) for c in checks for k in c["examples"])[:5])
 
 
 def _merge_funnel(into: Funnel, data: Mapping[str, Any]) -> None:
@@ -134,13 +151,17 @@ def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, 
     errors: list[tuple[str, float]] = []
     logs: list[tuple[Path, Path]] = []
     acc: Accounting | None = None
+    checks: list[Mapping[str, Any]] = []
     for data in exports:
         _merge_funnel(funnel, data["funnel"])
         errors.extend((str(d), float(t)) for d, t in data["errors"])
         sent, arrived = data["logs"]
         logs.append((Path(sent), Path(arrived)))
+        if "join_check" in data:
+            checks.append(data["join_check"])
         if "accounting" in data:
             if acc is None:
                 acc = Accounting(start=start, end=end, grace=grace)
             _merge_accounting(acc, data["accounting"], start)
-    return JoinedBooks(accounting=acc, funnel=funnel, errors=tuple(errors), logs=tuple(logs))
+    return JoinedBooks(accounting=acc, funnel=funnel, errors=tuple(errors), logs=tuple(logs),
+                       join=_merge_checks(checks))

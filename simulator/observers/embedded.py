@@ -67,10 +67,11 @@ class CollectorClient:
         return RunFence(at=at, cursor=cursor, offset_s=at - (sent + back) / 2, uncertainty_s=(back - sent) / 2,
                         kind="collector cursor")
 
-    def follow(self, cursor: int) -> None:
+    def follow(self, cursor: int, offset_s: float = 0.0, uncertainty_s: float = 0.0) -> None:
         """Read from another process's mark (a worker reads from its master's: rows before it are earlier
-        runs'); the clock offset stays the master's to measure."""
-        self._fence = RunFence(at=0.0, cursor=cursor, kind="master's collector cursor")
+        runs') and judge the join with the clock offset that process measured at it."""
+        self._fence = RunFence(at=0.0, cursor=cursor, offset_s=offset_s, uncertainty_s=uncertainty_s,
+                               kind="master's collector cursor")
 
     @property
     def fence(self) -> RunFence | None:

@@ -127,8 +127,10 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
         if observer is not None:
             observer.start()  # the run's fence: arrivals before this never join this run's sends
             fence = observer.fence
-            if fence is not None and fence.cursor:  # workers that pull arrivals read from the master's mark
-                spec = replace(spec, settings=replace(spec.settings, arrival_cursor=fence.cursor))
+            if fence is not None:  # workers that pull arrivals read from the master's mark
+                spec = replace(spec, settings=replace(
+                    spec.settings, arrival_cursor=fence.cursor, arrival_offset_s=fence.offset_s,
+                    arrival_uncertainty_s=fence.uncertainty_s))
         live = LiveBooks(observer, settings.results_root)
         attach = getattr(driver, "attach_books", None)  # a driver that streams its books and joins live
         if callable(attach):

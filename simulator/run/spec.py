@@ -53,6 +53,8 @@ class RunSettings:
     # The master's fence in the embedded collector's arrival log (rows before it are earlier runs'): workers
     # that pull arrivals themselves read from here. Set by execute once its observer took the mark.
     arrival_cursor: int = 0
+    arrival_offset_s: float = 0.0  # the collector's clock minus the master's, measured at the mark
+    arrival_uncertainty_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class RunSpec:
             "settings": {"results_root": str(s.results_root), "processes": s.processes, "spawn_rate": s.spawn_rate,
                          "web": s.web, "web_port": s.web_port, "quiet": s.quiet, "state_dir": str(s.state_dir),
                          "broker": s.broker, "engine": s.engine,
-                         "arrival_cursor": s.arrival_cursor}}, separators=(",", ":"))
+                         "arrival_cursor": s.arrival_cursor, "arrival_offset_s": s.arrival_offset_s,
+                         "arrival_uncertainty_s": s.arrival_uncertainty_s}}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
@@ -121,7 +124,9 @@ class RunSpec:
                                      web_port=int(s["web_port"]), quiet=bool(s["quiet"]),
                                      state_dir=Path(s["state_dir"]), broker=str(s["broker"]),
                                      engine=str(s["engine"]),
-                                     arrival_cursor=int(s.get("arrival_cursor", 0))))
+                                     arrival_cursor=int(s.get("arrival_cursor", 0)),
+                                     arrival_offset_s=float(s.get("arrival_offset_s", 0.0)),
+                                     arrival_uncertainty_s=float(s.get("arrival_uncertainty_s", 0.0))))
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"bad run spec from the master: {exc}") from exc
 
