@@ -261,8 +261,8 @@ def _finish_joined(joined: JoinedBooks, *, scenario: Scenario, plan: FleetPlan |
     return _judge_and_write(
         accounting, joined.funnel, joined.errors, fence=observer.fence if observer is not None else None,
         join=joined.join if observer is not None else None, scenario=scenario, plan=plan, target=target,
-        recorder=recorder, started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
-        reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
+        recorder=recorder, started_at=started_at, ended_at=ended_at, results_root=results_root, health=health,
+        partial=partial, reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
         thresholds_report=thresholds_report, write_logs=lambda run_dir: _merge_logs(joined.logs, run_dir))
 
 
