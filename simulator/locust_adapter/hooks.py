@@ -2,11 +2,11 @@
 
 Distributed runs: at test start the master sends every worker the run's spec as data and the worker count
 (`fleetsim_setup`, sent before Locust's spawn message on the same ordered channel); each worker builds the same
-plan from the spec's recipe (scenario + seed, never its own scenario file or environment) and runs
-partition(worker_index, worker_count). Live: each worker's `report_to_master` carries a progress
-snapshot. Final: at test stop each worker sends its whole recorder export (HDR-encoded histograms + send log)
-as `fleetsim_final`, with the digest of the plan it played; the master merges them with `MetricsRecorder.merge`
-(histogram `add`).
+plan from the spec's recipe (scenario + seed, never its own scenario file or environment) as the spec arrives,
+in a native thread so that its heartbeats go on, and runs partition(worker_index, worker_count).
+Live: each worker's `report_to_master` carries a progress snapshot. Final: at test stop each worker sends its
+whole recorder export (HDR-encoded histograms + send log) as `fleetsim_final`, with the digest of the plan it
+played; the master merges them with `MetricsRecorder.merge` (histogram `add`).
 """
 
 from __future__ import annotations
