@@ -2,11 +2,11 @@
 
 Distributed runs: at test start the master sends every worker the run's spec as data and the worker count
 (`fleetsim_setup`, sent before Locust's spawn message on the same ordered channel); each worker builds the same
-plan from the spec's recipe (scenario + seed, never its own scenario file or environment) and runs
-partition(worker_index, worker_count). Live: each worker's `report_to_master` carries a progress
-snapshot. Final: at test stop each worker sends its whole recorder export (HDR-encoded histograms + send log)
-as `fleetsim_final`, with the digest of the plan it played; the master merges them with `MetricsRecorder.merge`
-(histogram `add`).
+plan from the spec's recipe (scenario + seed, never its own scenario file or environment) as the spec arrives,
+in a native thread so that its heartbeats go on, and runs partition(worker_index, worker_count).
+Live: each worker's `report_to_master` carries a progress snapshot. Final: at test stop each worker sends its
+whole recorder export (HDR-encoded histograms + send log) as `fleetsim_final`, with the digest of the plan it
+played; the master merges them with `MetricsRecorder.merge` (histogram `add`).
 """
 
 from __future__ import annotations
@@ -84,9 +84,14 @@ def _register_messages(ctx: FleetContext) -> None:
 
 def _on_setup(ctx: FleetContext, data: dict[str, Any]) -> None:
     """A worker: the run's spec and the worker count, from the master (the only source of either)."""
-    ctx.spec = RunSpec.from_json(str(data["spec"]))
+    spec = RunSpec.from_json(str(data["spec"]))
+    ctx.spec = spec
     ctx.worker_count = int(data["worker_count"])
-    ctx.bounded = None  # rebuilt from the received spec
+    # Built in a native thread: a large plan takes seconds of CPU (~2 s for 60k events on a quiet core, more on
+    # a loaded one), and on the gevent loop it would stop this worker's heartbeat greenlet; Locust's master
+    # marks a worker missing after HEARTBEAT_LIVENESS (3) missed 1 s heartbeats and never has it spawn, so
+    # nothing would be sent. The thread holds the GIL only between switch intervals (5 ms): heartbeats go on.
+    ctx.bounded = gevent.get_hub().threadpool.apply(spec.bounded_plan)
 
 
 def _on_test_start(ctx: FleetContext) -> None:

@@ -14,7 +14,8 @@ Thresholds (HealthThresholds), each with its reason:
                        sections 6-7); the runner passes `sdk_over_limit` when a process hosts more.
   error_pct 0.1        publish/ack errors above 0.1% of offered events: the backend (or network) refused work.
   incomplete           a run that was not interrupted yet never offered some planned events (devices never
-                       came online, the run ended before the plan): its rates are not the plan's load.
+                       came online, the run ended before the plan): its rates are not the plan's load. An
+                       interrupted run that offered none of its planned events is incomplete too.
   faults               errors and losses inside an injected fault's window are the scenario's doing
                        (simulator.metrics.fault_attribution): listed in `reasons`, not judged.
   invalid_join         the send log and the arrival log joined into impossible pairs (an arrival before its
@@ -153,7 +154,9 @@ def verdict(*, send_lag_p99_ms: float | None, cpu_pct: float | None, loop_lag_p9
     if sdk_over_limit:
         saturation.append(f"sdk transport past its comfort limit of {t.sdk_device_limit} devices per process")
     reasons = list(saturation)
-    unoffered = planned - offered if planned > offered and not partial else 0
+    # An interrupted run is expected to leave part of its plan unoffered, but one that offered nothing at all
+    # measured nothing: never `ok` (e.g. workers that never spawned, then Ctrl-C).
+    unoffered = planned - offered if planned > offered and (not partial or offered == 0) else 0
     if unoffered:
         reasons.append(f"{unoffered} of {planned} planned events never offered (devices offline or run ended first)")
     own_lost = max(0, lost - fault_lost)

@@ -111,12 +111,17 @@ def test_verdicts_and_priority() -> None:
 
 def test_a_run_that_never_offered_its_plan_is_not_ok() -> None:
     """0 of 60,000 planned events sent (devices never online) must not read "ok"; an interrupted run is
-    already marked partial, so its unplayed remainder is not held against it."""
+    already marked partial, so its unplayed remainder is not held against it, unless it offered nothing at
+    all (workers that never spawned, then Ctrl-C: once read "ok")."""
     fine = dict(send_lag_p99_ms=None, cpu_pct=None, loop_lag_p99_ms=None)
     nothing = verdict(**fine, planned=60_000, offered=0)
     assert nothing.status == INCOMPLETE
     assert nothing.reasons == ["60000 of 60000 planned events never offered (devices offline or run ended first)"]
-    assert verdict(**fine, planned=60_000, offered=0, partial=True).status == OK
+    interrupted_empty = verdict(**fine, planned=60_000, offered=0, partial=True)
+    assert interrupted_empty.status == INCOMPLETE
+    assert interrupted_empty.reasons == nothing.reasons
+    assert verdict(**fine, planned=60_000, offered=10, partial=True).status == OK
+    assert verdict(**fine, planned=0, offered=0, partial=True).status == OK  # nothing planned: nothing missing
     assert verdict(**fine, planned=100, offered=100).status == OK
     assert verdict(**fine, planned=100, offered=99, lost=1).status == INCOMPLETE  # listed first; lost still listed
     assert verdict(send_lag_p99_ms=80.0, cpu_pct=None, loop_lag_p99_ms=None, planned=2, offered=1).status == (
