@@ -5,8 +5,9 @@ Distributed runs: at test start the master sends every worker the run's spec as 
 plan from the spec's recipe (scenario + seed, never its own scenario file or environment) as the spec arrives,
 in a native thread so that its heartbeats go on, and runs partition(worker_index, worker_count).
 Live: each worker's `report_to_master` carries a progress snapshot. Final: at test stop each worker sends its
-whole recorder export (HDR-encoded histograms + send log) as `fleetsim_final`, with the digest of the plan it
-played; the master merges them with `MetricsRecorder.merge` (histogram `add`).
+recorder's aggregates as `fleetsim_final` (HDR-encoded histograms, counters, and — when it joined its own
+partition against the embedded collector — its books: accounting, funnel, unmatched keys, never the per-event
+logs, which stay on its disk), with the digest of the plan it played; the master merges them.
 """
 
 from __future__ import annotations
