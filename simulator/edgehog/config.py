@@ -18,7 +18,6 @@ ES256 for an EC key, RS256 for an RSA key, like Edgehog's own gen-edgehog-jwt to
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 from yaml.nodes import Node
 
 from simulator.scenario.nodes import NodeReader, line_of
+from simulator.tokens import sign_jwt
 
 __all__ = ["EDGEHOG_KEYS", "EdgehogConfig", "read_edgehog_section", "sign_tenant_jwt"]
 
@@ -60,19 +60,7 @@ class SectionReader(Protocol):
 
 def sign_tenant_jwt(key_pem: bytes, ttl_s: int = TOKEN_TTL_S) -> str:
     """An Edgehog tenant token signed with the tenant's private key (ES256 for EC, RS256 for RSA)."""
-    import jwt
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        algorithm = "ES256"
-    elif isinstance(key, rsa.RSAPrivateKey):
-        algorithm = "RS256"
-    else:
-        raise ValueError(f"unsupported key type {type(key).__name__} (EC P-256 or RSA)")
-    now = int(time.time())
-    return jwt.encode({"e_tga": "*", "iat": now, "exp": now + ttl_s}, key, algorithm=algorithm)
+    return sign_jwt(key_pem, {"e_tga": "*"}, ttl_s)
 
 
 def read_edgehog_section(rd: SectionReader, node: Node, base: Path) -> EdgehogConfig | None:

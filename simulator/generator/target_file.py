@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from simulator.errors import ConfigError, ConfigErrors
 from simulator.observers.base import Observer
 from simulator.scenario.nodes import NodeReader, line_of
 from simulator.target_info import TargetInfo
+from simulator.tokens import sign_jwt
 
 __all__ = [
     "ObserverConfig",
@@ -101,19 +101,7 @@ class TargetFile:
 
 def sign_agent_jwt(key_pem: bytes, ttl_s: int = TOKEN_TTL_S) -> str:
     """A Pairing API agent token signed with the realm's private key (ES256 for EC, RS256 for RSA)."""
-    import jwt
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    key = serialization.load_pem_private_key(key_pem, password=None)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        algorithm = "ES256"
-    elif isinstance(key, rsa.RSAPrivateKey):
-        algorithm = "RS256"
-    else:
-        raise ValueError(f"unsupported key type {type(key).__name__} (EC P-256 or RSA)")
-    now = int(time.time())
-    return jwt.encode({"a_pa": [".*::.*"], "iat": now, "exp": now + ttl_s}, key, algorithm=algorithm)
+    return sign_jwt(key_pem, {"a_pa": [".*::.*"]}, ttl_s)
 
 
 class _Reader:

@@ -59,7 +59,7 @@ SCRIPT = textwrap.dedent("""
     def heartbeat():  # stands for Locust's worker heartbeat greenlet: it must run while the plan builds
         while not done.is_set():
             beats_during_build.append(ctx.bounded is None)
-            gevent.sleep(0.05)
+            gevent.sleep(0.05)  # sleep-ok: a heartbeat-like greenlet ticking, not a wait for logic
 
     def setup():  # the fleetsim_setup message handler, as the worker's message greenlet calls it
         _on_setup(ctx, {"spec": RunSpec(scenario=scenario).with_target(target).to_json(), "worker_count": 2})
