@@ -99,15 +99,8 @@ def test_plain_locust_exits_1_on_a_breached_threshold(tmp_path: Path) -> None:
     assert "exit 1: thresholds breached" in proc.stderr
 
 
-NO_OBSERVER = """\
-name: blind
-seed: 3
-fleet: {devices: 3}
-time_scale: 600
-duration: 3s
-arrival: {model: constant, rate: 3, count: 3}
-lifecycle:
-  random: {outcomes: {success: 1.0}, download_duration: 60s, deploy_duration: 60s, reboot_duration: 60s}
+# The gate's fleet and lifecycle, with thresholds on what only an observer can see and what it cannot.
+NO_OBSERVER = SCENARIO.replace("name: gate", "name: blind").split("thresholds:")[0] + """\
 thresholds:
   lost: "== 0"
   ack_latency_p99_ms: "< 10000"
