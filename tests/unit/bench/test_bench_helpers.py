@@ -217,3 +217,23 @@ def test_steady_scenario_offers_the_asked_event_rate() -> None:
     plan = build_plan(steady_scenario(devices=10, events_per_s=20.0, duration_s=2.0))
     assert plan.dropped == 0
     assert plan.planned_events == 40  # 20 events/s for 2 s: 20 operations of Acknowledged + Failure
+
+
+def test_pacing_ab_takes_medians_per_tree_and_leaves_failed_runs_out() -> None:
+    from bench.pacing import _ab_row, _checked, _median_run
+
+    def run(p99: float, error: float = 0.0) -> dict[str, object]:
+        return {"sent": 10, "failed_devices": 0, "rate_error_pct": error, "ack_ms": {"p50": p99 / 10},
+                "send_lag_ms": {"p50": p99 / 2, "p99": p99}}
+
+    this = [run(3.0), run(1.0), run(2.0)]
+    failed = _checked({"sent": 0, "failed_devices": 20, "send_lag_ms": {"p99": None}})
+    base = [run(4.0, 1.0), failed, run(8.0, 3.0)]
+    row = _ab_row(1000.0, this, base)
+    assert row["n"] == 3 and row["failed"] == {"this": 0, "baseline": 1}
+    assert row["this"]["lag_p99_ms"] == 2.0 and row["baseline"]["lag_p99_ms"] == 6.0  # the median of 4 and 8
+    assert row["baseline"]["rate_error_pct"] == 2.0
+    assert row["lag_p99_this_over_baseline"] == round(2.0 / 6.0, 3)
+    assert _median_run(this)["send_lag_ms"] == {"p50": 1.0, "p99": 2.0}  # a real run, the median one
+    assert _median_run(base) is base[2]  # failed runs sort last: the upper median of [4, 8, failed]
+    assert "20 devices failed" in str(failed["error"])
