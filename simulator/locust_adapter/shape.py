@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
+from simulator.generator.fleet import LOOKAHEAD_US
 from simulator.generator.ramp import shape_step
 from simulator.locust_adapter.context import FleetContext
 
@@ -36,6 +37,10 @@ class FleetShape(LoadTestShape):
         # uses its own time (it then ends the test early by the workers' onboarding time).
         if fleet is None:
             plan_s = run_s
+            # A master's cursor keeps no actions: advancing it as the run goes makes the plan's end exact
+            # before the bound (BoundedPlan.end_s) instead of generating the whole plan at the end.
+            if ctx.is_master and not ctx.require_spec().scenario.answers_requests:
+                ctx.ensure_bounded().plan.cursor.advance(round(plan_s * 1e6) + LOOKAHEAD_US)
         elif fleet.started.is_set():
             plan_s = fleet.clock.monotonic() - fleet.run_start
         else:
