@@ -8,7 +8,6 @@ clock, no I/O (the caller says how far to advance).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from simulator.events import ActionKind, PlannedAction
@@ -16,11 +15,12 @@ from simulator.plan_steps import PlanBounds, PlanStep, PlanTotals, digest_of
 
 __all__ = ["STARTS_RETAIN_US", "PlanCursor", "PlannedStarts"]
 
-# A kept operation's planned start is remembered until this long after its planned end (µs): the funnel asks
-# for it when it folds the operation, FOLD_AFTER_S (60 s, simulator.metrics.books) after its final status.
-# Twice that covers a backend answering late; after it the funnel uses the first event it saw (the same start
-# but for the send lag, milliseconds). Memory: one entry per operation of the last ~2 minutes.
-STARTS_RETAIN_US = 120_000_000
+# A kept operation's planned start is remembered until the plan is this far past it (µs): the funnel reads it
+# when the operation's first event is sent (simulator.metrics.funnel FunnelBuilder.add), at most the device's
+# start lag after it (an operation more than MAX_START_LAG_S = 5 s late is dropped, simulator.generator.fleet),
+# and the cursor runs LOOKAHEAD_US = 5 s ahead. 30 s covers both with room; memory: one entry (~200 bytes) per
+# operation of the last 30 s of plan (1,300 operations/s: ~8 MB).
+STARTS_RETAIN_US = 30_000_000
 _END = 1 << 62  # µs: past any plan
 
 
@@ -30,14 +30,15 @@ class PlannedStarts(Mapping[tuple[str, str], float]):
 
     def __init__(self) -> None:
         self.run_start_wall = 0.0  # set when the run's clock starts (operation offsets count from it)
-        self._start_us: dict[tuple[str, str], int] = {}
-        self._ends: deque[tuple[int, tuple[str, str]]] = deque()  # (end µs, key) in arrival order
+        self._start_us: dict[tuple[str, str], int] = {}  # in arrival order (the order they are added)
 
-    def add(self, key: tuple[str, str], start_us: int, end_us: int) -> None:
+    def add(self, key: tuple[str, str], start_us: int) -> None:
         self._start_us[key] = start_us
-        self._ends.append((end_us, key))
-        while self._ends and self._ends[0][0] + STARTS_RETAIN_US < start_us:
-            self._start_us.pop(self._ends.popleft()[1], None)
+        while True:
+            oldest = next(iter(self._start_us))
+            if self._start_us[oldest] + STARTS_RETAIN_US >= start_us:
+                return
+            del self._start_us[oldest]
 
     def __getitem__(self, key: tuple[str, str]) -> float:
         return self.run_start_wall + self._start_us[key] / 1e6
@@ -156,7 +157,7 @@ class PlanCursor:
             self._operations += 1
             self._in_flight += op.end_us > self.cut_us
             if kept:
-                self.starts.add((self.device_ids[op.device], op.uuid), op.start_us, op.end_us)
+                self.starts.add((self.device_ids[op.device], op.uuid), op.start_us)
         if step.cut and self.bounds is not None:
             limit_us = self.bounds.limit_us
             cut = [op for op in step.operations if op.end_us > limit_us]
