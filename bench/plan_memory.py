@@ -45,8 +45,9 @@ def _peak_mb() -> float:
 def child(events: int, rate: float, devices: int) -> dict[str, Any]:
     import psutil
 
+    # The bench folder, not the repository's root: the child's `simulator` is the tree under test (PYTHONPATH).
     sys.path.insert(0, str(BENCH))
-    from soak_memory import scenario_yaml
+    from soak_memory import scenario_yaml  # type: ignore[import-not-found]
 
     from simulator.events import ActionKind
     from simulator.run.plans import bound_plan, plan_for
