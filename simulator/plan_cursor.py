@@ -8,6 +8,7 @@ clock, no I/O (the caller says how far to advance).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from simulator.events import ActionKind, PlannedAction
@@ -30,15 +31,16 @@ class PlannedStarts(Mapping[tuple[str, str], float]):
 
     def __init__(self) -> None:
         self.run_start_wall = 0.0  # set when the run's clock starts (operation offsets count from it)
-        self._start_us: dict[tuple[str, str], int] = {}  # in arrival order (the order they are added)
+        self._start_us: dict[tuple[str, str], int] = {}
+        # The same keys in arrival order, for the eviction: a deque, because iterating a dict from its front
+        # walks over the slots of the entries deleted since its last resize (O(n) per eviction).
+        self._order: deque[tuple[int, tuple[str, str]]] = deque()
 
     def add(self, key: tuple[str, str], start_us: int) -> None:
         self._start_us[key] = start_us
-        while True:
-            oldest = next(iter(self._start_us))
-            if self._start_us[oldest] + STARTS_RETAIN_US >= start_us:
-                return
-            del self._start_us[oldest]
+        self._order.append((start_us, key))
+        while self._order[0][0] + STARTS_RETAIN_US < start_us:
+            self._start_us.pop(self._order.popleft()[1], None)
 
     def __getitem__(self, key: tuple[str, str]) -> float:
         return self.run_start_wall + self._start_us[key] / 1e6
