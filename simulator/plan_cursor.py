@@ -152,8 +152,8 @@ class PlanCursor:
         self._digest.update(repr(step.actions).encode())
         self._actions += len(step.actions)
         self._events += sum(1 for a in step.actions if a.kind is ActionKind.PUBLISH)
-        if step.actions:
-            self._last_us = max(self._last_us, max(a.offset_us for a in step.actions))
+        if step.actions:  # sorted by offset: the last is the latest
+            self._last_us = max(self._last_us, step.actions[-1].offset_us)
         kept = step.device in self._kept
         for op in step.operations:
             self._operations += 1
