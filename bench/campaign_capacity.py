@@ -119,7 +119,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     scenario = campaign_scenario(spec["devices"], spec["rate"], spec["operations"])
     bounded = bound_plan(plan_for(scenario), scenario.duration, scenario.graceful_stop)
     plan = bounded.plan
-    planned = sum(1 for i in range(len(plan.device_ids)) for a in plan.actions_for(i)
+    # A fresh pass (the run's cursor must not be advanced before the fleet says which devices it keeps).
+    planned = sum(1 for step in plan.steps() if step is not None for a in step.actions
                   if a.kind is ActionKind.PUBLISH and a.interface == OTA_EVENT_INTERFACE)
     clock = MonotonicClock()
     recorder = MetricsRecorder(clock)

@@ -15,6 +15,11 @@ with --processes, the bytes of each worker's final message to the master (summar
     python bench/soak_memory.py --events 10000000 --rate 2600 --devices 1000   # the issue's goal (~65 min)
 
 Issue 14's goal: <= 20 MB growth per process from 100k to 10 M events, 0 lost, <= 1 MB per worker message.
+
+`--plan-only` runs nothing: it plans the same scenario as one generator process would (bench/plan_memory.py:
+CPU, RSS and time to the first action; `--tree` compares source trees, e.g. a checkout from before the lazy plan):
+
+    python bench/soak_memory.py --plan-only --events 10000000 --rate 2600 --devices 1000
 """
 
 from __future__ import annotations
@@ -113,7 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write the report JSON here too")
     ap.add_argument("--report-only", action="store_true",
                     help="no run: recompute the growth figures from --workdir's soak_samples.json")
+    ap.add_argument("--plan-only", action="store_true",
+                    help="no run: plan the scenario only, as one generator process does (bench/plan_memory.py)")
+    ap.add_argument("--tree", action="append", default=[],
+                    help="--plan-only: a source tree to plan with (repeatable; default this one)")
     args = ap.parse_args(argv)
+    if args.plan_only:
+        sys.path.insert(0, str(REPO))
+        from bench.plan_memory import main as plan_only
+
+        trees = [arg for tree in args.tree for arg in ("--tree", tree)]
+        return plan_only(["--events", str(args.events), "--rate", str(args.rate),
+                                 "--devices", str(args.devices), *trees])
     if args.report_only:
         if args.workdir is None:
             ap.error("--report-only needs --workdir")

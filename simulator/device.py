@@ -2,7 +2,8 @@
 
 No I/O of its own and no thread: the caller (a gevent loop, a Locust user, a test) calls `start()`, then
 `run_due(now)` whenever `next_due()` (monotonic seconds) is reached. Two ways to drive it:
-- self-driven: a list of PlannedActions (simulator.plan; offsets in µs from the run's start);
+- self-driven: PlannedActions (simulator.plan; offsets in µs from the run's start), given at creation and
+  handed over as the plan is generated (`extend_plan`);
 - backend-driven: io.edgehog.devicemanager.OTARequest `/request` objects {operation, url, uuid} arrive through
   `transport.on_data`; Update starts a live lifecycle (a machine + draws from the device's own stream), Cancel
   and a second Update follow docs/protocol.md section 4, a malformed request is dropped and counted.
@@ -124,6 +125,15 @@ class VirtualDevice:
         self._fetch = None if live is None or live.downloader is None else FetchSession(
             live.downloader, self._push, self._now_us, live.time_scale, self.responder, self._wall_now)
         transport.on_data(self._on_data)
+
+    def extend_plan(self, actions: Sequence[PlannedAction]) -> None:
+        """More planned actions (the plan's cursor hands a device its next operation ahead of time), after
+        those already there. The actions already done are forgotten: a device holds only what is still due."""
+        if not actions:
+            return
+        self._planned = [*self._planned[self._next:], *actions]
+        self._next = 0
+        self.wake()
 
     # -- time ------------------------------------------------------------------------------------------
 

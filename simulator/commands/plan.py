@@ -4,7 +4,8 @@ One line per action, sorted by (offset, device, order within the device):
 `{"device_id","interface","kind","offset_ms","path","payload"}` with sorted keys and compact separators, so
 the same scenario and seed give byte-identical output (docs/design.md principle 9). offset_ms = offset_us / 1000
 (a pure function of the integer offset, so it prints the same everywhere); payload is the value
-(REBOOT: {"duration_ms": ...}). A summary line goes to stderr.
+(REBOOT: {"duration_ms": ...}). A summary line goes to stderr. Streamed: the plan is generated, printed and
+counted in one pass, in memory O(devices) (simulator.plan_cursor), however long the scenario.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from simulator.events import ActionKind, PlannedAction
 from simulator.plan import FleetPlan
+from simulator.plan_steps import PlanStep, cut_step
 
 __all__ = ["HELP", "add_arguments", "format_action", "run", "write_plan"]
 
@@ -44,10 +47,10 @@ def format_action(plan: FleetPlan, action: PlannedAction) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def write_plan(plan: FleetPlan, out: TextIO) -> int:
-    """Write every action of `plan` to `out`; returns the number of lines."""
+def write_plan(plan: FleetPlan, out: TextIO, steps: Iterable[PlanStep | None] | None = None) -> int:
+    """Write every action of `plan` (of `steps`, default a fresh pass) to `out`; returns the number of lines."""
     lines = 0
-    for action, _order in plan.stream():
+    for action, _order in plan.stream(steps):
         out.write(format_action(plan, action))
         out.write("\n")
         lines += 1
@@ -66,13 +69,26 @@ def run(args: argparse.Namespace) -> int:
     from simulator.run.plans import bound_plan, plan_for
 
     plan = plan_for(scenario)
-    lines = write_plan(plan, sys.stdout)
-    cut = bound_plan(plan, scenario.duration, scenario.graceful_stop).cut
+    bounds = bound_plan(plan, scenario.duration, scenario.graceful_stop).plan.bounds
+    assert bounds is not None
+    cut_ops = cut_events = 0
+
+    def counted() -> Iterator[PlanStep]:
+        """One pass: the plan's steps streamed out, counted by its cursor, and the run's cut counted here."""
+        nonlocal cut_ops, cut_events
+        for step in plan.cursor.drain():
+            cut = cut_step(step, bounds)
+            cut_ops += sum(1 for op in cut.operations if op.end_us > bounds.limit_us)
+            cut_events += cut.cut_events
+            yield step
+
+    lines = write_plan(plan, sys.stdout, counted())
+    totals = plan.totals
     print(
         f"fleetsim plan: {scenario.name}: seed {plan.seed}, {len(plan.device_ids)} devices, "
-        f"{len(plan.operations)} operations ({plan.dropped} dropped, {plan.in_flight} in flight at the cut), "
-        f"{plan.planned_events} OTAEvents, {lines} actions; a run cuts {cut.cut_operations} operations "
-        f"({cut.cut_events} OTAEvents) still running at duration + graceful_stop",
+        f"{totals.operations} operations ({totals.dropped} dropped, {totals.in_flight} in flight at the cut), "
+        f"{totals.planned_events} OTAEvents, {lines} actions; a run cuts {cut_ops} operations "
+        f"({cut_events} OTAEvents) still running at duration + graceful_stop",
         file=sys.stderr,
     )
     return 0

@@ -49,7 +49,7 @@ from simulator.scenario.model import Scenario
 
 log = logging.getLogger("fleetsim.finish")
 
-__all__ = ["FinishedRun", "collect_arrivals", "finish_run", "operation_starts", "spool_dir"]
+__all__ = ["FinishedRun", "collect_arrivals", "finish_run", "live_operation_starts", "operation_starts", "spool_dir"]
 
 SETTLE_S = 10.0  # the longest we wait for the observer to catch up with what was acked (loopback: < 1 s)
 GRACE_S = 5.0  # arrivals later than the run's end + this are "late"
@@ -86,9 +86,19 @@ def spool_dir(results_root: Path) -> Path:
 
 
 def operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
+    """Every operation's planned start (wall s): a whole pass over the plan, for books built at the end from a
+    send log held in memory (O(events) already); a live run's books use `live_operation_starts`."""
     if plan is None:
         return {}
     return {(plan.device_ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
+
+
+def live_operation_starts(plan: FleetPlan, run_start_wall: float) -> Mapping[OperationId, float]:
+    """The planned starts of this process's recent operations as its cursor generates them (bounded:
+    simulator.plan_cursor.PlannedStarts), on the run's wall clock."""
+    starts = plan.cursor.starts
+    starts.run_start_wall = run_start_wall
+    return starts
 
 
 def _recovery_s(rec: Mapping[str, JsonValue]) -> float:
@@ -148,7 +158,7 @@ def _notes(scenario: Scenario, plan: FleetPlan | None, target: TargetInfo, recor
         not_attempted=(planned - offered) if planned is not None else None,
         not_attempted_reason=("planned events never attempted: device not online, or the run was stopped "
                               "before their time" if planned is not None and planned > offered else ""),
-        plan=PlanNotes(operations=len(plan.operations), dropped_operations=plan.dropped,
+        plan=PlanNotes(operations=plan.totals.operations, dropped_operations=plan.dropped,
                        in_flight_at_cut=plan.in_flight) if plan is not None else None,
         arrival_phase=scenario.arrival.phase,
         faults=_faults(extra["faults"], totals) if extra.get("faults") is not None else None,

@@ -31,6 +31,7 @@ from simulator.events import Value
 from simulator.generator.target import TargetInfo
 from simulator.metrics.campaign import OperationRecord
 from simulator.plan import NEVER_ONLINE, FleetPlan, device_rng, fleet_firmware
+from simulator.plan_cursor import PlanCursor
 from simulator.records import SendRecord
 from simulator.scenario.model import Scenario
 from simulator.transports.base import OnboardingTimes, Transport
@@ -53,6 +54,16 @@ MAX_START_LAG_S = 5.0
 # plus a reboot and its reconnect); then the fleet stops and what is still open is counted where it stands.
 FINISH_LATE_S = MAX_START_LAG_S + 15.0
 FINISH_POLL_S = 0.2  # each poll walks every device: 5 a second is enough for a bound of seconds
+# The plan is generated as the run reaches it (simulator.plan_cursor): each device holds its next operation's
+# actions this long before its arrival (µs), the fleet tops the window up every FEED_PERIOD_S. 5 s ahead, fed
+# each second: a feeder delayed 4 s by a saturated process still hands every operation over before it is due,
+# and memory stays one look-ahead of operations (2,600 events/s x 5 s ~ 13 k actions, ~11 MB) plus the
+# operations in progress (one per device at most).
+LOOKAHEAD_US = 5_000_000
+FEED_PERIOD_S = 1.0
+# A self-driven device with nothing planned yet is woken by the feeder when its next operation comes; this
+# is only the bound on a missed wake-up (seconds).
+IDLE_WAIT_S = 5.0
 
 
 @dataclass
@@ -122,6 +133,8 @@ class ProcessFleet:
     _factory: Callable[[str], Transport] = field(init=False, repr=False)
     _stop_transports: Callable[[], None] = field(init=False, repr=False)
     _pairing_counts_before: dict[str, int] = field(init=False, repr=False, default_factory=dict)
+    cursor: PlanCursor = field(init=False, repr=False)  # the plan's cursor in this process (plan.cursor)
+    _feeder: gevent.Greenlet[Any, Any] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         # A device the ramp never reaches is never brought online (it has no operation); online offsets grow
@@ -129,6 +142,9 @@ class ProcessFleet:
         self.indexes = [i for i in self.plan.partition(self.worker_index, self.worker_count)
                         if self.plan.online_at_us(i) != NEVER_ONLINE]
         self.initial = sum(1 for i in self.indexes if self.plan.online_at_us(i) == 0)
+        self.cursor = self.plan.cursor
+        if not self.scenario.answers_requests:
+            self.cursor.keep(self.indexes)  # a worker generates the whole plan but keeps its devices' actions
         self._onboarding_gate = gevent.lock.BoundedSemaphore(ONBOARDING_CONCURRENCY)
         self._factory, self._stop_transports = make_transport_factory(
             self.scenario.transport, self.target, self.clock)
@@ -162,7 +178,7 @@ class ProcessFleet:
             index, device_id, self._factory(device_id), self.clock,
             run_start=self.run_start if started else self.clock.monotonic(),
             run_start_wall=self.run_start_wall if started else self.clock.wall(), firmware=installed,
-            actions=() if live is not None else self.plan.actions_for(index), live=live,
+            actions=() if live is not None else self.cursor.take(index), live=live,
             send_sink=self.callbacks.on_record, onboarding_sink=self.callbacks.on_onboarding)
         self.devices[index] = device
         return device
@@ -223,9 +239,36 @@ class ProcessFleet:
         # generations after ramp-up took the max from 123 to 16.5 ms.
         gc.collect()
         gc.freeze()
+        if not self.scenario.answers_requests:
+            self.feed()  # the first look-ahead, before any device runs
+            self._feeder = gevent.spawn(self._feed_loop)
         self.callbacks.on_begin()
         self.callbacks.on_run_start(self.run_start_wall)
         self.started.set()
+
+    def feed(self) -> None:
+        """Generate the plan up to LOOKAHEAD_US past now and hand each device its new actions (a device not
+        created yet takes them at `create`). At the plan's end, wake the devices with nothing left to do so
+        that their drivers return."""
+        now_us = round((self.clock.monotonic() - self.run_start) * 1e6)
+        for index in self.cursor.advance(now_us + LOOKAHEAD_US):
+            device = self.devices.get(index)
+            if device is not None:
+                device.extend_plan(self.cursor.take(index))
+        if self.cursor.done:
+            for device in self.devices.values():
+                if device._live is None and device.next_due() is None:
+                    device.wake()
+
+    def plan_over(self, index: int) -> bool:
+        """Device `index` will never be handed another action (self-driven: its driver may return)."""
+        return self.cursor.exhausted(index)
+
+    def _feed_loop(self) -> None:
+        while not self.stopping.is_set() and not self.cursor.done:
+            self.stopping.wait(FEED_PERIOD_S)
+            if not self.stopping.is_set():
+                self.feed()
 
     def behind(self) -> int:
         """Self-driven devices with planned actions still due or publishes unacknowledged (the generator is
@@ -248,6 +291,8 @@ class ProcessFleet:
     def stop(self) -> None:
         """Stop every device (unacked publishes become `never_acked` records), then the transports."""
         self.stopping.set()
+        if self._feeder is not None:
+            self._feeder.kill(block=False)
         for device in list(self.devices.values()):
             try:
                 device.stop()
@@ -323,8 +368,11 @@ def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[fl
     while not fleet.stopping.is_set():
         due = device.next_due()
         if due is None:
+            if device._live is None and fleet.plan_over(device.index):
+                return  # self-driven and done: nothing else will ever be due
             wake.clear()
-            wake.wait(timeout=1.0)
+            # Backend-driven: a request wakes it. Self-driven: the feeder does, with its next operation.
+            wake.wait(timeout=1.0 if device._live is not None else IDLE_WAIT_S)
             continue
         pacer = fleet.pacer
         assert pacer is not None  # set by begin(), before `started`
@@ -341,5 +389,3 @@ def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[fl
         if device.pending_acks and device.reboot_due():
             drain_before_reboot(device, clock, sleep)
             device.run_due()
-        if device.next_due() is None and device._live is None:
-            return  # self-driven and done: nothing else will ever be due

@@ -24,7 +24,7 @@ from locust.env import Environment
 
 from simulator.clock import MonotonicClock
 from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
-from simulator.generator.fleet import FINISH_LATE_S
+from simulator.generator.fleet import FINISH_LATE_S, LOOKAHEAD_US
 from simulator.generator.ramp import default_spawn_rate, ramp_users
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
@@ -42,6 +42,7 @@ from simulator.run.execute import DriveOutcome, WorkerPlan
 from simulator.run.live_books import LiveBooks
 from simulator.run.plans import DRAIN_S, BoundedPlan
 from simulator.run.spec import RunSpec
+from simulator.scenario.model import Scenario
 
 __all__ = ["LocustDriver", "books_of"]
 
@@ -209,7 +210,7 @@ class LocustDriver:
                 for _ in range(count)]
 
     def _announce(self, spec: RunSpec, bounded: BoundedPlan) -> None:
-        sc, cut = spec.scenario, bounded.cut
+        sc = spec.scenario
         if sc.mode == "campaign":
             self._print(f"fleetsim: the run lasts {sc.duration:.0f} s, or less if the campaign finishes first "
                         f"(+ up to {sc.graceful_stop:.0f} s graceful stop while it still runs)")
@@ -219,6 +220,17 @@ class LocustDriver:
             self._print(f"fleetsim: devices answer OTARequests for {sc.duration:.0f} s"
                         + (f", or until none was in flight for {idle:g} s" if idle > 0 else ""))
             return
+        if bounded.known_cut() is None:  # the plan is generated as the run reaches it: its exact end comes later
+            self._print(f"fleetsim: the plan plays {sc.duration:.0f} s and ends by {bounded.end_bound_s:.1f} s "
+                        f"(duration + {sc.graceful_stop:.0f} s graceful stop + {DRAIN_S:.0f} s drain; exact once "
+                        "the plan's last operation is generated)")
+            return
+        self._announce_end(sc, bounded)
+
+    def _announce_end(self, sc: Scenario, bounded: BoundedPlan) -> None:
+        """The plan's exact end and what the bounds cut: known once the plan is generated to its end."""
+        cut = bounded.known_cut()
+        assert cut is not None
         line = f"fleetsim: the plan plays {sc.duration:.0f} s and ends at {bounded.end_s:.1f} s"
         if cut.in_flight_at_duration:
             line += (f"; {cut.in_flight_at_duration} operation(s) still running at {sc.duration:.0f} s get up to "
@@ -273,6 +285,7 @@ class LocustDriver:
                                local=not workers)
         # Phase 2: play the plan (self-driven), or follow the campaign until it finishes (backend-driven).
         printed_s = -1.0
+        end_known = False
         until_idle = spec.settings.until_idle_s
         idle = _IdleWatch(until_idle) if scenario.answers_requests and until_idle > 0 else None
         while not self._interrupted:
@@ -288,6 +301,13 @@ class LocustDriver:
                     end_s = scenario.duration + scenario.graceful_stop
                     self._print(f"fleetsim: campaign still running at {scenario.duration:.0f} s; up to "
                                 f"{scenario.graceful_stop:.0f} s graceful stop")
+            if not scenario.answers_requests and not end_known:
+                if workers:  # a master: its cursor keeps no actions, only the totals and the digest
+                    bounded.plan.cursor.advance(round(elapsed * 1e6) + LOOKAHEAD_US)
+                end_s = bounded.end_s  # exact once the plan is generated to its end
+                if bounded.known_cut() is not None:
+                    end_known = True
+                    self._announce_end(scenario, bounded)
             if elapsed >= end_s:
                 break
             if idle is not None and idle.expired(live_snapshot(ctx), elapsed):

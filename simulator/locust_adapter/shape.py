@@ -10,7 +10,9 @@ test at the bounded plan's end (duration, graceful stop, drain), as `fleetsim ru
 from __future__ import annotations
 
 from locust import LoadTestShape
+from locust.runners import MasterRunner
 
+from simulator.generator.fleet import LOOKAHEAD_US
 from simulator.generator.ramp import shape_step
 from simulator.locust_adapter.context import FleetContext
 
@@ -36,6 +38,11 @@ class FleetShape(LoadTestShape):
         # uses its own time (it then ends the test early by the workers' onboarding time).
         if fleet is None:
             plan_s = run_s
+            # A master's cursor keeps no actions: advancing it as the run goes makes the plan's end exact
+            # before the bound (BoundedPlan.end_s) instead of generating the whole plan at the end.
+            master = isinstance(getattr(ctx.environment, "runner", None), MasterRunner)
+            if master and not ctx.require_spec().scenario.answers_requests:
+                ctx.ensure_bounded().plan.cursor.advance(round(plan_s * 1e6) + LOOKAHEAD_US)
         elif fleet.started.is_set():
             plan_s = fleet.clock.monotonic() - fleet.run_start
         else:

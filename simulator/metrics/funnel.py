@@ -98,7 +98,11 @@ class FunnelBuilder:
         op_id = (device, uuid)
         op = self.ops.get(op_id)
         if op is None:
-            op = self.ops[op_id] = Operation(device, uuid, when)  # `starts` apply when it is counted
+            # `starts` apply when it is counted; known already (a live run's), they apply now too: a live run's
+            # starts keep only the recent operations (simulator.plan_cursor.PlannedStarts), and an operation's
+            # first event comes seconds after its planned start, long before it is folded.
+            start = when if self.starts is None else min(self.starts.get(op_id, when), when)
+            op = self.ops[op_id] = Operation(device, uuid, start)
         elif when < op.start:
             op.start = when
         op.statuses.add(status)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from simulator.errors import ConfigError, ConfigErrors, UsageError
 from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, ActionKind, PlannedAction
 from simulator.ids import is_device_id
-from simulator.plan import FleetPlan, PlannedOperation
+from simulator.plan import FleetPlan, PlannedOperation, PlanStep
 from simulator.replay.replay_file import (
     ReplayEntry,
     ReplayEvent,
@@ -114,30 +114,22 @@ def build_replay_plan(
                 PlannedAction(dev, offset, ActionKind.PROPERTY, entry.interface, entry.path, entry.value)
             )
     end = max((a.offset_us + a.duration_us for acts in actions for a in acts), default=0)
-    operations = tuple(
-        sorted(
-            (
-                PlannedOperation(
-                    device=dev,
-                    uuid=uuid,
-                    start_us=min(offs),
-                    end_us=max(offs),
-                    outcome=finals.get((dev, uuid), "unfinished"),
-                    mix="replay",
-                )
-                for (dev, uuid), offs in spans.items()
-            ),
-            key=lambda op: (op.start_us, op.device),
-        )
-    )
-    return FleetPlan(
-        seed=0,
-        device_ids=tuple(ids),
-        cut_us=end,
-        operations=operations,
-        dropped=0,
-        _actions=tuple(tuple(a) for a in actions),
-    )
+    operations: dict[int, list[PlannedOperation]] = defaultdict(list)
+    for (dev, uuid), offs in spans.items():
+        operations[dev].append(PlannedOperation(device=dev, uuid=uuid, start_us=min(offs), end_us=max(offs),
+                                                outcome=finals.get((dev, uuid), "unfinished"), mix="replay"))
+    # A recording is in memory already: one step per device holds all its recorded actions, handed over at
+    # its first one (the cursor's look-ahead), with its operations in start order.
+    steps = sorted(
+        (PlanStep(device=dev, at_us=min([a.offset_us for a in acts] + [op.start_us for op in operations[dev]]),
+                  operations=tuple(sorted(operations[dev], key=lambda op: op.start_us)), actions=tuple(acts))
+         for dev, acts in enumerate(actions) if acts),
+        key=lambda step: (step.at_us, step.device))
+
+    def replayed() -> Iterator[PlanStep | None]:
+        return iter(steps)
+
+    return FleetPlan(seed=0, device_ids=tuple(ids), cut_us=end, source=replayed)
 
 
 def read_devices_map(path: str) -> dict[str, str]:

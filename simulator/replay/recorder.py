@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import UsageError
-from simulator.events import ActionKind, EventKey, OtaStatus, OtaStatusCode
+from simulator.events import ActionKind, EventKey, OtaStatus, OtaStatusCode, PlannedAction
 from simulator.outputs.csv_logs import SENT_FILE, read_send_log
 from simulator.replay.replay_file import ReplayEntry, ReplayEvent, ReplayHeader, ReplayProperty, ReplayReboot
 
@@ -84,8 +84,13 @@ def _plan_entries(
     extra: list[ReplayEntry] = []
     last_sent: dict[str, float] = defaultdict(float)
     planned_keys = 0
-    for index, device in enumerate(plan.device_ids):
-        for action in plan.actions_for(index):
+    candidates: list[tuple[int, PlannedAction]] = []  # reboots and properties, kept if the run got there
+    # One pass over the plan as it is generated (a device's actions come in time order).
+    for step in plan.steps():
+        if step is None:
+            continue
+        device = plan.device_ids[step.device]
+        for action in step.actions:
             if action.kind is ActionKind.PUBLISH and isinstance(action.value, dict):
                 v = action.value
                 key: EventKey = (
@@ -99,18 +104,24 @@ def _plan_entries(
                     planned_keys += 1
                     messages[key] = str(v.get("message", ""))
                     last_sent[device] = max(last_sent[device], action.offset_us / 1e6)
-        for action in plan.actions_for(index):
-            at = action.offset_us / 1e6
-            if at > last_sent.get(device, -1.0):
-                continue  # after the device's last recorded event: the run never got there
-            if action.kind is ActionKind.REBOOT:
-                extra.append(ReplayReboot(device=device, at=at, offline=action.duration_us / 1e6))
-            elif action.kind is ActionKind.PROPERTY and isinstance(action.value, str | int | float | bool):
-                extra.append(
-                    ReplayProperty(
-                        device=device, at=at, interface=action.interface, path=action.path, value=action.value
-                    )
+            elif action.kind is ActionKind.REBOOT or (
+                action.kind is ActionKind.PROPERTY and isinstance(action.value, str | int | float | bool)
+            ):
+                candidates.append((step.device, action))
+    candidates.sort(key=lambda c: c[0])  # stable: device by device, each in time order (the file's tie order)
+    for index, action in candidates:
+        device = plan.device_ids[index]
+        at = action.offset_us / 1e6
+        if at > last_sent.get(device, -1.0):
+            continue  # after the device's last recorded event: the run never got there
+        if action.kind is ActionKind.REBOOT:
+            extra.append(ReplayReboot(device=device, at=at, offline=action.duration_us / 1e6))
+        elif isinstance(action.value, str | int | float | bool):
+            extra.append(
+                ReplayProperty(
+                    device=device, at=at, interface=action.interface, path=action.path, value=action.value
                 )
+            )
     if keys and planned_keys == 0:
         raise UsageError(
             f"{scenario_path}: its plan shares no event with the recorded run (another scenario, or "

@@ -34,6 +34,7 @@ __all__ = ["GeventDriver", "PlayedFleet", "play_fleet"]
 
 log = logging.getLogger("fleetsim.gevent_driver")
 KILL_TIMEOUT_S = 5.0  # seconds for the device drivers to unwind once the fleet stopped
+END_CHECK_S = 1.0  # seconds between looks at the run's end (exact once the plan is generated to its end)
 ONLINE_WAIT_S = 60.0  # the clock starts anyway (and the run says so in `failed`) when onboarding takes longer
 
 
@@ -43,13 +44,14 @@ class PlayedFleet:
     connect_s: float  # wall seconds to bring every device online (or fail it)
 
 
-def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s: float,
+def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s: float | Callable[[], float],
                callbacks: FleetCallbacks, connect_parallel: int = 50, gc_freeze: bool = False,
                during: Callable[[ProcessFleet], None] | None = None) -> PlayedFleet:
     """Onboard every device (`connect_parallel` at once), play `plan` until `end_s` seconds after the run's
     start (ProcessFleet.begin: every device due at offset 0 online) -- longer, bounded and counted, when the
-    generator is behind (ProcessFleet.finish_late) -- then stop the fleet. `during(fleet)`
-    runs in its own greenlet once the clock started."""
+    generator is behind (ProcessFleet.finish_late) -- then stop the fleet. `end_s` may be a function: the
+    lazy plan's end is a bound until the plan is generated to its end (BoundedPlan.end_s), so it is asked
+    again each second. `during(fleet)` runs in its own greenlet once the clock started."""
     fleet = ProcessFleet(scenario, plan, target, MonotonicClock(), callbacks=callbacks)
     devices = [fleet.create(i) for i in fleet.indexes]
     drivers = [gevent.spawn(drive_device, fleet, d) for d in devices]
@@ -66,8 +68,9 @@ def play_fleet(scenario: Scenario, plan: FleetPlan, target: TargetInfo, *, end_s
             fleet.begin()
         if during is not None:
             helper = gevent.spawn(during, fleet)
-        end = fleet.run_start + end_s
-        gevent.sleep(max(0.0, end - time.monotonic()))  # sleep-ok: the run's own length, on its clock
+        end_of = end_s if callable(end_s) else (lambda: end_s)
+        while (left := fleet.run_start + end_of() - time.monotonic()) > 0:
+            gevent.sleep(min(left, END_CHECK_S))  # sleep-ok: the run's own length, on its clock
         fleet.finish_late(FINISH_LATE_S)  # a generator behind its plan finishes what it started (counted)
     finally:
         fleet.stop()
@@ -106,7 +109,7 @@ class GeventDriver:
             self.live.plan = bounded.plan
             self.live.attach(recorder)
             callbacks.on_run_start = self.live.run_started
-        played = play_fleet(spec.scenario, bounded.plan, spec.target, end_s=bounded.end_s, callbacks=callbacks,
+        played = play_fleet(spec.scenario, bounded.plan, spec.target, end_s=lambda: bounded.end_s, callbacks=callbacks,
                             connect_parallel=self.connect_parallel)
         fleet = played.fleet
         return DriveOutcome(recorder=recorder, started_at=fleet.run_start_wall, ended_at=time.time(),

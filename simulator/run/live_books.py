@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.generator.arrival_pump import ArrivalPump
-from simulator.generator.finish import arm_join_check, operation_starts, spool_dir
+from simulator.generator.finish import arm_join_check, live_operation_starts, spool_dir
 from simulator.metrics.books import RunBooks
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.observers.base import Observer
@@ -49,4 +49,4 @@ class LiveBooks:
     def run_started(self, run_start_wall: float) -> None:
         """The fleet's run clock started (FleetCallbacks.on_run_start): the planned operations' start times."""
         if self.books is not None and self.plan is not None:
-            self.books.funnel.starts = operation_starts(self.plan, run_start_wall)
+            self.books.funnel.starts = live_operation_starts(self.plan, run_start_wall)

@@ -2,19 +2,19 @@
 
 A scenario and its seed are the plan's recipe: every process (master, workers, `fleetsim plan`, replay
 recording) calls `plan_for`, so the plan is the same byte for byte wherever it is built (`plan_digest`
-proves it across processes). `bound_plan` cuts the plan at the run's end *before* the run starts, k6-style:
+proves it across processes). `bound_plan` cuts the plan at the run's end as it is generated, k6-style:
 operations still running at `duration` may go on for `graceful_stop` seconds; those that would run longer are
-cut (their actions after `duration` removed, counted with a reason), so the announced end is the true end and
-nothing is lost silently.
+cut (their actions after `duration` removed, counted with a reason), so the run never plays past
+duration + graceful_stop + DRAIN_S (the end it announces until the exact end is known) and nothing is lost
+silently.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from simulator.events import OTA_EVENT_INTERFACE, ActionKind, PlannedAction
 from simulator.plan import FleetPlan, build_plan
+from simulator.plan_steps import PlanBounds, PlanTotals, digest_of
 from simulator.scenario.model import Scenario
 
 __all__ = ["DRAIN_S", "BoundedPlan", "PlanCut", "bound_plan", "plan_digest", "plan_for"]
@@ -47,54 +47,71 @@ class PlanCut:
 
 @dataclass(frozen=True)
 class BoundedPlan:
-    plan: FleetPlan  # what the run plays (the cut plan)
-    cut: PlanCut
-    end_s: float  # seconds from the run's start at which the run ends: last played action + DRAIN_S
+    """What a run plays: the plan with the run's bounds. The plan is lazy (simulator.plan_cursor): its cut, end
+    and digest are exact once this process's cursor reached the plan's end (at the latest when asked for
+    `cut` or `digest`); before that `end_s` is the bound `end_bound_s`."""
+
+    plan: FleetPlan  # what the run plays (the cut plan; its cursor is this process's)
+    duration_s: float
+    graceful_stop_s: float
+
+    @property
+    def end_bound_s(self) -> float:
+        """The latest the run can end: a cut plan plays nothing after duration + graceful_stop."""
+        return self.duration_s + self.graceful_stop_s + DRAIN_S
+
+    @property
+    def end_s(self) -> float:
+        """Seconds from the run's start at which the run ends: last played action + DRAIN_S once the plan is
+        generated to its end, `end_bound_s` until then."""
+        totals = self.plan.cursor.known_totals()
+        if totals is None:
+            return self.end_bound_s
+        return max(self.duration_s, totals.last_offset_us / 1e6) + DRAIN_S
+
+    def known_cut(self) -> PlanCut | None:
+        """The cut once the plan is generated to its end (None before)."""
+        totals = self.plan.cursor.known_totals()
+        return None if totals is None else self._cut(totals)
+
+    @property
+    def cut(self) -> PlanCut:
+        """What the bounds removed (generates the rest of the plan if the run has not reached its end)."""
+        return self._cut(self.plan.totals)
 
     @property
     def digest(self) -> str:
-        return plan_digest(self.plan)
+        return self.plan.totals.digest
+
+    def _cut(self, totals: PlanTotals) -> PlanCut:
+        return PlanCut(duration_s=self.duration_s, graceful_stop_s=self.graceful_stop_s,
+                       in_flight_at_duration=totals.in_flight, cut_operations=totals.cut_operations,
+                       cut_events=totals.cut_events, operation_ids=totals.cut_ids)
 
 
 def plan_for(scenario: Scenario) -> FleetPlan:
-    """The scenario's whole plan (the only production call of simulator.plan.build_plan)."""
+    """The scenario's plan (the only production call of simulator.plan.build_plan)."""
     return build_plan(scenario)
 
 
 def bound_plan(plan: FleetPlan, duration_s: float, graceful_stop_s: float) -> BoundedPlan:
-    """`plan` as a run bounded by `duration_s` + `graceful_stop_s` plays it, the counts of what it cuts, and
-    the run's end on the plan's clock.
+    """`plan` as a run bounded by `duration_s` + `graceful_stop_s` plays it.
 
     An operation still running at the duration that ends within the graceful stop is played whole (drained).
     One that would still run at duration + graceful stop is cut at the duration: its later actions are
     removed (playing them would only delay the end without finishing it) and counted. A reboot counts as
-    running until its device is back.
+    running until its device is back. The cut is applied as each operation is generated: its end is known
+    then.
     """
-    duration_us = round(duration_s * 1e6)
-    limit_us = round((duration_s + graceful_stop_s) * 1e6)
-    cut_devices = {op.device for op in plan.operations if op.end_us > limit_us}
-    kept: list[tuple[PlannedAction, ...]] = []
-    cut_events = 0
-    for index in range(len(plan.device_ids)):
-        until_us = duration_us if index in cut_devices else limit_us
-        actions = plan.actions_for(index)
-        keep = tuple(a for a in actions if a.offset_us + a.duration_us <= until_us)
-        cut_events += sum(1 for a in actions if a.kind is ActionKind.PUBLISH and a.interface == OTA_EVENT_INTERFACE
-                          and a.offset_us + a.duration_us > until_us)
-        kept.append(keep)
-    in_flight = sum(1 for op in plan.operations if op.end_us > duration_us)
-    cut_ops = tuple((plan.device_ids[op.device], op.uuid) for op in plan.operations if op.end_us > limit_us)
-    bounded = replace(plan, _actions=tuple(kept))
-    cut = PlanCut(duration_s=duration_s, graceful_stop_s=graceful_stop_s, in_flight_at_duration=in_flight,
-                  cut_operations=len(cut_ops), cut_events=cut_events, operation_ids=cut_ops)
-    return BoundedPlan(plan=bounded, cut=cut, end_s=max(duration_s, bounded.last_action_s) + DRAIN_S)
+    bounds = PlanBounds(duration_us=round(duration_s * 1e6), limit_us=round((duration_s + graceful_stop_s) * 1e6))
+    return BoundedPlan(plan=plan.bounded(bounds), duration_s=duration_s, graceful_stop_s=graceful_stop_s)
 
 
 def plan_digest(plan: FleetPlan) -> str:
-    """A short hash of everything the fleet will do (ids, online offsets, every action): equal digests on the
-    master and on every worker mean they all play the same plan."""
-    h = hashlib.sha256()
-    h.update(repr((plan.seed, plan.device_ids, plan.online_us, plan.cut_us)).encode())
-    for index in range(len(plan.device_ids)):
-        h.update(repr(plan.actions_for(index)).encode())
+    """A short hash of everything the fleet will do (ids, online offsets, every action in arrival order): equal
+    digests on the master and on every worker mean they all play the same plan. A fresh whole pass."""
+    h = digest_of(plan.digest_head())
+    for step in plan.steps():
+        if step is not None:
+            h.update(repr(step.actions).encode())
     return h.hexdigest()[:16]

@@ -22,8 +22,10 @@ import simulator
 
 ROOT = Path(simulator.__file__).resolve().parent
 # simulator.download is the download seam (a Protocol and its outcome record, no I/O): core like records.py.
-CORE = ("simulator.scenario", "simulator.lifecycle", "simulator.arrival", "simulator.plan", "simulator.metrics",
-        "simulator.events", "simulator.records", "simulator.clock", "simulator.download")
+# plan_steps and plan_cursor are the lazy plan's seams and its pure cursor (no clock, no I/O).
+CORE = ("simulator.scenario", "simulator.lifecycle", "simulator.arrival", "simulator.plan", "simulator.plan_steps",
+        "simulator.plan_cursor", "simulator.metrics", "simulator.events", "simulator.records", "simulator.clock",
+        "simulator.download")
 SHARED_LEAVES = ("simulator.errors", "simulator.ids", "simulator.config")
 SDK_TOP = ("paho", "amqtt", "astarte")
 SDK_ALLOWED = ("simulator.transports", "simulator.backend", "simulator.interfaces")

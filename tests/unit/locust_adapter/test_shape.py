@@ -73,6 +73,11 @@ time_scale: 100
 env = types.SimpleNamespace()
 ctx = FleetContext(environment=env, spec=RunSpec(scenario=sc))
 env.fleetsim = ctx
+# The lazy plan's end is exact once it is generated to its end (a fleet's cursor gets there as the run plays;
+# before that the shape runs to the bound, duration + graceful_stop + drain).
+bound = ctx.ensure_bounded().end_s
+ctx.ensure_bounded().plan.cursor.finish()
+assert bound == ctx.ensure_bounded().end_bound_s > ctx.ensure_bounded().end_s, (bound, ctx.ensure_bounded().end_s)
 shape = FleetShape()
 shape.runner = types.SimpleNamespace(environment=env)
 now = [0.0]

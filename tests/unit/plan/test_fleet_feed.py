@@ -1,0 +1,63 @@
+"""ProcessFleet plays the lazy plan: the cursor is fed a look-ahead at a time, each device is handed its next
+operations before they are due, every planned event is published exactly once, and a device's driver may stop
+only once the plan is over for it. Virtual clock, memory transport, the feeder called by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from simulator.clock import VirtualClock
+from simulator.events import ActionKind
+from simulator.generator.fleet import LOOKAHEAD_US, FleetCallbacks, ProcessFleet
+from simulator.plan import build_plan
+from simulator.records import SendRecord
+from tests.unit.plan.test_fleet_plan import scenario
+from tests.unit.plan.test_ramp_fleet import TARGET
+
+
+def play(worker_index: int = 0, worker_count: int = 1) -> tuple[ProcessFleet, list[SendRecord], list[int]]:
+    sc = replace(scenario(devices=6, duration=60.0), transport="memory")
+    sent: list[SendRecord] = []
+    fleet = ProcessFleet(sc, build_plan(sc), TARGET, VirtualClock(start=100.0), worker_index=worker_index,
+                         worker_count=worker_count, callbacks=FleetCallbacks(on_record=sent.append))
+    devices = [fleet.create(i) for i in fleet.indexes]
+    for device in devices:
+        device.start()
+    fleet.begin()  # the first look-ahead is handed over before any device runs
+    clock = fleet.clock
+    assert isinstance(clock, VirtualClock)
+    horizons: list[int] = []
+    while not (fleet.cursor.done and all(d.next_due() is None for d in devices)):
+        horizons.append(fleet.cursor.horizon_us)
+        for device in devices:
+            device.run_due()
+        clock.advance(0.25)
+        fleet.feed()
+    assert all(fleet.plan_over(i) for i in fleet.indexes)
+    fleet.stop()
+    return fleet, sent, horizons
+
+
+def test_every_planned_event_is_published_once_from_a_look_ahead() -> None:
+    fleet, sent, horizons = play()
+    keys = [r.key for r in sent]
+    assert len(keys) == len(set(keys)) == fleet.plan.planned_events > 0
+    assert all(r.error is None for r in sent)
+    # Lazy: at the start only the look-ahead was generated, not the 60 s plan; then a look-ahead past now.
+    assert horizons[:3] == [LOOKAHEAD_US, LOOKAHEAD_US + 250_000, LOOKAHEAD_US + 500_000]
+    assert len(fleet.cursor.starts) > 0  # the funnel's planned starts of the kept operations
+
+
+def test_workers_publish_the_whole_plan_between_them_and_agree_on_its_digest() -> None:
+    keys: set[tuple[object, ...]] = set()
+    digests = set()
+    planned = 0
+    for worker in range(2):
+        fleet, sent, _ = play(worker, 2)
+        keys |= {r.key for r in sent}
+        digests.add(fleet.cursor.finish().digest)
+        planned = fleet.plan.planned_events
+    whole = build_plan(replace(scenario(devices=6, duration=60.0), transport="memory"))
+    assert len(keys) == planned == sum(1 for s in whole.steps() if s is not None for a in s.actions
+                                       if a.kind is ActionKind.PUBLISH)
+    assert len(digests) == 1
