@@ -16,6 +16,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from simulator.clock import MonotonicClock
 from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
+from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
@@ -48,6 +49,11 @@ class FleetContext:
     # Issue 14: execute's books (send log streamed to disk, arrivals joined live), attached to the recorder of
     # a local runner; None: the recorder keeps its send log (workers ship it; plain Locust).
     live: LiveBooks | None = None
+    # Issue 14, master: what workers ship with each periodic report, merged as it comes so that their final
+    # messages stay bounded: sealed seconds (epoch-aligned: start 0.0) and closed OTA operations by
+    # (device, uuid). books_of / _operation_records take them at the end.
+    intervals: MetricsRecorder | None = None
+    operations: dict[tuple[str, str], OperationRecord] = field(default_factory=dict)
 
     @property
     def is_master(self) -> bool:
@@ -74,6 +80,12 @@ class FleetContext:
             if self.live is not None and not self.is_master and not self.is_worker:
                 self.live.attach(self.recorder)
         return self.recorder
+
+    def ensure_intervals(self) -> MetricsRecorder:
+        """The master's inbox of workers' sealed seconds (second 0 = the epoch: any worker's start aligns)."""
+        if self.intervals is None:
+            self.intervals = MetricsRecorder(self.clock, start=0.0, keep_send_log=False)
+        return self.intervals
 
     def ensure_fleet(self, callbacks: FleetCallbacks) -> ProcessFleet:
         """This process's share of the fleet (once per test)."""

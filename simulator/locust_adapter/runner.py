@@ -34,7 +34,7 @@ from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.metrics.books_export import JoinedBooks, merge_books
-from simulator.metrics.campaign import OperationRecord
+from simulator.metrics.campaign import OperationRecord, fold_operations
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.plan import online_offsets_us
@@ -372,6 +372,8 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
         return ctx.ensure_recorder(), health, counters, plans
     clock = MonotonicClock()
     recorder = MetricsRecorder(clock, start=started_at)
+    if ctx.intervals is not None:  # the seconds workers shipped with their periodic reports (issue 14)
+        recorder.absorb_seconds(ctx.intervals)
     health = GeneratorHealth(clock)
     for export in exports:
         recorder.merge(export)
@@ -409,7 +411,12 @@ class _IdleWatch:
 def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list[OperationRecord]:
     if not exports:
         return ctx.fleet.operation_records() if ctx.fleet is not None else []
-    return [OperationRecord.from_json(doc) for export in exports for doc in export.get("operations", ())]
+    # The operations workers shipped with their reports, and the rest from their finals, pieces folded by
+    # (device, uuid) (a retry after the final re-opens an operation on its device).
+    folded = dict(ctx.operations)
+    fold_operations(folded, (OperationRecord.from_json(doc) for export in exports
+                             for doc in export.get("operations", ())))
+    return list(folded.values())
 
 
 def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float) -> JoinedBooks | None:
