@@ -22,14 +22,17 @@ def _event(k: int, start: float, per_second: int) -> SendRecord:
     return rec
 
 
-def _play(seconds: int, per_second: int, ship: bool) -> tuple[MetricsRecorder, MetricsRecorder, list[dict[str, object]]]:
+Reports = list[dict[str, object]]
+
+
+def _play(seconds: int, per_second: int, ship: bool) -> tuple[MetricsRecorder, MetricsRecorder, Reports]:
     """One process (`single`) and a worker fed the same events; the worker's reports every REPORT_EVERY_S
     (virtual) seconds when `ship`. Returns (single, worker, reports)."""
     clock = VirtualClock()
     start = clock.wall()
     single = MetricsRecorder(clock, start=start)
     worker = MetricsRecorder(clock, start=start)
-    reports: list[dict[str, object]] = []
+    reports: Reports = []
     for k in range(seconds * per_second):
         rec = _event(k, start, per_second)
         clock.set(max(clock.monotonic(), (rec.acked or start) - start))
