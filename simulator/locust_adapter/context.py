@@ -18,6 +18,7 @@ from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.metrics.second_bucket import SecondsInbox
 from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
@@ -50,9 +51,10 @@ class FleetContext:
     # a local runner; None: the recorder keeps its send log (workers ship it; plain Locust).
     live: LiveBooks | None = None
     # Issue 14, master: what workers ship with each periodic report, merged as it comes so that their final
-    # messages stay bounded: sealed seconds (epoch-aligned: start 0.0) and closed OTA operations by
-    # (device, uuid). books_of / _operation_records take them at the end.
-    intervals: MetricsRecorder | None = None
+    # messages stay bounded: per worker (Locust client id) the recorder's and the join's sealed seconds, and
+    # closed OTA operations by (device, uuid). books_of, joined_books and _operation_records take them.
+    intervals: dict[str, SecondsInbox] = field(default_factory=dict)
+    join_intervals: dict[str, SecondsInbox] = field(default_factory=dict)
     operations: dict[tuple[str, str], OperationRecord] = field(default_factory=dict)
 
     @property
@@ -80,12 +82,6 @@ class FleetContext:
             if self.live is not None and not self.is_master and not self.is_worker:
                 self.live.attach(self.recorder)
         return self.recorder
-
-    def ensure_intervals(self) -> MetricsRecorder:
-        """The master's inbox of workers' sealed seconds (second 0 = the epoch: any worker's start aligns)."""
-        if self.intervals is None:
-            self.intervals = MetricsRecorder(self.clock, start=0.0, keep_send_log=False)
-        return self.intervals
 
     def ensure_fleet(self, callbacks: FleetCallbacks) -> ProcessFleet:
         """This process's share of the fleet (once per test)."""

@@ -28,6 +28,7 @@ from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
 from simulator.locust_adapter.telemetry_hook import install_telemetry
 from simulator.metrics.campaign import OperationRecord, fold_operations
+from simulator.metrics.second_bucket import SecondsInbox
 from simulator.run.spec import RunSpec
 
 __all__ = ["build_fleet", "install", "install_from_options"]
@@ -178,6 +179,7 @@ def _drive_unclaimed(fleet: ProcessFleet, index: int) -> None:
 # Keys of a worker's periodic report (Locust's report_to_master, every WORKER_REPORT_INTERVAL = 3 s) that carry
 # what its final message would otherwise accumulate over the whole run (issue 14).
 SECONDS_KEY = "fleetsim_seconds"
+JOIN_SECONDS_KEY = "fleetsim_join_seconds"
 OPERATIONS_KEY = "fleetsim_operations"
 
 
@@ -186,6 +188,9 @@ def _report(ctx: FleetContext, data: dict[str, Any]) -> None:
         # A worker's sealed seconds go with each report and leave its memory: its final message carries only
         # the last few (open) seconds, whatever the run's length.
         data[SECONDS_KEY] = ctx.recorder.take_sealed()
+        books = ctx.recorder.books
+        if books is not None and books.join is not None and not books.join.finished:
+            data[JOIN_SECONDS_KEY] = books.join.take_sealed()
         if ctx.fleet is not None:
             data[OPERATIONS_KEY] = [r.to_json() for r in ctx.fleet.take_closed_operations()]
         snap = ctx.recorder.snapshot()
@@ -196,9 +201,13 @@ def _report(ctx: FleetContext, data: dict[str, Any]) -> None:
 
 
 def _worker_report(ctx: FleetContext, client_id: str, data: dict[str, Any]) -> None:
-    shipped = data.get(SECONDS_KEY)
-    if isinstance(shipped, dict) and shipped.get("seconds"):
-        ctx.ensure_intervals().merge_seconds(float(shipped["start"]), shipped["seconds"])
+    for key, inboxes in ((SECONDS_KEY, ctx.intervals), (JOIN_SECONDS_KEY, ctx.join_intervals)):
+        shipped = data.get(key)
+        if isinstance(shipped, dict) and shipped.get("seconds"):
+            inbox = inboxes.get(client_id)
+            if inbox is None:
+                inbox = inboxes[client_id] = SecondsInbox(float(shipped["start"]))
+            inbox.add(shipped)
     operations = data.get(OPERATIONS_KEY)
     if isinstance(operations, list) and operations:
         fold_operations(ctx.operations, (OperationRecord.from_json(doc) for doc in operations))

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,6 +38,7 @@ from simulator.metrics.books_export import JoinedBooks, merge_books
 from simulator.metrics.campaign import OperationRecord, fold_operations
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.metrics.second_bucket import SecondsInbox
 from simulator.plan import online_offsets_us
 from simulator.run.execute import DriveOutcome, WorkerPlan
 from simulator.run.live_books import LiveBooks
@@ -332,7 +334,7 @@ class LocustDriver:
                 self._print(f"fleetsim: only {len(exports)} of {workers} workers sent final metrics")
         runner.quit()
         recorder, health, counters, plans = books_of(ctx, exports, started_at)
-        joined = joined_books(exports, recorder.start, ended_at)
+        joined = joined_books(exports, recorder.start, ended_at, ctx.join_intervals.values())
         reason = self._interrupted
         strangers = [w.index for w in plans if w.plan_digest != bounded.digest]
         if strangers:  # a worker that played another plan makes the accounting meaningless: say so
@@ -372,8 +374,8 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
         return ctx.ensure_recorder(), health, counters, plans
     clock = MonotonicClock()
     recorder = MetricsRecorder(clock, start=started_at)
-    if ctx.intervals is not None:  # the seconds workers shipped with their periodic reports (issue 14)
-        recorder.absorb_seconds(ctx.intervals)
+    for inbox in ctx.intervals.values():  # the seconds workers shipped with their periodic reports (issue 14)
+        recorder.absorb_seconds(inbox)
     health = GeneratorHealth(clock)
     for export in exports:
         recorder.merge(export)
@@ -419,14 +421,15 @@ def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list
     return list(folded.values())
 
 
-def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float) -> JoinedBooks | None:
+def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float,
+                 streamed: Iterable[SecondsInbox] = ()) -> JoinedBooks | None:
     """The workers' own joins merged, when every worker joined its partition (else None: the send logs they
     shipped are joined here, as before)."""
     if not exports or not all("books" in e for e in exports):
         return None
     from simulator.generator.finish import GRACE_S
 
-    return merge_books([e["books"] for e in exports], start, ended_at, GRACE_S)
+    return merge_books([e["books"] for e in exports], start, ended_at, GRACE_S, streamed)
 
 
 def _all_failed(ctx: FleetContext, runner: Any) -> None:

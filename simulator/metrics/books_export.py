@@ -4,13 +4,14 @@ A worker joins its own devices' events (its partition) and ships, in its final L
 counters, HDR-encoded e2e histograms (totals and per second), delivered/lost per second, the listed keys (up to
 SHIPPED_KEYS each; counters stay exact), the OTA funnel's aggregates and the (device, time) of its send
 errors. The per-event logs stay in the worker's spool dir; the master merges those files into the run's
-folder when it can read them (same machine or shared disk). The message grows with the run's seconds (the
-per-second histograms, with the recorder's export ~3 KB a second of run), not with its events (issue 14).
+folder when it can read them (same machine or shared disk). The join's sealed seconds travel with the worker's
+periodic reports (OnlineJoin.take_sealed, merged on the master as they come: `streamed`), so the final message
+holds only the last open seconds: it grows neither with the run's events nor with its length (issue 14).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from simulator.metrics.books import RunBooks
 from simulator.metrics.funnel import Funnel, OperationId
 from simulator.metrics.histograms import HistogramSet, LatencyHistogram
 from simulator.metrics.join_check import JoinCheck
-from simulator.metrics.second_bucket import SecondBucket
+from simulator.metrics.second_bucket import SecondBucket, SecondsInbox
 
 __all__ = ["JoinedBooks", "books_export", "merge_books"]
 
@@ -145,8 +146,10 @@ def _merge_accounting(acc: Accounting, data: Mapping[str, Any], start: float) ->
             bucket.put(path, hist)
 
 
-def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, grace: float) -> JoinedBooks:
-    """The workers' books as one (per-second results re-aligned on `start`, the master's recorder start)."""
+def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, grace: float,
+                streamed: Iterable[SecondsInbox] = ()) -> JoinedBooks:
+    """The workers' books as one (per-second results re-aligned on `start`, the master's recorder start);
+    `streamed`: the join seconds workers shipped with their periodic reports (issue 14), moved in here."""
     funnel = Funnel()
     errors: list[tuple[str, float]] = []
     logs: list[tuple[Path, Path]] = []
@@ -163,5 +166,8 @@ def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, 
             if acc is None:
                 acc = Accounting(start=start, end=end, grace=grace)
             _merge_accounting(acc, data["accounting"], start)
+    if acc is not None:
+        for inbox in streamed:
+            inbox.move_into(acc.seconds, start)
     return JoinedBooks(accounting=acc, funnel=funnel, errors=tuple(errors), logs=tuple(logs),
                        join=_merge_checks(checks))

@@ -28,7 +28,7 @@ from simulator.clock import Clock
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet, percentiles_us
 from simulator.metrics.logrows import send_from_row, send_to_row
-from simulator.metrics.second_bucket import COUNTERS, SecondBucket, export_seconds, merge_seconds, move_seconds
+from simulator.metrics.second_bucket import COUNTERS, SecondBucket, SecondsInbox, export_seconds, merge_seconds
 from simulator.records import ArrivalRecord, OnboardingTimes, SendRecord
 
 if TYPE_CHECKING:
@@ -268,14 +268,11 @@ class MetricsRecorder:
         newest = merge_seconds(self.seconds, seconds, round(start - self.start))
         self._newest = max(self._newest, newest)
 
-    def absorb_seconds(self, other: MetricsRecorder) -> None:
-        """Move `other`'s sealed seconds into this recorder (re-aligned by whole seconds; `other` is emptied):
-        the master's per-interval inbox joins the run's recorder without re-encoding a histogram."""
+    def absorb_seconds(self, inbox: SecondsInbox) -> None:
+        """Move a worker's shipped seconds into this recorder (re-aligned by whole seconds, as `merge` does;
+        the inbox is emptied): a second this recorder lacks costs no decode/encode."""
         self.flush()
-        other.flush()
-        newest = move_seconds(self.seconds, other.seconds, round(other.start - self.start))
-        other.seconds = {}
-        self._newest = max(self._newest, newest)
+        self._newest = max(self._newest, inbox.move_into(self.seconds, self.start))
 
     def take_sealed(self) -> dict[str, Any]:
         """The sealed seconds not shipped yet, as {"start", "seconds"}, forgotten here (issue 14: a worker ships

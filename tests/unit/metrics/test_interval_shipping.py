@@ -8,8 +8,10 @@ import msgpack  # type: ignore[import-untyped]
 from simulator.clock import VirtualClock
 from simulator.metrics import names
 from simulator.metrics.campaign import OperationRecord, ResponderLog, campaign_report, fold_operations
+from simulator.metrics.online_join import JoinWindows, OnlineJoin
 from simulator.metrics.recorder import MetricsRecorder
-from simulator.records import SendRecord
+from simulator.metrics.second_bucket import SecondsInbox
+from simulator.records import ArrivalRecord, SendRecord
 
 REPORT_EVERY_S = 3  # Locust's WORKER_REPORT_INTERVAL: when a worker's report_to_master fires
 
@@ -68,9 +70,9 @@ def test_streamed_seconds_merged_on_the_master_equal_one_process() -> None:
         target.on_ack(late)
     assert worker.seconds[0].counts["offered"] == 0 and worker.seconds[0].counts["acked"] == 1  # shipped, reopened
     reports.append(worker.take_sealed())  # the last report before test_stop
-    inbox = MetricsRecorder(single.clock, start=0.0)  # the master's: epoch-aligned, merged as reports come
+    inbox = SecondsInbox(worker.start)  # the master's, for this worker: merged as its reports come
     for report in reports:
-        inbox.merge_seconds(float(report["start"]), report["seconds"])  # type: ignore[arg-type]
+        inbox.add(report)
     final = worker.final_export()
     assert worker.take_sealed()["seconds"] == {}  # Locust's report after test_stop: nothing shipped twice
     master = MetricsRecorder(single.clock, start=single.start)
@@ -107,3 +109,32 @@ def test_closed_operations_leave_the_device_and_fold_back_whole() -> None:
     assert sorted(folded.values(), key=lambda r: r.uuid) == sorted(whole.records(), key=lambda r: r.uuid)
     report = campaign_report(list(folded.values()), end=105.0)
     assert (report.operations, report.answered, report.retries_seen) == (2, 1, 1)
+
+
+def test_join_seconds_shipped_during_the_run_equal_the_unshipped_join() -> None:
+    start = 1_700_000_000.0
+    windows = JoinWindows(ack_timeout_s=10.0, grace_s=5.0, hold_s=1.0, remember_s=20.0)
+    whole, shipping = OnlineJoin(start, windows), OnlineJoin(start, windows)
+    inbox = SecondsInbox(start)
+    for k in range(200):  # 5 events a second for 40 s; every 7th never arrives (lost at finish)
+        at = start + k / 5
+        rec = SendRecord(key=("d0", "op", "Downloading", k, 0), intended=at - 0.001, sent=at,
+                         t_ms=round(at * 1000), acked=at + 0.002)
+        for join in (whole, shipping):
+            join.add_send(rec)
+            join.on_ack(rec)
+            if k % 7:
+                join.add_arrival(ArrivalRecord(key=rec.key, arrival=at + 0.01 * (k % 4 + 1), t_ms=rec.t_ms))
+            join.tick(at)
+        if k % 15 == 14:  # a report every 3 s
+            inbox.add(shipping.take_sealed())
+    for join in (whole, shipping):
+        join.finish(start + 41, 5.0)
+    assert shipping.lost == whole.lost == 29 and shipping.delivered == whole.delivered == 171
+    assert len(inbox.seconds) > 30 and len(shipping.seconds) < 10  # most seconds left the worker's join
+    inbox.move_into(shipping.seconds, start)  # what merge_books does with the master's inbox
+    assert sorted(shipping.seconds) == sorted(whole.seconds)
+    for second, bucket in whole.seconds.items():
+        moved = shipping.seconds[second]
+        assert {k: v for k, v in moved.counts.items() if v} == {k: v for k, v in bucket.counts.items() if v}
+        assert moved.stats == bucket.stats, second
