@@ -255,5 +255,7 @@ def _on_final(ctx: FleetContext, data: dict[str, Any]) -> None:
     index = int(data.get("worker_index", len(ctx.finals)))
     # The message's size as Locust sent it (msgpack, its wire encoding): issue 14 wants <= 1 MB per worker.
     data["final_bytes"] = len(msgpack.packb(data, use_bin_type=True))
+    data["final_parts"] = {str(key): len(msgpack.packb(value, use_bin_type=True)) for key, value in data.items()
+                           if key not in ("final_bytes", "final_parts")}
     ctx.finals[index] = data
     log.info("final metrics from worker %d (%d sends)", index, len(data.get("send_log", ())))

@@ -368,7 +368,8 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
     health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
     counters: dict[str, int] = dict(ctx.fleet.counters()) if ctx.fleet is not None else {}
     plans = tuple(WorkerPlan(index=int(e.get("worker_index", i)), plan_digest=str(e.get("plan_digest", "")),
-                             devices=int(e.get("plan_devices", 0)), final_bytes=int(e.get("final_bytes", 0)))
+                             devices=int(e.get("plan_devices", 0)), final_bytes=int(e.get("final_bytes", 0)),
+                             final_parts=tuple(sorted(dict(e.get("final_parts", {})).items())))
                   for i, e in enumerate(exports))
     if not exports:
         return ctx.ensure_recorder(), health, counters, plans
