@@ -227,11 +227,17 @@ def verdict_lines(report: dict[str, Any]) -> str:
 
 
 def _commit() -> str:
+    """The commit of the tree the run imported `simulator` from (PYTHONPATH may point at another worktree, for
+    an A/B against a before-tree), with that tree's path."""
     try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=False).stdout.strip()
+        tree = subprocess.run([sys.executable, "-c", "import pathlib, simulator; "
+                               "print(pathlib.Path(simulator.__file__).resolve().parent.parent)"],
+                              capture_output=True, text=True, check=False).stdout.strip()
+        head = subprocess.run(["git", "-C", tree or str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         return ""
+    return f"{head} ({tree})"
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:
