@@ -85,10 +85,15 @@ def spool_dir(results_root: Path) -> Path:
     return results_root / ".spool" / f"{os.getpid()}-{time.time_ns()}"
 
 
-def operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
+def operation_starts(plan: FleetPlan | None, run_start_wall: float,
+                     keep: frozenset[str] | None = None) -> dict[OperationId, float]:
+    """(device, uuid) -> wall start of each planned operation; with `keep`, only those devices' (a worker's
+    partition: one entry per operation of the plan would be O(the run's operations) on every worker)."""
     if plan is None:
         return {}
-    return {(plan.device_ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
+    ids = plan.device_ids
+    return {(ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations
+            if keep is None or ids[op.device] in keep}
 
 
 def _recovery_s(rec: Mapping[str, JsonValue]) -> float:

@@ -49,4 +49,4 @@ class LiveBooks:
     def run_started(self, run_start_wall: float) -> None:
         """The fleet's run clock started (FleetCallbacks.on_run_start): the planned operations' start times."""
         if self.books is not None and self.plan is not None:
-            self.books.funnel.starts = operation_starts(self.plan, run_start_wall)
+            self.books.funnel.starts = operation_starts(self.plan, run_start_wall, self.keep)
