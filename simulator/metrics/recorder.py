@@ -13,6 +13,8 @@ Per-second buckets are keyed by whole seconds since `start` (wall clock) of the 
 `intended`, sent by `sent`, acked by `acked`. Each bucket has small HDR histograms (ack, ack_corrected,
 send_lag, e2e_device_t); buckets older than `open_seconds` behind the newest are sealed (encoded, percentiles
 computed, histogram memory freed: ~190 KB live vs a few hundred bytes sealed), so a one-hour run keeps MBs.
+A Locust worker ships its sealed seconds with each periodic report (`take_sealed`) and forgets them, so it keeps
+only the open ones; the master adds them up (`absorb_seconds`, second_bucket.SecondsInbox).
 
 Measured cost (test_recorder.py::test_cost_per_event_is_a_few_microseconds, CPU time on this
 shared 2-core machine at load ~7): 4.3-7.5 us per event for on_send + on_ack together, i.e. ~4-7% of one core
