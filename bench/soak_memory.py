@@ -228,11 +228,12 @@ def verdict_lines(report: dict[str, Any]) -> str:
 
 def _commit() -> str:
     """The commit of the tree the run imported `simulator` from (PYTHONPATH may point at another worktree, for
-    an A/B against a before-tree), with that tree's path."""
+    an A/B against a before-tree), with that tree's path. Asked from "/": `python -c` puts its working directory
+    first on sys.path, and this script runs from its own checkout."""
     try:
         tree = subprocess.run([sys.executable, "-c", "import pathlib, simulator; "
                                "print(pathlib.Path(simulator.__file__).resolve().parent.parent)"],
-                              capture_output=True, text=True, check=False).stdout.strip()
+                              capture_output=True, text=True, check=False, cwd="/").stdout.strip()
         head = subprocess.run(["git", "-C", tree or str(REPO), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
