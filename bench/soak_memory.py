@@ -42,6 +42,10 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_S = 1.0
 FROM_EVENTS = 100_000  # growth is measured from here (the issue's "from 100k events")
+# Issue 14's done-when: per process <= 20 MB RSS growth from 100k to 10 M events, 0 lost, and <= 1 MB received by
+# the master per worker at the end (summary.json extra.workers[].final_bytes), whatever the event count.
+GROWTH_LIMIT_MB = 20.0
+FINAL_LIMIT_BYTES = 1_000_000
 
 
 def scenario_yaml(devices: int, rate: float, events: int) -> str:
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                             "--state-dir", str(state), "--results", str(results), "--quiet",
                             "--processes", str(args.processes)], cwd=work)
     samples: list[dict[str, Any]] = []
+    load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
     try:
         while run.poll() is None:
@@ -185,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "growth_while_playing": {k: _growth(samples, k, total, playing=True) for k in keys},
         "peak_rss_mb": {k: round(max(s.get(k, 0) for s in samples) / 2**20, 1) for k in keys},
     }
+    report["loadavg"] = {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]}
+    report["commit"] = _commit()
     summaries = sorted(results.glob("*/summary.json"))
     if summaries:
         doc = json.loads(summaries[-1].read_text())
@@ -192,13 +199,62 @@ def main(argv: list[str] | None = None) -> int:
         report.update(lost=acc.get("lost"), delivered=acc.get("delivered"), planned=acc.get("planned"),
                       verdict=(doc.get("verdict") or {}).get("verdict") if isinstance(doc.get("verdict"), dict)
                       else doc.get("verdict"),
-                      worker_final_bytes=[w.get("final_bytes") for w in (doc.get("extra") or {}).get("workers", [])])
+                      worker_final_bytes=[w.get("final_bytes") for w in (doc.get("extra") or {}).get("workers", [])],
+                      worker_final_parts=[w.get("final_parts") for w in (doc.get("extra") or {}).get("workers", [])])
+    report["done_when"] = done_when(report)
     (work / "soak_samples.json").write_text(json.dumps(samples))
     text = json.dumps(report, indent=2)
     print(text)
+    print(verdict_lines(report), file=sys.stderr)
     if args.out is not None:
         args.out.write_text(text + "\n")
     return 0 if run.returncode == 0 else 1
+
+
+def done_when(report: dict[str, Any]) -> dict[str, Any]:
+    """Issue 14's three checks from this run: each process's RSS growth extrapolated to 10 M events (while
+    playing: the end-of-run join and report are not the soak), the lost count, and the largest worker final."""
+    growth = {k: v.get("extrapolated_10m_mb") for k, v in report["growth_while_playing"].items()}
+    known = [g for g in growth.values() if g is not None]
+    finals = [int(b) for b in report.get("worker_final_bytes") or [] if b is not None]
+    return {
+        "growth_10m_mb": growth, "growth_10m_mb_max": max(known, default=None),
+        "growth_ok": bool(known) and max(known) <= GROWTH_LIMIT_MB,
+        "lost": report.get("lost"), "lost_ok": report.get("lost") == 0,
+        "final_bytes_max": max(finals, default=None),
+        "final_bytes_ok": None if not finals else max(finals) <= FINAL_LIMIT_BYTES,
+    }
+
+
+def verdict_lines(report: dict[str, Any]) -> str:
+    """The printout: one line per process (slope, extrapolation), then the three checks."""
+    done = report["done_when"]
+    lines = [f"soak: {report['events_seen']:,} events seen, {report['processes']} process(es), "
+             f"load average {report['loadavg']['start']} -> {report['loadavg']['end']}"]
+    for key, g in sorted(report["growth_while_playing"].items()):
+        lines.append(f"  {key:<10} {g.get('rss_from_mb')} -> {g.get('rss_to_mb')} MB from {g.get('from_events')} "
+                     f"to {g.get('to_events')} events: {g.get('kb_per_100k_events')} KB/100k events, "
+                     f"{g.get('extrapolated_10m_mb')} MB at 10 M")
+    lines.append(f"  growth <= {GROWTH_LIMIT_MB:g} MB at 10 M: {done['growth_ok']} (max {done['growth_10m_mb_max']})")
+    lines.append(f"  lost == 0: {done['lost_ok']} (lost {done['lost']})")
+    lines.append(f"  final message <= {FINAL_LIMIT_BYTES:,} bytes per worker: {done['final_bytes_ok']} "
+                 f"({report.get('worker_final_bytes')})")
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    """The commit of the tree the run imported `simulator` from (PYTHONPATH may point at another worktree, for
+    an A/B against a before-tree), with that tree's path. Asked from "/": `python -c` puts its working directory
+    first on sys.path, and this script runs from its own checkout."""
+    try:
+        tree = subprocess.run([sys.executable, "-c", "import pathlib, simulator; "
+                               "print(pathlib.Path(simulator.__file__).resolve().parent.parent)"],
+                              capture_output=True, text=True, check=False, cwd="/").stdout.strip()
+        head = subprocess.run(["git", "-C", tree or str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
+    return f"{head} ({tree})"
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:

@@ -27,8 +27,8 @@ from simulator.events import (
     OTA_REQUEST_INTERFACE,
     OTA_REQUEST_PATH,
     ActionKind,
-    KeyBook,
     PlannedAction,
+    RecentKeyBook,
     Value,
 )
 from simulator.lifecycle.draws import draw_operation, operation_inputs
@@ -108,7 +108,8 @@ class VirtualDevice:
         self._machine = OtaMachine()
         self._queue: list[tuple[int, int, Input]] = []  # live inputs: (offset µs, seq, input)
         self._seq = 0
-        self._occurrences = KeyBook()
+        # Live (campaign-mode) events are numbered for the whole run: bounded like the collector's book (issue 14).
+        self._occurrences = RecentKeyBook()
         self._reconnect_us: int | None = None
         # When the last reconnect completed (µs from the run's start): events the plan put earlier could not
         # leave a device that was still onboarding; their intended time is this, and the reconnect's own

@@ -6,11 +6,13 @@ edgehog-device-runtime src/ota/mod.rs (docs/protocol.md section 4).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "KEPT_OPERATIONS",
     "OTA_EVENT_INTERFACE",
     "OTA_EVENT_PATH",
     "OTA_REQUEST_INTERFACE",
@@ -22,6 +24,7 @@ __all__ = [
     "OtaStatus",
     "OtaStatusCode",
     "PlannedAction",
+    "RecentKeyBook",
     "Value",
 ]
 
@@ -108,6 +111,39 @@ class KeyBook:
     def key(self, device: str, request_uuid: str, status: str, progress: int) -> EventKey:
         """The full EventKey of this event, counted."""
         return (device, request_uuid, status, progress, self.next(device, request_uuid, status, progress))
+
+
+# Request UUIDs per device whose occurrence counts a RecentKeyBook keeps. An Edgehog device runs one OTA
+# operation at a time and a backend re-sends only the one in progress, so 4 covers a retry of the last few;
+# an event of an older operation numbers from 0 again (a late re-delivery of it is then the same key as the
+# original: a duplicate to the join, which is what it is).
+KEPT_OPERATIONS = 4
+
+
+class RecentKeyBook(KeyBook):
+    """KeyBook's numbering in memory bounded per device (issue 14): only its last KEPT_OPERATIONS request
+    UUIDs are remembered. Used where events arrive for a whole run (the embedded collector, a campaign-mode
+    device answering requests); the planner keeps KeyBook (a plan is numbered once, from the start)."""
+
+    __slots__ = ("_ops",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # device -> request UUID (least recently opened first) -> (status, progress) -> count
+        self._ops: dict[str, OrderedDict[str, dict[tuple[str, int], int]]] = {}
+
+    def next(self, device: str, request_uuid: str, status: str, progress: int) -> int:
+        ops = self._ops.get(device)
+        if ops is None:
+            ops = self._ops[device] = OrderedDict()
+        counts = ops.get(request_uuid)
+        if counts is None:
+            counts = ops[request_uuid] = {}
+            while len(ops) > KEPT_OPERATIONS:
+                ops.popitem(last=False)
+        n = counts.get((status, progress), 0)
+        counts[(status, progress)] = n + 1
+        return n
 
 
 class ActionKind(StrEnum):

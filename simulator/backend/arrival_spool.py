@@ -6,9 +6,8 @@ backend's state dir and keeps only a sparse index (the byte offset of every CHEC
 run at 2,600 events/s is ~9.4 M arrivals). Without a path (tests, a collector with no state dir) rows are
 kept in a list, as before.
 
-`RecentKeyBook` numbers occurrences like events.KeyBook but remembers, per device, only its last
-KEPT_OPERATIONS request UUIDs: an event of an older operation numbers from 0 again (a late re-delivery of
-it is then the same key as the original: a duplicate to the join, which is what it is).
+Its occurrence numbering is events.RecentKeyBook (per device, only the last KEPT_OPERATIONS request UUIDs),
+the same book a campaign-mode device numbers its own events with.
 """
 
 from __future__ import annotations
@@ -17,17 +16,15 @@ import csv
 import io
 import os
 from array import array
-from collections import OrderedDict
 from pathlib import Path
 
-from simulator.events import EventKey
+from simulator.events import KEPT_OPERATIONS, RecentKeyBook
 from simulator.metrics.logrows import ARRIVAL_COLUMNS, arrival_from_row, arrival_to_row
 from simulator.records import ArrivalRecord
 
-__all__ = ["ArrivalSpool", "RecentKeyBook"]
+__all__ = ["KEPT_OPERATIONS", "ArrivalSpool", "RecentKeyBook"]
 
 CHECKPOINT = 1024  # rows between two indexed offsets: 8 bytes of index per 1,024 arrivals
-KEPT_OPERATIONS = 4  # request UUIDs per device whose occurrence counts are kept
 
 
 class ArrivalSpool:
@@ -83,24 +80,3 @@ class ArrivalSpool:
             self._file = None
 
 
-class RecentKeyBook:
-    """events.KeyBook's numbering, forgetting a device's operations older than its last KEPT_OPERATIONS."""
-
-    __slots__ = ("_ops",)
-
-    def __init__(self) -> None:
-        # device -> request UUID (least recently opened first) -> (status, progress) -> count
-        self._ops: dict[str, OrderedDict[str, dict[tuple[str, int], int]]] = {}
-
-    def key(self, device: str, request_uuid: str, status: str, progress: int) -> EventKey:
-        ops = self._ops.get(device)
-        if ops is None:
-            ops = self._ops[device] = OrderedDict()
-        counts = ops.get(request_uuid)
-        if counts is None:
-            counts = ops[request_uuid] = {}
-            while len(ops) > KEPT_OPERATIONS:
-                ops.popitem(last=False)
-        n = counts.get((status, progress), 0)
-        counts[(status, progress)] = n + 1
-        return (device, request_uuid, status, progress, n)

@@ -304,6 +304,11 @@ class ProcessFleet:
         """Backend-driven devices: every OTARequest uuid they were sent, with its times (metrics.campaign)."""
         return [r for d in self.devices.values() if d.responder is not None for r in d.responder.records()]
 
+    def take_closed_operations(self) -> list[OperationRecord]:
+        """Backend-driven devices: the operations closed since the last call, forgotten by their devices
+        (a worker ships them with each report; operation_records() then returns the rest)."""
+        return [r for d in self.devices.values() if d.responder is not None for r in d.responder.take_closed()]
+
     def requests_in_flight(self) -> int:
         """Devices with an OTA operation in progress (or its events still awaiting acks)."""
         return sum(1 for d in self.devices.values() if d.busy)

@@ -16,7 +16,9 @@ from locust.runners import MasterRunner, WorkerRunner
 from simulator.clock import MonotonicClock
 from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
+from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.metrics.second_bucket import SecondsInbox
 from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
@@ -48,6 +50,12 @@ class FleetContext:
     # Issue 14: execute's books (send log streamed to disk, arrivals joined live), attached to the recorder of
     # a local runner; None: the recorder keeps its send log (workers ship it; plain Locust).
     live: LiveBooks | None = None
+    # Issue 14, master: what workers ship with each periodic report, merged as it comes so that their final
+    # messages stay bounded: per worker (Locust client id) the recorder's and the join's sealed seconds, and
+    # closed OTA operations by (device, uuid). books_of, joined_books and _operation_records take them.
+    intervals: dict[str, SecondsInbox] = field(default_factory=dict)
+    join_intervals: dict[str, SecondsInbox] = field(default_factory=dict)
+    operations: dict[tuple[str, str], OperationRecord] = field(default_factory=dict)
 
     @property
     def is_master(self) -> bool:

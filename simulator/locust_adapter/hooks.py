@@ -27,6 +27,8 @@ from simulator.locust_adapter.live import add_request_counts
 from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
 from simulator.locust_adapter.telemetry_hook import install_telemetry
+from simulator.metrics.campaign import OperationRecord, fold_operations
+from simulator.metrics.second_bucket import SecondsInbox
 from simulator.run.spec import RunSpec
 
 __all__ = ["build_fleet", "install", "install_from_options"]
@@ -174,8 +176,23 @@ def _drive_unclaimed(fleet: ProcessFleet, index: int) -> None:
         drive_device(fleet, device)
 
 
+# Keys of a worker's periodic report (Locust's report_to_master, every WORKER_REPORT_INTERVAL = 3 s) that carry
+# what its final message would otherwise accumulate over the whole run (issue 14).
+SECONDS_KEY = "fleetsim_seconds"
+JOIN_SECONDS_KEY = "fleetsim_join_seconds"
+OPERATIONS_KEY = "fleetsim_operations"
+
+
 def _report(ctx: FleetContext, data: dict[str, Any]) -> None:
     if ctx.recorder is not None:
+        # A worker's sealed seconds go with each report and leave its memory: its final message carries only
+        # the last few (open) seconds, whatever the run's length.
+        data[SECONDS_KEY] = ctx.recorder.take_sealed()
+        books = ctx.recorder.books
+        if books is not None and books.join is not None and not books.join.finished:
+            data[JOIN_SECONDS_KEY] = books.join.take_sealed()
+        if ctx.fleet is not None:
+            data[OPERATIONS_KEY] = [r.to_json() for r in ctx.fleet.take_closed_operations()]
         snap = ctx.recorder.snapshot()
         if ctx.fleet is not None:
             snap["devices_failed"] = len(ctx.fleet.failed)
@@ -184,6 +201,16 @@ def _report(ctx: FleetContext, data: dict[str, Any]) -> None:
 
 
 def _worker_report(ctx: FleetContext, client_id: str, data: dict[str, Any]) -> None:
+    for key, inboxes in ((SECONDS_KEY, ctx.intervals), (JOIN_SECONDS_KEY, ctx.join_intervals)):
+        shipped = data.get(key)
+        if isinstance(shipped, dict) and shipped.get("seconds"):
+            inbox = inboxes.get(client_id)
+            if inbox is None:
+                inbox = inboxes[client_id] = SecondsInbox(float(shipped["start"]))
+            inbox.add(shipped)
+    operations = data.get(OPERATIONS_KEY)
+    if isinstance(operations, list) and operations:
+        fold_operations(ctx.operations, (OperationRecord.from_json(doc) for doc in operations))
     snap = data.get("fleetsim")
     if isinstance(snap, dict):
         ctx.worker_snapshots[client_id] = snap
@@ -200,7 +227,7 @@ def _on_test_stop(ctx: FleetContext) -> None:
         ctx.fleet.stop()
     if isinstance(runner, WorkerRunner) and ctx.recorder is not None:
         books = ctx.recorder.books
-        export = ctx.recorder.export(include_send_log=books is None)
+        export = ctx.recorder.final_export(include_send_log=books is None)
         if books is not None and ctx.live is not None:
             from simulator.generator.finish import GRACE_S, SETTLE_S
             from simulator.metrics.books_export import books_export
@@ -216,6 +243,8 @@ def _on_test_stop(ctx: FleetContext) -> None:
             export["plan_digest"] = ctx.bounded.digest
             export["plan_devices"] = len(ctx.bounded.plan.device_ids)
         export["fleet_counters"] = ctx.fleet.counters() if ctx.fleet is not None else {}
+        # Operations closed before now went with the periodic reports (fleet.take_closed_operations): only the
+        # ones still open at the end, or closed since the last report, are left.
         export["operations"] = [r.to_json() for r in ctx.fleet.operation_records()] if ctx.fleet else []
         if ctx.monitor is not None:
             export["health"] = ctx.monitor.stop().export()
@@ -226,5 +255,7 @@ def _on_final(ctx: FleetContext, data: dict[str, Any]) -> None:
     index = int(data.get("worker_index", len(ctx.finals)))
     # The message's size as Locust sent it (msgpack, its wire encoding): issue 14 wants <= 1 MB per worker.
     data["final_bytes"] = len(msgpack.packb(data, use_bin_type=True))
+    data["final_parts"] = {str(key): len(msgpack.packb(value, use_bin_type=True)) for key, value in data.items()
+                           if key not in ("final_bytes", "final_parts")}
     ctx.finals[index] = data
     log.info("final metrics from worker %d (%d sends)", index, len(data.get("send_log", ())))

@@ -98,7 +98,8 @@ def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun |
     ended = time.time()
     outcome = DriveOutcome(recorder=recorder, started_at=started, ended_at=ended, health=health,
                            fleet_counters=counters, workers=workers,
-                           joined=joined_books(exports, recorder.start, ended))
+                           joined=joined_books(exports, recorder.start, ended,
+                                               ctx.join_intervals.values()))
     observer = _observers.pop(id(ctx), None)
     try:
         result = close_books(spec, ctx.ensure_bounded(), outcome, observer)

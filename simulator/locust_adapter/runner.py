@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,9 +35,10 @@ from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.metrics.books_export import JoinedBooks, merge_books
-from simulator.metrics.campaign import OperationRecord
+from simulator.metrics.campaign import OperationRecord, fold_operations
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
+from simulator.metrics.second_bucket import SecondsInbox
 from simulator.plan import online_offsets_us
 from simulator.run.execute import DriveOutcome, WorkerPlan
 from simulator.run.live_books import LiveBooks
@@ -352,7 +354,7 @@ class LocustDriver:
                 self._print(f"fleetsim: only {len(exports)} of {workers} workers sent final metrics")
         runner.quit()
         recorder, health, counters, plans = books_of(ctx, exports, started_at)
-        joined = joined_books(exports, recorder.start, ended_at)
+        joined = joined_books(exports, recorder.start, ended_at, ctx.join_intervals.values())
         reason = self._interrupted
         strangers = [w.index for w in plans if w.plan_digest != bounded.digest]
         if strangers:  # a worker that played another plan makes the accounting meaningless: say so
@@ -386,12 +388,15 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
     health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
     counters: dict[str, int] = dict(ctx.fleet.counters()) if ctx.fleet is not None else {}
     plans = tuple(WorkerPlan(index=int(e.get("worker_index", i)), plan_digest=str(e.get("plan_digest", "")),
-                             devices=int(e.get("plan_devices", 0)), final_bytes=int(e.get("final_bytes", 0)))
+                             devices=int(e.get("plan_devices", 0)), final_bytes=int(e.get("final_bytes", 0)),
+                             final_parts=tuple(sorted(dict(e.get("final_parts", {})).items())))
                   for i, e in enumerate(exports))
     if not exports:
         return ctx.ensure_recorder(), health, counters, plans
     clock = MonotonicClock()
     recorder = MetricsRecorder(clock, start=started_at)
+    for inbox in ctx.intervals.values():  # the seconds workers shipped with their periodic reports (issue 14)
+        recorder.absorb_seconds(inbox)
     health = GeneratorHealth(clock)
     for export in exports:
         recorder.merge(export)
@@ -429,17 +434,23 @@ class _IdleWatch:
 def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list[OperationRecord]:
     if not exports:
         return ctx.fleet.operation_records() if ctx.fleet is not None else []
-    return [OperationRecord.from_json(doc) for export in exports for doc in export.get("operations", ())]
+    # The operations workers shipped with their reports, and the rest from their finals, pieces folded by
+    # (device, uuid) (a retry after the final re-opens an operation on its device).
+    folded = dict(ctx.operations)
+    fold_operations(folded, (OperationRecord.from_json(doc) for export in exports
+                             for doc in export.get("operations", ())))
+    return list(folded.values())
 
 
-def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float) -> JoinedBooks | None:
+def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float,
+                 streamed: Iterable[SecondsInbox] = ()) -> JoinedBooks | None:
     """The workers' own joins merged, when every worker joined its partition (else None: the send logs they
     shipped are joined here, as before)."""
     if not exports or not all("books" in e for e in exports):
         return None
     from simulator.generator.finish import GRACE_S
 
-    return merge_books([e["books"] for e in exports], start, ended_at, GRACE_S)
+    return merge_books([e["books"] for e in exports], start, ended_at, GRACE_S, streamed)
 
 
 def _all_failed(ctx: FleetContext, runner: Any) -> None:

@@ -1,16 +1,18 @@
 """What a worker's closed books send the master: aggregates and unmatched keys, never the per-event logs.
 
 A worker joins its own devices' events (its partition) and ships, in its final Locust message: the join's
-counters, HDR-encoded e2e histograms (totals and per second), delivered/lost per second, the listed keys (up to
-SHIPPED_KEYS each; counters stay exact), the OTA funnel's aggregates and the (device, time) of its send
-errors. The per-event logs stay in the worker's spool dir; the master merges those files into the run's
-folder when it can read them (same machine or shared disk). The message grows with the run's seconds (the
-per-second histograms, with the recorder's export ~3 KB a second of run), not with its events (issue 14).
+counters, HDR-encoded e2e histograms (totals and per second), delivered/lost per second, the listed keys
+(capped: SHIPPED_KEYS, SHIPPED_EXAMPLES, SHIPPED_ERRORS; counters stay exact), the OTA funnel's aggregates and
+the (device, time) of its send errors. The per-event logs stay in the worker's spool dir; the master merges
+those files into the run's folder when it can read them (same machine or shared disk). The join's sealed
+seconds travel with the worker's periodic reports (OnlineJoin.take_sealed, merged on the master as they come:
+`streamed`), so the final message holds only the last open seconds: it grows neither with the run's events
+nor with its length (issue 14).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,18 @@ from simulator.metrics.books import RunBooks
 from simulator.metrics.funnel import Funnel, OperationId
 from simulator.metrics.histograms import HistogramSet, LatencyHistogram
 from simulator.metrics.join_check import JoinCheck
-from simulator.metrics.second_bucket import SecondBucket
+from simulator.metrics.second_bucket import SecondBucket, SecondsInbox
 
 __all__ = ["JoinedBooks", "books_export", "merge_books"]
 
-SHIPPED_KEYS = 2_000  # keys listed per kind in a worker's message (lost keys carry their time for faults)
+# Caps on what a worker lists in its final message, sized so that the worst case stays well under issue 14's
+# 1 MB per worker (msgpack sizes measured for 36-char uuids): lost keys with reason and time, which fault
+# attribution reads, 2,000 x 87 B = 174 KB; example keys (duplicated, reordered, unexpected, late, stuck
+# operations; the summary lists 100 of each) 5 x 500 x ~66 B = 165 KB; send errors (device, time), also for
+# fault attribution, 10,000 x 23 B = 230 KB. Counters stay exact (`errors_total`, the accounting's counters).
+SHIPPED_KEYS = 2_000
+SHIPPED_EXAMPLES = 500
+SHIPPED_ERRORS = 10_000
 VERSION = 1
 
 
@@ -49,7 +58,7 @@ def _funnel_export(funnel: Funnel) -> dict[str, Any]:
             "stuck": funnel.stuck, "cut": funnel.cut, "by_code": funnel.by_code, "error_codes": funnel.error_codes,
             "stages": funnel.stages, "time_to_ack": funnel.time_to_ack.encode(),
             "time_to_final": funnel.time_to_final.encode(),
-            "stuck_operations": [list(op) for op in funnel.stuck_operations[:SHIPPED_KEYS]]}
+            "stuck_operations": [list(op) for op in funnel.stuck_operations[:SHIPPED_EXAMPLES]]}
 
 
 def books_export(books: RunBooks, end: float, grace: float, cut: frozenset[OperationId]) -> dict[str, Any]:
@@ -57,7 +66,7 @@ def books_export(books: RunBooks, end: float, grace: float, cut: frozenset[Opera
     if not books.closed:
         books.close(end, grace)
     out: dict[str, Any] = {"version": VERSION, "funnel": _funnel_export(books.funnel.build(cut)),
-                           "errors": [[d, t] for d, t in books.errors[:SHIPPED_KEYS * 10]],
+                           "errors": [[d, t] for d, t in books.errors[:SHIPPED_ERRORS]],
                            "errors_total": len(books.errors),
                            "logs": [str(books.sent_path), str(books.arrivals_path)]}
     if books.join is not None:
@@ -68,11 +77,11 @@ def books_export(books: RunBooks, end: float, grace: float, cut: frozenset[Opera
             "lost_reasons": acc.lost_reasons,
             "lost": [[*key, reason, when] for (key, reason), when
                      in list(zip(acc.lost_events, acc.lost_when, strict=True))[:SHIPPED_KEYS]],
-            "duplicated": [[*key, n] for key, n in list(acc.duplicated_events.items())[:SHIPPED_KEYS]],
-            "reordered": [list(k) for k in acc.reordered_events[:SHIPPED_KEYS]],
+            "duplicated": [[*key, n] for key, n in list(acc.duplicated_events.items())[:SHIPPED_EXAMPLES]],
+            "reordered": [list(k) for k in acc.reordered_events[:SHIPPED_EXAMPLES]],
             "reordered_by_device": acc.reordered_by_device,
-            "unexpected": [list(k) for k in acc.unexpected_events[:SHIPPED_KEYS]],
-            "late": [list(k) for k in acc.late_events[:SHIPPED_KEYS]],
+            "unexpected": [list(k) for k in acc.unexpected_events[:SHIPPED_EXAMPLES]],
+            "late": [list(k) for k in acc.late_events[:SHIPPED_EXAMPLES]],
             "e2e": acc.e2e.export(), "start": acc.start, "offset_min": acc.offset_min,
             "offset_samples": acc.offset_samples,
             "seconds": {str(s): {"counts": {k: v for k, v in b.counts.items() if v}, "hdr": dict(b.sealed)}
@@ -145,8 +154,10 @@ def _merge_accounting(acc: Accounting, data: Mapping[str, Any], start: float) ->
             bucket.put(path, hist)
 
 
-def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, grace: float) -> JoinedBooks:
-    """The workers' books as one (per-second results re-aligned on `start`, the master's recorder start)."""
+def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, grace: float,
+                streamed: Iterable[SecondsInbox] = ()) -> JoinedBooks:
+    """The workers' books as one (per-second results re-aligned on `start`, the master's recorder start);
+    `streamed`: the join seconds workers shipped with their periodic reports (issue 14), moved in here."""
     funnel = Funnel()
     errors: list[tuple[str, float]] = []
     logs: list[tuple[Path, Path]] = []
@@ -163,5 +174,8 @@ def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, 
             if acc is None:
                 acc = Accounting(start=start, end=end, grace=grace)
             _merge_accounting(acc, data["accounting"], start)
+    if acc is not None:
+        for inbox in streamed:
+            inbox.move_into(acc.seconds, start)
     return JoinedBooks(accounting=acc, funnel=funnel, errors=tuple(errors), logs=tuple(logs),
                        join=_merge_checks(checks))

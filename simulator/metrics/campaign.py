@@ -32,6 +32,8 @@ __all__ = [
     "OperationTrace",
     "ResponderLog",
     "campaign_report",
+    "fold_operations",
+    "merge_operation",
     "slots_per_second",
 ]
 
@@ -164,6 +166,37 @@ class ResponderLog:
 
     def records(self) -> list[OperationRecord]:
         return [t.record() for t in self.traces.values()]
+
+    def take_closed(self) -> list[OperationRecord]:
+        """The operations whose final status the broker acknowledged, frozen and forgotten here (issue 14: a
+        worker ships them with its periodic report, so its memory holds the operations in flight, not every
+        one it answered). A later request with the same uuid (a retry after the final) opens a new trace; the
+        receiver folds the two with `merge_operation`."""
+        closed = [uuid for uuid, t in self.traces.items() if t.final_at is not None]
+        return [self.traces.pop(uuid).record() for uuid in closed]
+
+
+def merge_operation(a: OperationRecord, b: OperationRecord) -> OperationRecord:
+    """Two pieces of one (device, uuid) operation (shipped before and after a retry re-opened it) as one: the
+    first request and its operation, requests summed, the earliest ack/final times, the latest status."""
+    first, later = (a, b) if a.requested_at <= b.requested_at else (b, a)
+    return OperationRecord(
+        first.device, first.uuid, first.requested_at, first.operation, a.updates + b.updates, a.cancels + b.cancels,
+        _earliest(a.acked_at, b.acked_at), _earliest(a.final_at, b.final_at),
+        later.last_status or first.last_status, later.last_code if later.last_status else first.last_code,
+        _earliest(a.final_sent_at, b.final_sent_at), first.download if first.download is not None else later.download)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def fold_operations(into: dict[tuple[str, str], OperationRecord], records: Iterable[OperationRecord]) -> None:
+    """Add records into `into` by (device, uuid), merging pieces of the same operation."""
+    for record in records:
+        key = (record.device, record.uuid)
+        known = into.get(key)
+        into[key] = record if known is None else merge_operation(known, record)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,9 @@ class GeneratorHealth:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.loop_lag = LatencyHistogram(names.PATH_LOOP_LAG)
-        self.cpu_samples: list[float] = []  # % of one core per interval
+        # % of one core per interval, as counts per 0.1 % (issue 14: bounded by the values a process can take,
+        # ~1,000 for 0-100 %, not by the run's seconds; 0.1 % is far below the 90 % threshold's precision).
+        self.cpu_counts: dict[float, int] = {}
         self._last: tuple[float, float] | None = None  # (monotonic s, process cpu s)
         self._process: psutil.Process | None = None
 
@@ -94,8 +96,21 @@ class GeneratorHealth:
         if last is None or now <= last[0]:
             return None
         pct = 100.0 * (cpu_seconds - last[1]) / (now - last[0])
-        self.cpu_samples.append(pct)
+        self.add_cpu_sample(pct)
         return pct
+
+    def add_cpu_sample(self, pct: float, n: int = 1) -> None:
+        key = round(pct, 1)
+        self.cpu_counts[key] = self.cpu_counts.get(key, 0) + n
+
+    @property
+    def cpu_samples(self) -> list[float]:
+        """Every interval's % of a core (to 0.1 %), in increasing order."""
+        return [pct for pct, n in sorted(self.cpu_counts.items()) for _ in range(n)]
+
+    @property
+    def cpu_sample_count(self) -> int:
+        return sum(self.cpu_counts.values())
 
     def sample_cpu(self) -> float | None:
         """Read this process's CPU time with psutil and record it (call from the runner once a second)."""
@@ -106,17 +121,20 @@ class GeneratorHealth:
 
     def cpu_pct(self) -> float | None:
         """p90 of the per-interval samples (see the module docstring), None before two samples."""
-        if not self.cpu_samples:
+        if not self.cpu_counts:
             return None
-        return round(float(np.percentile(np.asarray(self.cpu_samples), 90)), 1)
+        values = np.fromiter(self.cpu_counts, np.float64)
+        samples = np.repeat(values, np.fromiter(self.cpu_counts.values(), np.int64))
+        return round(float(np.percentile(samples, 90)), 1)
 
     def export(self) -> dict[str, Any]:
-        return {"loop_lag": self.loop_lag.export(), "cpu_samples": list(self.cpu_samples)}
+        return {"loop_lag": self.loop_lag.export(), "cpu_counts": [[p, n] for p, n in sorted(self.cpu_counts.items())]}
 
     def merge(self, data: Mapping[str, Any]) -> None:
         """Add a worker's health. CPU samples are pooled: any saturated worker shows in the p90."""
         self.loop_lag.add(LatencyHistogram.from_export(data["loop_lag"]))
-        self.cpu_samples.extend(float(x) for x in data.get("cpu_samples", ()))
+        for pct, n in data.get("cpu_counts", ()):
+            self.add_cpu_sample(float(pct), int(n))
 
 
 @dataclass

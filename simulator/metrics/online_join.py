@@ -23,12 +23,13 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from simulator.events import EventKey
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
 from simulator.metrics.join_check import JoinChecker
-from simulator.metrics.second_bucket import SecondBucket
+from simulator.metrics.second_bucket import SecondBucket, export_seconds
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = ["JoinTotals", "JoinWindows", "OnlineJoin", "lost_reason"]
@@ -250,6 +251,17 @@ class OnlineJoin:
                 self._live.discard(old)
         self._live.add(second)
         return bucket
+
+    def take_sealed(self) -> dict[str, Any]:
+        """The sealed seconds (delivered, e2e histograms) not shipped yet, as {"start", "seconds"}, forgotten
+        here: a worker ships them with each periodic report (issue 14), so neither its memory nor its final
+        message grows with the run's length. A late arrival or a lost count for a shipped second opens a fresh
+        bucket that ships later (the receiver adds)."""
+        gone = [s for s in self.seconds if s not in self._live]
+        out = {"start": self.start, "seconds": export_seconds({s: self.seconds[s] for s in gone})}
+        for second in gone:
+            del self.seconds[second]
+        return out
 
     def finish(self, end: float, grace: float) -> None:
         """The run is over and every arrival is in: join the rest; whatever is still unseen is lost."""

@@ -13,6 +13,8 @@ Per-second buckets are keyed by whole seconds since `start` (wall clock) of the 
 `intended`, sent by `sent`, acked by `acked`. Each bucket has small HDR histograms (ack, ack_corrected,
 send_lag, e2e_device_t); buckets older than `open_seconds` behind the newest are sealed (encoded, percentiles
 computed, histogram memory freed: ~190 KB live vs a few hundred bytes sealed), so a one-hour run keeps MBs.
+A Locust worker ships its sealed seconds with each periodic report (`take_sealed`) and forgets them, so it keeps
+only the open ones; the master adds them up (`absorb_seconds`, second_bucket.SecondsInbox).
 
 Measured cost (test_recorder.py::test_cost_per_event_is_a_few_microseconds, CPU time on this
 shared 2-core machine at load ~7): 4.3-7.5 us per event for on_send + on_ack together, i.e. ~4-7% of one core
@@ -26,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.clock import Clock
 from simulator.metrics import names
-from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us
+from simulator.metrics.histograms import HistogramSet, percentiles_us
 from simulator.metrics.logrows import send_from_row, send_to_row
-from simulator.metrics.second_bucket import COUNTERS, SecondBucket
+from simulator.metrics.second_bucket import COUNTERS, SecondBucket, SecondsInbox, export_seconds, merge_seconds
 from simulator.records import ArrivalRecord, OnboardingTimes, SendRecord
 
 if TYPE_CHECKING:
@@ -234,8 +236,7 @@ class MetricsRecorder:
     def export(self, include_send_log: bool = False) -> dict[str, Any]:
         """JSON-able state (histograms HDR-encoded) for the master of a distributed run."""
         self.flush()
-        seconds = {str(second): {"counts": dict(b.counts), "online": b.online, "hdr": dict(b.sealed)}
-                   for second, b in sorted(self.seconds.items())}
+        seconds = export_seconds(self.seconds)
         out: dict[str, Any] = {
             "version": 1, "start": self.start, "totals": dict(self.totals), "online": self.online,
             "connects": self.connects, "session_present": self.session_present,
@@ -252,7 +253,6 @@ class MetricsRecorder:
         Per-second devices_online is summed over workers that reported in that second (an approximation
         when workers report in different seconds)."""
         self.flush()
-        shift = round(float(data["start"]) - self.start)
         for key, n in dict(data["totals"]).items():
             self.totals[key] = self.totals.get(key, 0) + int(n)
         self.online += int(data.get("online", 0))
@@ -261,19 +261,40 @@ class MetricsRecorder:
         for reason, n in dict(data.get("error_reasons", {})).items():
             self.error_reasons[reason] = self.error_reasons.get(reason, 0) + int(n)
         self._histograms.add(HistogramSet.from_export(data["histograms"]))
-        for key, item in dict(data["seconds"]).items():
-            second = max(0, int(key) + shift)
-            bucket = self.seconds.get(second)
-            if bucket is None:
-                bucket = self.seconds[second] = SecondBucket()
-            for counter, n in dict(item["counts"]).items():
-                bucket.counts[counter] = bucket.counts.get(counter, 0) + int(n)
-            if item.get("online") is not None:
-                bucket.online = (bucket.online or 0) + int(item["online"])
-            for path, blob in dict(item["hdr"]).items():  # blob level: the totals came in above
-                hist = LatencyHistogram.decode(path, blob)
-                if path in bucket.sealed:
-                    hist.add(LatencyHistogram.decode(path, bucket.sealed[path]))
-                bucket.put(path, hist)
-            self._newest = max(self._newest, second)
+        self.merge_seconds(float(data["start"]), data["seconds"])
         self.send_log.extend(send_from_row(row) for row in data.get("send_log", ()))
+
+    def merge_seconds(self, start: float, seconds: Mapping[str, Any]) -> None:
+        """Add shipped per-second buckets (`take_sealed` or `export`'s "seconds", recorded by a recorder whose
+        second 0 is `start`, wall s), re-aligned on this recorder's start by whole seconds."""
+        newest = merge_seconds(self.seconds, seconds, round(start - self.start))
+        self._newest = max(self._newest, newest)
+
+    def absorb_seconds(self, inbox: SecondsInbox) -> None:
+        """Move a worker's shipped seconds into this recorder (re-aligned by whole seconds, as `merge` does;
+        the inbox is emptied): a second this recorder lacks costs no decode/encode."""
+        self.flush()
+        self._newest = max(self._newest, inbox.move_into(self.seconds, self.start))
+
+    def take_sealed(self) -> dict[str, Any]:
+        """The sealed seconds not shipped yet, as {"start", "seconds"}, forgotten here (issue 14: a worker ships
+        them with each periodic report, so its memory and its final message stay bounded whatever the run's
+        length; only the `open_seconds` still recording stay). A late value for a second already shipped
+        reopens a fresh bucket that ships in a later call: the receiver adds, so nothing is counted twice."""
+        gone = [s for s in self.seconds if s not in self._live]
+        out = {"start": self.start, "seconds": export_seconds({s: self.seconds[s] for s in gone})}
+        for second in gone:
+            del self.seconds[second]
+        return out
+
+    def final_export(self, include_send_log: bool = False) -> dict[str, Any]:
+        """`export()` whose seconds leave this recorder (a worker's final message after `take_sealed` reports:
+        only what they did not ship; Locust sends one more report after it, which must not ship them again)."""
+        out = self.export(include_send_log=include_send_log)
+        out["seconds"] = self.take_all()["seconds"]
+        return out
+
+    def take_all(self) -> dict[str, Any]:
+        """Every second (sealed first), shipped and forgotten: a worker's last interval, in its final message."""
+        self.flush()
+        return self.take_sealed()

@@ -198,7 +198,7 @@ def summarize(
         lost_reasons=dict(acc.lost_reasons) if acc else None, accounting=acc,
         ota=(funnel if funnel is not None else Funnel()).to_summary(),
         generator=GeneratorSummary(
-            cpu_pct=cpu, cpu_samples=len(health.cpu_samples) if health is not None else 0,
+            cpu_pct=cpu, cpu_samples=health.cpu_sample_count if health is not None else 0,
             send_lag_ms_p99=send_lag_p99, loop_lag_ms_p99=loop_lag_p99, saturated=judged.saturated,
             sdk_over_limit=sdk_over_limit, connects=recorder.connects, session_present=recorder.session_present,
             error_reasons=dict(recorder.error_reasons),

@@ -48,6 +48,9 @@ class WorkerPlan:
     plan_digest: str
     devices: int
     final_bytes: int = 0  # size of its final message to the master (msgpack bytes)
+    # The same, per top-level part of the message (recorder seconds, books, health, operations, ...): where
+    # a large final's bytes are (issue 14 wants <= 1 MB per worker whatever the run's length).
+    final_parts: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         "engine": settings.engine, "processes": settings.processes, "cut": cut, "end_reason": outcome.end_reason,
         "plan_digest": bounded.digest,
         "workers": [{"index": w.index, "plan_digest": w.plan_digest, "devices": w.devices,
-                     "final_bytes": w.final_bytes} for w in outcome.workers],
+                     "final_bytes": w.final_bytes, "final_parts": dict(w.final_parts)} for w in outcome.workers],
     }
     if scenario.mode == "campaign":
         extra["campaign"] = _campaign_summary(outcome.campaign)

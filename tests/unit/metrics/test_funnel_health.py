@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from simulator.clock import VirtualClock
@@ -153,3 +154,19 @@ def test_clock_offset_estimate() -> None:
     assert offset.estimate_s == pytest.approx(-0.020)
     assert offset.observer_behind
     assert clock_offset_estimate([]) is None
+
+
+def test_cpu_samples_ship_as_counts_bounded_by_their_values_not_the_run() -> None:
+    clock = VirtualClock()
+    short, long = GeneratorHealth(clock), GeneratorHealth(clock)
+    for i in range(600):  # 10 minutes of 1 s intervals; and 10 hours below
+        short.add_cpu_sample(i % 97 + 0.25)
+    for i in range(36_000):
+        long.add_cpu_sample(i % 97 + 0.25)
+    assert len(long.export()["cpu_counts"]) == len(short.export()["cpu_counts"]) == 97
+    master = GeneratorHealth(clock)
+    master.merge(long.export())
+    master.merge(short.export())
+    assert master.cpu_sample_count == 36_600
+    raw = [round(i % 97 + 0.25, 1) for n in (36_000, 600) for i in range(n)]  # what a list of samples held
+    assert master.cpu_pct() == round(float(np.percentile(raw, 90)), 1)

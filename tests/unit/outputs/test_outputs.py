@@ -113,7 +113,7 @@ def test_summary_has_every_key(run_dir: Path) -> None:
 
 def test_saturated_generator_marks_latency_untrusted() -> None:
     run = make_run(lose_last=False)
-    run.health.cpu_samples[:] = [97.0] * 10
+    run.health.add_cpu_sample(97.0, 10)
     s = _summary(run)
     assert s.verdict == "generator_saturated"
     assert s.latency_trustworthy is False
