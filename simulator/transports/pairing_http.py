@@ -3,8 +3,8 @@
 Why: when every OTA operation reboots its device, each reconnect makes the SDK's two Pairing API calls (verify +
 info). Through `requests` (PreparedRequest, urllib3's pool and HTTPResponse, http.client's email-based header
 parser) a call cost ~1 ms of generator CPU, 11% of a reboot-every-operation campaign
-(bench/campaign_capacity.py --profile); this client does the same call in a fraction of that
-(bench/tls_costs.py `pairing_call_us`: the figures are in simulator.transports.pairing_client).
+(bench/campaign_capacity.py --profile); this client does the same call in a fifth to a tenth of that
+(bench/tls_costs.py `pairing_call_us`; the figures are in simulator.transports.pairing_client).
 
 What goes on the wire is what requests 2.x over urllib3 2.x sends for the SDK's calls
 (astarte/device/pairing_handler.py): the request line, `Host` (with the port when it is not the scheme's
