@@ -10,8 +10,7 @@ settings. Why not requests: when every OTA operation reboots, each reconnect mak
 requests a call cost ~1 ms of generator CPU (11% of a reboot-every-operation campaign,
 bench/campaign_capacity.py --profile). bench/tls_costs.py, same machine and invocation (3 rounds, load
 average 5.7-7.2, no gevent): verify 751 -> 130 us, info 716 -> 73 us per call (requests' HTTPAdapter ->
-pairing_http, kept-alive HTTPS). Under gevent, 200 devices x 5 reconnects (verify + info) cost 2.62 s of
-CPU before, 0.88 s after. The SDK opens a connection per call; a load generator should not spend its CPU on
+pairing_http, kept-alive HTTPS). The SDK opens a connection per call; a load generator should not spend its CPU on
 TCP/TLS setup to the pairing API, so connections are kept alive, one per concurrent call.
 
 When the environment routes the pairing URL through a proxy (HTTPS_PROXY / NO_PROXY, read once here), the
