@@ -150,8 +150,8 @@ class LeanFleet:
         self.reconnect_gate = gevent.lock.BoundedSemaphore(max_parallel_reconnects)
         self.introspection = wire.introspection_payload(self.interfaces.values())
         self.tls = self._shared_tls_context()
-        # Reconnecting devices keep their certificate loaded in a context of their own, unless the CA is the
-        # system store (~860 KB per context): tls_contexts says why and what it costs.
+        # Devices keep their certificate loaded in a context of their own (up to a bound), unless the CA is
+        # the system store (~860 KB per context): tls_contexts says why and what it costs.
         self.device_contexts = (DeviceContexts(self._shared_tls_context)
                                 if endpoint.ca_file or endpoint.ignore_ssl_errors else None)
         self.devices: dict[str, LeanTransport] = {}
@@ -174,7 +174,7 @@ class LeanFleet:
         """ONE client context for every device of the fleet: the endpoint's CA (the system store when None);
         each connection gets its device's certificate at wrap time (native_tls.handshake). A context per
         device cost ~20 KB of OpenSSL memory each (12.9 KB bare SSL_CTX + CA store + chain, OpenSSL 3,
-        measured), a third of a connected device: only reconnecting devices, up to a bound, get their own
+        measured), a third of a connected device: only the first devices, up to a bound, get their own
         (tls_contexts, made by this same method so that their handshakes are the same)."""
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.endpoint.ca_file)
         if self.endpoint.ignore_ssl_errors:

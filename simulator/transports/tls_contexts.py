@@ -1,24 +1,29 @@
-"""Per-device TLS client contexts for devices that reconnect, so that a reconnect does not decode its key again.
+"""Per-device TLS client contexts, so that a device's reconnects do not decode its certificate and key again.
 
 Why: the lean transport shares ONE client context among a process's devices and loads the connecting device's
 certificate and key into it just before each handshake (native_tls.handshake). With OpenSSL 3.0 that load is
 the most expensive step of a reconnect after the handshake itself: `load_cert_chain` of a P-256 certificate +
-SEC1 key costs ~750 us of CPU (PKCS#8 or both in one file: 750-940 us, no better), versus ~2.0 ms for the
+SEC1 key costs ~750 us of CPU (PKCS#8, or both in one file: 750-940 us, no better), versus ~2.0 ms for the
 whole connect + mutual-TLS handshake with a context that already holds them (bench/tls_costs.py, 3 rounds,
 load average 5.7-7.2: `load_cert_chain_us.*`, `handshake_us.*`). OpenSSL 3.0 spends it in its generic key
-decoder (~450 us; the EC-specific DER decoder would take ~120 us, but the ssl module offers only PEM files).
+decoder (~450 us; the EC-specific DER decoder would take ~120 us, but the ssl module reads only PEM files).
 A context that keeps the device's certificate and key loaded skips it on every later connect.
+
+When: at the device's FIRST connect. Making the context costs ~400 us on top of the load that connect pays
+anyway (create_default_context with a one-certificate CA file: 400-460 us, SSL_CTX_new alone ~170-200 us;
+measured like bench/tls_costs.py `context_per_device.create_us`, which includes the load). Made at the first
+reconnect instead, it cost more than the load it replaces (~1.15 ms versus ~0.75 ms), and a campaign reboots
+most devices only once or twice (bench/campaign_capacity.py: 800 reboots over 1,000 devices; py-spy showed
+the creations in the play phase). Made at the first connect, it pays off from the first reconnect on.
 
 The price is memory: such a context costs 24.7 KB of RSS with a one-certificate CA file (bench/tls_costs.py
 `context_per_device.rss_kb_each`) and ~860 KB with the system CA store (measured the same way), against ~43 KB
 for a whole connected lean device (README, 10,000 devices per process). Hence:
 
-- a device gets its own context only when it connects a SECOND time (its first reconnect): a fleet that never
-  reconnects (telemetry runs, devices_per_process) keeps the shared context and its memory;
-- at most `capacity` devices per process (DEFAULT_CAPACITY = 1,024: ~25 MB, +2.5 KB per device at 10,000
+- at most `capacity` devices per process (DEFAULT_CAPACITY = 1,024: ~25 MB; +2.5 KB per device at 10,000
   devices); devices past it keep loading into the shared context, as before. No eviction: with reboots spread
   over the fleet an LRU would evict each context just before its device comes back, paying a context creation
-  (~1.1 ms) per reconnect instead of a load (~0.75 ms);
+  per reconnect on top of the load;
 - only with a CA file or with verification off (`ca_file` None means the system store: ~860 KB per context).
 
 Nothing on the wire changes: the per-device context is made by the same factory as the shared one (same
@@ -47,7 +52,7 @@ def _signature(path: str) -> _Signature:
 
 
 class DeviceContexts:
-    """Contexts keyed by certificate file, for devices seen connecting before. One per process (LeanFleet).
+    """Contexts keyed by certificate file, at most `capacity`. One per process (LeanFleet).
 
     Not locked: `context_for` does no I/O that could switch greenlets (stat and a file read are blocking
     calls under gevent), so two greenlets never interleave inside it."""
@@ -56,7 +61,6 @@ class DeviceContexts:
         self._make = make
         self.capacity = capacity
         self._contexts: dict[str, tuple[_Signature, _Signature, ssl.SSLContext]] = {}
-        self._seen: set[str] = set()  # certificate files that connected once (no context yet)
         self.created = 0  # contexts made so far (a changed certificate makes another)
         self.over_capacity = 0  # connects that used the shared context because the cache was full
 
@@ -64,13 +68,10 @@ class DeviceContexts:
         return len(self._contexts)
 
     def context_for(self, cert_file: str, key_file: str) -> ssl.SSLContext | None:
-        """The device's own context with its certificate and key loaded, or None: load them into the shared
-        context (first connect, cache full). Raises OSError / ssl.SSLError for unreadable or mismatched files,
-        as load_cert_chain does."""
+        """The device's own context with its certificate and key loaded, or None when the cache is full (load
+        them into the shared context). Raises OSError / ssl.SSLError for unreadable or mismatched files, as
+        load_cert_chain does."""
         known = self._contexts.get(cert_file)
-        if known is None and cert_file not in self._seen:
-            self._seen.add(cert_file)
-            return None
         cert_sig, key_sig = _signature(cert_file), _signature(key_file)
         if known is not None:
             if known[0] == cert_sig and known[1] == key_sig:
@@ -82,6 +83,5 @@ class DeviceContexts:
         ctx = self._make()
         ctx.load_cert_chain(cert_file, key_file)
         self._contexts[cert_file] = (cert_sig, key_sig, ctx)
-        self._seen.discard(cert_file)
         self.created += 1
         return ctx

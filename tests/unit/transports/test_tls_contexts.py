@@ -1,4 +1,4 @@
-"""DeviceContexts: a device gets its own TLS context on its first reconnect, keeps it while its certificate
+"""DeviceContexts: a device gets its own TLS context at its first connect, keeps it while its certificate
 files do not change, and the cache never grows past its capacity."""
 
 from __future__ import annotations
@@ -39,10 +39,9 @@ def _factory() -> ssl.SSLContext:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
 
 
-def test_own_context_from_the_first_reconnect_on(tmp_path: Path) -> None:
+def test_one_context_per_device_kept_across_connects(tmp_path: Path) -> None:
     contexts = DeviceContexts(_factory, capacity=10)
     pair = _write_pair(tmp_path / "a", "realm/a")
-    assert contexts.context_for(*pair) is None  # first connect: the shared context
     own = contexts.context_for(*pair)
     assert isinstance(own, ssl.SSLContext) and own.verify_mode == ssl.CERT_REQUIRED and own.check_hostname
     assert contexts.context_for(*pair) is own and contexts.created == 1 and len(contexts) == 1
@@ -51,7 +50,6 @@ def test_own_context_from_the_first_reconnect_on(tmp_path: Path) -> None:
 def test_a_new_certificate_gets_a_new_context(tmp_path: Path) -> None:
     contexts = DeviceContexts(_factory, capacity=10)
     pair = _write_pair(tmp_path / "a", "realm/a")
-    contexts.context_for(*pair)
     first = contexts.context_for(*pair)
     assert _write_pair(tmp_path / "a", "realm/a") == pair  # re-certified: same paths, new files
     second = contexts.context_for(*pair)
@@ -61,15 +59,14 @@ def test_a_new_certificate_gets_a_new_context(tmp_path: Path) -> None:
 def test_past_capacity_devices_keep_the_shared_context(tmp_path: Path) -> None:
     contexts = DeviceContexts(_factory, capacity=2)
     pairs = [_write_pair(tmp_path / str(i), f"realm/{i}") for i in range(3)]
-    for _ in range(2):
+    for _ in range(2):  # the third device never gets one, not even when it connects again
         outcomes = [contexts.context_for(*p) is not None for p in pairs]
-    assert outcomes == [True, True, False] and len(contexts) == 2 and contexts.over_capacity == 1
+    assert outcomes == [True, True, False] and len(contexts) == 2 and contexts.over_capacity == 2
 
 
 def test_unreadable_files_raise_as_load_cert_chain_does(tmp_path: Path) -> None:
     contexts = DeviceContexts(_factory, capacity=2)
     pair = _write_pair(tmp_path / "a", "realm/a")
-    contexts.context_for(*pair)
     Path(pair[1]).write_bytes(b"not a key")
     with pytest.raises(ssl.SSLError):
         contexts.context_for(*pair)
