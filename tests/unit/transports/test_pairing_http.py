@@ -204,3 +204,20 @@ def test_the_pool_bounds_the_connections(scripted: Callable[..., tuple[Scripted,
         t.join(30)
     assert statuses == [200] * 30
     assert server.connections == pool.opened <= 2
+
+
+def test_through_a_proxy_the_calls_go_through_requests(scripted: Callable[..., tuple[Scripted, str]],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """pairing_http connects only directly: with HTTP(S)_PROXY set for the pairing URL, requests speaks to
+    the proxy (here the scripted server, which sees the absolute-form request line of a proxied call)."""
+    proxy, proxy_url = scripted([_json_answer(b'{"data": {"protocols": {"astarte_mqtt_v1": '
+                                              b'{"broker_url": "mqtts://b:8883/"}}}}')])
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    client = PairingClient("http://pairing.invalid:4003/pairing", "realm", None)
+    assert client.info("AAAAAAAAAAAAAAAAAAAAAA", "SECRET") == "mqtts://b:8883/"
+    client.close()
+    line, fields, _ = _headers(proxy.requests[0])
+    assert line == b"GET http://pairing.invalid:4003/pairing/v1/realm/devices/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1"
+    assert (b"Authorization", b"Bearer SECRET") in fields and client.connections_opened == 0
