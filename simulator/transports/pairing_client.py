@@ -8,9 +8,9 @@ pairing_http, a minimal HTTP/1.1 client writing the same request bytes (request 
 order, JSON body as requests serialises it) over a pool of keep-alive HTTPS connections with urllib3's TLS
 settings. Why not requests: when every OTA operation reboots, each reconnect makes verify + info, and through
 requests a call cost ~1 ms of generator CPU (11% of a reboot-every-operation campaign,
-bench/campaign_capacity.py --profile). bench/tls_costs.py, same machine and invocation (3 rounds, load
-average 5.7-7.2, no gevent): verify 751 -> 130 us, info 716 -> 73 us per call (requests' HTTPAdapter ->
-pairing_http, kept-alive HTTPS). The SDK opens a connection per call; a load generator should not spend its CPU on
+bench/campaign_capacity.py --profile). bench/tls_costs.py, both clients in one invocation (5 rounds, load
+average 4.5-5.8, no gevent; bench/results/tls_costs.json): verify 933 -> 210 us, info 801 -> 89 us per call
+(requests' HTTPAdapter -> pairing_http, kept-alive HTTPS). The SDK opens a connection per call; a load generator should not spend its CPU on
 TCP/TLS setup to the pairing API, so connections are kept alive, one per concurrent call.
 
 When the environment routes the pairing URL through a proxy (HTTPS_PROXY / NO_PROXY, read once here), the

@@ -3,16 +3,17 @@
 Why: the lean transport shares ONE client context among a process's devices and loads the connecting device's
 certificate and key into it just before each handshake (native_tls.handshake). With OpenSSL 3.0 that load is
 the most expensive step of a reconnect after the handshake itself: `load_cert_chain` of a P-256 certificate +
-SEC1 key costs ~750 us of CPU (PKCS#8, or both in one file: 750-940 us, no better), versus ~2.0 ms for the
-whole connect + mutual-TLS handshake with a context that already holds them (bench/tls_costs.py, 3 rounds,
-load average 5.7-7.2: `load_cert_chain_us.*`, `handshake_us.*`). OpenSSL 3.0 spends it in its generic key
+SEC1 key costs 750-1,140 us of CPU (PKCS#8, or both in one file: 750-1,230 us, no better), versus 2.0-2.4 ms
+for the whole connect + mutual-TLS handshake with a context that already holds them, 3.0-3.5 ms loading per
+connection (bench/tls_costs.py `load_cert_chain_us.*`, `handshake_us.*`; two invocations, 3 and 5 rounds, load
+average 4.5-7.2: bench/results/tls_costs.json holds the second). OpenSSL 3.0 spends it in its generic key
 decoder (~450 us; the EC-specific DER decoder would take ~120 us, but the ssl module reads only PEM files).
 A context that keeps the device's certificate and key loaded skips it on every later connect.
 
 When: at the device's FIRST connect. Making the context costs ~400 us on top of the load that connect pays
 anyway (create_default_context with a one-certificate CA file: 400-460 us, SSL_CTX_new alone ~170-200 us;
 measured like bench/tls_costs.py `context_per_device.create_us`, which includes the load). Made at the first
-reconnect instead, it cost more than the load it replaces (~1.15 ms versus ~0.75 ms), and a campaign reboots
+reconnect instead, it costs more than the load it replaces (~1.15 ms versus ~0.75 ms), and a campaign reboots
 most devices only once or twice (bench/campaign_capacity.py: 800 reboots over 1,000 devices; py-spy showed
 the creations in the play phase). Made at the first connect, it pays off from the first reconnect on.
 
