@@ -10,8 +10,9 @@ settings. Why not requests: when every OTA operation reboots, each reconnect mak
 requests a call cost ~1 ms of generator CPU (11% of a reboot-every-operation campaign,
 bench/campaign_capacity.py --profile). bench/tls_costs.py, both clients in one invocation (5 rounds, load
 average 4.5-5.8, no gevent; bench/results/tls_costs.json): verify 933 -> 210 us, info 801 -> 89 us per call
-(requests' HTTPAdapter -> pairing_http, kept-alive HTTPS). The SDK opens a connection per call; a load generator should not spend its CPU on
-TCP/TLS setup to the pairing API, so connections are kept alive, one per concurrent call.
+(requests' HTTPAdapter -> pairing_http, kept-alive HTTPS). The SDK opens a connection per call; a load
+generator should not spend its CPU on TCP/TLS setup to the pairing API, so connections are kept alive, one per
+concurrent call.
 
 When the environment routes the pairing URL through a proxy (HTTPS_PROXY / NO_PROXY, read once here), the
 calls go through requests' HTTPAdapter instead, which speaks CONNECT: pairing_http connects only directly.

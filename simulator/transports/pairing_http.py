@@ -370,6 +370,9 @@ class HttpsPool:
             except OSError as exc:
                 conn.close()
                 raise HttpConnectionError(f"{method} {path}: {exc}") from exc
+            except BaseException:  # the greenlet killed mid-answer (GreenletExit, gevent.Timeout): not reusable
+                conn.close()
+                raise
             if keep and not self._closed:
                 self._idle.append(conn)
             else:

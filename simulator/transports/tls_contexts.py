@@ -24,9 +24,9 @@ for a whole connected lean device (README, 10,000 devices per process). Hence:
 - at most `capacity` devices per process (DEFAULT_CAPACITY = 1,024: 15-25 MB). Measured in the product with
   bench/devices_per_process.py --devices 2000 --duration 5 (same state dir, main c733445 then this change, load
   average 5.4-5.6): 47.2 -> 55.0 KB of RSS per connected device, i.e. +15.6 MB, ~15 KB per context; at 10,000
-  devices that is +1.6 KB per device. Devices past the bound keep loading into the shared context, as before. No eviction: with reboots spread
-  over the fleet an LRU would evict each context just before its device comes back, paying a context creation
-  per reconnect on top of the load;
+  devices that is +1.6 KB per device. Devices past the bound keep loading into the shared context, as before.
+  No eviction: with reboots spread over the fleet an LRU would evict each context just before its device comes
+  back, paying a context creation per reconnect on top of the load;
 - only with a CA file or with verification off (`ca_file` None means the system store: ~860 KB per context).
 
 Nothing on the wire changes: the per-device context is made by the same factory as the shared one (same
