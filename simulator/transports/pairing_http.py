@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import gevent.lock
 from gevent import monkey
 
 __all__ = ["Headers", "HttpConnectionError", "HttpResponse", "HttpTimeout", "HttpsPool"]
@@ -274,6 +275,17 @@ class _Connection:
         return HttpResponse(status, reason, Headers(fields), body), keep and not self.buf
 
 
+def _slots(size: int) -> Any:
+    """The semaphore bounding the connections in use. gevent's once threading is monkey-patched: a greenlet
+    killed while it waits for a slot (a run's end kills the device drivers, gevent.killall) leaves it whole,
+    whereas threading.BoundedSemaphore's Condition, interrupted while it takes its lock back, releases a lock
+    it does not hold (RuntimeError "Semaphore released too many times", seen at the end of saturated campaign
+    runs, bench/campaign_capacity.py --rates). Plain threads (the CLI, tests) get threading's."""
+    if monkey.is_module_patched("threading"):
+        return gevent.lock.BoundedSemaphore(size)
+    return threading.BoundedSemaphore(size)
+
+
 class HttpsPool:
     """Keep-alive connections to one origin (`url`'s scheme, host and port), at most `size` at once.
 
@@ -296,7 +308,7 @@ class HttpsPool:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._host_field = host if self.port == default else f"{host}:{self.port}"
         self._fixed = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self._slots = threading.BoundedSemaphore(size)  # gevent's under monkey patching
+        self._slots = _slots(size)
         self._idle: list[_Connection] = []  # list.append/pop are atomic: no lock needed
         self.opened = 0  # connections opened so far (tests: keep-alive really keeps)
         self._closed = False

@@ -221,3 +221,25 @@ def test_through_a_proxy_the_calls_go_through_requests(scripted: Callable[..., t
     line, fields, _ = _headers(proxy.requests[0])
     assert line == b"GET http://pairing.invalid:4003/pairing/v1/realm/devices/AAAAAAAAAAAAAAAAAAAAAA HTTP/1.1"
     assert (b"Authorization", b"Bearer SECRET") in fields and client.connections_opened == 0
+
+
+def test_a_greenlet_killed_while_waiting_for_a_slot_leaves_the_pool_whole(
+        scripted: Callable[..., tuple[Scripted, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under gevent (as fleetsim runs), the end of a run kills device drivers that may be waiting for a pooled
+    connection: the pool must still count its slots right afterwards."""
+    import gevent
+    from gevent import monkey
+
+    monkey_patched = monkey.is_module_patched
+    monkeypatch.setattr(monkey, "is_module_patched", lambda name: name == "threading" or monkey_patched(name))
+    server, url = scripted([_json_answer()])
+    pool = HttpsPool(url, None, 5.0, 1, HEADERS)
+    assert isinstance(pool._slots, gevent.lock.BoundedSemaphore)
+    pool._slots.acquire()  # the only slot is busy
+    waiter = gevent.spawn(pool.request, "GET", "/x", {})
+    gevent.sleep(0.01)
+    assert not waiter.ready()  # waiting for the slot
+    waiter.kill()
+    pool._slots.release()
+    assert pool.request("GET", "/x", {}).status_code == 200
+    assert pool._slots.counter == 1 and len(server.requests) == 1
