@@ -26,7 +26,7 @@ from simulator.transports.lean_loop import IoLoop
 from simulator.transports.paho_tuning import install_shared_ack_fields, install_shared_message_condition
 from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
-from simulator.transports.tls_contexts import DeviceContexts
+from simulator.transports.tls_contexts import DEFAULT_CAPACITY, DeviceContexts
 
 __all__ = ["LeanClient", "LeanFleet"]
 
@@ -126,6 +126,7 @@ class LeanFleet:
         reconnect_max_s: float = 60.0,
         max_parallel_reconnects: int = 32,
         discard_corrupt: bool = False,
+        max_device_contexts: int = DEFAULT_CAPACITY,
     ) -> None:
         install_shared_message_condition()  # paho_tuning: no Condition allocated per publish
         install_shared_ack_fields()  # paho_tuning: no MQTT 5 ReasonCode/Properties per 3.1.1 ack
@@ -152,8 +153,10 @@ class LeanFleet:
         self.tls = self._shared_tls_context()
         # Devices keep their certificate loaded in a context of their own (up to a bound), unless the CA is
         # the system store (~860 KB per context): tls_contexts says why and what it costs.
-        self.device_contexts = (DeviceContexts(self._shared_tls_context)
-                                if endpoint.ca_file or endpoint.ignore_ssl_errors else None)
+        # max_device_contexts=0: every connect loads into the shared context (no memory per device).
+        self.device_contexts = (DeviceContexts(self._shared_tls_context, max_device_contexts)
+                                if (endpoint.ca_file or endpoint.ignore_ssl_errors) and max_device_contexts > 0
+                                else None)
         self.devices: dict[str, LeanTransport] = {}
         self.stopped = False
 
