@@ -108,11 +108,15 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     import logging
 
     failures: list[str] = []
+    kinds: set[str] = set()
 
     class _Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if len(failures) < 5:
+            # The first 5, plus the first of each exception type (a rare kind is the one to read).
+            kind = type(record.args[-1]).__name__ if isinstance(record.args, tuple) and record.args else ""
+            if len(failures) < 5 or kind not in kinds:
                 failures.append(record.getMessage()[:300])
+            kinds.add(kind)
 
     logging.getLogger("fleetsim.device").addHandler(_Keep())
     logging.getLogger("fleetsim.device").setLevel(logging.INFO)

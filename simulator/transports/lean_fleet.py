@@ -26,6 +26,7 @@ from simulator.transports.lean_loop import IoLoop
 from simulator.transports.paho_tuning import install_shared_ack_fields, install_shared_message_condition
 from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
+from simulator.transports.tls_contexts import DEFAULT_CAPACITY, DeviceContexts
 
 __all__ = ["LeanClient", "LeanFleet"]
 
@@ -39,6 +40,7 @@ class LeanClient(mqtt.Client):
 
     lean_source = ""
     lean_cert: tuple[str, str] = ("", "")  # the device's certificate and key files
+    lean_contexts: DeviceContexts | None = None  # per-device contexts of reconnecting devices (tls_contexts)
     # Bytes of the last gathered write that raised WantWrite: OpenSSL wants the retry to be the same length
     # (SSL_write without partial writes), so the retry gathers exactly those packets again. 0: none.
     _lean_retry_len = 0
@@ -95,6 +97,13 @@ class LeanClient(mqtt.Client):
     def _ssl_wrap_socket(self, tcp_sock: Any) -> Any:  # native_tls.TlsSocket: paho needs only its socket API
         if self._ssl_context is None:  # paho calls this only after tls_set_context (new_client)
             raise ValueError("TLS context not set")
+        try:
+            own = self.lean_contexts.context_for(*self.lean_cert) if self.lean_contexts is not None else None
+        except BaseException:
+            tcp_sock.close()
+            raise
+        if own is not None:
+            return native_tls.handshake(tcp_sock, own, self._host, self._connect_timeout, cert=None)
         return native_tls.handshake(tcp_sock, self._ssl_context, self._host, self._connect_timeout,
                                     cert=self.lean_cert)
 
@@ -117,6 +126,7 @@ class LeanFleet:
         reconnect_max_s: float = 60.0,
         max_parallel_reconnects: int = 32,
         discard_corrupt: bool = False,
+        max_device_contexts: int = DEFAULT_CAPACITY,
     ) -> None:
         install_shared_message_condition()  # paho_tuning: no Condition allocated per publish
         install_shared_ack_fields()  # paho_tuning: no MQTT 5 ReasonCode/Properties per 3.1.1 ack
@@ -141,6 +151,12 @@ class LeanFleet:
         self.reconnect_gate = gevent.lock.BoundedSemaphore(max_parallel_reconnects)
         self.introspection = wire.introspection_payload(self.interfaces.values())
         self.tls = self._shared_tls_context()
+        # Devices keep their certificate loaded in a context of their own (up to a bound), unless the CA is
+        # the system store (~860 KB per context): tls_contexts says why and what it costs.
+        # max_device_contexts=0: every connect loads into the shared context (no memory per device).
+        self.device_contexts = (DeviceContexts(self._shared_tls_context, max_device_contexts)
+                                if (endpoint.ca_file or endpoint.ignore_ssl_errors) and max_device_contexts > 0
+                                else None)
         self.devices: dict[str, LeanTransport] = {}
         self.stopped = False
 
@@ -161,7 +177,8 @@ class LeanFleet:
         """ONE client context for every device of the fleet: the endpoint's CA (the system store when None);
         each connection gets its device's certificate at wrap time (native_tls.handshake). A context per
         device cost ~20 KB of OpenSSL memory each (12.9 KB bare SSL_CTX + CA store + chain, OpenSSL 3,
-        measured), a third of a connected device."""
+        measured), a third of a connected device: only the first devices, up to a bound, get their own
+        (tls_contexts, made by this same method so that their handshakes are the same)."""
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.endpoint.ca_file)
         if self.endpoint.ignore_ssl_errors:
             ctx.check_hostname = False
@@ -177,6 +194,7 @@ class LeanFleet:
         dev_id = dev.device_id
         c.tls_set_context(self.tls)
         c.lean_cert = (str(self.cache.cert_path(dev_id)), str(self.cache.key_path(dev_id)))
+        c.lean_contexts = self.device_contexts
         c.tls_insecure_set(self.endpoint.ignore_ssl_errors)
         c.max_inflight_messages_set(self.max_inflight)
         c.suppress_exceptions = True  # a failing user callback must not tear down the shared loop

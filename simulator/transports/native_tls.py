@@ -106,10 +106,11 @@ class TlsSocket:
 
 
 def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: float | None,
-              cert: tuple[str, str]) -> TlsSocket:
+              cert: tuple[str, str] | None) -> TlsSocket:
     """TLS over the connected (gevent) TCP socket `tcp`, which it takes over; returns the TlsSocket.
 
-    `cert` = (certificate file, key file) of this connection, loaded into `ctx` just before the OpenSSL
+    `cert` None: `ctx` is the device's own and holds its certificate already (tls_contexts). Else `cert` =
+    (certificate file, key file) of this connection, loaded into the shared `ctx` just before the OpenSSL
     object is made: SSL_new copies the context's certificate and key into the connection (ssl_lib.c,
     `ssl_cert_dup`), so a context shared by many devices serves each with its own certificate. Nothing
     between the load and the copy can switch greenlets (no I/O, no gevent call), so another device's load
@@ -119,7 +120,8 @@ def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: fl
     raw = _Socket(tcp.family, tcp.type, tcp.proto, fileno=tcp.detach())
     try:
         raw.setblocking(False)
-        ctx.load_cert_chain(*cert)
+        if cert is not None:
+            ctx.load_cert_chain(*cert)
         tls = TlsSocket(raw, ctx, server_hostname)
     except BaseException:
         raw.close()

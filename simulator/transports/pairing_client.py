@@ -3,24 +3,34 @@
 Same requests, bodies and key/CSR as astarte-device-sdk 0.14.0 (astarte/device/pairing_handler.py, crypto.py;
 docs/protocol.md section 2): base URL `<pairing_url>/v1/<realm>`, `Bearer <agent JWT>` for registration and
 `Bearer <credentials secret>` for the device calls; key EC P-256 (SECP256R1), CSR subject `O=Devices,
-CN=<realm>/<device_id>` signed with SHA-256. Blocking `requests` calls (the SDK's HTTP client): under gevent
-monkey patching they yield to other greenlets. One pooled `requests` adapter per client keeps connections
-alive (the SDK opens one per call; a load generator should not spend its CPU on TCP/TLS setup to the pairing
-API). Calls go to the adapter directly, not through `Session.request`: the session's per-call work (cookie
-jar, environment merge with a ~/.netrc lookup, hooks, redirect handling the Pairing API never asks for) was
-half of the HTTP cost in a campaign where every operation reboots and each reconnect calls verify + info
-(bench/campaign_capacity.py --profile: 8.5% of the generator's CPU). The environment's proxies and CA bundle
-(HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, what the session would have merged) are read once, here.
+CN=<realm>/<device_id>` signed with SHA-256. The SDK sends them with `requests`; here they go through
+pairing_http, a minimal HTTP/1.1 client writing the same request bytes (request line, headers in requests'
+order, JSON body as requests serialises it) over a pool of keep-alive HTTPS connections with urllib3's TLS
+settings. Why not requests: when every OTA operation reboots, each reconnect makes verify + info, and through
+requests a call cost ~1 ms of generator CPU (11% of a reboot-every-operation campaign,
+bench/campaign_capacity.py --profile). bench/tls_costs.py, both clients in one invocation (5 rounds, load
+average 4.5-5.8, no gevent; bench/results/tls_costs.json): verify 933 -> 210 us, info 801 -> 89 us per call
+(requests' HTTPAdapter -> pairing_http, kept-alive HTTPS). The SDK opens a connection per call; a load
+generator should not spend its CPU on TCP/TLS setup to the pairing API, so connections are kept alive, one per
+concurrent call.
+
+When the environment routes the pairing URL through a proxy (HTTPS_PROXY / NO_PROXY, read once here), the
+calls go through requests' HTTPAdapter instead, which speaks CONNECT: pairing_http connects only directly.
+The CA bundle follows requests' rules: `ca_file`, else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, else certifi's.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import ssl
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
+import urllib3.util.ssl_
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,6 +39,7 @@ from cryptography.x509.oid import NameOID
 from simulator.errors import UsageError
 from simulator.records import OnboardingTimes
 from simulator.transports.credentials import CredentialsCache, DeviceCredentials
+from simulator.transports.pairing_http import HttpsPool
 from simulator.transports.pairing_retry import RetryPolicy, send_with_retries
 
 __all__ = [
@@ -54,6 +65,35 @@ DEFAULT_POOL_SIZE = ONBOARDING_AT_ONCE + 32
 
 # The headers requests' Session would add (requests.utils.default_headers), so the calls look the same.
 _HEADERS = dict(requests.utils.default_headers())
+
+
+class _Answer(Protocol):
+    """What both senders return (requests.Response, pairing_http.HttpResponse)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The client context urllib3 2.x builds for requests' `verify` (False, a CA bundle path, or True: the
+    default bundle), with urllib3's ALPN offer: the Pairing API sees the ClientHello the SDK's requests sends."""
+    if verify is False:
+        ctx = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+    else:
+        ctx = urllib3.util.ssl_.create_urllib3_context()
+        ctx.load_verify_locations(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True else verify)
+    ctx.set_alpn_protocols(urllib3.util.ssl_.ALPN_PROTOCOLS)
+    return ctx
 
 
 class PairingError(UsageError):
@@ -98,11 +138,11 @@ def build_csr(realm: str, device_id: str, key: ec.EllipticCurvePrivateKey) -> by
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def _detail(res: requests.Response) -> str:
+def _detail(res: _Answer) -> str:
     try:
         body: Any = res.json()
     except ValueError:
-        return res.text[:200] or res.reason or ""
+        return res.text[:200] or str(getattr(res, "reason", "") or "")
     if isinstance(body, dict) and "errors" in body:
         return str(body["errors"])[:200]
     return str(body)[:200]
@@ -124,46 +164,64 @@ class PairingClient:
     ) -> None:
         self.realm = realm
         self.base = f"{pairing_url.rstrip('/')}/v1/{realm}"
+        self._path = urlsplit(self.base).path
         self.timeout_s = timeout_s
         self.retry_policy = retry_policy or RetryPolicy()
         self._sleep = sleep  # time.sleep: a greenlet switch under gevent; tests pass a recorder
-        # requests' `verify`: False (ignore errors, as the SDK does), a CA bundle, or the system store.
+        # requests' `verify`: False (ignore errors, as the SDK does), a CA bundle, or the default bundle.
         self._verify: bool | str = False if ignore_ssl_errors else (ca_file or True)
         if self._verify is True:  # what Session.merge_environment_settings does with verify=True
             self._verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._proxies = requests.utils.get_environ_proxies(self.base)
-        # pool_block: a call finding every pooled connection busy waits for one (cooperatively under gevent)
-        # instead of opening an extra one that the full pool then throws away ("Connection pool is full,
-        # discarding connection"): 9% of the generator's CPU went to those TLS handshakes when every
-        # operation rebooted and reconnects outnumbered the pool (bench/campaign_capacity.py --profile).
-        self._adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, pool_block=True)
-        self._session = requests.Session()  # unregister (rare): the plain session API
-        self._session.mount("http://", self._adapter)
-        self._session.mount("https://", self._adapter)
+        self._pool: HttpsPool | None = None
+        self._adapter: requests.adapters.HTTPAdapter | None = None
+        if self._proxies.get(urlsplit(self.base).scheme) or self._proxies.get("all"):
+            # pool_block: a call finding every pooled connection busy waits for one instead of opening an
+            # extra one that the full pool then throws away ("Connection pool is full").
+            self._adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_size,
+                                                          pool_block=True)
+        else:
+            ctx = tls_context(self._verify) if self.base.startswith("https:") else None
+            self._pool = HttpsPool(self.base, ctx, timeout_s, pool_size, _HEADERS)
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections opened so far by the direct pool (0 through a proxy): tests check keep-alive."""
+        return self._pool.opened if self._pool is not None else 0
 
     def close(self) -> None:
-        self._session.close()  # closes the adapter's pool too
+        if self._pool is not None:
+            self._pool.close()
+        if self._adapter is not None:
+            self._adapter.close()
+
+    def _send(self, method: str, path: str, bearer: str, body: Mapping[str, Any] | None) -> _Answer:
+        """One HTTP exchange, no retries. The JSON body as requests' `json=` writes it (json.dumps defaults,
+        allow_nan=False, UTF-8)."""
+        data = json.dumps(body, allow_nan=False).encode() if body is not None else None
+        auth = {"Authorization": f"Bearer {bearer}"}
+        if self._pool is not None:
+            return self._pool.request(method, self._path + path, auth, data)
+        assert self._adapter is not None
+        prepared = requests.Request(method, self.base + path, data=data,
+                                    headers={**_HEADERS, **auth, **({"Content-Type": "application/json"}
+                                                                    if data is not None else {})}).prepare()
+        res = self._adapter.send(prepared, timeout=self.timeout_s, verify=self._verify, proxies=self._proxies)
+        _ = res.content  # read it all, as Session.send does: the connection goes back to the pool now
+        return res
 
     def _call(
         self, phase: str, method: str, path: str, bearer: str, body: Mapping[str, Any] | None, ok: int
     ) -> Any:
         url = self.base + path
-
-        def send() -> requests.Response:
-            prepared = requests.Request(method, url, json=dict(body) if body is not None else None,
-                                        headers={**_HEADERS, "Authorization": f"Bearer {bearer}"}).prepare()
-            res = self._adapter.send(prepared, timeout=self.timeout_s, verify=self._verify,
-                                     proxies=self._proxies)
-            _ = res.content  # read it all, as Session.send does: the connection goes back to the pool now
-            return res
-
         try:
             # 429, 5xx and connection errors are retried with backoff and jitter (pairing_retry: numbers, why).
-            res = send_with_retries(phase, send, policy=self.retry_policy, sleep=self._sleep)
-        except requests.exceptions.Timeout as exc:
+            res = send_with_retries(phase, lambda: self._send(method, path, bearer, body),
+                                    policy=self.retry_policy, sleep=self._sleep)
+        except (requests.exceptions.Timeout, TimeoutError) as exc:
             raise PairingError(phase, url, None, f"timed out after {self.timeout_s} s") from exc
-        except requests.exceptions.ConnectionError as exc:  # SSLError included
-            if isinstance(exc, requests.exceptions.SSLError):
+        except (requests.exceptions.ConnectionError, ConnectionError) as exc:
+            if isinstance(exc, requests.exceptions.SSLError) or getattr(exc, "tls", False):
                 why = f"TLS error (check ca_file / ignore_ssl_errors): {exc}"
                 raise PairingError(phase, url, None, why) from exc
             raise PairingError(phase, url, None, f"cannot connect (retried): {exc}") from exc
@@ -192,11 +250,11 @@ class PairingClient:
 
     def unregister(self, device_id: str, agent_jwt: str) -> None:
         """DELETE /agent/devices/<id> (204), so that the id can be registered again."""
-        url = f"{self.base}/agent/devices/{device_id}"
+        path = f"/agent/devices/{device_id}"
+        url = self.base + path
         try:
-            headers = {"Authorization": f"Bearer {agent_jwt}"}
-            res = self._session.delete(url, headers=headers, verify=self._verify, timeout=self.timeout_s)
-        except requests.exceptions.RequestException as exc:
+            res = self._send("DELETE", path, agent_jwt, None)
+        except (requests.exceptions.RequestException, TimeoutError, ConnectionError) as exc:
             raise PairingError("unregistration", url, None, str(exc)) from exc
         if res.status_code not in (200, 204):
             raise PairingError("unregistration", url, res.status_code, _detail(res))

@@ -21,15 +21,34 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import requests
 
 from simulator.transports.pairing_counts import RETRY_COUNTS, RetryCounts
 
-__all__ = ["RetryPolicy", "is_retryable_status", "send_with_retries"]
+__all__ = ["Answer", "RetryPolicy", "is_retryable_status", "send_with_retries"]
+
+
+class Answer(Protocol):
+    """What a retried call returns: requests.Response (the SDK's calls) or pairing_http.HttpResponse."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # case-insensitive lookups in both
+
+    def close(self) -> None: ...
+
+
+A = TypeVar("A", bound=Answer)
+# Raised by a call that never got an answer: requests' errors (the SDK's calls) or the builtin ones that
+# pairing_http raises (HttpConnectionError is a ConnectionError, HttpTimeout a TimeoutError).
+_TIMEOUTS = (requests.exceptions.Timeout, TimeoutError)
+_CONNECTION_ERRORS = (requests.exceptions.ConnectionError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -55,7 +74,7 @@ def _is_verify_error(exc: Exception) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc)
 
 
-def _retry_after_s(res: requests.Response) -> float | None:
+def _retry_after_s(res: Answer) -> float | None:
     """`Retry-After: <seconds>` (the HTTP-date form is not used by Astarte's services; ignored)."""
     value = res.headers.get("Retry-After", "")
     try:
@@ -66,14 +85,14 @@ def _retry_after_s(res: requests.Response) -> float | None:
 
 def send_with_retries(
     phase: str,
-    send: Callable[[], requests.Response],
+    send: Callable[[], A],
     *,
     policy: RetryPolicy | None = None,
     counts: RetryCounts = RETRY_COUNTS,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     rng: Any = None,
-) -> requests.Response:
+) -> A:
     """`send()` until it answers something not retryable or the policy is spent; the last answer or error.
 
     `sleep` is time.sleep (a greenlet switch once gevent has patched it). Raises what `send` raised when
@@ -86,9 +105,9 @@ def send_with_retries(
     while True:
         try:
             res = send()
-        except requests.exceptions.Timeout:
+        except _TIMEOUTS:
             raise
-        except requests.exceptions.ConnectionError as exc:  # SSLError included
+        except _CONNECTION_ERRORS as exc:  # TLS errors included
             wait = policy.delay_s(retry + 1, rng)
             if _is_verify_error(exc) or not _may_retry(policy, retry, start, monotonic, wait):
                 counts.add(f"pairing_gave_up.{phase}")

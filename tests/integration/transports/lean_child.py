@@ -162,6 +162,8 @@ def main() -> int:
     )
     out["t_end"] = time.monotonic() - t0
     out["stats"] = fleet.stats()
+    contexts = fleet.device_contexts
+    out["device_contexts"] = len(contexts) if contexts is not None else None
     fleet.stop()
     for fd in burned:
         os.close(fd)

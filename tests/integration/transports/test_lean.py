@@ -101,6 +101,8 @@ def test_lean_fleet_end_to_end(backend: Any, tmp_path: Path) -> None:
     assert all(r[1:3] == [REQ, "/request"] and r[3]["operation"] == "Update" for r in out["received"])
     assert out["qos0_acks"] == [None] * len(push)  # QoS 0 published from inside on_data: written, acked
     assert out["stats"]["pending_acks"] == 0
+    # Every device holds its certificate in a TLS context of its own (tls_contexts), reconnects included.
+    assert out["device_contexts"] == n
 
     col = backend.collector
     # 3 rounds of n + 5 retransmitted in-flight publishes (at least once: duplicates are the SDK's behaviour)

@@ -153,6 +153,40 @@ def test_the_connection_pool_never_throws_connections_away(
     assert statuses == [401] * n  # every call answered (an unknown device's secret is refused)
     full = [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
     assert not full, len(full)
+    assert 0 < client.connections_opened <= held  # never more connections than the pool holds
+
+
+def test_a_wrong_ca_is_a_clear_tls_error_not_retried(flaky: FlakyPairing, tmp_path: Path) -> None:
+    """The Pairing API's certificate is not signed by the CA given: one clear error, no retry (retrying
+    cannot fix a certificate), over the real HTTPS Pairing API."""
+    other = LocalCA(tmp_path / "other-ca")
+    other.ensure()
+    waits: list[float] = []
+    client = PairingClient(flaky.url, REALM, str(other.ca_cert_path), sleep=waits.append)
+    before = RETRY_COUNTS.snapshot()
+    with pytest.raises(PairingError) as err:
+        client.info(device_id(), "x")
+    client.close()
+    assert err.value.status is None and "TLS error" in str(err.value) and "CERTIFICATE_VERIFY_FAILED" in str(
+        err.value)
+    assert waits == [] and flaky.seen == {}
+    assert RETRY_COUNTS.since(before) == {"pairing_gave_up.pairing_info": 1}
+
+
+def test_keep_alive_across_reconnect_calls(flaky: FlakyPairing, tmp_path: Path) -> None:
+    """The SDK's verify + info on every reconnect ride one kept-alive HTTPS connection, and a 4xx is
+    surfaced with its status, not retried."""
+    flaky.times = 0
+    client = PairingClient(flaky.url, REALM, str(flaky.ca.ca_cert_path))
+    cache = CredentialsCache(tmp_path / "creds", "t")
+    dev = device_id()
+    creds = onboard(client, cache, dev, flaky.tokens.issue_agent_token(), OnboardingTimes())
+    for _ in range(5):
+        assert onboard(client, cache, dev, "unused", OnboardingTimes()) == creds
+    with pytest.raises(PairingError) as err:
+        client.info(dev, "not-the-secret")
+    client.close()
+    assert err.value.status in (401, 403) and client.connections_opened == 1
 
 
 def test_the_sdk_transports_own_pairing_calls_retry_too(flaky: FlakyPairing) -> None:
