@@ -359,8 +359,11 @@ class LeanTransport:
             return
         self._drive(c.loop_read)
         sock = c.socket()
-        if sock is not None and self.slot is not None and hasattr(sock, "pending") and sock.pending():
-            self.fleet.loop.requeue(self.slot, READ)  # TLS bytes already decrypted: epoll will not tell
+        if sock is not None and self.slot is not None and (
+                c.lean_buffered() or (hasattr(sock, "pending") and sock.pending())):
+            # A whole packet already read (LeanClient._packet_read), or TLS bytes already decrypted: epoll
+            # will not tell.
+            self.fleet.loop.requeue(self.slot, READ)
 
     def handle_write(self) -> None:
         if self.client is not None:

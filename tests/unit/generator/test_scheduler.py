@@ -14,7 +14,7 @@ from simulator.clock import VirtualClock
 from simulator.device import VirtualDevice
 from simulator.events import OTA_EVENT_INTERFACE, ActionKind, PlannedAction
 from simulator.generator.scheduler import DeviceScheduler
-from simulator.lifecycle.plans import Firmware, plan_random
+from simulator.lifecycle.plans import plan_random
 from simulator.records import SendRecord
 from simulator.transports.memory import MemoryBroker
 from tests.unit.device.test_virtual_device import NEW, OLD, U, spec

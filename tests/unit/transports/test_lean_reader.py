@@ -1,0 +1,103 @@
+"""LeanClient's buffered reader against paho's own: the same packets (paho's encoder's bytes) arriving in any
+split -- one byte at a time, whole bursts, a remaining length of several bytes -- reach paho's handlers with
+the same fields, and leave nothing behind; a malformed length is paho's protocol error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from simulator.transports.lean_fleet import _MALFORMED, LeanClient, _complete_packet
+
+
+class FakeSocket:
+    """recv returns the queued chunks in order (at most bufsize bytes each), then 'no data yet'."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.recvs = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self.chunks:
+            raise BlockingIOError
+        self.recvs += 1
+        chunk = self.chunks.pop(0)
+        if len(chunk) > bufsize:
+            self.chunks.insert(0, chunk[bufsize:])
+        return chunk[:bufsize]
+
+    def close(self) -> None:  # paho closes its socket when the client is collected
+        self.chunks = []
+
+
+def _publish_bytes(topic: str, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH as paho's encoder writes it (paho's own _send_publish into its queue)."""
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2)
+    sender._sock = FakeSocket([])  # type: ignore[assignment]
+    sender._sock_send = lambda data: (_ for _ in ()).throw(BlockingIOError())  # type: ignore[method-assign]
+    sender._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    sender.publish(topic, payload, 0)
+    return bytes(sender._out_packet[0]["packet"])
+
+
+def _received(client_type: type[mqtt.Client], chunks: list[bytes]) -> tuple[list[tuple[str, bytes, int]], Any]:
+    client = client_type(CallbackAPIVersion.VERSION2)
+    got: list[tuple[str, bytes, int]] = []
+    client.on_message = lambda c, u, m: got.append((m.topic, m.payload, m.qos))
+    sock = FakeSocket(chunks)
+    client._sock = sock  # type: ignore[assignment]
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    for _ in range(1000):  # as the transport: read until the socket has nothing more
+        if client._packet_read() == mqtt.MQTT_ERR_AGAIN:
+            break
+    return got, sock
+
+
+STREAM = (_publish_bytes("realm/dev/io.edgehog.devicemanager.OTARequest/request", b"\x05" * 300)  # 2-byte length
+          + _publish_bytes("a/b", b"x") + _publish_bytes("realm/dev/t", b""))
+
+
+def test_same_messages_as_paho_whatever_the_split() -> None:
+    expected, paho_sock = _received(mqtt.Client, [STREAM])
+    assert [t for t, _, _ in expected] == ["realm/dev/io.edgehog.devicemanager.OTARequest/request", "a/b",
+                                          "realm/dev/t"]
+    for chunks in ([STREAM], [bytes([b]) for b in STREAM], [STREAM[:2], STREAM[2:305], STREAM[305:]]):
+        got, sock = _received(LeanClient, chunks)
+        assert got == expected
+    whole, sock = _received(LeanClient, [STREAM])
+    assert sock.recvs == 1 < paho_sock.recvs  # one read for the burst; paho reads three times per packet
+
+
+def test_a_partial_packet_waits_for_its_rest() -> None:
+    client = LeanClient(CallbackAPIVersion.VERSION2)
+    got: list[str] = []
+    client.on_message = lambda c, u, m: got.append(m.topic)
+    client._sock = FakeSocket([STREAM[:100]])  # type: ignore[assignment]
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    assert client._packet_read() == mqtt.MQTT_ERR_AGAIN and got == [] and not client.lean_buffered()
+    client._sock = FakeSocket([STREAM[100:]])  # type: ignore[assignment]
+    assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS and len(got) == 1
+    assert client.lean_buffered()  # the next two are read already: the transport serves it again
+    assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS and client._packet_read() == mqtt.MQTT_ERR_SUCCESS
+    assert len(got) == 3 and not client.lean_buffered()
+
+
+def test_remaining_length_decoding_and_bounds() -> None:
+    assert _complete_packet(bytearray(b"\x50\x02\x00\x01")) == (2, 2)  # a PUBREC
+    assert _complete_packet(bytearray(b"\x50\x02\x00")) is None
+    assert _complete_packet(bytearray(b"\x30")) is None
+    assert _complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 128)) == (3, 128)
+    assert _complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 127)) is None
+    assert _complete_packet(bytearray(b"\xd0\x00")) == (2, 0)  # PINGRESP: no body
+    assert _complete_packet(bytearray(b"\x30\xff\xff\xff\xff\x01")) is _MALFORMED  # 5 length bytes
+
+
+def test_malformed_length_is_a_protocol_error_and_eof_a_lost_connection() -> None:
+    client = LeanClient(CallbackAPIVersion.VERSION2)
+    client._sock = FakeSocket([b"\x30\xff\xff\xff\xff\x01"])  # type: ignore[assignment]
+    assert client._packet_read() == mqtt.MQTT_ERR_PROTOCOL
+    client = LeanClient(CallbackAPIVersion.VERSION2)
+    client._sock = FakeSocket([b""])  # type: ignore[assignment]
+    assert client._packet_read() == mqtt.MQTT_ERR_CONN_LOST
