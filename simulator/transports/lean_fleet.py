@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import ssl
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +25,11 @@ from simulator.transports.base import Endpoint
 from simulator.transports.credentials import CredentialsCache
 from simulator.transports.lean import CONNECTED, RECONNECTING, LeanTransport
 from simulator.transports.lean_loop import IoLoop
-from simulator.transports.paho_tuning import install_shared_ack_fields, install_shared_message_condition
+from simulator.transports.paho_tuning import (
+    install_shared_ack_fields,
+    install_shared_message_condition,
+    shared_ack_fields,
+)
 from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
 
@@ -37,6 +42,32 @@ _PUBLISH, _DISCONNECT = 0x30, 0xE0  # MQTT control packet types (high nibble of 
 # so one SSL_read returns at most that; a burst of acks (4 bytes each) from many in-flight publishes fits.
 _READ_SIZE = 16384
 _MALFORMED = (-1, -1)
+
+
+_PUBREC, _PUBREL = 0x50, 0x62  # fixed header byte 1 (PUBREL: flags 0010, MQTT 3.1.1 section 3.6.1)
+# PUBACK and PUBCOMP: their paho.mqtt.packettypes.PacketTypes value (the callback's ReasonCode/Properties).
+_FAST_ACKS = {0x50: 0, 0x40: 4, 0x70: 7}
+_MID_PACKET = struct.Struct("!BBH")  # a PUBREL: type+flags, remaining length 2, packet identifier
+_U16 = struct.Struct("!H")
+
+
+def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int) -> bytearray:
+    """paho `_send_publish` for MQTT 3.1.1, QoS 1/2, dup and retain off: fixed header, remaining length
+    (MQTT 3.1.1 section 2.2.3), topic as a UTF-8 string with its length, packet identifier, payload."""
+    packet = bytearray((_PUBLISH | (qos << 1),))
+    remaining = 2 + len(topic) + 2 + len(payload)
+    while True:
+        byte, remaining = remaining % 128, remaining // 128
+        if remaining:
+            packet.append(byte | 0x80)
+        else:
+            packet.append(byte)
+            break
+    packet += _U16.pack(len(topic))
+    packet += topic
+    packet += _U16.pack(mid)
+    packet += payload
+    return packet
 
 
 def _complete_packet(buf: bytearray) -> tuple[int, int] | None:
@@ -149,6 +180,11 @@ class LeanClient(mqtt.Client):
         if packet is _MALFORMED:
             return mqtt.MQTT_ERR_PROTOCOL  # a remaining length over 4 bytes: paho's answer
         header, length = packet
+        command = buf[0]
+        if command in _FAST_ACKS and length == 2 and self._lean_fast:
+            mid = (buf[2] << 8) | buf[3]
+            del buf[:4]
+            return self._lean_pubrec(mid) if command == _PUBREC else self._lean_ack(mid, _FAST_ACKS[command])
         self._in_packet = {
             "command": buf[0],
             "have_remaining": 1,
@@ -168,6 +204,91 @@ class LeanClient(mqtt.Client):
         self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
                            "remaining_length": 0, "packet": bytearray(), "to_process": 0, "pos": 0}
         return rc
+
+    # ---- the QoS 1/2 publish flow, paho's own steps without its generic layers ----
+    # Why: per QoS 2 OTAEvent paho decodes two acks through its generic decoder, takes its message lock (a
+    # gevent-patched RLock) twice and its callback lock once, and builds an `_in_packet` dict per packet:
+    # ~20% of the engine's CPU was paho's read path (bench/profile_hot_path.py --system engine). These do
+    # exactly what paho's handlers do with paho's own state (`_out_messages`, `_inflight_messages`,
+    # `_update_inflight`, `_packet_queue`), so reconnects, retransmission and in-flight limits stay paho's.
+    # Only for MQTT 3.1.1 with no paho logging (`_lean_fast`); anything else takes paho's own path. The
+    # locks skipped guard against other threads: one hub thread drives every LeanClient, and these
+    # sections never switch greenlets.
+
+    @property
+    def _lean_fast(self) -> bool:
+        return self._protocol != mqtt.MQTTv5 and self.on_log is None and self._logger is None
+
+    def _lean_pubrec(self, mid: int) -> Any:
+        """paho `_handle_pubrec`: the message now waits for PUBCOMP; PUBREL queued (written after the step)."""
+        msg = self._out_messages.get(mid)
+        if msg is None:
+            return mqtt.MQTT_ERR_SUCCESS
+        msg.state = mqtt.mqtt_ms_wait_for_pubcomp
+        msg.timestamp = time.monotonic()  # paho's time_func
+        return self._packet_queue(_PUBREL, _MID_PACKET.pack(_PUBREL, 2, mid), mid, 1)
+
+    def _lean_ack(self, mid: int, packet_type: int) -> Any:
+        """paho `_handle_pubackcomp` + `_do_on_publish`: a PUBCOMP (QoS 2) or a PUBACK (QoS 1) completes."""
+        if mid not in self._out_messages:
+            return mqtt.MQTT_ERR_SUCCESS
+        on_publish: Any = self._on_publish
+        if on_publish is not None:
+            reason, props = shared_ack_fields(packet_type)
+            with self._in_callback_mutex:  # paho's marker "inside a callback": publish() then only queues
+                try:
+                    on_publish(self, self._userdata, mid, reason, props)
+                except Exception as err:
+                    self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_publish: %s", err)
+                    if not self.suppress_exceptions:
+                        raise
+        msg = self._out_messages.pop(mid)
+        msg.info._set_as_published()
+        if msg.qos > 0:
+            self._inflight_messages -= 1
+            if self._max_inflight_messages > 0:
+                rc: Any = self._update_inflight()
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    return rc
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def publish(self, topic: str, payload: Any = None, qos: int = 0, retain: bool = False,
+                properties: Any = None) -> Any:
+        """paho `publish` for a QoS 1/2 bytes payload on a connected MQTT 3.1.1 client (the OTAEvents, the
+        handshake's messages): the same checks, the same MQTTMessage in `_out_messages`, the same bytes
+        queued by `_packet_queue`; anything else is paho's own `publish`."""
+        if (qos not in (1, 2) or retain or properties is not None or type(payload) is not bytes
+                or self._sock is None or not self._lean_fast or not topic):
+            return super().publish(topic, payload, qos, retain, properties)
+        topic_bytes = topic.encode("utf-8")
+        self._raise_for_invalid_topic(topic_bytes)  # wildcards, length: ValueError as paho
+        if len(payload) > 268435455:
+            raise ValueError("Payload too large.")
+        mid = self._last_mid + 1  # paho `_mid_generate` (its lock guards against other threads)
+        if mid == 65536:
+            mid = 1
+        self._last_mid = mid
+        message = mqtt.MQTTMessage(mid, topic_bytes)
+        message.timestamp = time.monotonic()
+        message.payload = payload
+        message.qos = qos
+        message.retain = False
+        message.dup = False
+        message.properties = None
+        out = self._out_messages
+        if (self._max_queued_messages > 0 and len(out) >= self._max_queued_messages) or mid in out:
+            message.info.rc = mqtt.MQTT_ERR_QUEUE_SIZE
+            return message.info
+        out[mid] = message
+        if self._max_inflight_messages and self._inflight_messages >= self._max_inflight_messages:
+            message.state = mqtt.mqtt_ms_queued  # sent by _update_inflight when an ack frees a slot
+            message.info.rc = mqtt.MQTT_ERR_SUCCESS
+            return message.info
+        self._inflight_messages += 1
+        message.state = mqtt.mqtt_ms_wait_for_puback if qos == 1 else mqtt.mqtt_ms_wait_for_pubrec
+        message.info.rc = self._packet_queue(_PUBLISH, _publish_packet(topic_bytes, payload, qos, mid), mid, qos,
+                                             message.info)
+        return message.info
 
     def lean_buffered(self) -> bool:
         """A whole packet is already read and waits in the buffer."""
