@@ -100,6 +100,9 @@ class LeanClient(mqtt.Client):
     # (SSL_write without partial writes), so the retry gathers exactly those packets again. 0: none.
     _lean_retry_len = 0
 
+    # Inside a step of the transport (LeanTransport._drive): packets are queued, written after the step.
+    lean_defer = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lean_in = bytearray()  # bytes read and not yet handled (_packet_read)
@@ -228,6 +231,23 @@ class LeanClient(mqtt.Client):
         msg.timestamp = time.monotonic()  # paho's time_func
         return self._packet_queue(_PUBREL, _MID_PACKET.pack(_PUBREL, 2, mid), mid, 1)
 
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: Any = None) -> Any:
+        """paho `_packet_queue`: the packet joins the queue and, outside a step of the transport and outside a
+        callback, is written at once (paho's rule). Inside a step (`lean_defer`: LeanTransport._drive) it only
+        queues: the transport writes what the step queued in one go after it (`_packet_write`). paho marks
+        that by a register-write callback, which cost two (gevent-patched) lock round trips per PUBREL."""
+        if self._sockpairW is not None:  # paho's threaded mode: never ours, but then paho's own rules
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
+                                 "to_process": len(packet), "packet": packet, "info": info})
+        if self.lean_defer:
+            return mqtt.MQTT_ERR_SUCCESS
+        if self._thread is None and self._on_socket_register_write is None and not self._in_callback_mutex.locked():
+            return self.loop_write()  # one thread: "not locked" is paho's acquire(False) + release
+        self._call_socket_register_write()
+        return mqtt.MQTT_ERR_SUCCESS
+
     def _lean_ack(self, mid: int, packet_type: int) -> Any:
         """paho `_handle_pubackcomp` + `_do_on_publish`: a PUBCOMP (QoS 2) or a PUBACK (QoS 1) completes."""
         if mid not in self._out_messages:
@@ -235,13 +255,16 @@ class LeanClient(mqtt.Client):
         on_publish: Any = self._on_publish
         if on_publish is not None:
             reason, props = shared_ack_fields(packet_type)
-            with self._in_callback_mutex:  # paho's marker "inside a callback": publish() then only queues
-                try:
+            try:
+                if self.lean_defer:  # in a transport step: what the callback publishes is queued anyway
                     on_publish(self, self._userdata, mid, reason, props)
-                except Exception as err:
-                    self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_publish: %s", err)
-                    if not self.suppress_exceptions:
-                        raise
+                else:
+                    with self._in_callback_mutex:  # paho's marker "inside a callback": publish() only queues
+                        on_publish(self, self._userdata, mid, reason, props)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_publish: %s", err)
+                if not self.suppress_exceptions:
+                    raise
         msg = self._out_messages.pop(mid)
         msg.info._set_as_published()
         if msg.qos > 0:

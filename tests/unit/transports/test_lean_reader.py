@@ -165,3 +165,18 @@ def test_acks_complete_the_flow_as_paho_does() -> None:
                         client._inflight_messages, dict(client._out_messages)))
     assert results[0] == results[1]
     assert results[1][1] == [1, 2] and results[1][4] == 0
+
+
+def test_inside_a_transport_step_packets_wait_for_the_step_to_end() -> None:
+    client, sock, acked = _connected(LeanClient)
+    first = client.publish("t/a", b"a", 2)
+    second = client.publish("t/b", b"b", 2)
+    written = len(sock.sent)
+    sock.chunks = [bytes([0x50, 2, 0, first.mid, 0x50, 2, 0, second.mid, 0x70, 2, 0, first.mid])]
+    client.lean_defer = True  # LeanTransport._drive around loop_read
+    while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+        pass
+    client.lean_defer = False
+    assert len(sock.sent) == written and client.want_write() and acked == [first.mid]  # two PUBRELs queued
+    client.loop_write()
+    assert bytes(sock.sent[written:]) == bytes([0x62, 2, 0, first.mid, 0x62, 2, 0, second.mid])  # one write
