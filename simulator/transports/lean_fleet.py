@@ -114,10 +114,12 @@ class LeanClient(mqtt.Client):
         properties, producer/properties) and paho writes each with its own SSL_write + send(2): on a
         reboot-every-operation campaign that was ~20 syscalls per reconnect (bench/campaign_capacity.py).
         The bytes on the TCP stream are the same, in the same order. Packets whose completion paho acts on
-        (a QoS 0 PUBLISH: on_publish; DISCONNECT: close) go through paho's own loop, one by one, as before."""
+        (a QoS 0 PUBLISH: on_publish; DISCONNECT: close) go through paho's own loop, one by one, as before.
+        A lone packet (an OTAEvent's PUBLISH, its PUBREL) takes this path too: paho's loop notes the time
+        under a (gevent-patched) lock per write, here a plain assignment (one hub thread)."""
         out = self._out_packet
-        if len(out) < 2 and not self._lean_retry_len:
-            return super()._packet_write()
+        if not out:
+            return mqtt.MQTT_ERR_SUCCESS
         batch: list[Any] = []
         size = 0
         for packet in out:
@@ -128,7 +130,7 @@ class LeanClient(mqtt.Client):
                 break
             batch.append(packet)
             size += packet["to_process"]
-        if len(batch) < 2 or (self._lean_retry_len and size != self._lean_retry_len):
+        if not batch or (self._lean_retry_len and size != self._lean_retry_len):
             self._lean_retry_len = 0
             return super()._packet_write()
         data = b"".join(bytes(p["packet"][p["pos"]:]) for p in batch)
