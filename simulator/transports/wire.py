@@ -328,10 +328,10 @@ Shape = tuple[str, object, bool]
 def _shape(path: str, value: object, timestamp: object) -> Shape | None:
     kind = type(value)
     if kind is dict:
-        items = value.items()  # type: ignore[attr-defined]
-        if any(type(v) is list for _, v in items):
+        types = tuple(map(type, value.values()))  # type: ignore[attr-defined]
+        if list in types:
             return None
-        return path, tuple((k, type(v)) for k, v in items), bool(timestamp)
+        return path, (tuple(value), types), bool(timestamp)  # type: ignore[arg-type]
     if kind is list:
         return None
     return path, kind, bool(timestamp)
