@@ -11,11 +11,12 @@ import numpy as np
 
 from simulator.arrival.pacer import Pacer
 from simulator.clock import VirtualClock
-from simulator.device import VirtualDevice
-from simulator.events import OTA_EVENT_INTERFACE, ActionKind, PlannedAction
+from simulator.device import LiveLifecycle, VirtualDevice
+from simulator.events import OTA_EVENT_INTERFACE, OTA_REQUEST_INTERFACE, ActionKind, PlannedAction
 from simulator.generator.scheduler import DeviceScheduler
 from simulator.lifecycle.plans import plan_random
 from simulator.records import SendRecord
+from simulator.scenario.model import LifecycleMixEntry
 from simulator.transports.memory import MemoryBroker
 from tests.unit.device.test_virtual_device import NEW, OLD, U, spec
 
@@ -129,3 +130,25 @@ def test_stop_ends_every_driver() -> None:
     assert not result.ready() and scheduler.earliest() == START + 60.0
     scheduler.stop()
     assert result.ready() and result.get() is None
+
+
+def test_a_backend_driven_device_is_woken_by_its_request() -> None:
+    fleet = Fleet()
+    broker = MemoryBroker(clock=fleet.clock)
+    live = LiveLifecycle((LifecycleMixEntry(1.0, random=spec()),), np.random.default_rng(1), NEW)
+    records: list[SendRecord] = []
+    device = VirtualDevice(0, "dev", broker("dev"), fleet.clock, run_start=START, firmware=OLD, live=live,
+                           send_sink=records.append)
+    device.start()
+    scheduler = DeviceScheduler(fleet)
+    result = scheduler.add(device)
+    assert scheduler.serve(fleet.clock.monotonic()) == 1 and scheduler.earliest() is None  # nothing to do
+    assert broker.deliver("dev", OTA_REQUEST_INTERFACE, "/request",
+                          {"operation": "Update", "uuid": U, "url": "https://x/ota.bin"})
+    assert [r.key[2] for r in records] == ["Acknowledged"]  # answered in the handler, as the runtime does
+    assert scheduler.serve(fleet.clock.monotonic()) == 1  # the request woke it: its next input is scheduled
+    due = scheduler.earliest()
+    assert due is not None and due > fleet.clock.monotonic()
+    fleet.clock.set(due)
+    scheduler.serve(due)
+    assert len(records) > 1 and records[1].key[2] == "Downloading" and not result.ready()
