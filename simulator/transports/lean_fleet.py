@@ -186,7 +186,7 @@ class LeanClient(mqtt.Client):
             return mqtt.MQTT_ERR_PROTOCOL  # a remaining length over 4 bytes: paho's answer
         header, length = packet
         command = buf[0]
-        if command in _FAST_ACKS and length == 2 and self._lean_fast:
+        if command in _FAST_ACKS and header == 2 and length == 2 and self._lean_fast:
             mid = (buf[2] << 8) | buf[3]
             del buf[:4]
             return self._lean_pubrec(mid) if command == _PUBREC else self._lean_ack(mid, _FAST_ACKS[command])
