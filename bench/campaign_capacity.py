@@ -260,7 +260,8 @@ def _compact_folded(path: Path) -> None:
     import re
     from collections import Counter
 
-    roots = ("drive_device", "IoLoop._run_io", "ProcessFleet.bring_online", "play_fleet")
+    roots = ("DeviceScheduler._run", "DeviceScheduler._blocking_step", "drive_device", "IoLoop._run_io",
+             "ProcessFleet.bring_online", "play_fleet")
     stacks: Counter[str] = Counter()
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")

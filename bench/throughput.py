@@ -12,10 +12,10 @@ a window after a warm-up (default 1 s); CPU = this generator process's user+syst
 other processes of a shared machine).
 
 The five systems, each in its own child process (one at a time; the broker in this process's mosquitto):
-- engine: what a user's run does per OTAEvent (bench/throughput_engine.py): VirtualDevice, its greenlet and
-  the Pacer as drive_device, the lean transport from the run's transport factory, the MetricsRecorder and one
-  Locust request event per OTAEvent through the Locust driver's stats bridge, a Locust local runner logging
-  them;
+- engine: what a user's run does per OTAEvent (bench/throughput_engine.py): VirtualDevice served by one
+  scheduler greenlet with the Pacer, as the fleet's DeviceScheduler serves it, the lean transport from the
+  run's transport factory, the MetricsRecorder and one Locust request event per OTAEvent through the Locust
+  driver's stats bridge, a Locust local runner logging them;
 - lean: the transport alone (LeanFleet: one I/O greenlet for all paho clients), with validation and BSON
   encoding on every publish, no device, recorder or Locust;
 - sdk: simulator.transports.sdk (one unmodified astarte-device-sdk DeviceMqtt per device, gevent-patched like

@@ -1,7 +1,8 @@
 """The throughput benchmark's `engine` system: what a user's `fleetsim run` does per OTAEvent, closed loop.
 
-Per event, as in a run (simulator.generator.fleet.drive_device and the Locust driver's stats bridge):
-- the device's own greenlet wakes (here: its previous PUBCOMP arrived; in a run: its due time came),
+Per event, as in a run (simulator.generator.scheduler.DeviceScheduler and the Locust driver's stats bridge):
+- the device is woken in the fleet's one scheduler greenlet (here: its previous PUBCOMP arrived and queued it;
+  in a run: its due time came), served in a batch of at most scheduler.BATCH devices with the others woken,
   records the due point in the fleet's Pacer and calls `VirtualDevice.run_due` for one planned OTAEvent;
 - VirtualDevice builds the event's key and SendRecord and publishes through the `lean` transport (the run's
   transport factory, `make_transport_factory("lean", ...)`: interface validation, BSON, paho, TLS);
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import deque
 from typing import Any
 
 from bench.common import OTA_VALUE
@@ -64,6 +66,7 @@ def child_engine(info: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     from simulator.clock import MonotonicClock
     from simulator.device import VirtualDevice
     from simulator.generator.fleet import make_transport_factory
+    from simulator.generator.scheduler import BATCH
     from simulator.lifecycle.plans import Firmware
     from simulator.locust_adapter.stats_bridge import make_callbacks
     from simulator.metrics.recorder import MetricsRecorder
@@ -86,10 +89,16 @@ def child_engine(info: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     actions = closed_loop_actions(plan_length(len(ids), args.warmup, args.seconds))
     firmware = Firmware("fleetsim-os", "1.0.0", "bench")
     state = {"acked": 0, "ack_errors": 0, "publish_errors": 0, "exhausted": 0}
-    wakes = [gevent.event.Event() for _ in ids]
+    ready: deque[int] = deque()  # devices whose PUBCOMP arrived: the scheduler's ready queue
+    pump_wake = gevent.event.Event()
 
     def sink_for(i: int) -> Any:
-        wake, on_record = wakes[i], callbacks.on_record
+        on_record = callbacks.on_record
+
+        def wake() -> None:  # DeviceScheduler.wake: O(1), no switch
+            ready.append(i)
+            if not pump_wake.is_set():
+                pump_wake.set()
 
         def sink(rec: SendRecord) -> None:
             on_record(rec)
@@ -99,7 +108,7 @@ def child_engine(info: dict[str, Any], args: argparse.Namespace) -> dict[str, An
                 state["ack_errors"] += 1
             else:
                 state["acked"] += 1
-            wake.set()
+            wake()
 
         return sink
 
@@ -110,33 +119,41 @@ def child_engine(info: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     pacer = Pacer(clock, start, max_lag_s=3600.0)  # as ProcessFleet.begin: late is counted, never dropped
     running = True
 
-    def drive(i: int) -> None:
-        """drive_device's per-event work, woken by the ack instead of the clock."""
-        device, wake = devices[i], wakes[i]
+    def serve(i: int) -> None:
+        """DeviceScheduler's per-event work for one device, due when its ack came instead of by the clock."""
+        device = devices[i]
+        due = device.next_due()
+        if due is None:
+            state["exhausted"] += 1  # the plan ran out before the window ended: the sample is refused
+            return
+        pacer.record(due - start, clock.monotonic())
+        device.run_due(due, hold_reboot=True, hold_reconnect=True)
+
+    def pump() -> None:
+        """DeviceScheduler._run: serve the woken devices BATCH at a time, yield to the I/O greenlet between."""
         while running:
-            due = device.next_due()
-            if due is None:
-                state["exhausted"] += 1  # the plan ran out before the window ended: the sample is refused
-                return
-            pacer.record(due - start, clock.monotonic())
-            wake.clear()
-            device.run_due(due, hold_reboot=True)
-            wake.wait()
+            if not ready:
+                pump_wake.clear()
+                pump_wake.wait()
+                continue
+            for _ in range(min(BATCH, len(ready))):
+                serve(ready.popleft())
+            gevent.sleep(0)
 
     t0 = time.monotonic()
     gevent.pool.Pool(CONNECT_PARALLEL).map(lambda d: d.start(), devices)  # onboarding + startup properties
     connect_s = round(time.monotonic() - t0, 2)
     gc.collect()
     gc.freeze()  # as ProcessFleet.begin does when a run's clock starts: onboarding garbage out of the GC
-    greenlets = [gevent.spawn(drive, i) for i in range(len(devices))]
+    ready.extend(range(len(devices)))  # every device's first event is due now
+    greenlets = [gevent.spawn(pump)]
     print(PUBLISHING_MARK, file=sys.stderr, flush=True)
     try:
         out = _window(lambda: state["acked"], args.warmup, args.seconds, gevent.sleep)
         exhausted_in_window = state["exhausted"]
     finally:
         running = False
-        for wake in wakes:
-            wake.set()
+        pump_wake.set()
         gevent.killall(greenlets, timeout=5)
         for device in devices:
             device.stop()

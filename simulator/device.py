@@ -182,6 +182,11 @@ class VirtualDevice:
         return action.kind is ActionKind.REBOOT and action.offset_us <= now_us
 
     @property
+    def reconnecting(self) -> bool:
+        """Rebooted and not back yet: its next due point is the reconnect (`next_due`), which blocks."""
+        return self._reconnect_us is not None
+
+    @property
     def busy(self) -> bool:
         """An OTA operation is in progress here, or an event of it still awaits its ack (`--until-idle`)."""
         return (self._machine.phase is not Phase.IDLE or bool(self._queue) or bool(self._pending)
@@ -244,11 +249,13 @@ class VirtualDevice:
                                             and a.interface == OTA_EVENT_INTERFACE)
         return True
 
-    def run_due(self, now: float | None = None, hold_reboot: bool = False) -> int:
+    def run_due(self, now: float | None = None, hold_reboot: bool = False, hold_reconnect: bool = False) -> int:
         """Do everything due at `now` (monotonic s, default the clock's): returns how many actions ran.
 
         `hold_reboot`: stop before a due reboot while publishes await their acks, so that the driver can let
-        them land first (see `reboot_due`); the next call without it reboots."""
+        them land first (see `reboot_due`); the next call without it reboots. `hold_reconnect`: stop before a
+        due reconnect (the one action that blocks its caller: TLS, CONNACK, handshake acks), so that a driver
+        serving many devices from one greenlet can hand it to a greenlet of its own (`reconnecting`)."""
         now_us = self._now_us(now)
         done = 0
         while True:
@@ -258,6 +265,8 @@ class VirtualDevice:
             if hold_reboot and self._pending and self.reboot_due(now):
                 return done
             if self._reconnect_us is not None:
+                if hold_reconnect:
+                    return done
                 self._reconnect()
             elif self._next < len(self._planned) and self._planned[self._next].offset_us == due:
                 action = self._planned[self._next]

@@ -27,7 +27,7 @@ from simulator.arrival.pacer import Pacer
 from simulator.clock import Clock
 from simulator.device import LiveLifecycle, VirtualDevice
 from simulator.download import Downloader
-from simulator.events import Value
+from simulator.generator.scheduler import REBOOT_DRAIN_S, DeviceScheduler, drain_before_reboot
 from simulator.generator.target import TargetInfo
 from simulator.metrics.campaign import OperationRecord
 from simulator.plan import NEVER_ONLINE, FleetPlan, device_rng, fleet_firmware
@@ -37,7 +37,8 @@ from simulator.scenario.model import Scenario
 from simulator.transports.base import OnboardingTimes, Transport
 from simulator.transports.pairing_counts import RETRY_COUNTS
 
-__all__ = ["FleetCallbacks", "ProcessFleet", "drain_before_reboot", "drive_device", "make_transport_factory"]
+__all__ = ["REBOOT_DRAIN_S", "FleetCallbacks", "ProcessFleet", "drain_before_reboot", "drive_device",
+           "make_transport_factory"]
 
 log = logging.getLogger("fleetsim.fleet")
 
@@ -61,9 +62,8 @@ FINISH_POLL_S = 0.2  # each poll walks every device: 5 a second is enough for a 
 # operations in progress (one per device at most).
 LOOKAHEAD_US = 5_000_000
 FEED_PERIOD_S = 1.0
-# A self-driven device with nothing planned yet is woken by the feeder when its next operation comes; this
-# is only the bound on a missed wake-up (seconds).
-IDLE_WAIT_S = 5.0
+# A self-driven device with nothing planned yet is woken in the scheduler by the feeder (extend_plan -> wake)
+# when its next operation comes; the scheduler finishes it only once the cursor says its plan is over.
 
 
 @dataclass
@@ -135,6 +135,7 @@ class ProcessFleet:
     _pairing_counts_before: dict[str, int] = field(init=False, repr=False, default_factory=dict)
     cursor: PlanCursor = field(init=False, repr=False)  # the plan's cursor in this process (plan.cursor)
     _feeder: gevent.Greenlet[Any, Any] | None = field(init=False, repr=False, default=None)
+    _scheduler: DeviceScheduler | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         # A device the ramp never reaches is never brought online (it has no operation); online offsets grow
@@ -288,11 +289,20 @@ class ProcessFleet:
         self.overrun_s = self.clock.monotonic() - start
         return self.overrun_s
 
+    def device_scheduler(self, sleep: Callable[[float], None] = gevent.sleep) -> DeviceScheduler:
+        """The one scheduler of this process's devices (created by the first driver, in the hub's thread)."""
+        if self._scheduler is None:
+            self._scheduler = DeviceScheduler(self, sleep)
+            self._scheduler.start()
+        return self._scheduler
+
     def stop(self) -> None:
         """Stop every device (unacked publishes become `never_acked` records), then the transports."""
         self.stopping.set()
         if self._feeder is not None:
             self._feeder.kill(block=False)
+        if self._scheduler is not None:
+            self._scheduler.stop()
         for device in list(self.devices.values()):
             try:
                 device.stop()
@@ -334,63 +344,22 @@ class ProcessFleet:
                 "failed_devices": failed}
 
 
-# A rebooting device first lets its in-flight publishes be acknowledged (a clean shutdown flushes the MQTT
-# session; edgehog-device-runtime publishes Rebooting and then reboots). Bounded: a broker that never acks must
-# not hold the reboot forever. Loopback acks take ~1-10 ms; 2 s ran out for 60% of the reboots of a campaign
-# on a 2-core machine at load average 10 (bench/campaign_capacity.py), so the bound is the transport's own
-# patience for an ack-less broker, less its 15 s connect timeout.
-REBOOT_DRAIN_S = 10.0
-DRAIN_POLL_S = 0.005
-
-
-def drain_before_reboot(device: VirtualDevice, clock: Clock, sleep: Callable[[float], None]) -> None:
-    """Wait (bounded, counted) until the device's publishes are acknowledged; the reboot then loses none."""
-    device.counters.reboot_drain_waits += 1
-    deadline = clock.monotonic() + REBOOT_DRAIN_S
-    while device.pending_acks and clock.monotonic() < deadline:
-        sleep(DRAIN_POLL_S)
-    if device.pending_acks:
-        device.counters.reboot_drain_timeouts += 1
-
-
 def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[float], None] = gevent.sleep) -> None:
-    """Run one device's actions on the absolute schedule until the fleet stops.
+    """Run one device's actions on the absolute schedule until its plan is done or the fleet stops.
 
-    Waits are computed from the run's start (`run_start + offset`), never after a send. A backend-driven
-    device with nothing due waits for server data (woken by its transport) or the stop.
+    Waits are computed from the run's start (`run_start + offset`), never after a send. The work is done by the
+    fleet's one DeviceScheduler greenlet (simulator.generator.scheduler: why); the caller's greenlet (a Locust
+    user, a gevent driver's) only waits here, and gets the device's error raised, as when it drove it itself.
+    A backend-driven device with nothing due waits for server data (it wakes the scheduler) or the stop.
     """
-    wake = gevent.event.Event()
-    original = device._on_data  # the device's own handler, wrapped to wake this loop
-
-    def on_data(interface: str, path: str, value: Value) -> None:
-        original(interface, path, value)
-        wake.set()
-
-    device.transport.on_data(on_data)
-    device.wake = wake.set  # a real download (download: fetch) pushed an input
     fleet.started.wait()
-    clock = fleet.clock
-    while not fleet.stopping.is_set():
-        due = device.next_due()
-        if due is None:
-            if device._live is None and fleet.plan_over(device.index):
-                return  # self-driven and done: nothing else will ever be due
-            wake.clear()
-            # Backend-driven: a request wakes it. Self-driven: the feeder does, with its next operation.
-            wake.wait(timeout=1.0 if device._live is not None else IDLE_WAIT_S)
-            continue
-        pacer = fleet.pacer
-        assert pacer is not None  # set by begin(), before `started`
-        offset = due - fleet.run_start
-        delay = pacer.wait_time(offset)
-        if delay > 0:
-            wake.clear()
-            wake.wait(timeout=delay)  # a request arriving meanwhile may bring an earlier action
-            continue
-        if device.start_late_operation(fleet.max_start_lag_s):
-            continue  # dropped and counted: the device's next operation (or nothing) is due next
-        pacer.record(offset, clock.monotonic())  # lateness per due point: late / max lag, process-wide
-        device.run_due(hold_reboot=True)
-        if device.pending_acks and device.reboot_due():
-            drain_before_reboot(device, clock, sleep)
-            device.run_due()
+    if fleet.stopping.is_set():
+        return
+    scheduler = fleet.device_scheduler(sleep)
+    result = scheduler.add(device)
+    try:
+        gevent.wait([result, fleet.stopping], count=1)
+    finally:
+        scheduler.remove(device)
+    if result.ready():
+        result.get()  # the device's error, raised in its driver

@@ -47,10 +47,6 @@ _LOG = logging.getLogger(__name__)
 NEW, CONNECTING, CONNECTED, RECONNECTING, CLOSING, CLOSED = range(6)
 
 
-def _defer_write(client: Any, userdata: Any, sock: Any) -> None:
-    """on_socket_register_write during a paho step: nothing to do, the transport writes after the step."""
-
-
 class LeanTransport:
     """One device's connection (transports.base.Transport). Not thread-safe: one device, one caller."""
 
@@ -359,8 +355,11 @@ class LeanTransport:
             return
         self._drive(c.loop_read)
         sock = c.socket()
-        if sock is not None and self.slot is not None and hasattr(sock, "pending") and sock.pending():
-            self.fleet.loop.requeue(self.slot, READ)  # TLS bytes already decrypted: epoll will not tell
+        if sock is not None and self.slot is not None and (
+                c.lean_buffered() or (hasattr(sock, "pending") and sock.pending())):
+            # A whole packet already read (LeanClient._packet_read), or TLS bytes already decrypted: epoll
+            # will not tell.
+            self.fleet.loop.requeue(self.slot, READ)
 
     def handle_write(self) -> None:
         if self.client is not None:
@@ -376,13 +375,13 @@ class LeanTransport:
         self.busy = True
         c = self.client
         # paho writes each packet it queues inside a step (a PUBREL per PUBREC read) at once, one TLS write
-        # each; with a register-write callback set it only queues them, and _sync_write below sends them
+        # each; deferred (LeanClient._packet_queue) they are only queued, and _sync_write below sends them
         # all in one write (LeanClient._packet_write). Same bytes, same order, microseconds later.
-        c._on_socket_register_write = _defer_write
+        c.lean_defer = True
         try:
             step()
         finally:
-            c._on_socket_register_write = None
+            c.lean_defer = False
             self.busy = False
         self._sync_write()
 

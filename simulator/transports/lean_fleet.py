@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import ssl
+import struct
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import gevent.lock
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.exception import MalformedPacket
 
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
@@ -23,7 +25,11 @@ from simulator.transports.base import Endpoint
 from simulator.transports.credentials import CredentialsCache
 from simulator.transports.lean import CONNECTED, RECONNECTING, LeanTransport
 from simulator.transports.lean_loop import IoLoop
-from simulator.transports.paho_tuning import install_shared_ack_fields, install_shared_message_condition
+from simulator.transports.paho_tuning import (
+    install_shared_ack_fields,
+    install_shared_message_condition,
+    shared_ack_fields,
+)
 from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
 from simulator.transports.tls_contexts import DEFAULT_CAPACITY, DeviceContexts
@@ -31,6 +37,57 @@ from simulator.transports.tls_contexts import DEFAULT_CAPACITY, DeviceContexts
 __all__ = ["LeanClient", "LeanFleet"]
 
 _PUBLISH, _DISCONNECT = 0x30, 0xE0  # MQTT control packet types (high nibble of the fixed header)
+
+
+# Bytes asked of the socket per read: a TLS record carries at most 16 KiB of plaintext (RFC 8446 section 5.1),
+# so one SSL_read returns at most that; a burst of acks (4 bytes each) from many in-flight publishes fits.
+_READ_SIZE = 16384
+_MALFORMED = (-1, -1)
+
+
+_PUBREC, _PUBREL = 0x50, 0x62  # fixed header byte 1 (PUBREL: flags 0010, MQTT 3.1.1 section 3.6.1)
+# PUBACK and PUBCOMP: their paho.mqtt.packettypes.PacketTypes value (the callback's ReasonCode/Properties).
+_FAST_ACKS = {0x50: 0, 0x40: 4, 0x70: 7}
+_MID_PACKET = struct.Struct("!BBH")  # a PUBREL: type+flags, remaining length 2, packet identifier
+_U16 = struct.Struct("!H")
+
+
+def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int) -> bytearray:
+    """paho `_send_publish` for MQTT 3.1.1, QoS 1/2, dup and retain off: fixed header, remaining length
+    (MQTT 3.1.1 section 2.2.3), topic as a UTF-8 string with its length, packet identifier, payload."""
+    packet = bytearray((_PUBLISH | (qos << 1),))
+    remaining = 2 + len(topic) + 2 + len(payload)
+    while True:
+        byte, remaining = remaining % 128, remaining // 128
+        if remaining:
+            packet.append(byte | 0x80)
+        else:
+            packet.append(byte)
+            break
+    packet += _U16.pack(len(topic))
+    packet += topic
+    packet += _U16.pack(mid)
+    packet += payload
+    return packet
+
+
+def _complete_packet(buf: bytearray) -> tuple[int, int] | None:
+    """(fixed header length, remaining length) of the packet at the start of `buf` when all of it is there;
+    _MALFORMED for a remaining length over 4 bytes (MQTT 3.1.1 section 2.2.3); None when bytes are missing."""
+    size = len(buf)
+    length, mult, i = 0, 1, 1
+    while True:
+        if i > 4:
+            return _MALFORMED
+        if i >= size:
+            return None
+        byte = buf[i]
+        length += (byte & 127) * mult
+        mult *= 128
+        i += 1
+        if not byte & 128:
+            break
+    return (i, length) if size >= i + length else None
 
 
 class LeanClient(mqtt.Client):
@@ -45,6 +102,13 @@ class LeanClient(mqtt.Client):
     # (SSL_write without partial writes), so the retry gathers exactly those packets again. 0: none.
     _lean_retry_len = 0
 
+    # Inside a step of the transport (LeanTransport._drive): packets are queued, written after the step.
+    lean_defer = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lean_in = bytearray()  # bytes read and not yet handled (_packet_read)
+
     def _packet_write(self) -> Any:
         """paho's `_packet_write`, but the packets queued together leave in ONE TLS record and syscall.
 
@@ -52,10 +116,12 @@ class LeanClient(mqtt.Client):
         properties, producer/properties) and paho writes each with its own SSL_write + send(2): on a
         reboot-every-operation campaign that was ~20 syscalls per reconnect (bench/campaign_capacity.py).
         The bytes on the TCP stream are the same, in the same order. Packets whose completion paho acts on
-        (a QoS 0 PUBLISH: on_publish; DISCONNECT: close) go through paho's own loop, one by one, as before."""
+        (a QoS 0 PUBLISH: on_publish; DISCONNECT: close) go through paho's own loop, one by one, as before.
+        A lone packet (an OTAEvent's PUBLISH, its PUBREL) takes this path too: paho's loop notes the time
+        under a (gevent-patched) lock per write, here a plain assignment (one hub thread)."""
         out = self._out_packet
-        if len(out) < 2 and not self._lean_retry_len:
-            return super()._packet_write()
+        if not out:
+            return mqtt.MQTT_ERR_SUCCESS
         batch: list[Any] = []
         size = 0
         for packet in out:
@@ -66,7 +132,7 @@ class LeanClient(mqtt.Client):
                 break
             batch.append(packet)
             size += packet["to_process"]
-        if len(batch) < 2 or (self._lean_retry_len and size != self._lean_retry_len):
+        if not batch or (self._lean_retry_len and size != self._lean_retry_len):
             self._lean_retry_len = 0
             return super()._packet_write()
         data = b"".join(bytes(p["packet"][p["pos"]:]) for p in batch)
@@ -90,6 +156,174 @@ class LeanClient(mqtt.Client):
             out.popleft()  # written whole: paho does nothing else for a QoS 1/2 PUBLISH, PUBREL, SUBSCRIBE...
         self._last_msg_out = time.monotonic()  # paho's time_func, for keepalive
         return super()._packet_write() if out else mqtt.MQTT_ERR_SUCCESS
+
+    # ---- reading: one recv per burst instead of three per packet ----
+
+    def _packet_read(self) -> Any:
+        """paho's `_packet_read`, reading what the socket has in ONE recv and cutting packets from it.
+
+        paho reads each packet with three recv calls (its command byte, its remaining length byte by byte, its
+        body) -- through TLS, three SSL_read calls for a 4-byte PUBREC -- and takes a (gevent-patched) lock
+        twice to note the time: 10% of the engine's CPU sat in TlsSocket.recv (bench/profile_hot_path.py
+        --system engine, 1,000 devices). Here a recv of up to _READ_SIZE bytes fills `_lean_in`; each
+        complete packet is handed to paho's own `_packet_handle` exactly as paho's reader would hand it (the
+        same `_in_packet` fields), one packet per call, as paho does. Bytes of a later packet stay buffered:
+        the transport serves the connection again while `lean_buffered()` (epoll cannot see them)."""
+        buf = self._lean_in
+        packet = _complete_packet(buf)
+        while packet is None:
+            try:
+                data = self._sock_recv(_READ_SIZE)
+            except BlockingIOError:
+                return mqtt.MQTT_ERR_AGAIN
+            except OSError as err:  # TimeoutError included, as paho
+                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return mqtt.MQTT_ERR_CONN_LOST
+            if not data:
+                return mqtt.MQTT_ERR_CONN_LOST
+            buf += data
+            self._last_bytes_received = time.monotonic()  # paho's time_func, for keepalive
+            packet = _complete_packet(buf)
+        if packet is _MALFORMED:
+            return mqtt.MQTT_ERR_PROTOCOL  # a remaining length over 4 bytes: paho's answer
+        header, length = packet
+        command = buf[0]
+        if command in _FAST_ACKS and header == 2 and length == 2 and self._lean_fast:
+            mid = (buf[2] << 8) | buf[3]
+            del buf[:4]
+            return self._lean_pubrec(mid) if command == _PUBREC else self._lean_ack(mid, _FAST_ACKS[command])
+        self._in_packet = {
+            "command": buf[0],
+            "have_remaining": 1,
+            "remaining_count": list(buf[1:header]),
+            "remaining_mult": 128 ** (header - 1),
+            "remaining_length": length,
+            "packet": buf[header:header + length],
+            "to_process": 0,
+            "pos": 0,
+        }
+        del buf[:header + length]
+        try:
+            rc = self._packet_handle()
+        except MalformedPacket as exc:
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            rc = mqtt.MQTT_ERR_PROTOCOL
+        self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+                           "remaining_length": 0, "packet": bytearray(), "to_process": 0, "pos": 0}
+        return rc
+
+    # ---- the QoS 1/2 publish flow, paho's own steps without its generic layers ----
+    # Why: per QoS 2 OTAEvent paho decodes two acks through its generic decoder, takes its message lock (a
+    # gevent-patched RLock) twice and its callback lock once, and builds an `_in_packet` dict per packet:
+    # ~20% of the engine's CPU was paho's read path (bench/profile_hot_path.py --system engine). These do
+    # exactly what paho's handlers do with paho's own state (`_out_messages`, `_inflight_messages`,
+    # `_update_inflight`, `_packet_queue`), so reconnects, retransmission and in-flight limits stay paho's.
+    # Only for MQTT 3.1.1 with no paho logging (`_lean_fast`); anything else takes paho's own path. The
+    # locks skipped guard against other threads: one hub thread drives every LeanClient, and these
+    # sections never switch greenlets.
+
+    @property
+    def _lean_fast(self) -> bool:
+        return self._protocol != mqtt.MQTTv5 and self.on_log is None and self._logger is None
+
+    def _lean_pubrec(self, mid: int) -> Any:
+        """paho `_handle_pubrec`: the message now waits for PUBCOMP; PUBREL queued (written after the step)."""
+        msg = self._out_messages.get(mid)
+        if msg is None:
+            return mqtt.MQTT_ERR_SUCCESS
+        msg.state = mqtt.mqtt_ms_wait_for_pubcomp
+        msg.timestamp = time.monotonic()  # paho's time_func
+        return self._packet_queue(_PUBREL, _MID_PACKET.pack(_PUBREL, 2, mid), mid, 1)
+
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: Any = None) -> Any:
+        """paho `_packet_queue`: the packet joins the queue and, outside a step of the transport and outside a
+        callback, is written at once (paho's rule). Inside a step (`lean_defer`: LeanTransport._drive) it only
+        queues: the transport writes what the step queued in one go after it (`_packet_write`). paho marks
+        that by a register-write callback, which cost two (gevent-patched) lock round trips per PUBREL."""
+        if self._sockpairW is not None:  # paho's threaded mode: never ours, but then paho's own rules
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
+                                 "to_process": len(packet), "packet": packet, "info": info})
+        if self.lean_defer:
+            return mqtt.MQTT_ERR_SUCCESS
+        if self._thread is None and self._on_socket_register_write is None and not self._in_callback_mutex.locked():
+            return self.loop_write()  # one thread: "not locked" is paho's acquire(False) + release
+        self._call_socket_register_write()
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def _lean_ack(self, mid: int, packet_type: int) -> Any:
+        """paho `_handle_pubackcomp` + `_do_on_publish`: a PUBCOMP (QoS 2) or a PUBACK (QoS 1) completes."""
+        if mid not in self._out_messages:
+            return mqtt.MQTT_ERR_SUCCESS
+        on_publish: Any = self._on_publish
+        if on_publish is not None:
+            reason, props = shared_ack_fields(packet_type)
+            try:
+                if self.lean_defer:  # in a transport step: what the callback publishes is queued anyway
+                    on_publish(self, self._userdata, mid, reason, props)
+                else:
+                    with self._in_callback_mutex:  # paho's marker "inside a callback": publish() only queues
+                        on_publish(self, self._userdata, mid, reason, props)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_publish: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+        msg = self._out_messages.pop(mid)
+        msg.info._set_as_published()
+        if msg.qos > 0:
+            self._inflight_messages -= 1
+            if self._max_inflight_messages > 0:
+                rc: Any = self._update_inflight()
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    return rc
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def publish(self, topic: str, payload: Any = None, qos: int = 0, retain: bool = False,
+                properties: Any = None) -> Any:
+        """paho `publish` for a QoS 1/2 bytes payload on a connected MQTT 3.1.1 client (the OTAEvents, the
+        handshake's messages): the same checks, the same MQTTMessage in `_out_messages`, the same bytes
+        queued by `_packet_queue`; anything else is paho's own `publish`."""
+        if (qos not in (1, 2) or retain or properties is not None or type(payload) is not bytes
+                or self._sock is None or not self._lean_fast or not topic):
+            return super().publish(topic, payload, qos, retain, properties)
+        topic_bytes = topic.encode("utf-8")
+        self._raise_for_invalid_topic(topic_bytes)  # wildcards, length: ValueError as paho
+        if len(payload) > 268435455:
+            raise ValueError("Payload too large.")
+        mid = self._last_mid + 1  # paho `_mid_generate` (its lock guards against other threads)
+        if mid == 65536:
+            mid = 1
+        self._last_mid = mid
+        message = mqtt.MQTTMessage(mid, topic_bytes)
+        message.timestamp = time.monotonic()
+        message.payload = payload
+        message.qos = qos
+        message.retain = False
+        message.dup = False
+        message.properties = None
+        out = self._out_messages
+        if (self._max_queued_messages > 0 and len(out) >= self._max_queued_messages) or mid in out:
+            message.info.rc = mqtt.MQTT_ERR_QUEUE_SIZE
+            return message.info
+        out[mid] = message
+        if self._max_inflight_messages and self._inflight_messages >= self._max_inflight_messages:
+            message.state = mqtt.mqtt_ms_queued  # sent by _update_inflight when an ack frees a slot
+            message.info.rc = mqtt.MQTT_ERR_SUCCESS
+            return message.info
+        self._inflight_messages += 1
+        message.state = mqtt.mqtt_ms_wait_for_puback if qos == 1 else mqtt.mqtt_ms_wait_for_pubrec
+        message.info.rc = self._packet_queue(_PUBLISH, _publish_packet(topic_bytes, payload, qos, mid), mid, qos,
+                                             message.info)
+        return message.info
+
+    def lean_buffered(self) -> bool:
+        """A whole packet is already read and waits in the buffer."""
+        return _complete_packet(self._lean_in) is not None
+
+    def _sock_close(self) -> None:
+        self._lean_in = bytearray()  # bytes of a closed connection never reach the next one
+        super()._sock_close()
 
     def _create_socket_connection(self) -> Any:
         return open_connection((self._host, self._port), self.lean_source, self._connect_timeout)

@@ -6,7 +6,8 @@ profile of the lean transport at 1,000 devices (bench/profile_hot_path.py) put 1
 `LockType.__init__` from `MQTTMessageInfo.__init__`. Here every MQTTMessageInfo shares one Condition and
 `_set_as_published` wakes all waiters (`notify_all`); each waiter re-checks its own `_published` flag in
 paho's own wait loop, so `wait_for_publish()` still returns exactly when its message is published. Nothing
-on the wire changes. fleetsim's transports never wait; the SDK (astarte/device/device_mqtt.py) neither.
+on the wire changes. fleetsim's transports never wait; the SDK (astarte/device/device_mqtt.py) neither. The lock
+is taken only while some thread waits (`_WAITERS`), so a message nobody waits for costs no lock at all.
 
 Second (`install_shared_ack_fields`): for MQTT 3.1.1 every PUBACK/PUBREC/PUBREL/PUBCOMP that paho decodes
 builds a fresh MQTT 5 `ReasonCode` and `Properties` (paho/mqtt/_packet.py `_decode_mid_reason_prop`), which a
@@ -26,9 +27,12 @@ from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["install_shared_ack_fields", "install_shared_message_condition"]
+__all__ = ["install_shared_ack_fields", "install_shared_message_condition", "shared_ack_fields"]
 
 _SHARED = threading.Condition()
+# Threads inside wait_for_publish (changed under _SHARED). With none, a message published only sets its flag:
+# taking the (gevent-patched) Condition's lock to wake nobody cost a lock round trip per message.
+_WAITERS = 0
 
 
 class _SharedConditionInfo(paho_client.MQTTMessageInfo):
@@ -41,10 +45,23 @@ class _SharedConditionInfo(paho_client.MQTTMessageInfo):
         self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         self._iterpos = 0
 
-    def _set_as_published(self) -> None:
+    def wait_for_publish(self, timeout: float | None = None) -> None:
+        global _WAITERS
         with _SHARED:
-            self._published = True
-            _SHARED.notify_all()
+            _WAITERS += 1
+        try:
+            super().wait_for_publish(timeout)
+        finally:
+            with _SHARED:
+                _WAITERS -= 1
+
+    def _set_as_published(self) -> None:
+        # The flag first, then the count: a waiter counted itself before it reads the flag (under _SHARED), so
+        # either it sees the flag set or the publisher sees it counted and wakes it.
+        self._published = True
+        if _WAITERS:
+            with _SHARED:
+                _SHARED.notify_all()
 
 
 def install_shared_message_condition() -> None:
@@ -60,10 +77,17 @@ def _decode_mid_reason_prop(packet_type: int, packet: bytes | bytearray,
                             protocol: MQTTProtocolVersion) -> tuple[int, ReasonCode, Properties]:
     if protocol == MQTTProtocolVersion.MQTTv5 or len(packet) != 2:
         return _ORIGINAL_DECODE(packet_type, packet, protocol)  # type: ignore[no-any-return]
+    fields = shared_ack_fields(packet_type)
+    return (packet[0] << 8) | packet[1], fields[0], fields[1]
+
+
+def shared_ack_fields(packet_type: int) -> tuple[ReasonCode, Properties]:
+    """The one default (success, no properties) ReasonCode and Properties of an MQTT 3.1.1 ack type
+    (paho.mqtt.packettypes.PacketTypes: PUBACK 4 ... PUBCOMP 7)."""
     fields = _SHARED_FIELDS.get(packet_type)
     if fields is None:
         fields = _SHARED_FIELDS[packet_type] = (ReasonCode(packet_type), Properties(packet_type))  # type: ignore[no-untyped-call]
-    return (packet[0] << 8) | packet[1], fields[0], fields[1]
+    return fields
 
 
 def install_shared_ack_fields() -> None:

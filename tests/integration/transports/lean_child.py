@@ -27,6 +27,8 @@ from simulator.transports.base import Endpoint  # noqa: E402
 from simulator.transports.lean_fleet import LeanFleet  # noqa: E402
 from simulator.transports.wire import as_interfaces  # noqa: E402
 
+BURST = 30  # QoS 2 publishes per device at once, more than paho's (and the SDK's) 20 in flight
+
 
 def _interfaces() -> dict[str, Any]:
     from pathlib import Path
@@ -92,8 +94,9 @@ def main() -> int:
     out["received"] = received
     out["qos0_acks"] = qos0_acks
 
-    def publish_round(tag: str, devs: list[str], then: Any = None) -> tuple[int, list[str], list[float]]:
-        """Each of `devs` publishes one QoS 2 OTAEvent; `then()` runs right after; wait for every on_ack."""
+    def publish_round(tag: str, devs: list[str], then: Any = None, each: int = 1) -> tuple[int, list[str], list[float]]:
+        """Each of `devs` publishes `each` QoS 2 OTAEvents at once; `then()` runs right after; wait for every
+        on_ack."""
         done = gevent.event.Event()
         acks: list[float] = []
         errors: list[str] = []
@@ -101,22 +104,23 @@ def main() -> int:
         def on_ack(sent: float) -> Any:
             def cb(at: float, err: str | None) -> None:
                 (errors.append(err) if err else acks.append(at - sent))
-                if len(acks) + len(errors) == len(devs):
+                if len(acks) + len(errors) == len(devs) * each:
                     done.set()
 
             return cb
 
         for i, d in enumerate(devs):
-            value = {
-                "requestUUID": f"00000000-0000-4000-8000-{i:012d}",
-                "status": tag,
-                "statusProgress": 0,
-                "statusCode": "",
-                "message": "",
-            }
-            fleet.transport(d).publish(
-                OTA_EVENT_INTERFACE, OTA_EVENT_PATH, value, int(time.time() * 1000), on_ack(time.monotonic())
-            )
+            for progress in range(each):
+                value = {
+                    "requestUUID": f"00000000-0000-4000-8000-{i:012d}",
+                    "status": tag,
+                    "statusProgress": progress,
+                    "statusCode": "",
+                    "message": "",
+                }
+                fleet.transport(d).publish(
+                    OTA_EVENT_INTERFACE, OTA_EVENT_PATH, value, int(time.time() * 1000), on_ack(time.monotonic())
+                )
         if then is not None:
             then()
         done.wait(30)
@@ -156,6 +160,8 @@ def main() -> int:
         fleet.transport(d).disconnect()
         fleet.transport(d).connect()
     out["acked3"], out["errors3"], _ = publish_round("Deploying", ids)
+    # A burst past paho's 20 in flight per device: the rest queued, sent as acks free slots, every one acked.
+    out["burst_acked"], out["burst_errors"], _ = publish_round("Downloading", ids, each=BURST)
     # Explicit disconnect with publishes in flight: abandoned, each reported "disconnected" exactly once.
     out["abandon_acked"], out["abandon_errors"], _ = publish_round(
         "Rebooting", victims, lambda: [fleet.transport(d).disconnect() for d in victims]

@@ -96,6 +96,7 @@ def test_lean_fleet_end_to_end(backend: Any, tmp_path: Path) -> None:
     assert (out["acked2"], out["errors2"]) == (n, [])
     assert (out["inflight_acked"], out["inflight_errors"], out["inflight_reconnected"]) == (5, [], 5)
     assert (out["acked3"], out["errors3"]) == (n, [])
+    assert (out["burst_acked"], out["burst_errors"]) == (n * 30, [])  # lean_child.BURST each, past 20 in flight
     assert (out["abandon_acked"], out["abandon_errors"]) == (0, ["disconnected"] * 5)
     assert sorted(r[0] for r in out["received"]) == sorted(push)
     assert all(r[1:3] == [REQ, "/request"] and r[3]["operation"] == "Update" for r in out["received"])

@@ -3,6 +3,7 @@ a recording stand-in for its paho client, and every topic, payload byte and QoS 
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 import zlib
@@ -278,3 +279,51 @@ def test_encoder_is_byte_identical_to_py_bson(value: Any, ms: int | None) -> Non
                 wire.encode_value(value, ts)
             return
         assert wire.encode_value(value, ts) == expected
+
+
+def test_memoized_validation_still_refuses_what_the_sdk_refuses() -> None:
+    ifaces = wire.as_interfaces(_load())  # the transports' interfaces: memoizing copies
+    ts = dt.datetime.now(dt.UTC)
+    wire.validate_publish(ifaces, OTA, "/event", _ota(), ts)  # this shape is now memoized
+    memo = getattr(ifaces[OTA], wire._ACCEPTED)
+    shape = ("/event", (tuple(_ota()), tuple(type(v) for v in _ota().values())), True)
+    assert memo == {shape: (("statusProgress", "int32"),)}
+    assert wire.validate_publish(ifaces, OTA, "/event", _ota(p=99), ts) is ifaces[OTA]
+    refused = [
+        ({**_ota(), "statusProgress": 2**31}, ts, "int32"),  # same shape, the value check refuses it
+        ({**_ota(), "statusProgress": -(2**31) - 1}, ts, "int32"),
+        ({**_ota(), "statusProgress": True}, ts, "integer but found"),  # another shape: the SDK decides
+        (_ota(), None, "Timestamp required"),
+        ({k: v for k, v in _ota().items() if k != "message"}, ts, "not in payload"),
+        ({**_ota(), "extra": "x"}, ts, "not in the"),
+    ]
+    for value, when, why in refused:
+        with pytest.raises(PublishError, match=why):
+            wire.validate_publish(ifaces, OTA, "/event", value, when)
+    assert len(memo) == 1  # refused shapes are never memoized
+
+
+def test_memoized_validation_of_individual_double_and_integer_values() -> None:
+    sensor = {"interface_name": "org.example.Sensor", "version_major": 0, "version_minor": 1,
+              "type": "datastream", "ownership": "device",
+              "mappings": [{"endpoint": "/value", "type": "double"}, {"endpoint": "/count", "type": "integer"}]}
+    ifaces = wire.as_interfaces({"org.example.Sensor": sensor})
+    name = "org.example.Sensor"
+    wire.validate_publish(ifaces, name, "/value", 1.5, None)
+    wire.validate_publish(ifaces, name, "/count", 7, None)
+    assert set(getattr(ifaces[name], wire._ACCEPTED).values()) == {((None, "finite"),), ((None, "int32"),)}
+    wire.validate_publish(ifaces, name, "/value", 2.5, None)  # memoized
+    for path, bad, why in (("/value", float("nan"), "Invalid float"), ("/value", float("inf"), "Invalid float"),
+                           ("/count", 2**31, "int32"), ("/value", 1, "double but found")):
+        with pytest.raises(PublishError, match=why):
+            wire.validate_publish(ifaces, name, path, bad, None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                    timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(0), "Z"),
+                                               dt.timezone(dt.timedelta(hours=5, minutes=30)),
+                                               dt.timezone(dt.timedelta(hours=-7, seconds=12, microseconds=5))])))
+def test_datetime_milliseconds_are_py_bsons(when: dt.datetime) -> None:
+    assert wire._utc_ms(when) == round(calendar.timegm(when.utctimetuple()) * 1000 + when.microsecond / 1000.0)
+    assert wire._fast_document({"t": when}) == bson.dumps({"t": when})

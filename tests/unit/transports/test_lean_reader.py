@@ -1,0 +1,182 @@
+"""LeanClient's buffered reader against paho's own: the same packets (paho's encoder's bytes) arriving in any
+split -- one byte at a time, whole bursts, a remaining length of several bytes -- reach paho's handlers with
+the same fields, and leave nothing behind; a malformed length is paho's protocol error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from simulator.transports.lean_fleet import _MALFORMED, LeanClient, _complete_packet
+
+
+class FakeSocket:
+    """recv returns the queued chunks in order (at most bufsize bytes each), then 'no data yet'."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.recvs = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self.chunks:
+            raise BlockingIOError
+        self.recvs += 1
+        chunk = self.chunks.pop(0)
+        if len(chunk) > bufsize:
+            self.chunks.insert(0, chunk[bufsize:])
+        return chunk[:bufsize]
+
+    def close(self) -> None:  # paho closes its socket when the client is collected
+        self.chunks = []
+
+
+def _publish_bytes(topic: str, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH as paho's encoder writes it (paho's own _send_publish into its queue)."""
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2)
+    sender._sock = FakeSocket([])  # type: ignore[assignment]
+    sender._sock_send = lambda data: (_ for _ in ()).throw(BlockingIOError())  # type: ignore[method-assign]
+    sender._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    sender.publish(topic, payload, 0)
+    return bytes(sender._out_packet[0]["packet"])
+
+
+def _received(client_type: type[mqtt.Client], chunks: list[bytes]) -> tuple[list[tuple[str, bytes, int]], Any]:
+    client = client_type(CallbackAPIVersion.VERSION2)
+    got: list[tuple[str, bytes, int]] = []
+    client.on_message = lambda c, u, m: got.append((m.topic, m.payload, m.qos))
+    sock = FakeSocket(chunks)
+    client._sock = sock  # type: ignore[assignment]
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    for _ in range(1000):  # as the transport: read until the socket has nothing more
+        if client._packet_read() == mqtt.MQTT_ERR_AGAIN:
+            break
+    return got, sock
+
+
+STREAM = (_publish_bytes("realm/dev/io.edgehog.devicemanager.OTARequest/request", b"\x05" * 300)  # 2-byte length
+          + _publish_bytes("a/b", b"x") + _publish_bytes("realm/dev/t", b""))
+
+
+def test_same_messages_as_paho_whatever_the_split() -> None:
+    expected, paho_sock = _received(mqtt.Client, [STREAM])
+    assert [t for t, _, _ in expected] == ["realm/dev/io.edgehog.devicemanager.OTARequest/request", "a/b",
+                                          "realm/dev/t"]
+    for chunks in ([STREAM], [bytes([b]) for b in STREAM], [STREAM[:2], STREAM[2:305], STREAM[305:]]):
+        got, sock = _received(LeanClient, chunks)
+        assert got == expected
+    whole, sock = _received(LeanClient, [STREAM])
+    assert whole == expected
+    assert sock.recvs == 1 < paho_sock.recvs  # one read for the burst; paho reads three times per packet
+
+
+def test_a_partial_packet_waits_for_its_rest() -> None:
+    client = LeanClient(CallbackAPIVersion.VERSION2)
+    got: list[str] = []
+    client.on_message = lambda c, u, m: got.append(m.topic)
+    client._sock = FakeSocket([STREAM[:100]])  # type: ignore[assignment]
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    assert client._packet_read() == mqtt.MQTT_ERR_AGAIN and got == [] and not client.lean_buffered()
+    client._sock = FakeSocket([STREAM[100:]])  # type: ignore[assignment]
+    assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS and len(got) == 1
+    assert client.lean_buffered()  # the next two are read already: the transport serves it again
+    assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS and client._packet_read() == mqtt.MQTT_ERR_SUCCESS
+    assert len(got) == 3 and not client.lean_buffered()
+
+
+def test_remaining_length_decoding_and_bounds() -> None:
+    assert _complete_packet(bytearray(b"\x50\x02\x00\x01")) == (2, 2)  # a PUBREC
+    assert _complete_packet(bytearray(b"\x50\x02\x00")) is None
+    assert _complete_packet(bytearray(b"\x30")) is None
+    assert _complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 128)) == (3, 128)
+    assert _complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 127)) is None
+    assert _complete_packet(bytearray(b"\xd0\x00")) == (2, 0)  # PINGRESP: no body
+    assert _complete_packet(bytearray(b"\x30\xff\xff\xff\xff\x01")) is _MALFORMED  # 5 length bytes
+
+
+def test_malformed_length_is_a_protocol_error_and_eof_a_lost_connection() -> None:
+    client = LeanClient(CallbackAPIVersion.VERSION2)
+    client._sock = FakeSocket([b"\x30\xff\xff\xff\xff\x01"])  # type: ignore[assignment]
+    assert client._packet_read() == mqtt.MQTT_ERR_PROTOCOL
+    client = LeanClient(CallbackAPIVersion.VERSION2)
+    client._sock = FakeSocket([b""])  # type: ignore[assignment]
+    assert client._packet_read() == mqtt.MQTT_ERR_CONN_LOST
+
+
+# ---- the QoS 1/2 flow: LeanClient's steps against paho's own, on the same inputs ----
+
+
+class SinkSocket(FakeSocket):
+    """Takes every write whole; reads come from `chunks`."""
+
+    def __init__(self, chunks: list[bytes] | None = None) -> None:
+        super().__init__(chunks or [])
+        self.sent = bytearray()
+
+    def send(self, data: bytes) -> int:
+        self.sent += data
+        return len(data)
+
+
+def _connected(client_type: type[mqtt.Client], max_inflight: int = 20) -> tuple[mqtt.Client, SinkSocket, list[int]]:
+    client = client_type(CallbackAPIVersion.VERSION2)
+    client.max_inflight_messages_set(max_inflight)
+    acked: list[int] = []
+    client.on_publish = lambda c, u, mid, reason, props: acked.append(mid)
+    sock = SinkSocket()
+    client._sock = sock  # type: ignore[assignment]
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
+    return client, sock, acked
+
+
+def _state(client: mqtt.Client) -> list[tuple[int, str, bytes, int, object]]:
+    return [(m.mid, m.topic, m.payload, m.qos, m.state) for m in client._out_messages.values()]
+
+
+def test_publish_writes_paho_bytes_and_keeps_paho_state() -> None:
+    topic = "realm/dev/io.edgehog.devicemanager.OTAEvent/event"
+    payloads = [b"\x99" * 153, b"x" * 200, b"", b"y" * 20000]  # 1-, 2- and 3-byte remaining lengths
+    theirs, their_sock, _ = _connected(mqtt.Client, max_inflight=2)
+    ours, our_sock, _ = _connected(LeanClient, max_inflight=2)
+    for qos in (1, 2):
+        for payload in payloads:
+            a, b = theirs.publish(topic, payload, qos), ours.publish(topic, payload, qos)
+            assert (a.mid, a.rc) == (b.mid, b.rc)
+    assert our_sock.sent == their_sock.sent  # two in flight written, the rest queued, as paho
+    assert _state(ours) == _state(theirs) and ours._inflight_messages == theirs._inflight_messages == 2
+
+
+def test_acks_complete_the_flow_as_paho_does() -> None:
+    topic = "realm/dev/io.edgehog.devicemanager.OTAEvent/event"
+    results = []
+    for client_type in (mqtt.Client, LeanClient):
+        client, sock, acked = _connected(client_type, max_inflight=1)
+        first = client.publish(topic, b"a", 2)
+        second = client.publish(topic, b"b", 1)  # queued behind the in-flight limit
+        # PUBREC of the first (PUBREL answers), PUBCOMP (the queued one leaves), PUBACK of the second, and an
+        # ack of a mid nobody waits for (ignored, as paho).
+        sock.chunks = [bytes([0x50, 2, 0, first.mid, 0x70, 2, 0, first.mid, 0x40, 2, 0, second.mid,
+                              0x70, 2, 0, 99])]
+        while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+            client.loop_write()
+        client.loop_write()
+        results.append((bytes(sock.sent), acked, first.is_published(), second.is_published(),
+                        client._inflight_messages, dict(client._out_messages)))
+    assert results[0] == results[1]
+    assert results[1][1] == [1, 2] and results[1][4] == 0
+
+
+def test_inside_a_transport_step_packets_wait_for_the_step_to_end() -> None:
+    client, sock, acked = _connected(LeanClient)
+    first = client.publish("t/a", b"a", 2)
+    second = client.publish("t/b", b"b", 2)
+    written = len(sock.sent)
+    sock.chunks = [bytes([0x50, 2, 0, first.mid, 0x50, 2, 0, second.mid, 0x70, 2, 0, first.mid])]
+    client.lean_defer = True  # LeanTransport._drive around loop_read
+    while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+        pass
+    client.lean_defer = False
+    assert len(sock.sent) == written and client.want_write() and acked == [first.mid]  # two PUBRELs queued
+    client.loop_write()
+    assert bytes(sock.sent[written:]) == bytes([0x62, 2, 0, first.mid, 0x62, 2, 0, second.mid])  # one write
