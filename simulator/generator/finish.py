@@ -214,8 +214,10 @@ def finish_run(
     accounting: Accounting | None = None
     if observer is not None and books.join is not None:
         accounting = accounting_of(books.join, ended_at, GRACE_S)
-    starts = operation_starts(plan, started_at) if scenario.mode == "self" else {}
     if books.funnel.starts is None:  # a live run set them when its clock started (LiveBooks.run_started)
+        # Books built here from a send log held whole: a whole pass over the plan (a live run never gets here,
+        # so a long run does not plan itself again at its end).
+        starts = operation_starts(plan, started_at) if scenario.mode == "self" else {}
         books.funnel.starts = starts or None
     funnel = books.funnel.build(frozenset(cut_operations))
     join = books.join.check.result() if observer is not None and books.join is not None else None
