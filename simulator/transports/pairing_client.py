@@ -91,7 +91,14 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
         ctx = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_NONE)
     else:
         ctx = urllib3.util.ssl_.create_urllib3_context()
-        ctx.load_verify_locations(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True else verify)
+        where = requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+        try:  # a directory is a c_rehash'ed CA dir, as requests' HTTPAdapter.cert_verify treats it
+            if os.path.isdir(where):
+                ctx.load_verify_locations(capath=where)
+            else:
+                ctx.load_verify_locations(cafile=where)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"{where}: cannot be read as a CA bundle for the Pairing API: {exc}") from None
     ctx.set_alpn_protocols(urllib3.util.ssl_.ALPN_PROTOCOLS)
     return ctx
 

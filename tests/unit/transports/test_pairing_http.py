@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
@@ -243,3 +244,15 @@ def test_a_greenlet_killed_while_waiting_for_a_slot_leaves_the_pool_whole(
     pool._slots.release()
     assert pool.request("GET", "/x", {}).status_code == 200
     assert pool._slots.counter == 1 and len(server.requests) == 1
+
+
+def test_an_unreadable_ca_file_is_one_clear_error(tmp_path: Path) -> None:
+    """A CA file that cannot be read: one error naming it, when the client is made (no traceback)."""
+    from simulator.errors import UsageError
+
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    for path in (bad, tmp_path / "missing.pem"):
+        with pytest.raises(UsageError) as err:
+            PairingClient("https://127.0.0.1:1/pairing", "realm", str(path))
+        assert str(err.value).startswith(f"{path}: cannot be read as a CA bundle for the Pairing API: ")
