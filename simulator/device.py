@@ -142,12 +142,12 @@ class VirtualDevice:
     def _due_us(self) -> int | None:
         if self._reconnect_us is not None:
             return self._reconnect_us  # a rebooting device does nothing else until it is back (then late)
-        candidates: list[int] = []
-        if self._next < len(self._planned):
-            candidates.append(self._planned[self._next].offset_us)
+        # The earlier of the next planned action and the next live input (called several times per event).
+        planned = self._planned[self._next].offset_us if self._next < len(self._planned) else None
         if self._queue:
-            candidates.append(self._queue[0][0])
-        return min(candidates, default=None)
+            queued = self._queue[0][0]
+            return queued if planned is None or queued < planned else planned
+        return planned
 
     def next_due(self) -> float | None:
         """Monotonic time of the next thing to do (None: nothing planned, waiting for requests)."""
