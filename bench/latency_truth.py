@@ -146,15 +146,24 @@ def _time_pubrec() -> list[tuple[float, float]]:
             sent[(id(self), info.mid)] = (t_mono, t_wall)
         return info
 
-    def timed_pubrec(self: Any) -> Any:
-        mid = struct.unpack("!H", bytes(self._in_packet["packet"][:2]))[0]
+    def received(self: Any, mid: int) -> None:
         t = sent.pop((id(self), mid), None)
         if t is not None:
             samples.append((t[1], (time.monotonic() - t[0]) * 1000))
+
+    def timed_pubrec(self: Any) -> Any:
+        received(self, struct.unpack("!H", bytes(self._in_packet["packet"][:2]))[0])
         return handle_pubrec(self)
 
     LeanClient.publish = timed_publish  # type: ignore[method-assign]
     LeanClient._handle_pubrec = timed_pubrec  # type: ignore[method-assign]
+    lean_pubrec = getattr(LeanClient, "_lean_pubrec", None)
+    if lean_pubrec is not None:  # the lean read path handles a PUBREC itself, without paho's _handle_pubrec
+        def timed_lean_pubrec(self: Any, mid: int) -> Any:
+            received(self, mid)
+            return lean_pubrec(self, mid)
+
+        LeanClient._lean_pubrec = timed_lean_pubrec
     return samples
 
 

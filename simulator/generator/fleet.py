@@ -62,6 +62,11 @@ FINISH_POLL_S = 0.2  # each poll walks every device: 5 a second is enough for a 
 # operations in progress (one per device at most).
 LOOKAHEAD_US = 5_000_000
 FEED_PERIOD_S = 1.0
+# The feeder generates the plan in slices of this much plan time and lets the scheduler run between them:
+# planning costs ~35 us of CPU per event (bench/plan_memory.py), so a second of a 5,000 events/s plan in one go
+# blocked the loop ~175 ms and every event due meanwhile left that late (bench/pacing.py: send-lag p99 1 s at
+# 5,000/s). 20 ms of plan at 5,000/s is ~100 events, ~3.5 ms of CPU between two yields.
+FEED_SLICE_US = 20_000
 # A self-driven device with nothing planned yet is woken in the scheduler by the feeder (extend_plan -> wake)
 # when its next operation comes; the scheduler finishes it only once the cursor says its plan is over.
 
@@ -224,6 +229,15 @@ class ProcessFleet:
         deadline passed (it starts anyway and says so)."""
         if self.started.is_set():
             return
+        if not self.scenario.answers_requests:
+            # The first look-ahead before the clock starts: generating it (~35 us of CPU per planned event, 5 s of
+            # plan) after the start made the run's first events that late (pacing: p99 257 ms at 1,000/s).
+            self.feed(now_us=0)
+        # Onboarding allocated most of what this process will keep (clients, TLS contexts, plans). A full GC
+        # pass over it takes ~100 ms at 1,000 devices and set the p99; freezing it out of the collector's
+        # generations after ramp-up took the max from 123 to 16.5 ms. Before the clock starts, for the same reason.
+        gc.collect()
+        gc.freeze()
         now_mono, now_wall = self.clock.monotonic(), self.clock.wall()
         wall = now_wall if at_wall is None else at_wall
         self.run_start_wall = wall
@@ -235,27 +249,29 @@ class ProcessFleet:
         for device in self.devices.values():
             device.run_start = self.run_start
             device.run_start_wall = self.run_start_wall
-        # Onboarding allocated most of what this process will keep (clients, TLS contexts, plans). A full GC
-        # pass over it takes ~100 ms at 1,000 devices and set the p99; freezing it out of the collector's
-        # generations after ramp-up took the max from 123 to 16.5 ms.
-        gc.collect()
-        gc.freeze()
         if not self.scenario.answers_requests:
-            self.feed()  # the first look-ahead, before any device runs
             self._feeder = gevent.spawn(self._feed_loop)
         self.callbacks.on_begin()
         self.callbacks.on_run_start(self.run_start_wall)
         self.started.set()
 
-    def feed(self) -> None:
-        """Generate the plan up to LOOKAHEAD_US past now and hand each device its new actions (a device not
-        created yet takes them at `create`). At the plan's end, wake the devices with nothing left to do so
-        that their drivers return."""
-        now_us = round((self.clock.monotonic() - self.run_start) * 1e6)
-        for index in self.cursor.advance(now_us + LOOKAHEAD_US):
-            device = self.devices.get(index)
-            if device is not None:
-                device.extend_plan(self.cursor.take(index))
+    def feed(self, now_us: int | None = None, pause: Callable[[], None] | None = None) -> None:
+        """Generate the plan up to LOOKAHEAD_US past now (`now_us` on the plan's clock; default: the run's) and
+        hand each device its new actions (a device not created yet takes them at `create`); with `pause`, in
+        slices of FEED_SLICE_US of plan with `pause()` between them. At the plan's end, wake the devices with
+        nothing left to do so that their drivers return."""
+        if now_us is None:
+            now_us = round((self.clock.monotonic() - self.run_start) * 1e6)
+        target = now_us + LOOKAHEAD_US
+        cursor = self.cursor
+        while not cursor.done and cursor.horizon_us < target:
+            until = target if pause is None else min(target, max(cursor.horizon_us, now_us) + FEED_SLICE_US)
+            for index in cursor.advance(until):
+                device = self.devices.get(index)
+                if device is not None:
+                    device.extend_plan(cursor.take(index))
+            if pause is not None and not cursor.done and cursor.horizon_us < target:
+                pause()
         if self.cursor.done:
             for device in self.devices.values():
                 if device._live is None and device.next_due() is None:
@@ -269,7 +285,7 @@ class ProcessFleet:
         while not self.stopping.is_set() and not self.cursor.done:
             self.stopping.wait(FEED_PERIOD_S)
             if not self.stopping.is_set():
-                self.feed()
+                self.feed(pause=_yield)
 
     def behind(self) -> int:
         """Self-driven devices with planned actions still due or publishes unacknowledged (the generator is
@@ -342,6 +358,10 @@ class ProcessFleet:
         failed = {self.plan.device_ids[i]: why for i, why in sorted(self.failed.items())[:FAILED_SHOWN]}
         return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total,
                 "failed_devices": failed}
+
+
+def _yield() -> None:
+    gevent.sleep(0)  # sleep-ok: lets the scheduler and the I/O loop run between two slices of planning
 
 
 def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[float], None] = gevent.sleep) -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from simulator.clock import VirtualClock
 from simulator.events import ActionKind
-from simulator.generator.fleet import LOOKAHEAD_US, FleetCallbacks, ProcessFleet
+from simulator.generator.fleet import FEED_SLICE_US, LOOKAHEAD_US, FleetCallbacks, ProcessFleet
 from simulator.plan import build_plan
 from simulator.records import SendRecord
 from tests.unit.plan.test_fleet_plan import scenario
@@ -61,3 +61,28 @@ def test_workers_publish_the_whole_plan_between_them_and_agree_on_its_digest() -
     assert len(keys) == planned == sum(1 for s in whole.steps() if s is not None for a in s.actions
                                        if a.kind is ActionKind.PUBLISH)
     assert len(digests) == 1
+
+
+def test_the_feeder_generates_in_slices_and_hands_over_the_same_actions() -> None:
+    """The feeder yields between slices of FEED_SLICE_US of plan (planning costs CPU the devices due meanwhile
+    would wait for); sliced or whole, every device holds the same actions at the same horizon."""
+    fleets = []
+    for _ in range(2):
+        sc = replace(scenario(devices=6, duration=60.0), transport="memory")
+        fleet = ProcessFleet(sc, build_plan(sc), TARGET, VirtualClock(start=100.0),
+                             callbacks=FleetCallbacks(on_record=lambda _r: None))
+        for i in fleet.indexes:
+            fleet.create(i).start()
+        fleet.begin()
+        clock = fleet.clock
+        assert isinstance(clock, VirtualClock)
+        clock.advance(1.0)
+        fleets.append(fleet)
+    whole, sliced = fleets
+    pauses: list[int] = []
+    whole.feed()
+    sliced.feed(pause=lambda: pauses.append(sliced.cursor.horizon_us))
+    assert len(pauses) == 1_000_000 // FEED_SLICE_US - 1  # a second of new plan in 20 ms slices, none after
+    assert pauses == sorted(pauses) and whole.cursor.horizon_us == sliced.cursor.horizon_us
+    assert [d._planned[d._next:] for d in whole.devices.values()] == \
+        [d._planned[d._next:] for d in sliced.devices.values()]
