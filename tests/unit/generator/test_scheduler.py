@@ -118,7 +118,7 @@ def test_reconnect_and_drain_run_in_a_greenlet_of_their_own() -> None:
         scheduler.serve(fleet.clock.monotonic())
         if not device.reboot_due():  # acks land between due points, except while a reboot is held
             transport.ack()
-        gevent.sleep(0)  # the hand-off greenlet (drain + reboot, or the reconnect) runs here
+        gevent.sleep(0)  # sleep-ok: a yield: the hand-off greenlet (drain + reboot, or reconnect) runs
         rebooted = rebooted or device.counters.reboots == 1
     transport.ack()  # the last event's PUBCOMP
     assert rebooted and len(polls) == 2 and transport.connects == 2  # drained, rebooted, reconnected
