@@ -85,16 +85,14 @@ def spool_dir(results_root: Path) -> Path:
     return results_root / ".spool" / f"{os.getpid()}-{time.time_ns()}"
 
 
-def operation_starts(plan: FleetPlan | None, run_start_wall: float,
-                     keep: frozenset[str] | None = None) -> dict[OperationId, float]:
+def operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
     """(device, uuid) -> wall start of each planned operation -- a whole pass over the plan, for books built at
-    the end from a send log held in memory (O(events) already); with `keep`, only those devices' (a worker's
-    partition). A live run's books use `live_operation_starts`."""
+    the end from a send log held in memory (O(events) already). A live run's books use `live_operation_starts`
+    (a worker's cursor keeps its own devices' recent operations only)."""
     if plan is None:
         return {}
     ids = plan.device_ids
-    return {(ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations
-            if keep is None or ids[op.device] in keep}
+    return {(ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
 
 
 def live_operation_starts(plan: FleetPlan, run_start_wall: float) -> Mapping[OperationId, float]:
