@@ -18,7 +18,7 @@ from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.recorder import MetricsRecorder
-from simulator.metrics.second_bucket import SecondsInbox
+from simulator.metrics.seconds_inbox import SecondsInbox
 from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
@@ -79,8 +79,12 @@ class FleetContext:
     def ensure_recorder(self) -> MetricsRecorder:
         if self.recorder is None:
             self.recorder = MetricsRecorder(self.clock)
-            if self.live is not None and not self.is_master and not self.is_worker:
-                self.live.attach(self.recorder)
+            if not self.is_master and not self.is_worker:
+                # This process writes the results: its sealed seconds go to disk once old (issue 14); a
+                # worker ships them with its reports instead, and the master's recorder is built at the end.
+                self.recorder.spool_seconds()
+                if self.live is not None:
+                    self.live.attach(self.recorder)
         return self.recorder
 
     def ensure_fleet(self, callbacks: FleetCallbacks) -> ProcessFleet:

@@ -28,7 +28,7 @@ from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
 from simulator.locust_adapter.telemetry_hook import install_telemetry
 from simulator.metrics.campaign import OperationRecord, fold_operations
-from simulator.metrics.second_bucket import SecondsInbox
+from simulator.metrics.seconds_inbox import SecondsInbox
 from simulator.run.spec import RunSpec
 
 __all__ = ["build_fleet", "install", "install_from_options"]

@@ -38,7 +38,7 @@ from simulator.metrics.books_export import JoinedBooks, merge_books
 from simulator.metrics.campaign import OperationRecord, fold_operations
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
-from simulator.metrics.second_bucket import SecondsInbox
+from simulator.metrics.seconds_inbox import SecondsInbox
 from simulator.plan import online_offsets_us
 from simulator.run.execute import DriveOutcome, WorkerPlan
 from simulator.run.live_books import LiveBooks

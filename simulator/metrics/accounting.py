@@ -17,7 +17,7 @@ listed keys, e2e histograms (totals and per arrival second) and lost per intende
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from simulator.events import EventKey
@@ -26,6 +26,8 @@ from simulator.metrics.histograms import HistogramSet
 from simulator.metrics.online_join import JoinWindows, OnlineJoin
 from simulator.metrics.run_summary import AccountingSummary
 from simulator.metrics.second_bucket import SecondBucket
+from simulator.metrics.second_spool import SecondSpool, merge_items
+from simulator.metrics.seconds_inbox import SecondsInbox
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = ["Accounting", "account", "accounting_of"]
@@ -57,11 +59,24 @@ class Accounting:
     # second (since `start`) -> sealed bucket: counts["delivered"] by arrival second, counts["lost"] by intended
     # second, e2e histograms of the events delivered in that second (encoded, with p50/p99/max).
     seconds: dict[int, SecondBucket] = field(default_factory=dict)
+    # More seconds of the same frame, read in order with `seconds` by `items` (issue 14: kept on disk while the
+    # run plays): the local join's spool, and the master's inboxes of the seconds workers shipped, with the
+    # whole-second shift of each into this frame.
+    spool: SecondSpool | None = None
+    inboxes: list[tuple[SecondsInbox, int]] = field(default_factory=list)
     start: float = 0.0
     offset_min: float | None = None  # min(arrival - sent) over arrivals of sent events (clock offset)
     offset_samples: int = 0
     end: float = 0.0
     grace: float = 0.0
+
+    def items(self) -> Iterator[tuple[int, SecondBucket]]:
+        """Every second with a bucket, ascending, each once: `seconds`, the spool and the inboxes merged."""
+        sources: list[Iterator[tuple[int, SecondBucket]]] = [iter(sorted(self.seconds.items()))]
+        if self.spool is not None:
+            sources.append(self.spool.items())
+        sources.extend(inbox.items(shift) for inbox, shift in self.inboxes)
+        return merge_items(sources)
 
     def histograms(self) -> HistogramSet:
         """HDR histograms of the e2e paths (negative values clamped and counted: clock offset)."""
@@ -93,8 +108,8 @@ def accounting_of(join: OnlineJoin, end: float, grace: float) -> Accounting:
         lost_events=list(join.lost_events), lost_when=list(join.lost_when),
         duplicated_events=dict(join.duplicated_events), reordered_events=list(join.reordered_events),
         reordered_by_device=dict(join.reordered_by_device), unexpected_events=list(join.unexpected_events),
-        late_events=list(join.late_events), e2e=join.histograms, seconds=join.seconds, start=join.start,
-        offset_min=join.offset_min, offset_samples=join.offset_samples, end=end, grace=grace)
+        late_events=list(join.late_events), e2e=join.histograms, seconds=join.seconds, spool=join.spool,
+        start=join.start, offset_min=join.offset_min, offset_samples=join.offset_samples, end=end, grace=grace)
 
 
 def account(sends: Sequence[SendRecord], arrivals: Sequence[ArrivalRecord], end: float,

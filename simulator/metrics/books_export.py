@@ -23,7 +23,8 @@ from simulator.metrics.books import RunBooks
 from simulator.metrics.funnel import Funnel, OperationId
 from simulator.metrics.histograms import HistogramSet, LatencyHistogram
 from simulator.metrics.join_check import JoinCheck
-from simulator.metrics.second_bucket import SecondBucket, SecondsInbox
+from simulator.metrics.second_bucket import SecondBucket
+from simulator.metrics.seconds_inbox import SecondsInbox
 
 __all__ = ["JoinedBooks", "books_export", "merge_books"]
 
@@ -85,7 +86,7 @@ def books_export(books: RunBooks, end: float, grace: float, cut: frozenset[Opera
             "e2e": acc.e2e.export(), "start": acc.start, "offset_min": acc.offset_min,
             "offset_samples": acc.offset_samples,
             "seconds": {str(s): {"counts": {k: v for k, v in b.counts.items() if v}, "hdr": dict(b.sealed)}
-                        for s, b in sorted(acc.seconds.items())},
+                        for s, b in acc.items()},
         }
         check = books.join.check.result()
         out["join_check"] = {"pairs": check.pairs, "impossible": check.impossible, "worst_s": check.worst_s,
@@ -157,7 +158,7 @@ def _merge_accounting(acc: Accounting, data: Mapping[str, Any], start: float) ->
 def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, grace: float,
                 streamed: Iterable[SecondsInbox] = ()) -> JoinedBooks:
     """The workers' books as one (per-second results re-aligned on `start`, the master's recorder start);
-    `streamed`: the join seconds workers shipped with their periodic reports (issue 14), moved in here."""
+    `streamed`: the join seconds workers shipped with their periodic reports (issue 14), read with the rest."""
     funnel = Funnel()
     errors: list[tuple[str, float]] = []
     logs: list[tuple[Path, Path]] = []
@@ -175,7 +176,7 @@ def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, 
                 acc = Accounting(start=start, end=end, grace=grace)
             _merge_accounting(acc, data["accounting"], start)
     if acc is not None:
-        for inbox in streamed:
-            inbox.move_into(acc.seconds, start)
+        for inbox in streamed:  # read in order at the end with the rest (Accounting.items), not copied here
+            acc.inboxes.append((inbox, round(inbox.start - start)))
     return JoinedBooks(accounting=acc, funnel=funnel, errors=tuple(errors), logs=tuple(logs),
                        join=_merge_checks(checks))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
 from simulator.metrics.join_check import JoinChecker
 from simulator.metrics.second_bucket import SecondBucket, export_seconds
+from simulator.metrics.second_spool import SecondSpool, merge_items
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = ["JoinTotals", "JoinWindows", "OnlineJoin", "lost_reason"]
@@ -101,6 +103,9 @@ class OnlineJoin:
         self._dup_ids: set[int] = set()
         self.deadline: float | None = None  # end + grace, once known: later first arrivals are late
         self.seconds: dict[int, SecondBucket] = {}
+        # The process that writes the results moves sealed seconds here (old ones on disk, issue 14); a worker
+        # ships them with its reports instead (take_sealed).
+        self.spool: SecondSpool | None = None
         self._newest = -1
         self._live: set[int] = set()
         self.histograms = HistogramSet()  # e2e totals, complete after finish
@@ -246,11 +251,24 @@ class OnlineJoin:
         if second > self._newest:
             self._newest = second
             limit = second - self.windows.open_seconds
-            for old in [s for s in self._live if s < limit]:
+            for old in sorted(s for s in self._live if s < limit):
                 self.seconds[old].seal(self.histograms)
                 self._live.discard(old)
+                if self.spool is not None:
+                    self.spool.add(old, self.seconds.pop(old))
         self._live.add(second)
         return bucket
+
+    def spool_seconds(self, spool: SecondSpool | None = None) -> None:
+        """Move sealed seconds to a spool from now on (not on a worker: its seconds leave with its reports)."""
+        self.spool = SecondSpool() if spool is None else spool
+        for second in sorted(s for s in self.seconds if s not in self._live):
+            self.spool.add(second, self.seconds.pop(second))
+
+    def items(self) -> Iterator[tuple[int, SecondBucket]]:
+        """Every second with a bucket, ascending, each once (the spool's and those still here, merged)."""
+        here = iter(sorted(self.seconds.items()))
+        return merge_items([here] if self.spool is None else [here, self.spool.items()])
 
     def take_sealed(self) -> dict[str, Any]:
         """The sealed seconds (delivered, e2e histograms) not shipped yet, as {"start", "seconds"}, forgotten

@@ -14,7 +14,9 @@ Per-second buckets are keyed by whole seconds since `start` (wall clock) of the 
 send_lag, e2e_device_t); buckets older than `open_seconds` behind the newest are sealed (encoded, percentiles
 computed, histogram memory freed: ~190 KB live vs a few hundred bytes sealed), so a one-hour run keeps MBs.
 A Locust worker ships its sealed seconds with each periodic report (`take_sealed`) and forgets them, so it keeps
-only the open ones; the master adds them up (`absorb_seconds`, second_bucket.SecondsInbox).
+only the open ones; the master adds them up (`absorb_seconds`, second_bucket.SecondsInbox). The process that
+writes the results keeps its sealed seconds in a spool (`spool_seconds`, metrics.second_spool): a window in
+memory, older seconds on disk, read back in order when the results are written.
 
 Measured cost (test_recorder.py::test_cost_per_event_is_a_few_microseconds, CPU time on this
 shared 2-core machine at load ~7): 4.3-7.5 us per event for on_send + on_ack together, i.e. ~4-7% of one core
@@ -23,14 +25,16 @@ at 10,000 events/s; a value is recorded once (into its second), the run totals a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from simulator.clock import Clock
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet, percentiles_us
 from simulator.metrics.logrows import send_from_row, send_to_row
-from simulator.metrics.second_bucket import COUNTERS, SecondBucket, SecondsInbox, export_seconds, merge_seconds
+from simulator.metrics.second_bucket import COUNTERS, SecondBucket, export_seconds, merge_seconds
+from simulator.metrics.second_spool import SecondSpool, merge_items
+from simulator.metrics.seconds_inbox import SecondsInbox
 from simulator.records import ArrivalRecord, OnboardingTimes, SendRecord
 
 if TYPE_CHECKING:
@@ -65,6 +69,20 @@ class MetricsRecorder:
         self._newest = -1
         self._live: set[int] = set()
         self._last: tuple[int, SecondBucket] = (-1, SecondBucket())  # cache: most events hit the same second
+        # The process that writes the results (issue 14): sealed seconds go to a spool (old ones on disk) and
+        # workers' shipped seconds stay in their inboxes' spools, read in order at the end (`items`).
+        self.spool: SecondSpool | None = None
+        self._inboxes: list[tuple[SecondsInbox, int]] = []  # (inbox, whole-second shift into this frame)
+
+    def spool_seconds(self, spool: SecondSpool | None = None) -> None:
+        """Keep sealed seconds in a spool from now on (memory bounded by its window, not the run's length);
+        not on a Locust worker, whose sealed seconds leave with its reports (`take_sealed`)."""
+        self.flush()
+        self.spool = SecondSpool() if spool is None else spool
+        for second in sorted(self.seconds):
+            self.spool.add(second, self.seconds.pop(second))
+        self._live.clear()
+        self._last = (-1, self._last[1])
 
     # -- buckets ---------------------------------------------------------------------------------------------
     def _bucket(self, when: float) -> SecondBucket:
@@ -83,9 +101,12 @@ class MetricsRecorder:
         return bucket
 
     def _seal_before(self, limit: int) -> None:
-        for second in [s for s in self._live if s < limit]:
+        spool = self.spool
+        for second in sorted(s for s in self._live if s < limit):
             self.seconds[second].seal(self._histograms)
             self._live.discard(second)
+            if spool is not None:
+                spool.add(second, self.seconds.pop(second))
         if self._last[0] < limit:
             self._last = (-1, self._last[1])
 
@@ -207,30 +228,42 @@ class MetricsRecorder:
 
     def second_rows(self) -> list[dict[str, Any]]:
         """Every second from 0 to the newest: counters, devices online (carried forward), p50/p99 per path."""
-        self.flush()
-        rows: list[dict[str, Any]] = []
+        return list(self.iter_rows())
+
+    def iter_rows(self) -> Iterator[dict[str, Any]]:
+        """`second_rows`, one row at a time (a spool is read back from disk as the rows are consumed)."""
         online = 0
-        for second in range(self._newest + 1):
-            bucket = self.seconds.get(second)
-            row: dict[str, Any] = {"second": second}
-            if bucket is None:
-                row.update(dict.fromkeys(COUNTERS, 0))
-                stats: Mapping[str, tuple[float, float, int, float]] = {}
-            else:
-                row.update(bucket.counts)
-                online = bucket.online if bucket.online is not None else online
-                stats = bucket.stats
-            row["devices_online"] = online
-            for path in BUCKET_PATHS:
-                p50, p99 = stats[path][:2] if path in stats else (None, None)
-                row[f"{path}_p50_ms"], row[f"{path}_p99_ms"] = p50, p99
-            rows.append(row)
-        return rows
+        second = 0
+        for at, bucket in self.items():
+            while second <= at:
+                row: dict[str, Any] = {"second": second}
+                if second < at:  # a second with no event
+                    row.update(dict.fromkeys(COUNTERS, 0))
+                    stats: Mapping[str, tuple[float, float, int, float]] = {}
+                else:
+                    row.update(bucket.counts)
+                    online = bucket.online if bucket.online is not None else online
+                    stats = bucket.stats
+                row["devices_online"] = online
+                for path in BUCKET_PATHS:
+                    p50, p99 = stats[path][:2] if path in stats else (None, None)
+                    row[f"{path}_p50_ms"], row[f"{path}_p99_ms"] = p50, p99
+                yield row
+                second += 1
+
+    def items(self) -> Iterator[tuple[int, SecondBucket]]:
+        """Every second with a bucket, ascending, each once (sealed first): in memory, spooled, and the inboxes
+        absorbed."""
+        self.flush()
+        sources: list[Iterator[tuple[int, SecondBucket]]] = [iter(sorted(self.seconds.items()))]
+        if self.spool is not None:
+            sources.append(self.spool.items())
+        sources.extend(inbox.items(shift) for inbox, shift in self._inboxes)
+        return merge_items(sources)
 
     def second_histograms(self) -> dict[int, dict[str, tuple[str, float]]]:
         """second -> path -> (encoded histogram, max ms), for latency.hlog."""
-        self.flush()
-        return {second: self.seconds[second].encoded_with_max() for second in sorted(self.seconds)}
+        return {second: bucket.encoded_with_max() for second, bucket in self.items()}
 
     # -- shipping between workers ----------------------------------------------------------------------------
     def export(self, include_send_log: bool = False) -> dict[str, Any]:
@@ -271,10 +304,13 @@ class MetricsRecorder:
         self._newest = max(self._newest, newest)
 
     def absorb_seconds(self, inbox: SecondsInbox) -> None:
-        """Move a worker's shipped seconds into this recorder (re-aligned by whole seconds, as `merge` does;
-        the inbox is emptied): a second this recorder lacks costs no decode/encode."""
+        """Add a worker's shipped seconds to this recorder (re-aligned by whole seconds, as `merge` does): the
+        inbox is kept, not copied, and read in order with the rest by `items` (its old seconds stay on disk)."""
         self.flush()
-        self._newest = max(self._newest, inbox.move_into(self.seconds, self.start))
+        shift = round(inbox.start - self.start)
+        self._inboxes.append((inbox, shift))
+        if inbox.newest >= 0:
+            self._newest = max(self._newest, max(0, inbox.newest + shift))
 
     def take_sealed(self) -> dict[str, Any]:
         """The sealed seconds not shipped yet, as {"start", "seconds"}, forgotten here (issue 14: a worker ships

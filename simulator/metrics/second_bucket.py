@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us
 
-__all__ = ["COUNTERS", "SecondBucket", "SecondsInbox", "export_seconds", "merge_seconds", "move_seconds"]
+__all__ = ["COUNTERS", "SecondBucket", "export_seconds", "merge_seconds", "move_seconds"]
 
 # Per-second counters, in timeseries.csv column order.
 COUNTERS = ("offered", "sent", "acked", "publish_errors", "ack_errors", "delivered")
@@ -115,26 +115,3 @@ def move_seconds(into: MutableMapping[int, SecondBucket], buckets: Mapping[int, 
             existing.absorb(bucket)
         newest = max(newest, target)
     return newest
-
-
-class SecondsInbox:
-    """The sealed seconds one worker shipped with its periodic reports, merged as they come (issue 14), in that
-    worker's own seconds (second 0 = its `start`, wall s): moved into the run's books once, at the end, by the
-    same whole-second shift as its final message's seconds."""
-
-    __slots__ = ("seconds", "start")
-
-    def __init__(self, start: float) -> None:
-        self.start = start
-        self.seconds: dict[int, SecondBucket] = {}
-
-    def add(self, shipped: Mapping[str, Any]) -> None:
-        """One report's {"start", "seconds"} (MetricsRecorder.take_sealed / OnlineJoin.take_sealed)."""
-        merge_seconds(self.seconds, shipped["seconds"], round(float(shipped["start"]) - self.start))
-
-    def move_into(self, into: MutableMapping[int, SecondBucket], start: float) -> int:
-        """Move every second into `into` (whose second 0 is `start`), emptying this inbox; the newest second
-        touched (-1: none)."""
-        newest = move_seconds(into, self.seconds, round(self.start - start))
-        self.seconds = {}
-        return newest

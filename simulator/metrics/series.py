@@ -35,7 +35,7 @@ def e2e_second_histograms(accounting: Accounting, start: float) -> dict[int, dic
     """second (of arrival) -> e2e path -> histogram of the events delivered in that second."""
     shift = _shift(accounting, start)
     out: dict[int, dict[str, LatencyHistogram]] = {}
-    for second, bucket in accounting.seconds.items():
+    for second, bucket in accounting.items():
         for path, blob in bucket.sealed.items():
             out.setdefault(max(0, second + shift), {})[path] = LatencyHistogram.decode(path, blob)
     return out
@@ -59,7 +59,7 @@ def second_histograms(recorder: MetricsRecorder,
     out = recorder.second_histograms()
     if accounting is not None:
         shift = _shift(accounting, recorder.start)
-        for second, bucket in accounting.seconds.items():
+        for second, bucket in accounting.items():
             if bucket.sealed:
                 out.setdefault(max(0, second + shift), {}).update(bucket.encoded_with_max())
     return out
@@ -76,7 +76,7 @@ def build_series(recorder: MetricsRecorder, accounting: Accounting | None = None
     lost: dict[int, int] = {}
     if accounting is not None:
         shift = _shift(accounting, recorder.start)
-        for sec, bucket in accounting.seconds.items():
+        for sec, bucket in accounting.items():
             second = max(0, sec + shift)
             if bucket.counts.get("delivered"):
                 delivered[second] = delivered.get(second, 0) + bucket.counts["delivered"]

@@ -102,6 +102,7 @@ class GeventDriver:
             raise UsageError("the plain gevent driver plays self-driven plans only (mode: campaign needs Locust)")
         clock = MonotonicClock()
         recorder = MetricsRecorder(clock)
+        recorder.spool_seconds()  # this process writes the results: old seconds on disk (issue 14)
         monitor = HealthMonitor(clock)
         callbacks = recorder_callbacks(recorder)
         callbacks.on_begin = monitor.start

@@ -34,6 +34,8 @@ class LiveBooks:
     def attach(self, recorder: MetricsRecorder) -> RunBooks:
         """Stream `recorder`'s send log into a spool dir; start pulling arrivals when there is an observer."""
         books = RunBooks(spool_dir(self.results_root), recorder.start, join=self.observer is not None)
+        if books.join is not None and recorder.spool is not None:  # this process writes the results (issue 14)
+            books.join.spool_seconds()
         arm_join_check(books, self.observer)  # the fence's measured offset judges each joined pair (invalid_join)
         # Finished operations are folded into the funnel's totals once their start is known (run_started).
         books.funnel.hold_folding = self.plan is not None
