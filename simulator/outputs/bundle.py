@@ -9,11 +9,12 @@ from pathlib import Path
 from simulator.metrics.accounting import Accounting
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import RunSummary
-from simulator.metrics.series import build_series, combined_histograms, second_histograms
+from simulator.metrics.series import combined_histograms, iter_second_histograms, iter_series
 from simulator.outputs.csv_logs import (
     ARRIVALS_FILE,
     SENT_FILE,
     TIMESERIES_FILE,
+    read_timeseries,
     write_arrival_log,
     write_send_log,
     write_timeseries,
@@ -40,7 +41,6 @@ def write_results(
     into the folder and returns {"sent": path, "arrivals": path}; `recorder.send_log` and `arrivals` are then
     not used."""
     root = Path(run_dir)
-    series = build_series(recorder, accounting, float(summary.duration_s))
     hists = combined_histograms(recorder, accounting)
     if logs is not None:
         moved = logs(root)
@@ -48,11 +48,18 @@ def write_results(
     else:
         sent = write_send_log(root / SENT_FILE, recorder.send_log)
         arrived = write_arrival_log(root / ARRIVALS_FILE, arrivals)
+    summary_path = write_summary(root, summary)
+    # timeseries.csv and latency.hlog are written one second at a time (the seconds may be read back from the
+    # recorder's and the join's spools on disk, issue 14); the report reads its series back from the csv, as
+    # `fleetsim report RUN` does, so the run's report and a rebuilt one are the same page.
+    timeseries = write_timeseries(root / TIMESERIES_FILE, iter_series(recorder, accounting,
+                                                                      float(summary.duration_s)))
+    hlog = write_hlog(root / HLOG_FILE, iter_second_histograms(recorder, accounting), recorder.start)
     return {
-        "summary": write_summary(root, summary),
-        "timeseries": write_timeseries(root / TIMESERIES_FILE, series),
-        "hlog": write_hlog(root / HLOG_FILE, second_histograms(recorder, accounting), recorder.start),
+        "summary": summary_path,
+        "timeseries": timeseries,
+        "hlog": hlog,
         "sent": sent,
         "arrivals": arrived,
-        "report": write_report(root, summary, series, hists),
+        "report": write_report(root, summary, read_timeseries(timeseries), hists),
     }

@@ -10,7 +10,7 @@ hdrh 0.10 (it calls a nonexistent `datetime.iso_format`), so that comment is wri
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,8 +47,12 @@ class _Encoded:
         return 0
 
 
-def write_hlog(path: PathLike, seconds: Mapping[int, Mapping[str, tuple[str, float]]], start: float) -> Path:
-    """`seconds`: second -> path -> (encoded histogram, max ms), as metrics.series.second_histograms gives."""
+def write_hlog(path: PathLike, seconds: Mapping[int, Mapping[str, tuple[str, float]]]
+               | Iterable[tuple[int, Mapping[str, tuple[str, float]]]], start: float) -> Path:
+    """`seconds`: second -> path -> (encoded histogram, max ms), as metrics.series.second_histograms gives, or
+    (second, paths) pairs in ascending order, as iter_second_histograms gives (written as they come)."""
+    intervals = ((second, seconds[second]) for second in sorted(seconds)) if isinstance(seconds, Mapping) \
+        else seconds
     with open(path, "w", encoding="utf-8") as f:
         writer = HistogramLogWriter(f)
         writer.output_comment("[Logged with fleetsim: latency in microseconds; Interval_Max in milliseconds]")
@@ -56,8 +60,8 @@ def write_hlog(path: PathLike, seconds: Mapping[int, Mapping[str, tuple[str, flo
         iso = datetime.fromtimestamp(start, tz=UTC).isoformat()
         f.write(f"#[StartTime: {start:.3f} (seconds since epoch), {iso}]\n")
         writer.output_legend()
-        for second in sorted(seconds):
-            for tag, (blob, max_ms) in sorted(seconds[second].items()):
+        for second, paths in intervals:
+            for tag, (blob, max_ms) in sorted(paths.items()):
                 f.write(f"Tag={tag},")
                 # end given explicitly: the writer falls back to the histogram's own stamps when a value is 0
                 writer.output_interval_histogram(

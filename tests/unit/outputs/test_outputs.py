@@ -275,3 +275,28 @@ def test_report_names_thresholds_and_what_faults_caused(tmp_path: Path) -> None:
     assert "<td>disconnect</td><td>15</td><td>1</td><td>4</td>" in html and "broker mosquitto" in html
     back = RunSummary.from_json(json.loads((tmp_path / "summary.json").read_text()))
     assert back.faults[0].caused == fault.caused and back.thresholds == s.thresholds
+
+
+def test_results_from_seconds_on_disk_are_the_same_files(tmp_path: Path) -> None:
+    """Issue 14: the recorder's and the join's seconds read back from their spools (one second at a time) give
+    the same timeseries.csv, latency.hlog and report.html as the seconds all kept in memory."""
+    from simulator.metrics.second_spool import SecondSpool
+
+    files = {}
+    for name, spooled in (("memory", False), ("disk", True)):
+        run = make_run()
+        if spooled:
+            run.recorder.spool_seconds(SecondSpool(hold=1))
+            run.accounting.spool = SecondSpool(hold=1)
+            for second in sorted(run.accounting.seconds):
+                run.accounting.spool.add(second, run.accounting.seconds.pop(second))
+            assert run.recorder.spool is not None and run.recorder.spool.spilled >= 2
+            assert run.accounting.spool.spilled >= 2 and not run.accounting.seconds
+        (tmp_path / name).mkdir()
+        files[name] = write_results(tmp_path / name, _summary(run), run.recorder, run.accounting, run.arrivals)
+    for key in ("timeseries", "hlog", "report"):
+        assert files["disk"][key].read_bytes() == files["memory"][key].read_bytes(), key
+    series = read_timeseries(files["disk"]["timeseries"])
+    assert [r["second"] for r in series] == [0, 1, 2, 3] and sum(r["delivered"] for r in series) == 38
+    html = files["disk"]["report"].read_text()
+    assert "Throughput: offered vs delivered" in html and "Latency percentiles over time" in html
