@@ -101,6 +101,12 @@ class LatencyHistogram:
         self._unit = self.hist.unit_magnitude
         self._shift = self.hist.sub_bucket_half_count_magnitude
 
+    def free(self) -> None:
+        """Let go of the counts now: hdrh's histogram and its encoder reference each other, so a dropped
+        histogram (~90-190 KB of counters) otherwise waits for the cyclic collector, and adding up many seconds
+        (a master's end of run: bench/seconds_memory.py) piles them up. Unusable afterwards."""
+        self.hist.encoder = None
+
     # -- recording -------------------------------------------------------------------------------------------
     def record_s(self, seconds: float, negative_reason: str = "clock_offset") -> None:
         """Record a latency given in seconds (rounded to the microsecond); the hot path, so record_us is

@@ -47,10 +47,13 @@ class SecondBucket:
             if old is not None:  # a late value reopened a sealed second
                 hist = LatencyHistogram.decode(path, old)
                 hist.add(live)
+                live.free()
             self.put(path, hist)
+            hist.free()
         self.hists.clear()
 
     def put(self, path: str, hist: LatencyHistogram) -> None:
+        """Seal `hist` as this second's `path` (encoded, with its stats; the caller may free it after)."""
         pct = percentiles_us(hist.hist, (50.0, 99.0))
         top = hist.hist.get_max_value() / 1000
         self.stats[path] = (pct[50.0] / 1000, pct[99.0] / 1000, hist.count, top)
@@ -64,14 +67,23 @@ class SecondBucket:
         if other.online is not None:
             self.online = (self.online or 0) + other.online
         for path, blob in other.sealed.items():
-            hist = LatencyHistogram.decode(path, blob)
-            if path in self.sealed:
-                hist.add(LatencyHistogram.decode(path, self.sealed[path]))
+            hist = _decoded_sum(path, blob, self.sealed.get(path))
             self.put(path, hist)
+            hist.free()
 
     def encoded_with_max(self) -> dict[str, tuple[str, float]]:
         """path -> (encoded histogram, max ms): what latency.hlog writes per interval (seal first)."""
         return {path: (blob, self.stats[path][3]) for path, blob in self.sealed.items()}
+
+
+def _decoded_sum(path: str, blob: str, more: str | None) -> LatencyHistogram:
+    """The decoded histogram `blob` plus `more` (another encoding of the same path), temporaries freed."""
+    hist = LatencyHistogram.decode(path, blob)
+    if more is not None:
+        other = LatencyHistogram.decode(path, more)
+        hist.add(other)
+        other.free()
+    return hist
 
 
 def export_seconds(buckets: Mapping[int, SecondBucket]) -> dict[str, dict[str, Any]]:
@@ -94,10 +106,9 @@ def merge_seconds(into: MutableMapping[int, SecondBucket], seconds: Mapping[str,
         if item.get("online") is not None:
             bucket.online = (bucket.online or 0) + int(item["online"])
         for path, blob in dict(item["hdr"]).items():
-            hist = LatencyHistogram.decode(path, blob)
-            if path in bucket.sealed:
-                hist.add(LatencyHistogram.decode(path, bucket.sealed[path]))
+            hist = _decoded_sum(path, blob, bucket.sealed.get(path))
             bucket.put(path, hist)
+            hist.free()
         newest = max(newest, second)
     return newest
 
