@@ -110,6 +110,11 @@ class MetricsRecorder:
         if self._last[0] < limit:
             self._last = (-1, self._last[1])
 
+    def _not_spooled(self, what: str) -> None:
+        """A recorder with a spool writes the results: shipping its seconds would leave those on disk out."""
+        if self.spool is not None:
+            raise RuntimeError(f"MetricsRecorder.{what}: this recorder spools its seconds (it writes the results)")
+
     def flush(self) -> None:
         """Seal every second (totals complete); later values for them reopen cheaply."""
         self._seal_before(self._newest + 1)
@@ -268,6 +273,7 @@ class MetricsRecorder:
     # -- shipping between workers ----------------------------------------------------------------------------
     def export(self, include_send_log: bool = False) -> dict[str, Any]:
         """JSON-able state (histograms HDR-encoded) for the master of a distributed run."""
+        self._not_spooled("export")
         self.flush()
         seconds = export_seconds(self.seconds)
         out: dict[str, Any] = {
@@ -317,6 +323,7 @@ class MetricsRecorder:
         them with each periodic report, so its memory and its final message stay bounded whatever the run's
         length; only the `open_seconds` still recording stay). A late value for a second already shipped
         reopens a fresh bucket that ships in a later call: the receiver adds, so nothing is counted twice."""
+        self._not_spooled("take_sealed")
         gone = [s for s in self.seconds if s not in self._live]
         out = {"start": self.start, "seconds": export_seconds({s: self.seconds[s] for s in gone})}
         for second in gone:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from simulator.clock import VirtualClock
 from simulator.metrics import names
 from simulator.metrics.accounting import accounting_of
@@ -172,3 +174,12 @@ def test_join_seconds_on_disk_give_the_same_series_and_hlog() -> None:
     assert rows[1] == rows[0] and len(rows[0]) == 45
     assert sum(r["lost"] for r in rows[1]) == 29 and sum(r["delivered"] for r in rows[1]) == 171
     assert second_histograms(recorder, accounts[1]) == second_histograms(recorder, accounts[0])
+
+
+def test_a_spooled_recorder_refuses_to_ship_its_seconds() -> None:
+    """Shipping from a recorder that keeps its old seconds on disk would leave them out: it says so instead."""
+    recorder = MetricsRecorder(VirtualClock())
+    recorder.spool_seconds()
+    for call in (recorder.take_sealed, recorder.export):
+        with pytest.raises(RuntimeError, match="spools its seconds"):
+            call()
