@@ -124,12 +124,17 @@ class BrokerLogReader:
                 self._pipe.close()
 
     def _write(self, chunk: bytes) -> None:
-        if self._file.tell() + len(chunk) > self._cap:
-            self._file.close()
-            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-            self._file = self.path.open("wb")
-        self._file.write(chunk)
-        self._file.flush()  # readable by humans (and tail()) as it happens; one write per 64 KiB at most
+        view = memoryview(chunk)
+        while view:
+            room = self._cap - self._file.tell()
+            if room <= 0:
+                self._file.close()
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                self._file = self.path.open("wb")
+                continue
+            self._file.write(view[:room])
+            view = view[room:]
+        self._file.flush()  # readable by humans (and tail()) as it happens; one flush per chunk read
 
     def _scan(self, chunk: bytes) -> None:
         data = self._partial + chunk if self._partial else chunk
