@@ -1,10 +1,11 @@
 """mosquitto's log, read from a pipe: refusal counts and examples in memory, a size-capped copy on disk.
 
 Counting ACL denials needs mosquitto's debug level ("Denied PUBLISH" is a debug line in 2.0), which writes
-several lines per message: ~400 bytes per QoS 2 OTAEvent, 205 MB in 3 minutes at 2,000 events/s (issue 14's
-soak), ~4 GB for a 10 M-event run when written to a file. mosquitto logs to its stderr (`log_dest stderr`:
-unbuffered, so a line is readable as soon as it is logged; stdout is block-buffered on a pipe, and mosquitto
-2.0 refuses a FIFO as a log file), and `BrokerLogReader` reads that pipe in 64 KiB chunks on its own thread:
+several lines per message: ~700 bytes per QoS 2 OTAEvent (bench/collector_cost.py), 205 MB in 3 minutes of
+issue 14's 2,000 events/s soak, ~7 GB for a 10 M-event run when written to a file. mosquitto logs to its
+stderr (`log_dest stderr`: unbuffered, so a line is readable as soon as it is logged; stdout is block-buffered
+on a pipe, and mosquitto 2.0 refuses a FIFO as a log file), and `BrokerLogReader` reads that pipe in 64 KiB
+chunks on its own thread:
 
 - refusals are counted per kind (`parse_refusals`); only chunks holding one of the refusal markers are split
   into lines, so the per-message debug chatter costs one `bytes.find` per marker per chunk, not a Python loop

@@ -23,7 +23,7 @@ Limits (documented numbers, chosen for load tests):
 ACL denials on PUBLISH are silent to an MQTT 3.1.1 client and logged by mosquitto only at debug level, so
 `refusals()` needs `BrokerConfig.verbose_log` (the default). The log goes to mosquitto's stderr, a pipe read by
 simulator.backend.broker_log.BrokerLogReader (counts and examples in memory, a size-capped `mosquitto.log` on
-disk): at debug level mosquitto logs ~400 bytes per QoS 2 message, which a file would pile up without bound.
+disk): at debug level mosquitto logs ~700 bytes per QoS 2 OTAEvent, which a file would pile up without bound.
 """
 
 from __future__ import annotations
