@@ -71,6 +71,7 @@ class BrokerLogReader:
         self._examples: deque[str] = deque(maxlen=EXAMPLES_KEPT)
         self._bytes = 0  # read so far, over the rotations
         self._partial = b""  # the last line of the previous chunk when it had no newline yet
+        self.disk_error: str | None = None  # why the on-disk copy stopped, if it did (counting goes on)
         self._file = path.open("wb")  # closed by the thread at EOF
         self._thread = threading.Thread(target=self._run, name="fleetsim-broker-log", daemon=True)
         self._thread.start()
@@ -113,7 +114,11 @@ class BrokerLogReader:
         fd = self._pipe.fileno()
         try:
             while chunk := os.read(fd, _CHUNK):
-                self._write(chunk)
+                if self.disk_error is None:
+                    try:
+                        self._write(chunk)
+                    except OSError as exc:  # e.g. a full disk: keep draining (else mosquitto blocks), stop copying
+                        self.disk_error = f"{type(exc).__name__}: {exc}"
                 self._scan(chunk)
             if self._partial:
                 self._scan(b"\n")

@@ -53,3 +53,14 @@ def test_disk_log_is_capped_by_rotation_and_examples_by_count(tmp_path: Path) ->
     assert all(f.stat().st_size <= cap for f in files)
     assert reader.bytes_read == (EXAMPLES_KEPT + 30) * (len(CHATTER) * 20 + len(DENIED))
     assert reader.tail(1) == DENIED.decode().rstrip("\n")
+
+
+def test_a_failing_disk_copy_does_not_stop_the_draining_or_the_counting(tmp_path: Path) -> None:
+    (tmp_path / "mosquitto.log.1").mkdir()  # the rotation target cannot be replaced: the copy fails at the cap
+    reader, w = _reader(tmp_path, cap=256)
+    for _ in range(20):
+        os.write(w, CHATTER * 5 + DENIED)
+    os.close(w)
+    reader.join()
+    assert reader.disk_error is not None
+    assert reader.refusals() == {"acl_publish": 20}
