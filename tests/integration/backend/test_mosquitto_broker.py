@@ -93,6 +93,10 @@ def test_publish_under_another_device_prefix_is_denied(
         device.stop()
         admin.stop()
     assert broker.wait_for_refusals("acl_publish") and broker.refusals()["acl_publish"] == 1
+    assert any("Denied PUBLISH from" in line for line in broker.refusal_examples())
+    # Counts outlive the broker process (a restart through the control endpoint stops and starts it).
+    broker.stop()
+    assert broker.refusals()["acl_publish"] == 1
 
 
 def test_connection_without_client_certificate_is_refused(ca: LocalCA, broker: MosquittoBroker) -> None:

@@ -1,0 +1,163 @@
+"""Issue 14: CPU per OTAEvent of the embedded backend's two halves -- the collector and mosquitto -- in isolation.
+
+    python bench/collector_cost.py --events 20000 --rate 3000
+    python bench/collector_cost.py --events 20000 --rate 3000 --modes debug-file,quiet,debug-pipe
+
+No Locust, no device fleet: a real mosquitto (the backend's generated config, mutual TLS, ACL) and a real
+Collector (simulator.backend.collector) in this process; a child process publishes --events OTAEvents (153 B
+BSON, QoS 2) with the admin identity on --devices device topics, paced at --rate per second (absolute schedule).
+Measured per mode, between the first and the last arrival at the collector: delivered/s, the CPU time of this
+process (the collector's network thread does all its work; the main thread only waits) and of mosquitto, each
+divided by the events delivered -- CPU per event, which stays meaningful on a shared, loaded machine where
+wall-clock rates do not. A mode is the broker's logging: `debug-file` (debug level to a file, the backend's
+behaviour before issue 14's bounded log), `debug-pipe` (debug level to the backend's bounded log reader),
+`quiet` (no debug level; ACL denials are then not counted).
+
+Modes alternate --rounds times in one invocation; the medians (with n) are printed and written to
+bench/results/collector_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import host_info, ota_payload, ota_topic, save_result, text_table
+
+REALM = "fleetsim"
+MODES = ("debug-file", "debug-pipe", "quiet")
+
+
+def _publisher(spec_path: str) -> int:
+    """Child: publish the spec's events on an absolute schedule, then wait for every PUBCOMP."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    spec = json.loads(Path(spec_path).read_text())
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher")
+    client.tls_set(ca_certs=spec["ca"], certfile=spec["cert"], keyfile=spec["key"])
+    client.max_inflight_messages_set(1000)  # the schedule, not the window, paces the publisher
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", spec["port"])
+    client.loop_start()
+    topics = [ota_topic(REALM, d) for d in spec["devices"]]
+    for dev in spec["devices"]:  # the handshake the validator expects before data
+        client.publish(f"{REALM}/{dev}", b"io.edgehog.devicemanager.OTAEvent:1:0", qos=2).wait_for_publish(5)
+    payload = ota_payload()
+    start = time.monotonic()
+    infos = []
+    for k in range(spec["events"]):
+        due = start + k / spec["rate"]
+        if (left := due - time.monotonic()) > 0:
+            time.sleep(left)  # sleep-ok: the publisher's pacing (absolute schedule), not waiting for logic
+        infos.append(client.publish(topics[k % len(topics)], payload, qos=2))
+    for info in infos:
+        info.wait_for_publish(30)
+    client.disconnect()
+    client.loop_stop()
+    return 0
+
+
+def _one(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    import psutil
+
+    from simulator.backend.broker import ADMIN_CN, BrokerConfig
+    from simulator.backend.ca import LocalCA
+    from simulator.backend.collector import Collector, CollectorConfig
+    from simulator.backend.mosquitto import MosquittoBroker
+    from simulator.ids import device_id
+
+    ca = LocalCA(work / "state")
+    ca.ensure()
+    cert, key = ca.server_cert()
+    config = BrokerConfig("127.0.0.1", 0, ca.ca_cert_path, cert, key, REALM, state_dir=work / mode,
+                          verbose_log=mode != "quiet")
+
+    class FileLogMosquitto(MosquittoBroker):
+        """The log straight to a file, as before the pipe (mosquitto.log grows ~400 B per event)."""
+
+        def _config_text(self, port: int) -> str:
+            path = self.log_path.with_name("mosquitto.log.file")
+            return super()._config_text(port).replace("log_dest stderr", f"log_dest file {path}")
+
+    broker = (FileLogMosquitto if mode == "debug-file" else MosquittoBroker)(config, binary=args.mosquitto)
+    broker.start()
+    acert, akey = ca.issue_client_cert(ADMIN_CN)
+    collector = Collector(CollectorConfig("127.0.0.1", broker.port, ca.ca_cert_path, acert, akey, REALM,
+                                          arrival_log=work / mode / "arrivals.csv"))
+    devices = [device_id(14, i, "sequential", "cost") for i in range(args.devices)]
+    spec = work / f"{mode}.json"
+    spec.write_text(json.dumps({"ca": str(ca.ca_cert_path), "cert": str(acert), "key": str(akey),
+                                "port": broker.port, "devices": devices, "events": args.events,
+                                "rate": args.rate}))
+    me, mosq = psutil.Process(), psutil.Process(broker.pid)
+
+    def cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    try:
+        collector.start()
+        child = subprocess.Popen([sys.executable, __file__, "--publisher", str(spec)])
+        # The clock starts at the first arrival: connect and handshake are not the steady state.
+        collector.wait_for(lambda: collector.arrival_count() > 0, 60)
+        t0, c0, m0, n0 = time.monotonic(), cpu(me), cpu(mosq), collector.arrival_count()
+        done = collector.wait_for(lambda: collector.arrival_count() >= args.events, args.events / 100 + 60)
+        t1, c1, m1, n1 = time.monotonic(), cpu(me), cpu(mosq), collector.arrival_count()
+        child.wait(60)
+        refusals = broker.refusals()
+        log_bytes = sum(f.stat().st_size for f in (work / mode / "mosquitto").glob("mosquitto.log*"))
+    finally:
+        collector.stop()
+        broker.stop()
+    n = max(1, n1 - n0)
+    return {"mode": mode, "complete": done, "delivered": n1, "delivered_eps": round(n / (t1 - t0), 1),
+            "collector_us_per_event": round((c1 - c0) / n * 1e6, 1),
+            "mosquitto_us_per_event": round((m1 - m0) / n * 1e6, 1),
+            "handler_us_mean": round(collector.stats()["handler_us_mean"], 1),
+            "log_bytes_per_event": round(log_bytes / max(1, n1), 1), "refusals": refusals}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--publisher", help=argparse.SUPPRESS)
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--rate", type=float, default=3000.0, help="offered OTAEvents/s")
+    ap.add_argument("--devices", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--mosquitto", default="/usr/sbin/mosquitto")
+    args = ap.parse_args(argv)
+    if args.publisher:
+        return _publisher(args.publisher)
+    modes = [m for m in args.modes.split(",") if m]
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="collector-cost-") as tmp:
+        for r in range(args.rounds):
+            for mode in modes:
+                row = _one(mode, args, Path(tmp) / f"r{r}")
+                print(json.dumps(row), flush=True)
+                runs.append(row)
+    keys = ("delivered_eps", "collector_us_per_event", "mosquitto_us_per_event", "handler_us_mean",
+            "log_bytes_per_event")
+    medians = [{"mode": m, "n": len(rs), **{k: round(statistics.median(r[k] for r in rs), 1) for k in keys}}
+               for m in modes if (rs := [r for r in runs if r["mode"] == m and r["complete"]])]
+    doc = {"bench": "collector_cost", "host": host_info(),
+           "cmd": "python bench/collector_cost.py " + " ".join(sys.argv[1:] if argv is None else argv),
+           "runs": runs, "medians": medians}
+    print(text_table(medians, ["mode", "n", *keys]))
+    print(f"saved {save_result('collector_cost', doc)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
