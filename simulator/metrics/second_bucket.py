@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us
+from simulator.metrics.histograms import HistogramSet, LatencyHistogram, percentiles_us, release_hdr
 
 __all__ = ["COUNTERS", "SecondBucket", "SecondsInbox", "export_seconds", "merge_seconds", "move_seconds"]
 
@@ -48,6 +48,7 @@ class SecondBucket:
                 hist = LatencyHistogram.decode(path, old)
                 hist.add(live)
             self.put(path, hist)
+            release_hdr(live.hist)  # encoded and added: nothing refers to it any more (histograms._FREE)
         self.hists.clear()
 
     def put(self, path: str, hist: LatencyHistogram) -> None:
