@@ -82,6 +82,31 @@ class FleetCallbacks:
     on_run_start: Callable[[float], None] = lambda wall: None  # the same moment, with the run's start (wall s)
 
 
+# The modules each transport kind's factory imports (make_transport_factory imports them lazily: a process that
+# plays the memory transport never loads the SDK). The lean and sdk ones pull in astarte.device, grpc and paho:
+# seconds of CPU on a loaded machine.
+TRANSPORT_MODULES = {
+    "lean": ("simulator.interfaces.loader", "simulator.transports.lean_fleet"),
+    "sdk": ("simulator.interfaces.loader", "simulator.transports.credentials", "simulator.transports.sdk"),
+    "memory": ("simulator.transports.memory",),
+}
+
+
+def preload_transports() -> None:
+    """Import every transport kind's modules now. A Locust worker calls it before it connects to its master:
+    there the fleet is built in the `test_start` listener, which runs on the greenlet that receives the
+    master's messages, so an import there stops the worker's gevent loop for as long as it takes — measured
+    with gevent's monitor thread (GEVENT_MONITOR_THREAD_ENABLE, GEVENT_MAX_BLOCKING_TIME=1.5) under load: ~5 s
+    importing astarte.device/grpc in both workers at once, and the master marks a worker missing after 3
+    missed 1 s heartbeats and stops the test when the last one goes missing (locust.runners
+    HEARTBEAT_LIVENESS), before anything is sent."""
+    import importlib
+
+    for modules in TRANSPORT_MODULES.values():
+        for module in modules:
+            importlib.import_module(module)
+
+
 def make_transport_factory(kind: str, target: TargetInfo, clock: Clock) -> tuple[
         Callable[[str], Transport], Callable[[], None]]:
     """(device_id -> Transport, stop) for a transport kind."""

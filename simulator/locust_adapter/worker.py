@@ -18,6 +18,7 @@ import sys  # noqa: E402
 
 from locust.env import Environment  # noqa: E402
 
+from simulator.generator.fleet import preload_transports  # noqa: E402
 from simulator.locust_adapter.hooks import install  # noqa: E402
 from simulator.locust_adapter.users import DeviceUser  # noqa: E402
 from simulator.run.addresses import parse_master  # noqa: E402
@@ -26,6 +27,8 @@ from simulator.run.addresses import parse_master  # noqa: E402
 def run_worker(host: str, port: int) -> int:
     """Connect to the master at host:port, play what it sends, return when it quits."""
     logging.basicConfig(level=logging.WARNING, format="worker %(process)d %(levelname)s %(message)s")
+    # Before connecting: no heartbeat to keep yet (fleet.preload_transports says why).
+    preload_transports()
     env = Environment(user_classes=[DeviceUser])
     runner = env.create_worker_runner(host, port)
     install(env, None)

@@ -118,3 +118,39 @@ def test_record_seconds_hot_path_matches_hdrh() -> None:
         ours.record_s(seconds)
         theirs.record_value(min(round(seconds * 1_000_000), HIGHEST_US))
     assert ours.hist.equals(theirs)
+
+
+def test_a_released_histogram_comes_back_empty_and_records_as_new() -> None:
+    from simulator.metrics.histograms import new_hdr, release_hdr
+
+    used = LatencyHistogram("a")
+    for us in (5, 700, 12_000, 3_000_000):
+        used.record_us(us)
+    release_hdr(used.hist)
+    again = new_hdr()
+    assert again is used.hist  # reused, not a fresh 23,552-counter array
+    assert again.get_total_count() == 0 and again.get_max_value() == 0
+    fresh = LatencyHistogram("b", again)
+    fresh.record_us(42)
+    reference = LatencyHistogram("c")
+    reference.record_us(42)
+    assert fresh.encode() == reference.encode()
+
+
+def test_sealing_a_second_releases_its_live_histograms_for_the_next_seconds() -> None:
+    from simulator.metrics import histograms
+    from simulator.metrics.second_bucket import SecondBucket
+
+    histograms._FREE.clear()
+    totals = HistogramSet()
+    bucket = SecondBucket()
+    bucket.hist("ack").record_us(1_000)
+    live = bucket.hists["ack"].hist
+    bucket.seal(totals)
+    assert len(histograms._FREE) == 1 and histograms._FREE[0] is live
+    nxt = SecondBucket()
+    nxt.hist("ack").record_us(2_000)
+    assert nxt.hists["ack"].hist is live and live.get_total_count() == 1
+    nxt.seal(totals)
+    assert totals.get("ack").count == 2  # the totals were added, not aliased
+    assert bucket.stats["ack"][2] == 1 and nxt.stats["ack"][2] == 1
