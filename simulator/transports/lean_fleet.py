@@ -15,8 +15,9 @@ from typing import Any
 
 import gevent.lock
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.packettypes import PacketTypes
 
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
@@ -29,6 +30,8 @@ from simulator.transports.paho_tuning import (
     install_shared_ack_fields,
     install_shared_message_condition,
     shared_ack_fields,
+    shared_properties,
+    shared_reason_code,
 )
 from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
@@ -46,6 +49,7 @@ _MALFORMED = (-1, -1)
 
 
 _PUBREC, _PUBREL = 0x50, 0x62  # fixed header byte 1 (PUBREL: flags 0010, MQTT 3.1.1 section 3.6.1)
+_CONNACK, _SUBACK = 0x20, 0x90  # fixed header byte 1 (MQTT 3.1.1 sections 3.2.1, 3.9.1)
 # PUBACK and PUBCOMP: their paho.mqtt.packettypes.PacketTypes value (the callback's ReasonCode/Properties).
 _FAST_ACKS = {0x50: 0, 0x40: 4, 0x70: 7}
 _MID_PACKET = struct.Struct("!BBH")  # a PUBREL: type+flags, remaining length 2, packet identifier
@@ -135,7 +139,9 @@ class LeanClient(mqtt.Client):
         if not batch or (self._lean_retry_len and size != self._lean_retry_len):
             self._lean_retry_len = 0
             return super()._packet_write()
-        data = b"".join(bytes(p["packet"][p["pos"]:]) for p in batch)
+        # join takes the bytearrays as they are (no copy each); a packet started by an earlier partial write
+        # contributes its rest through a memoryview.
+        data = b"".join(p["packet"] if not p["pos"] else memoryview(p["packet"])[p["pos"]:] for p in batch)
         try:
             sent = self._sock_send(data)
         except (AttributeError, ValueError):
@@ -192,6 +198,16 @@ class LeanClient(mqtt.Client):
             mid = (buf[2] << 8) | buf[3]
             del buf[:4]
             return self._lean_pubrec(mid) if command == _PUBREC else self._lean_ack(mid, _FAST_ACKS[command])
+        if command == _SUBACK and header == 2 and length >= 3 and self._lean_fast:
+            mid = (buf[2] << 8) | buf[3]
+            granted = bytes(buf[4:2 + length])
+            del buf[:2 + length]
+            return self._lean_suback(mid, granted)
+        if (command == _CONNACK and header == 2 and length == 2 and buf[3] == 0 and self._lean_fast
+                and self._protocol == mqtt.MQTTv311 and not self._out_messages):
+            flags = buf[2]
+            del buf[:4]
+            return self._lean_connack(flags)
         self._in_packet = {
             "command": buf[0],
             "have_remaining": 1,
@@ -252,6 +268,65 @@ class LeanClient(mqtt.Client):
         self._call_socket_register_write()
         return mqtt.MQTT_ERR_SUCCESS
 
+    def _lean_connack(self, flags: int) -> Any:
+        """paho `_handle_connack` for an accepted MQTT 3.1.1 CONNACK with no message of a former session to
+        resend (`_out_messages` empty: a first connect, or a reconnect after `drop_out_messages`, as every
+        simulated reboot): connected, then on_connect(flags, Success, no properties). What paho does besides --
+        the downgrade to 3.1 and the new client id (refusals only), the resend loop over `_out_messages` -- has
+        nothing to act on here; a refused or MQTT 5 CONNACK, or one with messages to resend, is paho's own.
+        Saved: paho's decoder (a ReasonCode), a Properties per CONNACK, two (gevent-patched) lock round trips."""
+        self._state = _ConnectionState.MQTT_CS_CONNECTED
+        self._reconnect_delay = None
+        self._mqttv5_first_connect = False
+        on_connect: Any = self._on_connect
+        if on_connect is not None:
+            args = (self, self._userdata, mqtt.ConnectFlags(session_present=bool(flags & 0x01)),
+                    shared_reason_code(PacketTypes.CONNACK, 0), shared_properties(PacketTypes.CONNACK))
+            try:
+                if self.lean_defer:  # in a transport step: what the callback publishes is queued anyway
+                    on_connect(*args)
+                else:
+                    with self._in_callback_mutex:  # paho's marker "inside a callback": publish() only queues
+                        on_connect(*args)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_connect: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+        # paho then walks `_out_messages`, which now holds only what on_connect published (the handshake):
+        # each gets a fresh timestamp, and a message queued behind the in-flight limit makes it write the queue.
+        now = time.monotonic()  # paho's time_func
+        queued = False
+        for message in self._out_messages.values():
+            message.timestamp = now
+            queued = queued or message.state == mqtt.mqtt_ms_queued
+        if queued and not self.lean_defer:
+            self.loop_write()  # inside a step the transport writes the queue after it (_sync_write)
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def _lean_suback(self, mid: int, granted: bytes) -> Any:
+        """paho `_handle_suback` for MQTT 3.1.1: on_subscribe(mid, a ReasonCode per granted QoS, no
+        properties). One per subscription of the Astarte handshake (the SDK subscribes one topic per SUBSCRIBE):
+        paho's decoder built a ReasonCode per topic and a Properties per SUBACK and took two locks."""
+        on_subscribe: Any = self._on_subscribe
+        if on_subscribe is None:
+            return mqtt.MQTT_ERR_SUCCESS
+        try:
+            codes = [shared_reason_code(PacketTypes.SUBACK, code) for code in granted]
+        except KeyError as exc:  # a granted QoS MQTT does not define: paho's decoder fails the same way
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            return mqtt.MQTT_ERR_PROTOCOL
+        try:
+            if self.lean_defer:  # in a transport step: what the callback publishes is queued anyway
+                on_subscribe(self, self._userdata, mid, codes, shared_properties(PacketTypes.SUBACK))
+            else:
+                with self._in_callback_mutex:
+                    on_subscribe(self, self._userdata, mid, codes, shared_properties(PacketTypes.SUBACK))
+        except Exception as err:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_subscribe: %s", err)
+            if not self.suppress_exceptions:
+                raise
+        return mqtt.MQTT_ERR_SUCCESS
+
     def _lean_ack(self, mid: int, packet_type: int) -> Any:
         """paho `_handle_pubackcomp` + `_do_on_publish`: a PUBCOMP (QoS 2) or a PUBACK (QoS 1) completes."""
         if mid not in self._out_messages:
@@ -273,7 +348,10 @@ class LeanClient(mqtt.Client):
         msg.info._set_as_published()
         if msg.qos > 0:
             self._inflight_messages -= 1
-            if self._max_inflight_messages > 0:
+            # paho's `_update_inflight` walks every message to send the queued ones; a queued message is in
+            # `_out_messages` but not counted in flight, so with no more messages than in flight there is none
+            # (a reboot campaign has one message in flight per device: the walk was 1.8% of its CPU).
+            if self._max_inflight_messages > 0 and len(self._out_messages) > self._inflight_messages:
                 rc: Any = self._update_inflight()
                 if rc != mqtt.MQTT_ERR_SUCCESS:
                     return rc
