@@ -138,6 +138,8 @@ class LeanClient(mqtt.Client):
             size += packet["to_process"]
         if not batch or (self._lean_retry_len and size != self._lean_retry_len):
             self._lean_retry_len = 0
+            if not batch and out[0]["command"] & 0xF0 == _DISCONNECT and self._lean_fast:
+                return self._lean_write_disconnect()
             return super()._packet_write()
         # join takes the bytearrays as they are (no copy each); a packet started by an earlier partial write
         # contributes its rest through a memoryview.
@@ -162,6 +164,54 @@ class LeanClient(mqtt.Client):
             out.popleft()  # written whole: paho does nothing else for a QoS 1/2 PUBLISH, PUBREL, SUBSCRIBE...
         self._last_msg_out = time.monotonic()  # paho's time_func, for keepalive
         return super()._packet_write() if out else mqtt.MQTT_ERR_SUCCESS
+
+    def _lean_write_disconnect(self) -> Any:
+        """paho `_packet_write` for a DISCONNECT at the head of the queue (every simulated reboot): written,
+        on_disconnect(not from the server, Success, no properties), socket closed, DISCONNECTED if asked for.
+        paho built a ReasonCode by its name (a walk over every reason code's names) and a Properties per
+        DISCONNECT and took two (gevent-patched) locks. A partial or failed write is paho's own path."""
+        out = self._out_packet
+        packet = out[0]
+        try:
+            sent = self._sock_send(packet["packet"][packet["pos"]:])
+        except (AttributeError, ValueError, OSError):  # BlockingIOError included: paho says which
+            return super()._packet_write()
+        packet["to_process"] -= sent
+        packet["pos"] += sent
+        if packet["to_process"] > 0:
+            return super()._packet_write()  # the rest, as paho writes it
+        out.popleft()
+        self._last_msg_out = time.monotonic()  # paho's time_func
+        on_disconnect: Any = self._on_disconnect
+        if on_disconnect is not None:
+            args = (self, self._userdata, mqtt.DisconnectFlags(is_disconnect_packet_from_server=False),
+                    shared_reason_code(PacketTypes.DISCONNECT, 0), shared_properties(PacketTypes.DISCONNECT))
+            try:
+                with self._in_callback_mutex:
+                    on_disconnect(*args)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_disconnect: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+        self._sock_close()
+        if self._state == _ConnectionState.MQTT_CS_DISCONNECTING:
+            self._state = _ConnectionState.MQTT_CS_DISCONNECTED
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def loop_write(self) -> Any:
+        """paho `loop_write`; its register/unregister-write bookkeeping only when such a callback is set.
+        LeanFleet sets none (the transport arms its own write watcher: LeanTransport._sync_write), and the
+        bookkeeping took paho's callback lock on every write: ~2 per OTAEvent."""
+        if self._on_socket_register_write is not None or self._on_socket_unregister_write is not None:
+            return super().loop_write()
+        if self._sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        rc = self._packet_write()
+        if rc == mqtt.MQTT_ERR_AGAIN:
+            return mqtt.MQTT_ERR_SUCCESS
+        if rc > 0:
+            return self._loop_rc_handle(rc)
+        return mqtt.MQTT_ERR_SUCCESS
 
     # ---- reading: one recv per burst instead of three per packet ----
 

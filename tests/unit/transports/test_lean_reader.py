@@ -238,3 +238,18 @@ def test_a_connack_that_is_not_the_plain_case_takes_paho_path() -> None:
         client.on_subscribe = lambda c, u, mid, codes, props: None
         client._sock = SinkSocket([bytes([0x90, 3, 0, 1, 5])])  # type: ignore[assignment]
         assert client._packet_read() == mqtt.MQTT_ERR_PROTOCOL
+
+
+def test_disconnect_as_paho_writes_it() -> None:
+    results = []
+    for client_type in (mqtt.Client, LeanClient):
+        client, sock, _ = _connected(client_type)
+        seen: list[tuple[Any, ...]] = []
+        client.on_disconnect = lambda c, u, flags, reason, props: seen.append(
+            (flags.is_disconnect_packet_from_server, reason.value, reason.getName(), str(props)))
+        closed: list[bool] = []
+        client.on_socket_close = lambda c, u, s: closed.append(True)
+        assert client.disconnect() == mqtt.MQTT_ERR_SUCCESS
+        results.append((bytes(sock.sent), seen, closed, client._state, client.socket(), client.want_write()))
+    assert results[0] == results[1]
+    assert results[1][0] == b"\xe0\x00" and results[1][3] == mqtt._ConnectionState.MQTT_CS_DISCONNECTED
