@@ -367,3 +367,11 @@ def test_validation_from_milliseconds_is_validation_from_their_datetime() -> Non
             wire.validate_publish_at(ifaces, OTA, "/event", value, when)
     with pytest.raises(PublishError, match="not declared in introspection"):  # unknown interface: the SDK's message
         wire.validate_publish_at(ifaces, "org.example.Missing", "/x", 1, ms)
+
+
+def test_producer_properties_payload_is_the_same_from_its_cache() -> None:
+    paths = ["io.edgehog.devicemanager.BaseImage/version", "io.edgehog.devicemanager.OSInfo/name"]
+    first = wire.producer_properties_payload(paths)
+    assert wire.producer_properties_payload(list(paths)) == first
+    assert zlib.decompress(first[4:]).decode() == ";".join(paths)
+    assert wire.producer_properties_payload(paths, byteorder="big")[:4] == len(";".join(paths)).to_bytes(4, "big")
