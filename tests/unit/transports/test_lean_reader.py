@@ -245,10 +245,10 @@ def test_disconnect_as_paho_writes_it() -> None:
     for client_type in (mqtt.Client, LeanClient):
         client, sock, _ = _connected(client_type)
         seen: list[tuple[Any, ...]] = []
-        client.on_disconnect = lambda c, u, flags, reason, props: seen.append(
+        client.on_disconnect = lambda c, u, flags, reason, props, seen=seen: seen.append(
             (flags.is_disconnect_packet_from_server, reason.value, reason.getName(), str(props)))
         closed: list[bool] = []
-        client.on_socket_close = lambda c, u, s: closed.append(True)
+        client.on_socket_close = lambda c, u, s, closed=closed: closed.append(True)
         assert client.disconnect() == mqtt.MQTT_ERR_SUCCESS
         results.append((bytes(sock.sent), seen, closed, client._state, client.socket(), client.want_write()))
     assert results[0] == results[1]
