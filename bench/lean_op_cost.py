@@ -106,6 +106,7 @@ def _child(operations: int) -> float:
 
     from simulator.transports import lean
     from simulator.transports.lean_fleet import LeanClient
+    from simulator.transports.lean_loop import Slot
     from simulator.transports.paho_tuning import install_shared_ack_fields, install_shared_message_condition
 
     install_shared_message_condition()
@@ -147,7 +148,7 @@ def _child(operations: int) -> float:
         sock = _MemorySocket()
         client._sock = sock  # type: ignore[assignment]
         client._state = mqtt._ConnectionState.MQTT_CS_CONNECT_ASYNC
-        dev.state, dev.slot = lean.CONNECTING, object()  # type: ignore[assignment]
+        dev.state, dev.slot = lean.CONNECTING, Slot(-1, dev, None)
         serve(sock, b"\x20\x02\x00\x00")  # CONNACK: accepted, no session -> the Astarte handshake
         mids = sorted(client._out_messages)
         subs = sorted(dev.handshake_mids - set(mids))

@@ -392,5 +392,7 @@ class LeanTransport:
             return
         if c.want_write():
             c.loop_write()
-        if self.slot is not None:
-            self.fleet.loop.want_write(self.slot, c.want_write())
+            if self.slot is not None:
+                self.fleet.loop.want_write(self.slot, c.want_write())
+        elif self.slot.writer is not None:  # nothing left to write: disarm (IoLoop.want_write)
+            self.fleet.loop.want_write(self.slot, False)

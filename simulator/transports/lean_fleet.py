@@ -79,6 +79,8 @@ def _complete_packet(buf: bytearray) -> tuple[int, int] | None:
     """(fixed header length, remaining length) of the packet at the start of `buf` when all of it is there;
     _MALFORMED for a remaining length over 4 bytes (MQTT 3.1.1 section 2.2.3); None when bytes are missing."""
     size = len(buf)
+    if size > 1 and buf[1] < 128:  # a one-byte remaining length: every ack, CONNACK, SUBACK, small PUBLISH
+        return (2, buf[1]) if size >= 2 + buf[1] else None
     length, mult, i = 0, 1, 1
     while True:
         if i > 4:
