@@ -286,13 +286,15 @@ class LeanClient(mqtt.Client):
     # ~20% of the engine's CPU was paho's read path (bench/profile_hot_path.py --system engine). These do
     # exactly what paho's handlers do with paho's own state (`_out_messages`, `_inflight_messages`,
     # `_update_inflight`, `_packet_queue`), so reconnects, retransmission and in-flight limits stay paho's.
-    # Only for MQTT 3.1.1 with no paho logging (`_lean_fast`); anything else takes paho's own path. The
+    # Only for MQTT 3.1.1, VERSION2 callbacks, no paho logging (`_lean_fast`); anything else takes paho's own path. The
     # locks skipped guard against other threads: one hub thread drives every LeanClient, and these
     # sections never switch greenlets.
 
     @property
     def _lean_fast(self) -> bool:
-        return self._protocol != mqtt.MQTTv5 and self.on_log is None and self._logger is None
+        # VERSION2: the fast steps call the callbacks with paho's VERSION2 signatures (LeanFleet's clients).
+        return (self._protocol != mqtt.MQTTv5 and self.on_log is None and self._logger is None
+                and self._callback_api_version == CallbackAPIVersion.VERSION2)
 
     def _lean_pubrec(self, mid: int) -> Any:
         """paho `_handle_pubrec`: the message now waits for PUBCOMP; PUBREL queued (written after the step)."""

@@ -253,3 +253,17 @@ def test_disconnect_as_paho_writes_it() -> None:
         results.append((bytes(sock.sent), seen, closed, client._state, client.socket(), client.want_write()))
     assert results[0] == results[1]
     assert results[1][0] == b"\xe0\x00" and results[1][3] == mqtt._ConnectionState.MQTT_CS_DISCONNECTED
+
+
+def test_version1_callbacks_take_paho_path() -> None:
+    """The fast steps call VERSION2 callbacks; a VERSION1 client gets paho's own handlers (its signatures)."""
+    seen: list[tuple[Any, ...]] = []
+    for client_type in (mqtt.Client, LeanClient):
+        client = client_type(CallbackAPIVersion.VERSION1)
+        client.on_connect = lambda c, u, flags, rc: seen.append(("connect", flags, rc))
+        client.on_subscribe = lambda c, u, mid, granted: seen.append(("suback", mid, granted))
+        client._sock = SinkSocket([bytes([0x20, 2, 0, 0, 0x90, 3, 0, 1, 2])])  # type: ignore[assignment]
+        client._state = mqtt._ConnectionState.MQTT_CS_CONNECT_ASYNC
+        while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+            pass
+    assert seen[:2] == seen[2:] == [("connect", {"session present": 0}, 0), ("suback", 1, (2,))]
