@@ -148,10 +148,10 @@ class LeanTransport:
 
     def publish(self, interface: str, path: str, value: Value, timestamp_ms: int | None,
                 on_ack: AckCallback | None = None) -> None:
-        ts = wire.ms_to_datetime(timestamp_ms) if timestamp_ms is not None else None
-        iface = wire.validate_publish(self.fleet.interfaces, interface, path, value, ts)
+        # The *_at forms take the milliseconds: no datetime per OTAEvent (wire.encode_value_at says why).
+        iface = wire.validate_publish_at(self.fleet.interfaces, interface, path, value, timestamp_ms)
         self._send(wire.data_topic(self.fleet.endpoint.realm, self.device_id, interface, path),
-                   wire.encode_value(value, ts), wire.qos_for(iface, path), on_ack)
+                   wire.encode_value_at(value, timestamp_ms), wire.qos_for(iface, path), on_ack)
 
     def set_property(self, interface: str, path: str, value: Value) -> None:
         wire.validate_property(self.fleet.interfaces, interface, path, value)
@@ -392,5 +392,7 @@ class LeanTransport:
             return
         if c.want_write():
             c.loop_write()
-        if self.slot is not None:
-            self.fleet.loop.want_write(self.slot, c.want_write())
+            if self.slot is not None:
+                self.fleet.loop.want_write(self.slot, c.want_write())
+        elif self.slot.writer is not None:  # nothing left to write: disarm (IoLoop.want_write)
+            self.fleet.loop.want_write(self.slot, False)

@@ -15,8 +15,9 @@ from typing import Any
 
 import gevent.lock
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
 from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.packettypes import PacketTypes
 
 from simulator.clock import Clock, MonotonicClock
 from simulator.errors import UsageError
@@ -29,6 +30,8 @@ from simulator.transports.paho_tuning import (
     install_shared_ack_fields,
     install_shared_message_condition,
     shared_ack_fields,
+    shared_properties,
+    shared_reason_code,
 )
 from simulator.transports.pairing_client import ONBOARDING_AT_ONCE, PairingClient
 from simulator.transports.ports import SourceAddressPool, open_connection
@@ -46,6 +49,7 @@ _MALFORMED = (-1, -1)
 
 
 _PUBREC, _PUBREL = 0x50, 0x62  # fixed header byte 1 (PUBREL: flags 0010, MQTT 3.1.1 section 3.6.1)
+_CONNACK, _SUBACK = 0x20, 0x90  # fixed header byte 1 (MQTT 3.1.1 sections 3.2.1, 3.9.1)
 # PUBACK and PUBCOMP: their paho.mqtt.packettypes.PacketTypes value (the callback's ReasonCode/Properties).
 _FAST_ACKS = {0x50: 0, 0x40: 4, 0x70: 7}
 _MID_PACKET = struct.Struct("!BBH")  # a PUBREL: type+flags, remaining length 2, packet identifier
@@ -75,6 +79,8 @@ def _complete_packet(buf: bytearray) -> tuple[int, int] | None:
     """(fixed header length, remaining length) of the packet at the start of `buf` when all of it is there;
     _MALFORMED for a remaining length over 4 bytes (MQTT 3.1.1 section 2.2.3); None when bytes are missing."""
     size = len(buf)
+    if size > 1 and buf[1] < 128:  # a one-byte remaining length: every ack, CONNACK, SUBACK, small PUBLISH
+        return (2, buf[1]) if size >= 2 + buf[1] else None
     length, mult, i = 0, 1, 1
     while True:
         if i > 4:
@@ -134,8 +140,12 @@ class LeanClient(mqtt.Client):
             size += packet["to_process"]
         if not batch or (self._lean_retry_len and size != self._lean_retry_len):
             self._lean_retry_len = 0
+            if not batch and out[0]["command"] & 0xF0 == _DISCONNECT and self._lean_fast:
+                return self._lean_write_disconnect()
             return super()._packet_write()
-        data = b"".join(bytes(p["packet"][p["pos"]:]) for p in batch)
+        # join takes the bytearrays as they are (no copy each); a packet started by an earlier partial write
+        # contributes its rest through a memoryview.
+        data = b"".join(p["packet"] if not p["pos"] else memoryview(p["packet"])[p["pos"]:] for p in batch)
         try:
             sent = self._sock_send(data)
         except (AttributeError, ValueError):
@@ -156,6 +166,54 @@ class LeanClient(mqtt.Client):
             out.popleft()  # written whole: paho does nothing else for a QoS 1/2 PUBLISH, PUBREL, SUBSCRIBE...
         self._last_msg_out = time.monotonic()  # paho's time_func, for keepalive
         return super()._packet_write() if out else mqtt.MQTT_ERR_SUCCESS
+
+    def _lean_write_disconnect(self) -> Any:
+        """paho `_packet_write` for a DISCONNECT at the head of the queue (every simulated reboot): written,
+        on_disconnect(not from the server, Success, no properties), socket closed, DISCONNECTED if asked for.
+        paho built a ReasonCode by its name (a walk over every reason code's names) and a Properties per
+        DISCONNECT and took two (gevent-patched) locks. A partial or failed write is paho's own path."""
+        out = self._out_packet
+        packet = out[0]
+        try:
+            sent = self._sock_send(packet["packet"][packet["pos"]:])
+        except (AttributeError, ValueError, OSError):  # BlockingIOError included: paho says which
+            return super()._packet_write()
+        packet["to_process"] -= sent
+        packet["pos"] += sent
+        if packet["to_process"] > 0:
+            return super()._packet_write()  # the rest, as paho writes it
+        out.popleft()
+        self._last_msg_out = time.monotonic()  # paho's time_func
+        on_disconnect: Any = self._on_disconnect
+        if on_disconnect is not None:
+            args = (self, self._userdata, mqtt.DisconnectFlags(is_disconnect_packet_from_server=False),
+                    shared_reason_code(PacketTypes.DISCONNECT, 0), shared_properties(PacketTypes.DISCONNECT))
+            try:
+                with self._in_callback_mutex:
+                    on_disconnect(*args)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_disconnect: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+        self._sock_close()
+        if self._state == _ConnectionState.MQTT_CS_DISCONNECTING:
+            self._state = _ConnectionState.MQTT_CS_DISCONNECTED
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def loop_write(self) -> Any:
+        """paho `loop_write`; its register/unregister-write bookkeeping only when such a callback is set.
+        LeanFleet sets none (the transport arms its own write watcher: LeanTransport._sync_write), and the
+        bookkeeping took paho's callback lock on every write: ~2 per OTAEvent."""
+        if self._on_socket_register_write is not None or self._on_socket_unregister_write is not None:
+            return super().loop_write()
+        if self._sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        rc = self._packet_write()
+        if rc == mqtt.MQTT_ERR_AGAIN:
+            return mqtt.MQTT_ERR_SUCCESS
+        if rc > 0:
+            return self._loop_rc_handle(rc)
+        return mqtt.MQTT_ERR_SUCCESS
 
     # ---- reading: one recv per burst instead of three per packet ----
 
@@ -192,6 +250,16 @@ class LeanClient(mqtt.Client):
             mid = (buf[2] << 8) | buf[3]
             del buf[:4]
             return self._lean_pubrec(mid) if command == _PUBREC else self._lean_ack(mid, _FAST_ACKS[command])
+        if command == _SUBACK and header == 2 and length >= 3 and self._lean_fast:
+            mid = (buf[2] << 8) | buf[3]
+            granted = bytes(buf[4:2 + length])
+            del buf[:2 + length]
+            return self._lean_suback(mid, granted)
+        if (command == _CONNACK and header == 2 and length == 2 and buf[3] == 0 and self._lean_fast
+                and self._protocol == mqtt.MQTTv311 and not self._out_messages):
+            flags = buf[2]
+            del buf[:4]
+            return self._lean_connack(flags)
         self._in_packet = {
             "command": buf[0],
             "have_remaining": 1,
@@ -218,13 +286,15 @@ class LeanClient(mqtt.Client):
     # ~20% of the engine's CPU was paho's read path (bench/profile_hot_path.py --system engine). These do
     # exactly what paho's handlers do with paho's own state (`_out_messages`, `_inflight_messages`,
     # `_update_inflight`, `_packet_queue`), so reconnects, retransmission and in-flight limits stay paho's.
-    # Only for MQTT 3.1.1 with no paho logging (`_lean_fast`); anything else takes paho's own path. The
+    # Only for MQTT 3.1.1, VERSION2 callbacks, no paho logging (`_lean_fast`); anything else takes paho's own path. The
     # locks skipped guard against other threads: one hub thread drives every LeanClient, and these
     # sections never switch greenlets.
 
     @property
     def _lean_fast(self) -> bool:
-        return self._protocol != mqtt.MQTTv5 and self.on_log is None and self._logger is None
+        # VERSION2: the fast steps call the callbacks with paho's VERSION2 signatures (LeanFleet's clients).
+        return (self._protocol != mqtt.MQTTv5 and self.on_log is None and self._logger is None
+                and self._callback_api_version == CallbackAPIVersion.VERSION2)
 
     def _lean_pubrec(self, mid: int) -> Any:
         """paho `_handle_pubrec`: the message now waits for PUBCOMP; PUBREL queued (written after the step)."""
@@ -252,6 +322,65 @@ class LeanClient(mqtt.Client):
         self._call_socket_register_write()
         return mqtt.MQTT_ERR_SUCCESS
 
+    def _lean_connack(self, flags: int) -> Any:
+        """paho `_handle_connack` for an accepted MQTT 3.1.1 CONNACK with no message of a former session to
+        resend (`_out_messages` empty: a first connect, or a reconnect after `drop_out_messages`, as every
+        simulated reboot): connected, then on_connect(flags, Success, no properties). What paho does besides --
+        the downgrade to 3.1 and the new client id (refusals only), the resend loop over `_out_messages` -- has
+        nothing to act on here; a refused or MQTT 5 CONNACK, or one with messages to resend, is paho's own.
+        Saved: paho's decoder (a ReasonCode), a Properties per CONNACK, two (gevent-patched) lock round trips."""
+        self._state = _ConnectionState.MQTT_CS_CONNECTED
+        self._reconnect_delay = None
+        self._mqttv5_first_connect = False
+        on_connect: Any = self._on_connect
+        if on_connect is not None:
+            args = (self, self._userdata, mqtt.ConnectFlags(session_present=bool(flags & 0x01)),
+                    shared_reason_code(PacketTypes.CONNACK, 0), shared_properties(PacketTypes.CONNACK))
+            try:
+                if self.lean_defer:  # in a transport step: what the callback publishes is queued anyway
+                    on_connect(*args)
+                else:
+                    with self._in_callback_mutex:  # paho's marker "inside a callback": publish() only queues
+                        on_connect(*args)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_connect: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+        # paho then walks `_out_messages`, which now holds only what on_connect published (the handshake):
+        # each gets a fresh timestamp, and a message queued behind the in-flight limit makes it write the queue.
+        now = time.monotonic()  # paho's time_func
+        queued = False
+        for message in self._out_messages.values():
+            message.timestamp = now
+            queued = queued or message.state == mqtt.mqtt_ms_queued
+        if queued and not self.lean_defer:
+            self.loop_write()  # inside a step the transport writes the queue after it (_sync_write)
+        return mqtt.MQTT_ERR_SUCCESS
+
+    def _lean_suback(self, mid: int, granted: bytes) -> Any:
+        """paho `_handle_suback` for MQTT 3.1.1: on_subscribe(mid, a ReasonCode per granted QoS, no
+        properties). One per subscription of the Astarte handshake (the SDK subscribes one topic per SUBSCRIBE):
+        paho's decoder built a ReasonCode per topic and a Properties per SUBACK and took two locks."""
+        on_subscribe: Any = self._on_subscribe
+        if on_subscribe is None:
+            return mqtt.MQTT_ERR_SUCCESS
+        try:
+            codes = [shared_reason_code(PacketTypes.SUBACK, code) for code in granted]
+        except KeyError as exc:  # a granted QoS MQTT does not define: paho's decoder fails the same way
+            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+            return mqtt.MQTT_ERR_PROTOCOL
+        try:
+            if self.lean_defer:  # in a transport step: what the callback publishes is queued anyway
+                on_subscribe(self, self._userdata, mid, codes, shared_properties(PacketTypes.SUBACK))
+            else:
+                with self._in_callback_mutex:
+                    on_subscribe(self, self._userdata, mid, codes, shared_properties(PacketTypes.SUBACK))
+        except Exception as err:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_subscribe: %s", err)
+            if not self.suppress_exceptions:
+                raise
+        return mqtt.MQTT_ERR_SUCCESS
+
     def _lean_ack(self, mid: int, packet_type: int) -> Any:
         """paho `_handle_pubackcomp` + `_do_on_publish`: a PUBCOMP (QoS 2) or a PUBACK (QoS 1) completes."""
         if mid not in self._out_messages:
@@ -273,7 +402,10 @@ class LeanClient(mqtt.Client):
         msg.info._set_as_published()
         if msg.qos > 0:
             self._inflight_messages -= 1
-            if self._max_inflight_messages > 0:
+            # paho's `_update_inflight` walks every message to send the queued ones; a queued message is in
+            # `_out_messages` but not counted in flight, so with no more messages than in flight there is none
+            # (a reboot campaign has one message in flight per device: the walk was 1.8% of its CPU).
+            if self._max_inflight_messages > 0 and len(self._out_messages) > self._inflight_messages:
                 rc: Any = self._update_inflight()
                 if rc != mqtt.MQTT_ERR_SUCCESS:
                     return rc

@@ -169,7 +169,8 @@ class IoLoop:
                         slot.channel.handle_write()
                 except Exception:  # one broken connection must not stop the fleet's I/O
                     _LOG.exception("lean I/O: unhandled error serving fd %d", slot.fd)
-            gevent.sleep(0)  # let publishers and timers run between batches
+            if ready:  # let publishers and timers run between batches; an empty queue waits (and yields) at once
+                gevent.sleep(0)
 
     def _run_misc(self) -> None:
         snapshot: list[Channel] = []

@@ -27,7 +27,8 @@ from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["install_shared_ack_fields", "install_shared_message_condition", "shared_ack_fields"]
+__all__ = ["install_shared_ack_fields", "install_shared_message_condition", "shared_ack_fields", "shared_properties",
+           "shared_reason_code"]
 
 _SHARED = threading.Condition()
 # Threads inside wait_for_publish (changed under _SHARED). With none, a message published only sets its flag:
@@ -88,6 +89,30 @@ def shared_ack_fields(packet_type: int) -> tuple[ReasonCode, Properties]:
     if fields is None:
         fields = _SHARED_FIELDS[packet_type] = (ReasonCode(packet_type), Properties(packet_type))  # type: ignore[no-untyped-call]
     return fields
+
+
+_SHARED_CODES: dict[tuple[int, int], ReasonCode] = {}
+_SHARED_PROPERTIES: dict[int, Properties] = {}
+
+
+def shared_properties(packet_type: int) -> Properties:
+    """The one empty Properties of a packet type, what paho builds afresh for each 3.1.1 CONNACK and SUBACK
+    (an MQTT 3.1.1 packet carries none); no fleetsim callback keeps or mutates it."""
+    props = _SHARED_PROPERTIES.get(packet_type)
+    if props is None:
+        props = _SHARED_PROPERTIES[packet_type] = Properties(packet_type)  # type: ignore[no-untyped-call]
+    return props
+
+
+def shared_reason_code(packet_type: int, identifier: int) -> ReasonCode:
+    """One shared ReasonCode per (packet type, value): what paho builds afresh for each 3.1.1 CONNACK, SUBACK
+    granted QoS and DISCONNECT (`ReasonCode(type, identifier=...)`; equal by value, as paho compares them).
+    Bounded: at most 256 values per packet type. KeyError for a value the type does not define, as paho."""
+    key = (packet_type, identifier)
+    code = _SHARED_CODES.get(key)
+    if code is None:
+        code = _SHARED_CODES[key] = ReasonCode(packet_type, identifier=identifier)
+    return code
 
 
 def install_shared_ack_fields() -> None:

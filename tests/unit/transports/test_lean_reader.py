@@ -180,3 +180,90 @@ def test_inside_a_transport_step_packets_wait_for_the_step_to_end() -> None:
     assert len(sock.sent) == written and client.want_write() and acked == [first.mid]  # two PUBRELs queued
     client.loop_write()
     assert bytes(sock.sent[written:]) == bytes([0x62, 2, 0, first.mid, 0x62, 2, 0, second.mid])  # one write
+
+
+# ---- CONNACK and SUBACK: the same callbacks, state and writes as paho's own handlers ----
+
+
+def _connack_and_subacks(client_type: type[mqtt.Client], chunks: list[bytes],
+                         out_of_session: bool = False) -> tuple[list[tuple[Any, ...]], Any, bytes, list[int]]:
+    """A client after CONNECT (paho's state), whose on_connect publishes two QoS 2 messages and subscribes
+    (as the Astarte handshake does); what its callbacks saw, its state, what it wrote, the mids in flight."""
+    client = client_type(CallbackAPIVersion.VERSION2)
+    client.max_inflight_messages_set(1)  # the second handshake publish waits behind the first
+    seen: list[tuple[Any, ...]] = []
+
+    def on_connect(c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        seen.append(("connect", flags.session_present, reason.value, reason.getName(), str(props)))
+        c.publish("realm/dev", b"intro", 2)
+        c.publish("realm/dev/control/emptyCache", b"1", 2)
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda c, u, mid, codes, props: seen.append(
+        ("suback", mid, [(r.value, r.getName()) for r in codes], str(props)))
+    sock = SinkSocket(chunks)
+    client._sock = sock  # type: ignore[assignment]
+    client._state = mqtt._ConnectionState.MQTT_CS_CONNECT_ASYNC
+    if out_of_session:  # a message of the former session waits for its resend: paho's own CONNACK path
+        old = client._out_messages[7] = mqtt.MQTTMessage(7, b"realm/dev/old")
+        old.qos, old.payload, old.state = 2, b"old", mqtt.mqtt_ms_publish  # paho resends it after CONNACK
+    while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+        client.loop_write()
+    client.loop_write()
+    return seen, client._state, bytes(sock.sent), sorted(client._out_messages)
+
+
+def test_connack_and_subacks_as_paho_handles_them() -> None:
+    # CONNACK (session present, then not), SUBACKs granting QoS 2, two topics at once, and a failure (0x80).
+    for flags in (0, 1):
+        chunks = [bytes([0x20, 2, flags, 0, 0x90, 3, 0, 1, 2, 0x90, 4, 0, 2, 0, 1, 0x90, 3, 0, 3, 0x80])]
+        theirs, ours = _connack_and_subacks(mqtt.Client, chunks), _connack_and_subacks(LeanClient, chunks)
+        assert ours == theirs
+        assert ours[0][0] == ("connect", bool(flags), 0, "Success", str(ours[0][0][4]))
+        assert ours[0][1:] == [("suback", 1, [(2, "Granted QoS 2")], ours[0][1][3]),
+                               ("suback", 2, [(0, "Granted QoS 0"), (1, "Granted QoS 1")], ours[0][1][3]),
+                               ("suback", 3, [(0x80, "Unspecified error")], ours[0][1][3])]
+        assert ours[1] == mqtt._ConnectionState.MQTT_CS_CONNECTED and ours[3] == [1, 2]
+    byte_split = [bytes([b]) for b in bytes([0x20, 2, 0, 0, 0x90, 3, 0, 1, 2])]
+    assert _connack_and_subacks(LeanClient, byte_split) == _connack_and_subacks(mqtt.Client, byte_split)
+
+
+def test_a_connack_that_is_not_the_plain_case_takes_paho_path() -> None:
+    # Refused (not authorized), and accepted with a message of the former session to resend.
+    for chunks, old in (([bytes([0x20, 2, 0, 5])], False), ([bytes([0x20, 2, 1, 0])], True)):
+        assert _connack_and_subacks(LeanClient, chunks, old) == _connack_and_subacks(mqtt.Client, chunks, old)
+    # A SUBACK granting a QoS MQTT does not define: a protocol error for both.
+    for client_type in (mqtt.Client, LeanClient):
+        client = client_type(CallbackAPIVersion.VERSION2)
+        client.on_subscribe = lambda c, u, mid, codes, props: None
+        client._sock = SinkSocket([bytes([0x90, 3, 0, 1, 5])])  # type: ignore[assignment]
+        assert client._packet_read() == mqtt.MQTT_ERR_PROTOCOL
+
+
+def test_disconnect_as_paho_writes_it() -> None:
+    results = []
+    for client_type in (mqtt.Client, LeanClient):
+        client, sock, _ = _connected(client_type)
+        seen: list[tuple[Any, ...]] = []
+        client.on_disconnect = lambda c, u, flags, reason, props, seen=seen: seen.append(
+            (flags.is_disconnect_packet_from_server, reason.value, reason.getName(), str(props)))
+        closed: list[bool] = []
+        client.on_socket_close = lambda c, u, s, closed=closed: closed.append(True)
+        assert client.disconnect() == mqtt.MQTT_ERR_SUCCESS
+        results.append((bytes(sock.sent), seen, closed, client._state, client.socket(), client.want_write()))
+    assert results[0] == results[1]
+    assert results[1][0] == b"\xe0\x00" and results[1][3] == mqtt._ConnectionState.MQTT_CS_DISCONNECTED
+
+
+def test_version1_callbacks_take_paho_path() -> None:
+    """The fast steps call VERSION2 callbacks; a VERSION1 client gets paho's own handlers (its signatures)."""
+    seen: list[tuple[Any, ...]] = []
+    for client_type in (mqtt.Client, LeanClient):
+        client = client_type(CallbackAPIVersion.VERSION1)
+        client.on_connect = lambda c, u, flags, rc: seen.append(("connect", flags, rc))
+        client.on_subscribe = lambda c, u, mid, granted: seen.append(("suback", mid, granted))
+        client._sock = SinkSocket([bytes([0x20, 2, 0, 0, 0x90, 3, 0, 1, 2])])  # type: ignore[assignment]
+        client._state = mqtt._ConnectionState.MQTT_CS_CONNECT_ASYNC
+        while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+            pass
+    assert seen[:2] == seen[2:] == [("connect", {"session present": 0}, 0), ("suback", 1, (2,))]

@@ -327,3 +327,51 @@ def test_memoized_validation_of_individual_double_and_integer_values() -> None:
 def test_datetime_milliseconds_are_py_bsons(when: dt.datetime) -> None:
     assert wire._utc_ms(when) == round(calendar.timegm(when.utctimetuple()) * 1000 + when.microsecond / 1000.0)
     assert wire._fast_document({"t": when}) == bson.dumps({"t": when})
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_values, ms=st.one_of(st.none(), st.integers(min_value=-(2**40), max_value=2**42),
+                                   st.sampled_from([wire._MIN_MS - 1, wire._MIN_MS, wire._MAX_MS - 1,
+                                                    wire._MAX_MS, -(2**70)])))
+def test_encoding_from_milliseconds_is_encoding_from_their_datetime(value: Any, ms: int | None) -> None:
+    """encode_value_at(v, ms) == encode_value(v, ms_to_datetime(ms)): the same bytes, or the same error."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # py-bson warns on naive datetimes
+        try:
+            expected = wire.encode_value(value, wire.ms_to_datetime(ms) if ms is not None else None)
+        except Exception as exc:  # out of datetime's range, or refused by py-bson: so must the _at form
+            with pytest.raises(type(exc)):
+                wire.encode_value_at(value, ms)
+            return
+        assert wire.encode_value_at(value, ms) == expected
+
+
+def test_ota_event_from_milliseconds_is_the_sdks_bytes(sdk: tuple[DeviceMqtt, _Recorder]) -> None:
+    device, rec = sdk
+    ms = 1_700_000_123_456
+    device.send_aggregate(OTA, "/event", _ota(), wire.ms_to_datetime(ms))
+    assert rec.out[-1][2] == wire.encode_value_at(_ota(), ms)
+
+
+def test_validation_from_milliseconds_is_validation_from_their_datetime() -> None:
+    ifaces = wire.as_interfaces(_load())
+    ms = 1_700_000_123_456
+    assert wire.validate_publish_at(ifaces, OTA, "/event", _ota(), ms) is ifaces[OTA]  # the SDK's code, memoized
+    assert len(getattr(ifaces[OTA], wire._ACCEPTED)) == 1
+    assert wire.validate_publish_at(ifaces, OTA, "/event", _ota(p=7), 0) is ifaces[OTA]  # memo; 0 is a timestamp
+    for value, when, why in (({**_ota(), "statusProgress": 2**31}, ms, "int32"), (_ota(), None, "Timestamp required"),
+                             ({**_ota(), "extra": "x"}, ms, "not in the")):
+        with pytest.raises(PublishError, match=why):
+            wire.validate_publish_at(ifaces, OTA, "/event", value, when)
+    with pytest.raises(PublishError, match="not declared in introspection"):  # unknown interface: the SDK's message
+        wire.validate_publish_at(ifaces, "org.example.Missing", "/x", 1, ms)
+
+
+def test_producer_properties_payload_is_the_same_from_its_cache() -> None:
+    paths = ["io.edgehog.devicemanager.BaseImage/version", "io.edgehog.devicemanager.OSInfo/name"]
+    first = wire.producer_properties_payload(paths)
+    assert wire.producer_properties_payload(list(paths)) == first
+    assert zlib.decompress(first[4:]).decode() == ";".join(paths)
+    assert wire.producer_properties_payload(paths, byteorder="big")[:4] == len(";".join(paths)).to_bytes(4, "big")
