@@ -15,7 +15,8 @@ EC P-256 key issued by simulator.backend.ca.LocalCA and the CA as its trust anch
 Each variant runs `--n` handshakes per round, rounds interleaved (A/B in the same invocation); the figure is
 the median over `--rounds` of the CPU µs per handshake (user + system), with the machine's load average.
 
-    python bench/tls_handshake_libs.py [--rounds 5] [--n 200]
+    python bench/tls_handshake_libs.py [--rounds 5] [--n 200]    # needs pyOpenSSL (pip install pyopenssl),
+                                                                  # not a dependency of fleetsim
 
 Result here (2026-12-07T02:42Z, --rounds 5 --n 100, load average 1.2-1.8, stdlib on OpenSSL 3.0.19, pyOpenSSL
 26.4.0 on cryptography 50.0.2's OpenSSL 4.0.3), CPU µs per handshake, median of 5: stdlib TLS 1.3 2,541,
