@@ -18,14 +18,18 @@ the median over `--rounds` of the CPU µs per handshake (user + system), with th
     python bench/tls_handshake_libs.py [--rounds 5] [--n 200]    # needs pyOpenSSL (pip install pyopenssl),
                                                                   # not a dependency of fleetsim
 
-Result here (2026-12-07T02:42Z, --rounds 5 --n 100, load average 1.2-1.8, stdlib on OpenSSL 3.0.19, pyOpenSSL
-26.4.0 on cryptography 50.0.2's OpenSSL 4.0.3), CPU µs per handshake, median of 5: stdlib TLS 1.3 2,541,
-TLS 1.2 2,310, TLS 1.3 unverified 2,589; pyOpenSSL TLS 1.3 2,023, TLS 1.2 1,644, TLS 1.3 unverified 1,961.
-So pyOpenSSL saves ~20 % at the same TLS version (below the 30 % that would pay for a second TLS stack and a
-new dependency), verifying the server certificate costs nothing measurable, and the handshake is ~8x the
-public-key work it needs (openssl speed here: P-256 sign 29 µs, verify 92 µs, X25519 47 µs): the rest is
-OpenSSL's per-handshake overhead (libcrypto ~46 % of the client's samples under perf, libc malloc/locks
-~15 %, kernel TCP ~17 %).
+Results here (stdlib on OpenSSL 3.0.19, pyOpenSSL 26.4.0 on cryptography 50.0.2's OpenSSL 4.0.3), CPU µs per
+handshake, median of 5 rounds of 100, two invocations (2026-12-07 ~02:42Z at load average 1.2-1.8, ~02:52Z at
+8.5-8.9): stdlib TLS 1.3 2,541 / 2,792, TLS 1.2 2,310 / 2,507, TLS 1.3 unverified 2,589 / 2,833; pyOpenSSL
+TLS 1.3 2,023 / 2,232, TLS 1.2 1,644 / 1,953, TLS 1.3 unverified 1,961 / 2,111, and (second run only) TLS 1.3
+offering the stdlib's groups (no ML-KEM key share) 1,983. So pyOpenSSL saves 20 % at the same TLS version with
+its default groups and 29 % with the same groups as the stdlib (~0.5-0.8 ms per reconnect): at the 30 % bar
+that would pay for a second TLS stack and a new dependency, not clearly past it. Verifying the server
+certificate costs nothing measurable. The handshake is ~8x the public-key work it needs (openssl speed here:
+P-256 sign 29 µs, verify 92 µs, X25519 47 µs): the rest is OpenSSL's per-handshake overhead (libcrypto ~46 %
+of the client's samples under perf, libc malloc/locks ~15 %, kernel TCP ~17 %). Of the stdlib's figure,
+~300-450 µs is the client processing the two TLS 1.3 NewSessionTickets an OpenSSL server (mosquitto) sends
+after the handshake (measured with the server's SSLContext.num_tickets 2 vs 0).
 """
 
 from __future__ import annotations
@@ -96,11 +100,14 @@ def _stdlib(port: int, ca: str, cert: str, key: str, tls12: bool, verify: bool) 
     return once
 
 
-def _pyopenssl(port: int, ca: str, cert: str, key: str, tls12: bool, verify: bool) -> Callable[[], None]:
+def _pyopenssl(port: int, ca: str, cert: str, key: str, tls12: bool, verify: bool,
+               groups: bytes = b"") -> Callable[[], None]:
     from OpenSSL import SSL
     from OpenSSL._util import ffi, lib
 
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    if groups and not lib.SSL_CTX_set1_curves_list(ctx._context, groups):
+        raise RuntimeError(f"groups {groups!r} refused")
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     if tls12:
         ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
@@ -159,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
                 variants[f"{lib_name}.tls13"] = make(port, ca_file, dev_cert, dev_key, False, True)
                 variants[f"{lib_name}.tls12"] = make(port, ca_file, dev_cert, dev_key, True, True)
                 variants[f"{lib_name}.tls13_noverify"] = make(port, ca_file, dev_cert, dev_key, False, False)
+            # OpenSSL >= 3.5 also offers (and makes a key share for) X25519MLKEM768 by default; the stdlib's
+            # OpenSSL 3.0 offers these groups, x25519 first, with one key share (x25519):
+            variants["pyopenssl.tls13_stdlib_groups"] = _pyopenssl(port, ca_file, dev_cert, dev_key, False, True,
+                                                                   b"X25519:P-256:X448:P-521:P-384")
             rounds: dict[str, list[float]] = {name: [] for name in variants}
             for fn in variants.values():
                 fn()  # warm up
