@@ -183,3 +183,17 @@ def test_a_silent_server_times_out(ca: LocalCA) -> None:
         assert len(server.requests) == 1
     finally:
         server.stop()
+
+
+def test_the_pool_goes_native_only_under_gevent() -> None:
+    """The generator (gevent-patched) gets tls_stream; plain threads keep ssl.SSLSocket."""
+    import subprocess
+    import sys
+
+    code = ("from gevent import monkey; monkey.patch_all()\n"
+            "import ssl\n"
+            "from simulator.transports.pairing_http import HttpsPool\n"
+            "print(HttpsPool('https://127.0.0.1:1', ssl.create_default_context(), 1.0, 1, {}).native)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "True"
+    assert HttpsPool("https://127.0.0.1:1", ssl.create_default_context(), 1.0, 1, {}).native is False
