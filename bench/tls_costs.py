@@ -13,7 +13,10 @@ the client-side CPU (time.thread_time of the calling thread: the servers run in 
   certificate loaded per connection into one shared context (the lean transport) and with a per-device
   context;
 - `pairing_call_us`: one verify + one info against the embedded backend's HTTPS Pairing API, through requests'
-  HTTPAdapter (the client before issue 16) and through simulator.transports.pairing_http (after).
+  HTTPAdapter (the client before issue 16) and through simulator.transports.pairing_http (after); and
+  `pairing_pool_us`: the same two calls straight on pairing_http.HttpsPool, on ssl.SSLSocket (`sslsocket`,
+  what plain threads use) and on OpenSSL's object through tls_stream (`native`, what the generator uses under
+  gevent).
 
 Each figure is the median of `--rounds` rounds; the machine's load average is printed with them.
 
@@ -23,6 +26,7 @@ Each figure is the median of `--rounds` rounds; the machine's load average is pr
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import socket
@@ -94,6 +98,18 @@ def _connect_once(port: int, ctx: ssl.SSLContext, cert: tuple[str, str] | None) 
             raise RuntimeError("no byte from the TLS server")
 
 
+def _default_headers() -> dict[str, str]:
+    import requests
+
+    return dict(requests.utils.default_headers())
+
+
+def _call(pool: Any, method: str, path: str, headers: dict[str, str], body: bytes | None) -> None:
+    res = pool.request(method, path, headers, body)
+    if res.status_code != 200:
+        raise RuntimeError(f"Pairing API answered {res.status_code}: {res.text[:200]}")
+
+
 def _files(tmp: Path, cert_pem: bytes, key_pem: bytes) -> dict[str, tuple[str, str | None]]:
     from cryptography.hazmat.primitives import serialization
 
@@ -142,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     from simulator.backend.pairing import PairingServer
     from simulator.records import OnboardingTimes
     from simulator.transports.credentials import CredentialsCache
-    from simulator.transports.pairing_client import PairingClient, onboard
+    from simulator.transports.pairing_client import PairingClient, onboard, tls_context
+    from simulator.transports.pairing_http import HttpsPool
 
     host_before = host_info()
     with tempfile.TemporaryDirectory() as tmp_s:
@@ -179,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             sec1_pair = (sec1[0], sec1[1] or "")
             old = _requests_sender(client.base, ca_file)
             cert = creds.cert_pem.decode()
+            pools = {name: HttpsPool(client.base, tls_context(ca_file), 30.0, 4, _default_headers(), native=flag)
+                     for name, flag in (("sslsocket", False), ("native", True))}
+            base_path = client.base[client.base.index("/", len("https://")):]
+            auth = {"Authorization": f"Bearer {creds.secret}"}
+            verify_body = json.dumps({"data": {"client_crt": cert}}).encode()
             for _ in range(args.rounds):
                 for name, pair in files.items():
                     sample(f"load_cert_chain_us.{name}", lambda pair=pair: shared.load_cert_chain(*pair), 500)
@@ -195,11 +217,19 @@ def main(argv: list[str] | None = None) -> int:
                 sample("pairing_call_us.pairing_http.verify",
                        lambda: client.verify(dev, creds.secret, creds.cert_pem or b""), 200)
                 sample("pairing_call_us.pairing_http.info", lambda: client.info(dev, creds.secret), 200)
+                for name, pool in pools.items():
+                    sample(f"pairing_pool_us.{name}.verify", functools.partial(
+                        _call, pool, "POST", f"{base_path}/devices/{dev}/protocols/astarte_mqtt_v1/credentials/verify",
+                        auth, verify_body), 200)
+                    sample(f"pairing_pool_us.{name}.info", functools.partial(
+                        _call, pool, "GET", f"{base_path}/devices/{dev}", auth, None), 200)
             before = _rss_kb()
             kept = [per_device_ctx() for _ in range(args.contexts)]
             kb_each = (_rss_kb() - before) / len(kept)
             del kept
             client.close()
+            for pool in pools.values():
+                pool.close()
         finally:
             tls_server.close()
             pairing.stop()
