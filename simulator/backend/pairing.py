@@ -42,7 +42,11 @@ __all__ = ["ASTARTE_VERSION", "DeviceRegistry", "PairingServer", "is_device_id"]
 # The Astarte version the stand-in reports in GET /devices/<id> ("version"); the SDK ignores it.
 ASTARTE_VERSION = "1.2.0"
 _MAX_BODY = 64 * 1024  # bytes; a CSR is ~500 bytes, a certificate ~700
-_IO_TIMEOUT_S = 10.0  # idle keep-alive connections are closed after this many seconds
+# Idle keep-alive connections are closed after this many seconds: Cowboy's default `idle_timeout` (60,000 ms),
+# which the Pairing API (Phoenix on Cowboy) runs with. At 10 s a burst of reboots after a quiet spell found
+# every pooled connection closed and re-handshook them (~15 % of the generator's reconnect CPU, py-spy of
+# bench/campaign_capacity.py --profile on 2026-12-07).
+_IO_TIMEOUT_S = 60.0
 
 
 class _HttpError(Exception):
