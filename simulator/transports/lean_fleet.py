@@ -26,6 +26,7 @@ from simulator.transports.base import Endpoint
 from simulator.transports.credentials import CredentialsCache
 from simulator.transports.lean import CONNECTED, RECONNECTING, LeanTransport
 from simulator.transports.lean_loop import IoLoop
+from simulator.transports.paho_batch import BatchedWriteClient
 from simulator.transports.paho_tuning import (
     install_shared_ack_fields,
     install_shared_message_condition,
@@ -96,7 +97,7 @@ def _complete_packet(buf: bytearray) -> tuple[int, int] | None:
     return (i, length) if size >= i + length else None
 
 
-class LeanClient(mqtt.Client):
+class LeanClient(BatchedWriteClient):
     """paho Client whose TCP socket comes from ports.open_connection (source address, TCP_NODELAY), whose
     TLS socket is CPython's own, handshaken cooperatively (native_tls: why), and whose queued packets leave
     in one write (`_packet_write`)."""
@@ -104,10 +105,6 @@ class LeanClient(mqtt.Client):
     lean_source = ""
     lean_cert: tuple[str, str] = ("", "")  # the device's certificate and key files
     lean_contexts: DeviceContexts | None = None  # per-device contexts of reconnecting devices (tls_contexts)
-    # Bytes of the last gathered write that raised WantWrite: OpenSSL wants the retry to be the same length
-    # (SSL_write without partial writes), so the retry gathers exactly those packets again. 0: none.
-    _lean_retry_len = 0
-
     # Inside a step of the transport (LeanTransport._drive): packets are queued, written after the step.
     lean_defer = False
 
@@ -115,57 +112,12 @@ class LeanClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self._lean_in = bytearray()  # bytes read and not yet handled (_packet_read)
 
-    def _packet_write(self) -> Any:
-        """paho's `_packet_write`, but the packets queued together leave in ONE TLS record and syscall.
-
-        The Astarte handshake queues ~22 packets at once (subscriptions, introspection, emptyCache, the
-        properties, producer/properties) and paho writes each with its own SSL_write + send(2): on a
-        reboot-every-operation campaign that was ~20 syscalls per reconnect (bench/campaign_capacity.py).
-        The bytes on the TCP stream are the same, in the same order. Packets whose completion paho acts on
-        (a QoS 0 PUBLISH: on_publish; DISCONNECT: close) go through paho's own loop, one by one, as before.
-        A lone packet (an OTAEvent's PUBLISH, its PUBREL) takes this path too: paho's loop notes the time
-        under a (gevent-patched) lock per write, here a plain assignment (one hub thread)."""
+    def _write_unbatched(self) -> Any:
+        """A DISCONNECT at the head of the queue (every simulated reboot) on the fast step; the rest as paho."""
         out = self._out_packet
-        if not out:
-            return mqtt.MQTT_ERR_SUCCESS
-        batch: list[Any] = []
-        size = 0
-        for packet in out:
-            kind = packet["command"] & 0xF0
-            if kind == _DISCONNECT or (kind == _PUBLISH and packet["qos"] == 0):
-                break
-            if self._lean_retry_len and size >= self._lean_retry_len:
-                break
-            batch.append(packet)
-            size += packet["to_process"]
-        if not batch or (self._lean_retry_len and size != self._lean_retry_len):
-            self._lean_retry_len = 0
-            if not batch and out[0]["command"] & 0xF0 == _DISCONNECT and self._lean_fast:
-                return self._lean_write_disconnect()
-            return super()._packet_write()
-        # join takes the bytearrays as they are (no copy each); a packet started by an earlier partial write
-        # contributes its rest through a memoryview.
-        data = b"".join(p["packet"] if not p["pos"] else memoryview(p["packet"])[p["pos"]:] for p in batch)
-        try:
-            sent = self._sock_send(data)
-        except (AttributeError, ValueError):
-            return mqtt.MQTT_ERR_SUCCESS  # no socket: the packets stay queued, as paho does
-        except BlockingIOError:
-            self._lean_retry_len = size
-            return mqtt.MQTT_ERR_AGAIN
-        except OSError:
-            return mqtt.MQTT_ERR_CONN_LOST
-        self._lean_retry_len = 0
-        for packet in batch:
-            take = min(sent, packet["to_process"])
-            packet["pos"] += take
-            packet["to_process"] -= take
-            sent -= take
-            if packet["to_process"]:
-                break
-            out.popleft()  # written whole: paho does nothing else for a QoS 1/2 PUBLISH, PUBREL, SUBSCRIBE...
-        self._last_msg_out = time.monotonic()  # paho's time_func, for keepalive
-        return super()._packet_write() if out else mqtt.MQTT_ERR_SUCCESS
+        if out and out[0]["command"] & 0xF0 == _DISCONNECT and self._lean_fast:
+            return self._lean_write_disconnect()
+        return super()._write_unbatched()
 
     def _lean_write_disconnect(self) -> Any:
         """paho `_packet_write` for a DISCONNECT at the head of the queue (every simulated reboot): written,
