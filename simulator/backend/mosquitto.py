@@ -8,14 +8,20 @@ username, so the client is not anonymous and `allow_anonymous false` still admit
 `topic readwrite #`.
 
 Limits (documented numbers, chosen for load tests):
-- `max_inflight_messages 0` (no window): outgoing QoS 1/2 messages per connection awaiting acknowledgement.
-  It was 100 (VerneMQ's per-connection default, docs/protocol.md section 1), but mosquitto 2.0.11 then strands
-  part of the admin subscriber's queue once the collector is more than the window behind: messages acknowledged
-  to their publisher and not sent to the collector until more traffic comes, i.e. lost at the end of a run
-  (issue 14: 361 of 3,000 QoS 2 OTAEvents at 1,000/s still missing 15 s after the last publish; with 1000,
-  259 of a 2,500-message burst; with no window none: tests/integration/backend/test_collector_backlog.py).
-  Without a window the backlog waits in mosquitto's outgoing packet list instead of its queue (memory either
-  way); a backlog beyond 65,535 messages would reuse packet ids, which a collector that keeps up never nears.
+- `max_inflight_messages 100`: outgoing QoS 1/2 messages per connection awaiting acknowledgement (VerneMQ's
+  per-connection default, docs/protocol.md section 1). Both choices have a cost with mosquitto 2.0.11, measured
+  on 2026-12-07 with the collector's acks gathered into one TLS record per write (transports/paho_batch):
+  * without a window (0), mosquitto finds the message of each PUBCOMP by walking the client's whole in-flight
+    list (src/database.c, db__message_delete_outgoing, no early exit), so once the collector is a few seconds
+    behind every ack gets slower and the backlog feeds itself: `bench/soak_memory.py --events 360000 --rate
+    2000 --devices 1000 --processes 2` delivered ~2,000/s for ~130 s, then device acks stalled for 3-11 s
+    and 11,600 events were lost; `bench/campaign_capacity.py` at 1.5x capacity lost 591;
+  * with 100, the same soak delivered all 360,000 (0 lost, backend RSS flat) and the campaign at 1.5x lost
+    none (2026-12-06), but a burst several windows deep into a collector slower than the burst leaves most
+    of it undelivered until the collector reconnects: tests/integration/backend/test_collector_backlog.py
+    (a strict xfail: it shows the limitation and fails when a broker without it passes).
+  A load test is a steady stream, where a bounded window wins; a collector that keeps up (the `fleetsim
+  backend` process has its own core) never holds a window's worth.
 - `max_queued_messages 1000000`, `max_queued_bytes 0`: the admin subscriber receives every device's traffic; a
   burst of 1,000 devices x ~10 events must queue rather than be dropped (~200 bytes each: <= ~200 MB).
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
@@ -217,7 +223,7 @@ class MosquittoBroker:
             "persistence false",
             "allow_anonymous false",
             f"acl_file {self.acl_path}",
-            "max_inflight_messages 0",  # unlimited: a window strands queued messages (module docstring)
+            "max_inflight_messages 100",  # a window, not 0: see the module docstring
             "max_queued_messages 1000000",
             "max_queued_bytes 0",
             "max_packet_size 66560",
