@@ -133,7 +133,7 @@ def _time_pubrec() -> list[tuple[float, float]]:
     import struct
     import time
 
-    from simulator.transports.lean_fleet import LeanClient
+    from simulator.transports.lean_client import LeanClient
 
     samples: list[tuple[float, float]] = []
     sent: dict[tuple[int, int], tuple[float, float]] = {}

@@ -105,7 +105,7 @@ def _child(operations: int) -> float:
     from paho.mqtt.enums import CallbackAPIVersion
 
     from simulator.transports import lean
-    from simulator.transports.lean_fleet import LeanClient
+    from simulator.transports.lean_client import LeanClient
     from simulator.transports.lean_loop import Slot
     from simulator.transports.paho_tuning import install_shared_ack_fields, install_shared_message_condition
 

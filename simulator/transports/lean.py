@@ -54,7 +54,7 @@ class LeanTransport:
         self.device_id = device_id
         self.fleet = fleet
         self.state = NEW
-        self.client: Any = None  # lean_fleet.LeanClient (a paho Client)
+        self.client: Any = None  # lean_client.LeanClient (a paho Client)
         self.cert_pem: bytes | None = None
         self.slot: Slot | None = None
         self.pending: dict[int, tuple[AckCallback | None, int]] = {}

@@ -1,6 +1,6 @@
 """A paho Client whose queued packets leave in ONE write: one TLS record and one send(2) for many packets.
 
-Why, for a device (simulator.transports.lean_fleet): the Astarte handshake queues ~22 packets at once and paho
+Why, for a device (simulator.transports.lean_client): the Astarte handshake queues ~22 packets at once and paho
 writes each with its own SSL_write + send(2): ~20 syscalls per reconnect of a reboot-every-operation campaign.
 
 Why, for the embedded backend's collector (simulator.backend.collector): it answers every QoS 2 OTAEvent with

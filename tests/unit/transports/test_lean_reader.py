@@ -9,7 +9,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulator.transports.lean_fleet import _MALFORMED, LeanClient, _complete_packet
+from simulator.transports.lean_client import _MALFORMED, LeanClient, _complete_packet
 
 
 class FakeSocket:
