@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from simulator.events import ActionKind, PlannedAction
-from simulator.plan_steps import PlanBounds, PlanStep, PlanTotals, digest_of
+from simulator.plan_steps import PlanBounds, PlanStep, PlanTotals, actions_digest_bytes, digest_of
 
 __all__ = ["STARTS_RETAIN_US", "PlanCursor", "PlannedStarts"]
 
@@ -149,7 +149,7 @@ class PlanCursor:
         return None
 
     def _consume(self, step: PlanStep) -> bool:
-        self._digest.update(repr(step.actions).encode())
+        self._digest.update(actions_digest_bytes(step.actions))
         self._actions += len(step.actions)
         self._events += sum(1 for a in step.actions if a.kind is ActionKind.PUBLISH)
         if step.actions:  # sorted by offset: the last is the latest

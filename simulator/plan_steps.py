@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from simulator.events import OTA_EVENT_INTERFACE, ActionKind, PlannedAction
 
-__all__ = ["PlanBounds", "PlanStep", "PlanTotals", "PlannedOperation", "StepSource", "cut_step", "digest_of",
-           "is_ota_event"]
+__all__ = ["PlanBounds", "PlanStep", "PlanTotals", "PlannedOperation", "StepSource", "actions_digest_bytes",
+           "cut_step", "digest_of", "is_ota_event"]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,16 @@ def cut_step(step: PlanStep, bounds: PlanBounds) -> PlanStep:
 
 def digest_of(head: bytes) -> hashlib._Hash:
     """A fresh digest state holding the plan's head (FleetPlan.digest_head); the steps' actions are added
-    (`repr(step.actions)`) as they come."""
+    (`actions_digest_bytes`) as they come."""
     h = hashlib.sha256()
     h.update(head)
     return h
+
+
+def actions_digest_bytes(actions: tuple[PlannedAction, ...] | list[PlannedAction]) -> bytes:
+    """What a step's actions add to the plan's digest: every field, as plain tuples. Every process digests the
+    whole plan as it generates it, and the dataclasses' own repr (a Python-level __repr__ per action, an Enum
+    repr per kind) cost ~7 % of a worker's CPU in a 2,000 events/s soak (py-spy, 2026-12-07); this is ~3.6x
+    cheaper (python -m timeit: 72 -> 20 us for an 8-action step)."""
+    return repr([(a.device, a.offset_us, a.kind.value, a.interface, a.path, a.value, a.occurrence, a.duration_us)
+                 for a in actions]).encode()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simulator.plan import FleetPlan, build_plan
-from simulator.plan_steps import PlanBounds, PlanTotals, digest_of
+from simulator.plan_steps import PlanBounds, PlanTotals, actions_digest_bytes, digest_of
 from simulator.scenario.model import Scenario
 
 __all__ = ["DRAIN_S", "BoundedPlan", "PlanCut", "bound_plan", "plan_digest", "plan_for"]
@@ -113,5 +113,5 @@ def plan_digest(plan: FleetPlan) -> str:
     h = digest_of(plan.digest_head())
     for step in plan.steps():
         if step is not None:
-            h.update(repr(step.actions).encode())
+            h.update(actions_digest_bytes(step.actions))
     return h.hexdigest()[:16]
