@@ -136,13 +136,7 @@ def _put(into: dict[int, SecondBucket], second: int, bucket: SecondBucket) -> No
 
 def _merged(second: int, sources: tuple[dict[int, SecondBucket], ...]) -> SecondBucket:
     """The bucket of `second` over sources (a copy when both have it: items() must not change the spool)."""
-    found = [src[second] for src in sources if second in src]
-    if len(found) == 1:
-        return found[0]
-    out = SecondBucket()
-    for bucket in found:
-        out.absorb(bucket)
-    return out
+    return _combined([src[second] for src in sources if second in src])
 
 
 def merge_items(sources: Iterable[Iterator[tuple[int, SecondBucket]]]) -> Iterator[tuple[int, SecondBucket]]:
@@ -161,6 +155,7 @@ def merge_items(sources: Iterable[Iterator[tuple[int, SecondBucket]]]) -> Iterat
 
 
 def _combined(group: list[SecondBucket]) -> SecondBucket:
+    """One bucket for a second's buckets: the bucket itself when alone, else a new one adding them up."""
     if len(group) == 1:
         return group[0]
     out = SecondBucket()
