@@ -4,6 +4,12 @@ The plan is generated in arrival order as the run reaches it (`advance(until_us)
 only for the devices this process plays (`keep`), until their device takes them (`take`); every step, kept or
 not, goes into the totals and the digest, so each process proves it generated the same whole plan. Pure: no
 clock, no I/O (the caller says how far to advance).
+
+Bounded work (issue 14, hour-long runs): `advance(until_us, max_steps)` generates at most `max_steps` steps,
+so a caller on an event loop (simulator.generator.plan_pace) can yield between slices instead of generating a
+whole catch-up at once; and a process that stops early never has to generate the rest of the plan: `progress()`
+is the totals of what was generated so far, and `digest_at(steps)` the digest of the plan's first `steps` steps
+(kept at every power of two: O(log steps) memory), which two processes compare when one of them stopped early.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from simulator.events import ActionKind, PlannedAction
 from simulator.plan_steps import PlanBounds, PlanStep, PlanTotals, actions_digest_bytes, digest_of
 
-__all__ = ["STARTS_RETAIN_US", "PlanCursor", "PlannedStarts"]
+__all__ = ["END_US", "STARTS_RETAIN_US", "PlanCursor", "PlannedStarts"]
 
 # A kept operation's planned start is remembered until the plan is this far past it (µs): the funnel reads it
 # when the operation's first event is sent (simulator.metrics.funnel FunnelBuilder.add), at most the device's
@@ -22,7 +28,7 @@ __all__ = ["STARTS_RETAIN_US", "PlanCursor", "PlannedStarts"]
 # and the cursor runs LOOKAHEAD_US = 5 s ahead. 30 s covers both with room; memory: one entry (~200 bytes) per
 # operation of the last 30 s of plan (1,300 operations/s: ~8 MB).
 STARTS_RETAIN_US = 30_000_000
-_END = 1 << 62  # µs: past any plan
+END_US = 1 << 62  # µs: past any plan (`advance(END_US)` generates the rest)
 
 
 class PlannedStarts(Mapping[tuple[str, str], float]):
@@ -69,25 +75,34 @@ class PlanCursor:
         self._next: PlanStep | None = None  # generated, beyond the horizon
         self._kept: set[int] = set()
         self._buffers: dict[int, list[PlannedAction]] = {}
+        self._head = digest_head
         self._digest = digest_of(digest_head)
         self._operations = self._dropped = self._events = self._actions = self._in_flight = 0
         self._last_us = self._cut_ops = self._cut_events = 0
+        self.steps_done = 0  # steps generated so far (dropped arrivals not included: they are `dropped`)
+        # The digest after the first 2**k steps, for every k so far: what a process that stopped early
+        # compares (digest_at); ~45 entries for any plan.
+        self._marks: dict[int, str] = {}
         self._cut_ids: list[tuple[str, str]] = []
         self._totals: PlanTotals | None = None
 
     def keep(self, indexes: Iterable[int]) -> None:
-        """Keep these devices' actions (this process plays them). Before the first advance: a device kept
-        later would have lost the actions already generated."""
+        """Keep these devices' actions (this process plays them). Before the first step is generated: a device
+        kept later would have lost the actions already generated."""
         wanted = set(indexes) - self._kept
-        if wanted and self._steps is not None:
+        # A step pulled ahead (advance(-1)) is not generated yet, and a dropped arrival has no action.
+        if wanted and self.steps_done:
             raise RuntimeError("PlanCursor.keep after the plan started: earlier actions of those devices are gone")
         self._kept |= wanted
 
-    def advance(self, until_us: int) -> list[int]:
-        """Generate every step arriving by `until_us`; the kept devices that received actions (in order)."""
+    def advance(self, until_us: int, max_steps: int | None = None) -> list[int]:
+        """Generate every step arriving by `until_us`, or only the next `max_steps` of them; the kept devices
+        that received actions (in order). With a budget, `reached(until_us)` says whether it got there (else
+        `horizon_us` stops just before the next step: every step before it is generated)."""
         if self._steps is None:
             self._steps = self._source()
         fed: list[int] = []
+        budget = -1 if max_steps is None else max_steps
         while not self.done:
             step = self._next if self._next is not None else self._pull()
             if step is None:
@@ -95,11 +110,20 @@ class PlanCursor:
             if step.at_us > until_us:
                 self._next = step
                 break
+            if budget == 0:  # out of budget, this step not generated: the horizon stops before it
+                self._next = step
+                self.horizon_us = max(self.horizon_us, step.at_us - 1)
+                return fed
+            budget -= 1
             self._next = None
             if self._consume(step):
                 fed.append(step.device)
-        self.horizon_us = _END if self.done else max(self.horizon_us, until_us)
+        self.horizon_us = END_US if self.done else max(self.horizon_us, until_us)
         return fed
+
+    def reached(self, until_us: int) -> bool:
+        """Every step arriving by `until_us` is generated (or the plan is over)."""
+        return self.done or self.horizon_us >= until_us
 
     def drain(self) -> Iterator[PlanStep]:
         """The rest of the stream, each step counted as it is yielded (one pass for a tool that also wants
@@ -113,7 +137,14 @@ class PlanCursor:
                 break
             self._consume(step)
             yield step
-        self.horizon_us = _END
+        self.horizon_us = END_US
+
+    def stop_keeping(self) -> None:
+        """This process plays no more (its devices stopped): forget the buffered actions and keep no new ones,
+        so that generating the rest of the plan for its totals (finish) holds no action (an early stop of a
+        long run would otherwise buffer every action left in the plan)."""
+        self._kept.clear()
+        self._buffers.clear()
 
     def take(self, index: int) -> list[PlannedAction]:
         """Device `index`'s generated actions, handed over (the cursor forgets them)."""
@@ -128,15 +159,50 @@ class PlanCursor:
         return self.finish() if self.done else None
 
     def finish(self) -> PlanTotals:
-        """Run the stream to its end (kept devices' actions stay buffered) and return the exact totals."""
+        """Run the stream to its end (kept devices' actions stay buffered) and return the exact totals. On an
+        event loop, generate the rest in slices first (simulator.generator.plan_pace.finish_plan)."""
         if self._totals is None:
-            self.advance(_END)
-            self._totals = PlanTotals(
-                operations=self._operations, dropped=self._dropped, planned_events=self._events,
-                actions=self._actions, in_flight=self._in_flight, last_offset_us=self._last_us,
-                cut_operations=self._cut_ops, cut_events=self._cut_events, cut_ids=tuple(self._cut_ids),
-                digest=self._digest.hexdigest()[:16])
+            self.advance(END_US)
+            self._totals = self.progress()
         return self._totals
+
+    def progress(self) -> PlanTotals:
+        """The totals of the steps generated so far (the whole plan's once `done`), without generating more:
+        what a process that stopped early played from. Its digest covers `steps_done` steps."""
+        if self._totals is not None:
+            return self._totals
+        return PlanTotals(
+            operations=self._operations, dropped=self._dropped, planned_events=self._events,
+            actions=self._actions, in_flight=self._in_flight, last_offset_us=self._last_us,
+            cut_operations=self._cut_ops, cut_events=self._cut_events, cut_ids=tuple(self._cut_ids),
+            digest=self._digest.hexdigest()[:16])
+
+    def digest_mark(self) -> tuple[int, str]:
+        """(steps, digest of the plan's first `steps` steps) at the last power of two of steps generated, or of
+        the whole plan once `done` (steps = steps_done): the part of this process's plan another one can check
+        with `digest_at` without generating further than it did. (0, digest of the head) before any step."""
+        if self.done:
+            return self.steps_done, self.progress().digest
+        steps = 1 << (self.steps_done.bit_length() - 1) if self.steps_done else 0
+        return steps, self._marks[steps] if steps else digest_of(self._head).hexdigest()[:16]
+
+    def digest_at(self, steps: int) -> str | None:
+        """The digest of the plan's first `steps` steps, when this cursor can say it without generating
+        further: `steps` a power of two it has generated, the whole plan's count once `done`, or 0 (the head
+        only). None: this cursor cannot say (it has not generated that far, or that plan is shorter)."""
+        if self.done and steps == self.steps_done:
+            return self.progress().digest
+        if steps == 0:
+            return digest_of(self._head).hexdigest()[:16]
+        return self._marks.get(steps)
+
+    def digest_agrees(self, steps: int, digest: str, whole: bool) -> bool:
+        """Another process's `digest_mark()` (with `whole`: its plan was generated to its end) is this plan's:
+        the same digest over the same first `steps` steps, and with `whole` the same number of steps. Exact
+        once this cursor is `done`; before, False unless it has generated past `steps`."""
+        if whole:
+            return self.done and steps == self.steps_done and digest == self.progress().digest
+        return self.digest_at(steps) == digest
 
     def _pull(self) -> PlanStep | None:
         """The next step; dropped arrivals are counted on the way; None at the end."""
@@ -150,6 +216,9 @@ class PlanCursor:
 
     def _consume(self, step: PlanStep) -> bool:
         self._digest.update(actions_digest_bytes(step.actions))
+        self.steps_done += 1
+        if self.steps_done & (self.steps_done - 1) == 0:  # a power of two (hexdigest does not end the hash)
+            self._marks[self.steps_done] = self._digest.hexdigest()[:16]
         self._actions += len(step.actions)
         self._events += sum(1 for a in step.actions if a.kind is ActionKind.PUBLISH)
         if step.actions:  # sorted by offset: the last is the latest

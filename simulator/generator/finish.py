@@ -85,14 +85,40 @@ def spool_dir(results_root: Path) -> Path:
     return results_root / ".spool" / f"{os.getpid()}-{time.time_ns()}"
 
 
-def operation_starts(plan: FleetPlan | None, run_start_wall: float) -> dict[OperationId, float]:
-    """(device, uuid) -> wall start of each planned operation -- a whole pass over the plan, for books built at
-    the end from a send log held in memory (O(events) already). A live run's books use `live_operation_starts`
-    (a worker's cursor keeps its own devices' recent operations only)."""
+# How far past the latest first event of the wanted operations their planned starts are looked for (s): an
+# operation's first event leaves at or after its planned start (the pacer never sends early); the margin is for
+# the wall clock being stepped (NTP) during the run.
+STARTS_SLACK_S = 60.0
+
+
+def operation_starts(plan: FleetPlan | None, run_start_wall: float, wanted: Collection[OperationId] | None = None,
+                     until_wall: float | None = None) -> dict[OperationId, float]:
+    """(device, uuid) -> wall start of each planned operation, for books built at the end from a send log held
+    in memory. Without `wanted`, every operation: a whole pass over the plan (tools, tests). With `wanted` (the
+    operations the books hold: the only starts the funnel reads), theirs only, and the pass stops once it found
+    them all or passed `until_wall` (the latest of their first events) + STARTS_SLACK_S: O(wanted) memory and
+    the part of the plan that was played, not the whole plan (issue 14: an early-stopped long run). A live
+    run's books use `live_operation_starts` (a worker's cursor keeps its own devices' recent operations)."""
     if plan is None:
         return {}
     ids = plan.device_ids
-    return {(ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
+    if wanted is None:
+        return {(ids[op.device], op.uuid): run_start_wall + op.start_us / 1e6 for op in plan.operations}
+    want = set(wanted)
+    found: dict[OperationId, float] = {}
+    limit_us = None if until_wall is None else round((until_wall - run_start_wall + STARTS_SLACK_S) * 1e6)
+    for step in plan.steps() if want else ():
+        if step is None:
+            continue
+        if limit_us is not None and step.at_us > limit_us:
+            break
+        for op in step.operations:
+            key = (ids[op.device], op.uuid)
+            if key in want:
+                found[key] = run_start_wall + op.start_us / 1e6
+        if len(found) == len(want):
+            break
+    return found
 
 
 def live_operation_starts(plan: FleetPlan, run_start_wall: float) -> Mapping[OperationId, float]:
@@ -213,9 +239,11 @@ def finish_run(
     if observer is not None and books.join is not None:
         accounting = accounting_of(books.join, ended_at, GRACE_S)
     if books.funnel.starts is None:  # a live run set them when its clock started (LiveBooks.run_started)
-        # Books built here from a send log held whole: a whole pass over the plan (a live run never gets here,
-        # so a long run does not plan itself again at its end).
-        starts = operation_starts(plan, started_at) if scenario.mode == "self" else {}
+        # Books built here from a send log held whole (a live run never gets here): the starts of the
+        # operations the books hold, from a pass over the plan that ends with the last of them.
+        ops = books.funnel.ops
+        last = max((op.start for op in ops.values()), default=None)
+        starts = operation_starts(plan, started_at, ops.keys(), last) if scenario.mode == "self" else {}
         books.funnel.starts = starts or None
     funnel = books.funnel.build(frozenset(cut_operations))
     join = books.join.check.result() if observer is not None and books.join is not None else None

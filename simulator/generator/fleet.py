@@ -27,6 +27,7 @@ from simulator.arrival.pacer import Pacer
 from simulator.clock import Clock
 from simulator.device import LiveLifecycle, VirtualDevice
 from simulator.download import Downloader
+from simulator.generator.plan_pace import PLAN_SLICE_STEPS, pause
 from simulator.generator.scheduler import REBOOT_DRAIN_S, DeviceScheduler, drain_before_reboot
 from simulator.generator.target import TargetInfo
 from simulator.metrics.campaign import OperationRecord
@@ -65,7 +66,9 @@ FEED_PERIOD_S = 1.0
 # The feeder generates the plan in slices of this much plan time and lets the scheduler run between them:
 # planning costs ~35 us of CPU per event (bench/plan_memory.py), so a second of a 5,000 events/s plan in one go
 # blocked the loop ~175 ms and every event due meanwhile left that late (bench/pacing.py: send-lag p99 1 s at
-# 5,000/s). 20 ms of plan at 5,000/s is ~100 events, ~3.5 ms of CPU between two yields.
+# 5,000/s). 20 ms of plan at 5,000/s is ~100 events, ~3.5 ms of CPU between two yields. A slice also stops
+# after PLAN_SLICE_STEPS steps (simulator.generator.plan_pace): after a stall the horizon lags behind now, and
+# the slice up to now + FEED_SLICE_US held the whole catch-up (issue 14: >= 1 s blocks under load).
 FEED_SLICE_US = 20_000
 # A self-driven device with nothing planned yet is woken in the scheduler by the feeder (extend_plan -> wake)
 # when its next operation comes; the scheduler finishes it only once the cursor says its plan is over.
@@ -166,6 +169,8 @@ class ProcessFleet:
     cursor: PlanCursor = field(init=False, repr=False)  # the plan's cursor in this process (plan.cursor)
     _feeder: gevent.Greenlet[Any, Any] | None = field(init=False, repr=False, default=None)
     _scheduler: DeviceScheduler | None = field(init=False, repr=False, default=None)
+    # begin() yields while it generates the first look-ahead: a second caller waits for the clock to start.
+    _begin_lock: gevent.lock.RLock = field(init=False, repr=False, default_factory=gevent.lock.RLock)
 
     def __post_init__(self) -> None:
         # A device the ramp never reaches is never brought online (it has no operation); online offsets grow
@@ -252,12 +257,17 @@ class ProcessFleet:
 
         The only place the run's clock starts: called by the rule above, or by a driver whose onboarding
         deadline passed (it starts anyway and says so)."""
+        with self._begin_lock:
+            self._begin(at_wall)
+
+    def _begin(self, at_wall: float | None) -> None:
         if self.started.is_set():
             return
         if not self.scenario.answers_requests:
             # The first look-ahead before the clock starts: generating it (~35 us of CPU per planned event, 5 s of
-            # plan) after the start made the run's first events that late (pacing: p99 257 ms at 1,000/s).
-            self.feed(now_us=0)
+            # plan) after the start made the run's first events that late (pacing: p99 257 ms at 1,000/s). In
+            # slices: 5 s of a 5,000 events/s plan is ~1 s of CPU, which on the loop would stop heartbeats.
+            self.feed(now_us=0, pause=pause)
         # Onboarding allocated most of what this process will keep (clients, TLS contexts, plans). A full GC
         # pass over it takes ~100 ms at 1,000 devices and set the p99; freezing it out of the collector's
         # generations after ramp-up took the max from 123 to 16.5 ms. Before the clock starts, for the same reason.
@@ -283,19 +293,20 @@ class ProcessFleet:
     def feed(self, now_us: int | None = None, pause: Callable[[], None] | None = None) -> None:
         """Generate the plan up to LOOKAHEAD_US past now (`now_us` on the plan's clock; default: the run's) and
         hand each device its new actions (a device not created yet takes them at `create`); with `pause`, in
-        slices of FEED_SLICE_US of plan with `pause()` between them. At the plan's end, wake the devices with
-        nothing left to do so that their drivers return."""
+        slices of FEED_SLICE_US of plan and at most PLAN_SLICE_STEPS steps, with `pause()` between them. At the
+        plan's end, wake the devices with nothing left to do so that their drivers return."""
         if now_us is None:
             now_us = round((self.clock.monotonic() - self.run_start) * 1e6)
         target = now_us + LOOKAHEAD_US
         cursor = self.cursor
-        while not cursor.done and cursor.horizon_us < target:
+        budget = None if pause is None else PLAN_SLICE_STEPS
+        while not cursor.reached(target):
             until = target if pause is None else min(target, max(cursor.horizon_us, now_us) + FEED_SLICE_US)
-            for index in cursor.advance(until):
+            for index in cursor.advance(until, budget):
                 device = self.devices.get(index)
                 if device is not None:
                     device.extend_plan(cursor.take(index))
-            if pause is not None and not cursor.done and cursor.horizon_us < target:
+            if pause is not None and not cursor.reached(target):
                 pause()
         if self.cursor.done:
             for device in self.devices.values():
@@ -310,7 +321,7 @@ class ProcessFleet:
         while not self.stopping.is_set() and not self.cursor.done:
             self.stopping.wait(FEED_PERIOD_S)
             if not self.stopping.is_set():
-                self.feed(pause=_yield)
+                self.feed(pause=pause)
 
     def behind(self) -> int:
         """Self-driven devices with planned actions still due or publishes unacknowledged (the generator is
@@ -383,10 +394,6 @@ class ProcessFleet:
         failed = {self.plan.device_ids[i]: why for i, why in sorted(self.failed.items())[:FAILED_SHOWN]}
         return {"devices": len(self.indexes), "online": self.online, "failed": len(self.failed), **total,
                 "failed_devices": failed}
-
-
-def _yield() -> None:
-    gevent.sleep(0)  # sleep-ok: lets the scheduler and the I/O loop run between two slices of planning
 
 
 def drive_device(fleet: ProcessFleet, device: VirtualDevice, sleep: Callable[[float], None] = gevent.sleep) -> None:

@@ -26,9 +26,11 @@ from locust.env import Environment
 from simulator.clock import MonotonicClock
 from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
 from simulator.generator.fleet import FINISH_LATE_S, LOOKAHEAD_US
+from simulator.generator.plan_pace import advance_plan, finish_plan
 from simulator.generator.ramp import default_spawn_rate, ramp_users
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
+from simulator.locust_adapter.idle_watch import IdleWatch
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
 from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.telemetry_hook import start_telemetry
@@ -289,7 +291,7 @@ class LocustDriver:
         printed_s = -1.0
         end_known = False
         until_idle = spec.settings.until_idle_s
-        idle = _IdleWatch(until_idle) if scenario.answers_requests and until_idle > 0 else None
+        idle = IdleWatch(until_idle) if scenario.answers_requests and until_idle > 0 else None
         while not self._interrupted:
             elapsed = time.time() - started_at
             if campaign is not None and not campaign.finished:
@@ -305,7 +307,8 @@ class LocustDriver:
                                 f"{scenario.graceful_stop:.0f} s graceful stop")
             if not scenario.answers_requests and not end_known:
                 if workers:  # a master: its cursor keeps no actions, only the totals and the digest
-                    bounded.plan.cursor.advance(round(elapsed * 1e6) + LOOKAHEAD_US)
+                    # In slices: after a stall of this loop the catch-up held it >= 1 s (issue 14).
+                    advance_plan(bounded.plan.cursor, round(elapsed * 1e6) + LOOKAHEAD_US)
                 end_s = bounded.end_s  # exact once the plan is generated to its end
                 if bounded.known_cut() is not None:
                     end_known = True
@@ -353,10 +356,13 @@ class LocustDriver:
                 partial = True
                 self._print(f"fleetsim: only {len(exports)} of {workers} workers sent final metrics")
         runner.quit()
+        if not scenario.answers_requests:
+            self._count_rest(bounded)
         recorder, health, counters, plans = books_of(ctx, exports, started_at)
         joined = joined_books(exports, recorder.start, ended_at, ctx.join_intervals.values())
         reason = self._interrupted
-        strangers = [w.index for w in plans if w.plan_digest != bounded.digest]
+        cursor = bounded.plan.cursor
+        strangers = [w.index for w in plans if not cursor.digest_agrees(w.plan_steps, w.plan_digest, w.plan_whole)]
         if strangers:  # a worker that played another plan makes the accounting meaningless: say so
             partial = True
             reason = f"worker(s) {strangers} played another plan than the master's ({bounded.digest})"
@@ -367,6 +373,16 @@ class LocustDriver:
             campaign=dict(result.summary) if result is not None else None, campaign_result=result,
             operation_records=tuple(_operation_records(ctx, exports)) if scenario.answers_requests else (),
             cut_open=cut_open, faults=faults_log, workers=plans, joined=joined)
+
+    def _count_rest(self, bounded: BoundedPlan) -> None:
+        """The plan generated to its end for its totals (the summary's not_attempted, cut and digest count the
+        operations an early stop left unplayed), in slices: the loop (web UI) goes on. The devices are stopped:
+        the rest is counted, no action of it is kept."""
+        cursor = bounded.plan.cursor
+        cursor.stop_keeping()
+        if not cursor.done:
+            self._print("fleetsim: counting the rest of the plan (not played: not_attempted, cut)")
+            finish_plan(cursor)
 
     def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
         assert spec.target is not None
@@ -388,6 +404,7 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
     health: GeneratorHealth | None = ctx.monitor.stop() if ctx.monitor is not None else None
     counters: dict[str, int] = dict(ctx.fleet.counters()) if ctx.fleet is not None else {}
     plans = tuple(WorkerPlan(index=int(e.get("worker_index", i)), plan_digest=str(e.get("plan_digest", "")),
+                             plan_steps=int(e.get("plan_steps", 0)), plan_whole=bool(e.get("plan_whole", True)),
                              devices=int(e.get("plan_devices", 0)), final_bytes=int(e.get("final_bytes", 0)),
                              final_parts=tuple(sorted(dict(e.get("final_parts", {})).items())))
                   for i, e in enumerate(exports))
@@ -411,24 +428,6 @@ def books_of(ctx: FleetContext, exports: list[dict[str, Any]], started_at: float
 def _note(line: str) -> None:
     """A line about how the run goes (printed with --quiet too: it is not the progress line)."""
     print(line, file=sys.stderr, flush=True)
-
-
-class _IdleWatch:
-    """`--until-idle S`: true once S seconds passed with no request in flight and no new request seen, counted
-    from the first OTARequest (a run started before the campaign is waiting for it, not idle)."""
-
-    def __init__(self, idle_s: float) -> None:
-        self.idle_s = idle_s
-        self.since = 0.0
-        self.requests = -1
-
-    def expired(self, snap: dict[str, Any], elapsed: float) -> bool:
-        if self.idle_s <= 0:
-            return False
-        requests = int(snap.get("requests") or 0)
-        if requests == 0 or int(snap.get("in_flight") or 0) > 0 or requests != self.requests:
-            self.since, self.requests = elapsed, requests
-        return elapsed - self.since >= self.idle_s
 
 
 def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list[OperationRecord]:

@@ -13,6 +13,7 @@ from locust import LoadTestShape
 from locust.runners import MasterRunner
 
 from simulator.generator.fleet import LOOKAHEAD_US
+from simulator.generator.plan_pace import advance_plan
 from simulator.generator.ramp import shape_step
 from simulator.locust_adapter.context import FleetContext
 
@@ -42,7 +43,8 @@ class FleetShape(LoadTestShape):
             # before the bound (BoundedPlan.end_s) instead of generating the whole plan at the end.
             master = isinstance(getattr(ctx.environment, "runner", None), MasterRunner)
             if master and not ctx.require_spec().scenario.answers_requests:
-                ctx.ensure_bounded().plan.cursor.advance(round(plan_s * 1e6) + LOOKAHEAD_US)
+                # In slices (issue 14): a catch-up in one go held the master's loop, and its heartbeats, >= 1 s.
+                advance_plan(ctx.ensure_bounded().plan.cursor, round(plan_s * 1e6) + LOOKAHEAD_US)
         elif fleet.started.is_set():
             plan_s = fleet.clock.monotonic() - fleet.run_start
         else:

@@ -45,8 +45,10 @@ class WorkerPlan:
     """What one worker process reported it played: the digest of its plan and its fleet size."""
 
     index: int
-    plan_digest: str
+    plan_digest: str  # over the plan's first `plan_steps` steps (PlanCursor.digest_mark)
     devices: int
+    plan_steps: int = 0
+    plan_whole: bool = True  # the worker generated its plan to the end (False: it stopped early)
     final_bytes: int = 0  # size of its final message to the master (msgpack bytes)
     # The same, per top-level part of the message (recorder seconds, books, health, operations, ...): where
     # a large final's bytes are (issue 14 wants <= 1 MB per worker whatever the run's length).
@@ -185,6 +187,7 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
     """
     scenario, settings = spec.scenario, spec.settings
     assert spec.target is not None, "close_books runs with the target open"
+    bounded.plan.cursor.stop_keeping()  # the play is over: the rest of the plan is counted, never buffered
     cut = dict(bounded.cut.to_jsonable())
     if scenario.mode == "campaign":
         cut.update(operations=outcome.cut_open, events=0, in_flight_at_duration=outcome.cut_open, operation_ids=[],
@@ -192,7 +195,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
     extra: dict[str, Any] = {
         "engine": settings.engine, "processes": settings.processes, "cut": cut, "end_reason": outcome.end_reason,
         "plan_digest": bounded.digest,
-        "workers": [{"index": w.index, "plan_digest": w.plan_digest, "devices": w.devices,
+        "workers": [{"index": w.index, "plan_digest": w.plan_digest, "plan_steps": w.plan_steps,
+                     "plan_whole": w.plan_whole, "devices": w.devices,
                      "final_bytes": w.final_bytes, "final_parts": dict(w.final_parts)} for w in outcome.workers],
     }
     if scenario.mode == "campaign":

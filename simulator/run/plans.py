@@ -79,6 +79,12 @@ class BoundedPlan:
         """What the bounds removed (generates the rest of the plan if the run has not reached its end)."""
         return self._cut(self.plan.totals)
 
+    def cut_so_far(self) -> PlanCut:
+        """What the bounds removed from the part of the plan this process generated (`cut` once it reached the
+        end), without generating more: all a process that stopped early needs to tell its cut operations from
+        stuck ones, since every operation it played was generated (simulator.plan_cursor.PlanCursor.progress)."""
+        return self._cut(self.plan.cursor.progress())
+
     @property
     def digest(self) -> str:
         return self.plan.totals.digest
