@@ -125,6 +125,8 @@ class LocustDriver:
 
     def _run(self, spec: RunSpec, bounded: BoundedPlan) -> DriveOutcome:
         spec = self._prepare_faults(spec, bounded)
+        if not spec.scenario.answers_requests:  # the arrival draws (hooks._primed_plan), before any worker is up
+            bounded.plan.cursor.advance(-1)
         settings = spec.settings
         env = Environment(user_classes=[DeviceUser])
         workers: list[subprocess.Popen[bytes]] = []
