@@ -14,6 +14,7 @@ from typing import Any
 from locust import events
 
 from simulator.errors import ConfigErrors, FleetsimError
+from simulator.generator.plan_pace import finish_plan
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
@@ -101,8 +102,14 @@ def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun |
                            joined=joined_books(exports, recorder.start, ended,
                                                ctx.join_intervals.values()))
     observer = _observers.pop(id(ctx), None)
+    bounded = ctx.ensure_bounded()
+    if not spec.scenario.answers_requests:
+        # The rest of the plan counted in slices (issue 14): Locust fires `quitting` before it quits its
+        # workers, whose heartbeats this loop still answers; close_books then finds the totals ready.
+        bounded.plan.cursor.stop_keeping()
+        finish_plan(bounded.plan.cursor)
     try:
-        result = close_books(spec, ctx.ensure_bounded(), outcome, observer)
+        result = close_books(spec, bounded, outcome, observer)
     finally:
         if observer is not None:
             observer.stop()
