@@ -27,7 +27,7 @@ from simulator.locust_adapter.live import add_request_counts
 from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
 from simulator.locust_adapter.telemetry_hook import install_telemetry
-from simulator.metrics.campaign import OperationRecord, fold_operations
+from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.seconds_inbox import SecondsInbox
 from simulator.run.spec import RunSpec
 
@@ -210,7 +210,7 @@ def _worker_report(ctx: FleetContext, client_id: str, data: dict[str, Any]) -> N
             inbox.add(shipped)
     operations = data.get(OPERATIONS_KEY)
     if isinstance(operations, list) and operations:
-        fold_operations(ctx.operations, (OperationRecord.from_json(doc) for doc in operations))
+        ctx.ensure_operations().add(OperationRecord.from_json(doc) for doc in operations)
     snap = data.get("fleetsim")
     if isinstance(snap, dict):
         ctx.worker_snapshots[client_id] = snap

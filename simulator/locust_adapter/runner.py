@@ -35,7 +35,6 @@ from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.metrics.books_export import JoinedBooks, merge_books
-from simulator.metrics.campaign import OperationRecord, fold_operations
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.seconds_inbox import SecondsInbox
@@ -323,6 +322,8 @@ class LocustDriver:
             if elapsed >= printed_s + 1.0 or not ramp:  # a ramp ticks 4x a second; progress stays 1 line/s
                 printed_s = elapsed
                 self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, end_s))
+            if scenario.answers_requests and not workers:
+                ctx.drain_operations()
             gevent.sleep(min(RAMP_TICK_S if ramp else 1.0, max(0.05, end_s - elapsed)))
         fleet = ctx.fleet
         if not self._interrupted and campaign is None and fleet is not None and not workers and fleet.behind():
@@ -365,7 +366,7 @@ class LocustDriver:
             recorder=recorder, started_at=started_at, ended_at=ended_at, partial=partial, reason=reason,
             end_reason=end_reason, health=health, fleet_counters=counters,
             campaign=dict(result.summary) if result is not None else None, campaign_result=result,
-            operation_records=tuple(_operation_records(ctx, exports)) if scenario.answers_requests else (),
+            operations=ctx.close_operations(exports) if scenario.answers_requests else None,
             cut_open=cut_open, faults=faults_log, workers=plans, joined=joined)
 
     def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
@@ -429,17 +430,6 @@ class _IdleWatch:
         if requests == 0 or int(snap.get("in_flight") or 0) > 0 or requests != self.requests:
             self.since, self.requests = elapsed, requests
         return elapsed - self.since >= self.idle_s
-
-
-def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list[OperationRecord]:
-    if not exports:
-        return ctx.fleet.operation_records() if ctx.fleet is not None else []
-    # The operations workers shipped with their reports, and the rest from their finals, pieces folded by
-    # (device, uuid) (a retry after the final re-opens an operation on its device).
-    folded = dict(ctx.operations)
-    fold_operations(folded, (OperationRecord.from_json(doc) for export in exports
-                             for doc in export.get("operations", ())))
-    return list(folded.values())
 
 
 def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float,

@@ -21,8 +21,9 @@ from simulator.generator.limits import ensure_open_files
 from simulator.generator.target import TargetInfo, open_target
 from simulator.generator.thresholds_bridge import thresholds_report
 from simulator.metrics.books_export import JoinedBooks
-from simulator.metrics.campaign import CampaignReport, OperationRecord, campaign_report
+from simulator.metrics.campaign import CampaignReport, campaign_report
 from simulator.metrics.health import GeneratorHealth
+from simulator.metrics.operation_spool import OperationSpool
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import RunSummary
 from simulator.observers.base import Observer
@@ -67,7 +68,9 @@ class DriveOutcome:
     fleet_counters: Mapping[str, int] = field(default_factory=dict)
     campaign: Mapping[str, Any] | None = None  # the campaign driver's report (mode: campaign)
     campaign_result: DriverResult | None = None  # the backend's own view at the end (campaign metrics, convergence)
-    operation_records: tuple[OperationRecord, ...] = ()  # responder/campaign: every device's answered requests
+    # responder/campaign: every device's answered requests, folded by (device, uuid), on disk and tallied
+    # (issue 14); close_books reads it for the campaign metrics, then discards it. None: no requests answered.
+    operations: OperationSpool | None = None
     cut_open: int = 0  # operations still open when the run ended after its graceful stop (campaign mode)
     faults: Sequence[Mapping[str, Any]] | None = None  # the scenario's faults as run (faults.run_faults)
     workers: tuple[WorkerPlan, ...] = ()
@@ -170,10 +173,16 @@ def _campaign_metrics(outcome: DriveOutcome) -> CampaignReport:
     """Per-operation request->Acknowledged/final, slots, retries, timeouts, and the backend's recorded state
     against the devices' own (convergence)."""
     result = outcome.campaign_result
-    return campaign_report(
-        outcome.operation_records, end=outcome.ended_at, driver=result.driver if result else "none",
-        max_in_progress=result.max_in_progress if result else None,
-        backend=result.operations if result else None, backend_status=result.status if result else None)
+    spool = outcome.operations.close() if outcome.operations is not None else None
+    try:
+        return campaign_report(
+            spool if spool is not None else (), end=outcome.ended_at, driver=result.driver if result else "none",
+            max_in_progress=result.max_in_progress if result else None,
+            backend=result.operations if result else None, backend_status=result.status if result else None,
+            tally=spool.tally if spool is not None else None)
+    finally:
+        if spool is not None:
+            spool.discard()
 
 
 def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
