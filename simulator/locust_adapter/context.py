@@ -21,6 +21,7 @@ from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.operation_spool import OperationSpool
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.seconds_inbox import SecondsInbox
+from simulator.observers.forwarded import ForwardedArrivals
 from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
@@ -60,6 +61,12 @@ class FleetContext:
     # Issue 14, the process writing the results (master, or local runner): closed OTA operations, folded by
     # (device, uuid), on disk in the run's spool and tallied as they come (ensure_operations).
     operations: OperationSpool | None = None
+    # Issue 14, trigger observers: a worker's inbox of the arrivals its master forwards (hooks._forwarded), and
+    # when it stopped its devices (its books close at that time, once the master's last arrivals are in); the
+    # master's: what each worker said its broker acked, by worker index (the forwarder's final read).
+    forwarded: ForwardedArrivals | None = None
+    stopped_at: float | None = None
+    acked: dict[int, int] = field(default_factory=dict)
 
     @property
     def is_master(self) -> bool:

@@ -25,8 +25,10 @@ from locust.env import Environment
 
 from simulator.clock import MonotonicClock
 from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
+from simulator.generator.finish import SETTLE_S
 from simulator.generator.fleet import FINISH_LATE_S, LOOKAHEAD_US
 from simulator.generator.ramp import default_spawn_rate, ramp_users
+from simulator.locust_adapter.arrival_forward import start_forwarder
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
@@ -276,6 +278,8 @@ class LocustDriver:
         if ctx.fleet is not None and ctx.fleet.started.is_set():
             started_at = ctx.fleet.run_start_wall
         campaign = self._start_campaign(spec, bounded)
+        forwarder = start_forwarder(self._live.observer if self._live is not None else None,
+                                    spec.settings.forward_arrivals, bounded.plan.device_ids, runner, workers)
         end_s = scenario.duration if scenario.answers_requests else bounded.end_s  # backend-driven: no plan to play
         end_reason = ""
         if self._faults is not None:  # the fault schedule plays on the run's clock
@@ -344,6 +348,8 @@ class LocustDriver:
         faults_log = self._faults.finish() if self._faults is not None else None
         # Phase 3: stop users (devices disconnect; unacked publishes are recorded), collect worker finals.
         runner.stop()
+        if forwarder is not None:  # the workers' books close once their last arrivals are forwarded
+            forwarder.finish_after_stop(ctx.acked, workers, FINALS_WAIT_S, SETTLE_S)
         exports: list[dict[str, Any]] = []
         if workers:
             deadline = time.monotonic() + FINALS_WAIT_S
@@ -367,7 +373,8 @@ class LocustDriver:
             end_reason=end_reason, health=health, fleet_counters=counters,
             campaign=dict(result.summary) if result is not None else None, campaign_result=result,
             operations=ctx.close_operations(exports) if scenario.answers_requests else None,
-            cut_open=cut_open, faults=faults_log, workers=plans, joined=joined)
+            cut_open=cut_open, faults=faults_log, workers=plans, joined=joined,
+            arrivals_forwarded_unjoined=forwarder is not None and joined is None)
 
     def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
         assert spec.target is not None

@@ -75,6 +75,9 @@ class DriveOutcome:
     faults: Sequence[Mapping[str, Any]] | None = None  # the scenario's faults as run (faults.run_faults)
     workers: tuple[WorkerPlan, ...] = ()
     joined: JoinedBooks | None = None  # workers that joined their own partitions: their books, merged
+    # The master forwarded its observer's arrivals to its workers (RunSettings.forward_arrivals) and released
+    # them, but not every worker sent its books: nobody can join those arrivals now (delivered/lost unknown).
+    arrivals_forwarded_unjoined: bool = False
 
 
 class Driver(Protocol):
@@ -136,7 +139,7 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
             if fence is not None:  # workers that pull arrivals read from the master's mark
                 spec = replace(spec, settings=replace(
                     spec.settings, arrival_cursor=fence.cursor, arrival_offset_s=fence.offset_s,
-                    arrival_uncertainty_s=fence.uncertainty_s))
+                    arrival_uncertainty_s=fence.uncertainty_s, forward_arrivals=target.kind != "embedded"))
         live = LiveBooks(observer, settings.results_root)
         attach = getattr(driver, "attach_books", None)  # a driver that streams its books and joins live
         if callable(attach):
@@ -213,6 +216,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         extra["faults"] = list(outcome.faults)
     if spec.replay is not None:
         extra["replay"] = spec.replay.to_jsonable()
+    if outcome.arrivals_forwarded_unjoined:
+        observer = None
     finished = finish_run(
         scenario=scenario, plan=bounded.plan, target=spec.target, recorder=outcome.recorder, observer=observer,
         started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=settings.results_root,
