@@ -21,7 +21,7 @@ from typing import Any
 
 import gevent
 
-from simulator.observers.base import Observer
+from simulator.observers.base import Observer, Releasing
 from simulator.observers.forwarded import arrival_to_row
 
 __all__ = ["ACKED_MSG", "ARRIVALS_MSG", "DONE_MSG", "ArrivalForwarder", "start_forwarder"]
@@ -124,7 +124,6 @@ def start_forwarder(observer: Observer | None, forward: bool, device_ids: Sequen
     """A Locust master's forwarder, started, when its run forwards arrivals (RunSettings.forward_arrivals)."""
     if observer is None or not forward or workers <= 0:
         return None
-    release = getattr(observer, "release", None)  # trigger observers: forwarded arrivals leave the master
 
     def clients() -> dict[int, str]:
         return {int(index): str(client) for client, index in dict(runner.worker_indexes).items()}
@@ -132,7 +131,8 @@ def start_forwarder(observer: Observer | None, forward: bool, device_ids: Sequen
     def send(msg_type: str, data: dict[str, Any], client: str) -> None:
         runner.send_message(msg_type, data, client_id=client)
 
+    # Trigger observers: forwarded arrivals leave the master.
     forwarder = ArrivalForwarder(observer, device_ids, workers, clients, send,
-                                 release if callable(release) else None)
+                                 observer.release if isinstance(observer, Releasing) else None)
     forwarder.start()
     return forwarder

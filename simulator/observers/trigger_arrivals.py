@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, EventKey, KeyBook
+from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, EventKey, RecentKeyBook
 from simulator.records import ArrivalRecord
 
 __all__ = ["ArrivalBook"]
@@ -27,7 +27,8 @@ class ArrivalBook:
         self._lock = threading.Condition()
         self._records: list[ArrivalRecord] = []
         self._released = 0  # arrivals dropped from the front (`release`): _records[0] is arrival number this
-        self._occurrences = KeyBook()
+        # Numbered as the embedded collector numbers (issue 14): each device's last few operations only.
+        self._occurrences = RecentKeyBook()
         self.ignored: Counter[str] = Counter()  # reason -> messages not turned into arrivals
         # The run fence (simulator.observers.fence): an OTAEvent whose timestamp (the device's `t`, epoch ms)
         # is earlier than this is another run's, ignored as `before_run` before it is numbered. None: no fence.
