@@ -14,7 +14,7 @@ import time
 
 from simulator.errors import FleetsimError
 from simulator.metrics.books import RunBooks
-from simulator.observers.base import Observer
+from simulator.observers.base import Observer, Releasing
 
 __all__ = ["ArrivalPump"]
 
@@ -46,6 +46,8 @@ class ArrivalPump:
             mine = page if keep is None else [a for a in page if a.key[0] in keep]
             self.kept += len(mine)
             self.books.offer_arrivals(mine)
+            if isinstance(self.observer, Releasing):  # a trigger observer: the books have them now (issue 14)
+                self.observer.release(self.cursor)
         return len(page)
 
     def _loop(self) -> None:

@@ -14,11 +14,14 @@ from typing import Any
 from locust.runners import MasterRunner, WorkerRunner
 
 from simulator.clock import MonotonicClock
+from simulator.generator.finish import spool_dir
 from simulator.generator.fleet import FleetCallbacks, ProcessFleet
 from simulator.generator.health_monitor import HealthMonitor
 from simulator.metrics.campaign import OperationRecord
+from simulator.metrics.operation_spool import OperationSpool
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.seconds_inbox import SecondsInbox
+from simulator.observers.forwarded import ForwardedArrivals
 from simulator.run.live_books import LiveBooks
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
@@ -51,11 +54,19 @@ class FleetContext:
     # a local runner; None: the recorder keeps its send log (workers ship it; plain Locust).
     live: LiveBooks | None = None
     # Issue 14, master: what workers ship with each periodic report, merged as it comes so that their final
-    # messages stay bounded: per worker (Locust client id) the recorder's and the join's sealed seconds, and
-    # closed OTA operations by (device, uuid). books_of, joined_books and _operation_records take them.
+    # messages stay bounded: per worker (Locust client id) the recorder's and the join's sealed seconds.
+    # books_of and joined_books take them.
     intervals: dict[str, SecondsInbox] = field(default_factory=dict)
     join_intervals: dict[str, SecondsInbox] = field(default_factory=dict)
-    operations: dict[tuple[str, str], OperationRecord] = field(default_factory=dict)
+    # Issue 14, the process writing the results (master, or local runner): closed OTA operations, folded by
+    # (device, uuid), on disk in the run's spool and tallied as they come (ensure_operations).
+    operations: OperationSpool | None = None
+    # Issue 14, trigger observers: a worker's inbox of the arrivals its master forwards (hooks._forwarded), and
+    # when it stopped its devices (its books close at that time, once the master's last arrivals are in); the
+    # master's: what each worker said its broker acked, by worker index (the forwarder's final read).
+    forwarded: ForwardedArrivals | None = None
+    stopped_at: float | None = None
+    acked: dict[int, int] = field(default_factory=dict)
 
     @property
     def is_master(self) -> bool:
@@ -86,6 +97,29 @@ class FleetContext:
                 if self.live is not None:
                     self.live.attach(self.recorder)
         return self.recorder
+
+    def ensure_operations(self) -> OperationSpool:
+        """The spool of answered OTA operations (created on first use, in the results root's spool)."""
+        if self.operations is None:
+            self.operations = OperationSpool(spool_dir(self.require_spec().settings.results_root))
+        return self.operations
+
+    def drain_operations(self) -> None:
+        """A local runner, each tick: closed operations leave their devices for the spool, as a worker's leave
+        with its periodic reports (hooks._report)."""
+        if self.fleet is not None:
+            self.ensure_operations().add(self.fleet.take_closed_operations())
+
+    def close_operations(self, exports: list[dict[str, Any]]) -> OperationSpool:
+        """Every answered operation, at the end: those closed during the run (drained, or shipped by workers
+        with their reports) and the rest, from this fleet or the workers' finals, pieces folded by (device,
+        uuid) (a retry after the final re-opens an operation on its device)."""
+        spool = self.ensure_operations()
+        if not exports:
+            spool.add(self.fleet.operation_records() if self.fleet is not None else ())
+        for export in exports:
+            spool.add(OperationRecord.from_json(doc) for doc in export.get("operations", ()))
+        return spool.close()
 
     def ensure_fleet(self, callbacks: FleetCallbacks) -> ProcessFleet:
         """This process's share of the fleet (once per test)."""

@@ -22,13 +22,17 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from simulator.generator.fleet import ProcessFleet, drive_device
 from simulator.generator.health_monitor import HealthMonitor
+from simulator.locust_adapter.arrival_forward import ACKED_MSG, ARRIVALS_MSG, DONE_MSG
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.live import add_request_counts
 from simulator.locust_adapter.settings import spec_from_options
 from simulator.locust_adapter.stats_bridge import make_callbacks
 from simulator.locust_adapter.telemetry_hook import install_telemetry
-from simulator.metrics.campaign import OperationRecord, fold_operations
+from simulator.metrics.campaign import OperationRecord
 from simulator.metrics.seconds_inbox import SecondsInbox
+from simulator.observers.base import Observer
+from simulator.observers.fence import RunFence
+from simulator.observers.forwarded import ForwardedArrivals, arrival_from_row
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
 
@@ -81,9 +85,12 @@ def _register_messages(ctx: FleetContext) -> None:
     runner = ctx.environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("fleetsim_setup", lambda msg, **kw: _on_setup(ctx, msg.data))
+        runner.register_message(ARRIVALS_MSG, lambda msg, **kw: _on_arrivals(ctx, msg.data))
+        runner.register_message(DONE_MSG, lambda msg, **kw: _on_arrivals_done(ctx, msg.data))
         ctx.worker_index = int(getattr(runner, "worker_index", 0))
     elif isinstance(runner, MasterRunner):
         runner.register_message("fleetsim_final", lambda msg, **kw: _on_final(ctx, msg.data))
+        runner.register_message(ACKED_MSG, lambda msg, **kw: _on_acked(ctx, msg.data))
 
 
 def _on_setup(ctx: FleetContext, data: dict[str, Any]) -> None:
@@ -124,23 +131,32 @@ def _on_test_start(ctx: FleetContext) -> None:
 
 
 def _worker_books(ctx: FleetContext, fleet: ProcessFleet) -> None:
-    """A worker joins its own devices' events (issue 14): its send log streams to its spool dir and it pulls
-    the embedded collector's arrivals itself (a paged HTTP read that any number of workers can share; a
-    trigger observer's queue cannot be shared, so against one the worker ships its send log instead)."""
+    """A worker joins its own devices' events (issue 14): its send log streams to its spool dir, and its
+    arrivals come from the embedded collector, which it pages itself (an HTTP read any number of workers can
+    share), or from the master, which forwards it its partition of a trigger observer's arrivals (a queue or
+    an endpoint that only the master holds: simulator.observers.forwarded)."""
     spec = ctx.require_spec()
     target = spec.target
-    if target is None or target.kind != "embedded" or not target.control_url or ctx.recorder is None:
+    if target is None or ctx.recorder is None:
         return
-    from simulator.observers.embedded import CollectorClient
     from simulator.run.live_books import LiveBooks
 
     plan = ctx.ensure_bounded().plan
-    client = CollectorClient(target.control_url)
     settings = spec.settings  # the master's fence: earlier runs' arrivals never join, its offset judges pairs
-    client.follow(settings.arrival_cursor, settings.arrival_offset_s, settings.arrival_uncertainty_s)
-    live = LiveBooks(client, spec.settings.results_root,
-                     plan=plan if spec.scenario.mode == "self" else None,
-                     keep=frozenset(plan.device_ids[i] for i in fleet.indexes))
+    observer: Observer
+    keep: frozenset[str] | None = None
+    if spec.settings.forward_arrivals:
+        observer = _forwarded(ctx)  # the master sends only this worker's devices' arrivals
+    elif target.kind == "embedded" and target.control_url:
+        from simulator.observers.embedded import CollectorClient
+
+        client = CollectorClient(target.control_url)
+        client.follow(settings.arrival_cursor, settings.arrival_offset_s, settings.arrival_uncertainty_s)
+        observer, keep = client, frozenset(plan.device_ids[i] for i in fleet.indexes)
+    else:
+        return
+    live = LiveBooks(observer, spec.settings.results_root, plan=plan if spec.scenario.mode == "self" else None,
+                     keep=keep)
     ctx.live = live
     live.attach(ctx.recorder)
     fleet.callbacks.on_run_start = live.run_started
@@ -221,7 +237,7 @@ def _worker_report(ctx: FleetContext, client_id: str, data: dict[str, Any]) -> N
             inbox.add(shipped)
     operations = data.get(OPERATIONS_KEY)
     if isinstance(operations, list) and operations:
-        fold_operations(ctx.operations, (OperationRecord.from_json(doc) for doc in operations))
+        ctx.ensure_operations().add(OperationRecord.from_json(doc) for doc in operations)
     snap = data.get("fleetsim")
     if isinstance(snap, dict):
         ctx.worker_snapshots[client_id] = snap
@@ -237,35 +253,75 @@ def _on_test_stop(ctx: FleetContext) -> None:
     if ctx.fleet is not None:
         ctx.fleet.stop()
     if isinstance(runner, WorkerRunner) and ctx.recorder is not None:
-        books = ctx.recorder.books
-        export = ctx.recorder.final_export(include_send_log=books is None)
-        if books is not None and ctx.live is not None:
-            from simulator.generator.finish import GRACE_S, SETTLE_S
-            from simulator.metrics.books_export import books_export
+        ctx.stopped_at = time.time()
+        if ctx.forwarded is not None:
+            # Arrivals come from the master (observers.forwarded): it reads its observer until it has what this
+            # worker's broker acked, then sends DONE_MSG, on which the final goes (_send_final). Waiting here
+            # would hold Locust's receiving greenlet, and with it the forwarded arrivals.
+            runner.send_message(ACKED_MSG, {"worker_index": ctx.worker_index, "acked": ctx.recorder.totals["acked"]})
+            return
+        _send_final(ctx, runner)
 
-            end = time.time()
-            if ctx.live.pump is not None:
-                ctx.live.pump.drain(ctx.recorder.totals["acked"], SETTLE_S)
-            # The cut of what this worker generated, never the rest of the plan: on an early stop, generating
-            # it here (minutes of CPU for a 10 M-event plan) held the greenlet that reads the master's messages
-            # and the master marked this worker missing. Every operation it played was generated.
-            cut = frozenset(ctx.bounded.cut_so_far().operation_ids) if ctx.bounded is not None else frozenset()
-            export["books"] = books_export(books, end, GRACE_S, cut)
-            export["ota_events"] = [[status, code, n] for (status, code), n in books.ota_events.items()]
-        export["worker_index"] = ctx.worker_index
-        if ctx.bounded is not None:  # the master compares it with its own (same spec => same plan)
-            # Over the part generated (PlanCursor.digest_mark), the whole plan's once this worker reached its end.
-            cursor = ctx.bounded.plan.cursor
-            export["plan_steps"], export["plan_digest"] = cursor.digest_mark()
-            export["plan_whole"] = cursor.done
-            export["plan_devices"] = len(ctx.bounded.plan.device_ids)
-        export["fleet_counters"] = ctx.fleet.counters() if ctx.fleet is not None else {}
-        # Operations closed before now went with the periodic reports (fleet.take_closed_operations): only the
-        # ones still open at the end, or closed since the last report, are left.
-        export["operations"] = [r.to_json() for r in ctx.fleet.operation_records()] if ctx.fleet else []
-        if ctx.monitor is not None:
-            export["health"] = ctx.monitor.stop().export()
-        runner.send_message("fleetsim_final", export)
+
+def _send_final(ctx: FleetContext, runner: Any) -> None:
+    """A worker's final message: its recorder's aggregates and, when it joined its partition, its books."""
+    if ctx.recorder is None:
+        return
+    books = ctx.recorder.books
+    export = ctx.recorder.final_export(include_send_log=books is None)
+    if books is not None and ctx.live is not None:
+        from simulator.generator.finish import GRACE_S, SETTLE_S
+        from simulator.metrics.books_export import books_export
+
+        end = ctx.stopped_at or time.time()
+        if ctx.live.pump is not None:  # forwarded arrivals are all here already: no settling
+            ctx.live.pump.drain(ctx.recorder.totals["acked"], 0.0 if ctx.forwarded is not None else SETTLE_S)
+        # The cut of what this worker generated, never the rest of the plan: on an early stop, generating
+        # it here (minutes of CPU for a 10 M-event plan) held the greenlet that reads the master's messages
+        # and the master marked this worker missing. Every operation it played was generated.
+        cut = frozenset(ctx.bounded.cut_so_far().operation_ids) if ctx.bounded is not None else frozenset()
+        export["books"] = books_export(books, end, GRACE_S, cut)
+        export["ota_events"] = [[status, code, n] for (status, code), n in books.ota_events.items()]
+    export["worker_index"] = ctx.worker_index
+    if ctx.bounded is not None:  # the master compares it with its own (same spec => same plan)
+        # Over the part generated (PlanCursor.digest_mark), the whole plan's once this worker reached its end.
+        cursor = ctx.bounded.plan.cursor
+        export["plan_steps"], export["plan_digest"] = cursor.digest_mark()
+        export["plan_whole"] = cursor.done
+        export["plan_devices"] = len(ctx.bounded.plan.device_ids)
+    export["fleet_counters"] = ctx.fleet.counters() if ctx.fleet is not None else {}
+    # Operations closed before now went with the periodic reports (fleet.take_closed_operations): only the
+    # ones still open at the end, or closed since the last report, are left.
+    export["operations"] = [r.to_json() for r in ctx.fleet.operation_records()] if ctx.fleet else []
+    if ctx.monitor is not None:
+        export["health"] = ctx.monitor.stop().export()
+    runner.send_message("fleetsim_final", export)
+
+
+def _forwarded(ctx: FleetContext) -> ForwardedArrivals:
+    """This worker's inbox of forwarded arrivals (created by the first of its books or the master's rows)."""
+    if ctx.forwarded is None:
+        settings = ctx.require_spec().settings  # the master's fence: its offset judges each joined pair
+        ctx.forwarded = ForwardedArrivals(RunFence(at=0.0, offset_s=settings.arrival_offset_s,
+                                                   uncertainty_s=settings.arrival_uncertainty_s,
+                                                   kind="master's trigger mark (forwarded)"))
+    return ctx.forwarded
+
+
+def _on_arrivals(ctx: FleetContext, data: dict[str, Any]) -> None:
+    _forwarded(ctx).add(arrival_from_row(cells) for cells in data.get("rows", ()))
+
+
+def _on_arrivals_done(ctx: FleetContext, data: dict[str, Any]) -> None:
+    inbox = _forwarded(ctx)
+    inbox.finish()
+    log.info("master forwarded %s arrivals (%s of devices outside the plan)", data.get("forwarded"),
+             data.get("strangers"))
+    _send_final(ctx, ctx.environment.runner)
+
+
+def _on_acked(ctx: FleetContext, data: dict[str, Any]) -> None:
+    ctx.acked[int(data.get("worker_index", len(ctx.acked)))] = int(data.get("acked", 0))
 
 
 def _on_final(ctx: FleetContext, data: dict[str, Any]) -> None:

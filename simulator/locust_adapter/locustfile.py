@@ -100,7 +100,9 @@ def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun |
     outcome = DriveOutcome(recorder=recorder, started_at=started, ended_at=ended, health=health,
                            fleet_counters=counters, workers=workers,
                            joined=joined_books(exports, recorder.start, ended,
-                                               ctx.join_intervals.values()))
+                                               ctx.join_intervals.values()),
+                           # The answered operations workers shipped (or this process's): the campaign metrics.
+                           operations=ctx.close_operations(exports) if spec.scenario.answers_requests else None)
     observer = _observers.pop(id(ctx), None)
     bounded = ctx.ensure_bounded()
     if not spec.scenario.answers_requests:

@@ -25,9 +25,11 @@ from locust.env import Environment
 
 from simulator.clock import MonotonicClock
 from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
+from simulator.generator.finish import SETTLE_S
 from simulator.generator.fleet import FINISH_LATE_S, LOOKAHEAD_US
 from simulator.generator.plan_pace import advance_plan, finish_plan
 from simulator.generator.ramp import default_spawn_rate, ramp_users
+from simulator.locust_adapter.arrival_forward import start_forwarder
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.idle_watch import IdleWatch
@@ -37,7 +39,6 @@ from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
 from simulator.locust_adapter.web import install_web_tab
 from simulator.metrics.books_export import JoinedBooks, merge_books
-from simulator.metrics.campaign import OperationRecord, fold_operations
 from simulator.metrics.health import GeneratorHealth
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.seconds_inbox import SecondsInbox
@@ -281,6 +282,8 @@ class LocustDriver:
         if ctx.fleet is not None and ctx.fleet.started.is_set():
             started_at = ctx.fleet.run_start_wall
         campaign = self._start_campaign(spec, bounded)
+        forwarder = start_forwarder(self._live.observer if self._live is not None else None,
+                                    spec.settings.forward_arrivals, bounded.plan.device_ids, runner, workers)
         end_s = scenario.duration if scenario.answers_requests else bounded.end_s  # backend-driven: no plan to play
         end_reason = ""
         if self._faults is not None:  # the fault schedule plays on the run's clock
@@ -328,6 +331,8 @@ class LocustDriver:
             if elapsed >= printed_s + 1.0 or not ramp:  # a ramp ticks 4x a second; progress stays 1 line/s
                 printed_s = elapsed
                 self._print(progress_line(live_snapshot(ctx), delivery, devices, elapsed, end_s))
+            if scenario.answers_requests and not workers:
+                ctx.drain_operations()
             gevent.sleep(min(RAMP_TICK_S if ramp else 1.0, max(0.05, end_s - elapsed)))
         fleet = ctx.fleet
         if not self._interrupted and campaign is None and fleet is not None and not workers and fleet.behind():
@@ -348,6 +353,8 @@ class LocustDriver:
         faults_log = self._faults.finish() if self._faults is not None else None
         # Phase 3: stop users (devices disconnect; unacked publishes are recorded), collect worker finals.
         runner.stop()
+        if forwarder is not None:  # the workers' books close once their last arrivals are forwarded
+            forwarder.finish_after_stop(ctx.acked, workers, FINALS_WAIT_S, SETTLE_S)
         exports: list[dict[str, Any]] = []
         if workers:
             deadline = time.monotonic() + FINALS_WAIT_S
@@ -373,8 +380,9 @@ class LocustDriver:
             recorder=recorder, started_at=started_at, ended_at=ended_at, partial=partial, reason=reason,
             end_reason=end_reason, health=health, fleet_counters=counters,
             campaign=dict(result.summary) if result is not None else None, campaign_result=result,
-            operation_records=tuple(_operation_records(ctx, exports)) if scenario.answers_requests else (),
-            cut_open=cut_open, faults=faults_log, workers=plans, joined=joined)
+            operations=ctx.close_operations(exports) if scenario.answers_requests else None,
+            cut_open=cut_open, faults=faults_log, workers=plans, joined=joined,
+            arrivals_forwarded_unjoined=forwarder is not None and joined is None)
 
     def _count_rest(self, bounded: BoundedPlan) -> None:
         """The plan generated to its end for its totals (the summary's not_attempted, cut and digest count the
@@ -432,15 +440,6 @@ def _note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _operation_records(ctx: FleetContext, exports: list[dict[str, Any]]) -> list[OperationRecord]:
-    if not exports:
-        return ctx.fleet.operation_records() if ctx.fleet is not None else []
-    # The operations workers shipped with their reports, and the rest from their finals, pieces folded by
-    # (device, uuid) (a retry after the final re-opens an operation on its device).
-    folded = dict(ctx.operations)
-    fold_operations(folded, (OperationRecord.from_json(doc) for export in exports
-                             for doc in export.get("operations", ())))
-    return list(folded.values())
 
 
 def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float,

@@ -23,10 +23,12 @@ from typing import Any
 
 from simulator.download import DownloadOutcome
 from simulator.metrics.convergence import BackendOperation, Convergence, converge
-from simulator.metrics.downloads import DownloadSummary, summarize_downloads
+from simulator.metrics.downloads import DownloadSummary, DownloadTally
+from simulator.metrics.quantile_tally import QuantileTally
 
 __all__ = [
     "CampaignReport",
+    "CampaignTally",
     "LatencySummary",
     "OperationRecord",
     "OperationTrace",
@@ -210,16 +212,24 @@ class LatencySummary:
     max_ms: float | None
 
     @classmethod
-    def of(cls, seconds: Sequence[float]) -> LatencySummary:
-        if not seconds:
+    def of(cls, seconds: Iterable[float]) -> LatencySummary:
+        tally = QuantileTally()
+        for value in seconds:
+            tally.add(value)
+        return cls.of_tally(tally)
+
+    @classmethod
+    def of_tally(cls, tally: QuantileTally) -> LatencySummary:
+        """From a tally of seconds: exact nearest ranks up to its EXACT_MAX values, its histogram's beyond."""
+        if tally.count == 0 or tally.max is None:
             return cls(0, None, None, None, None)
-        ordered = sorted(seconds)
 
-        def rank(p: float) -> float:
-            i = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-            return round(ordered[i] * 1000.0, 3)
+        def ms(p: float) -> float:
+            value = tally.rank(p)
+            assert value is not None
+            return round(value * 1000.0, 3)
 
-        return cls(len(ordered), rank(50), rank(90), rank(99), round(ordered[-1] * 1000.0, 3))
+        return cls(tally.count, ms(50), ms(90), ms(99), round(tally.max * 1000.0, 3))
 
 
 @dataclass(frozen=True)
@@ -261,24 +271,70 @@ def slots_per_second(records: Iterable[OperationRecord], end: float) -> tuple[in
     """Operations in flight at each whole second from the first request to `end`: from the request reaching
     the device to the device sending its final status. The backend sent the request earlier and sees the
     final later, so this never counts more than the backend had in progress: a peak above max_in_progress
-    is the backend's, not a measuring artefact."""
-    spans = [(r.requested_at, r.final_sent_at if r.final_sent_at is not None else end) for r in records
-             if r.operation == "Update"]
-    if not spans:
+    is the backend's, not a measuring artefact.
+
+    `records` is read twice (the first request, then the spans against it) and may be a spool on disk
+    (simulator.metrics.operation_spool): memory holds one count per second, not one span per operation."""
+    start: float | None = None
+    last = end
+    for r in records:
+        if r.operation == "Update":
+            start = r.requested_at if start is None else min(start, r.requested_at)
+            last = max(last, r.final_sent_at if r.final_sent_at is not None else end)
+    if start is None:
         return ()
-    start = min(s for s, _ in spans)
-    seconds = max(1, math.ceil(max(end, max(e for _, e in spans)) - start))
-    counts = [0] * seconds
-    for begin, finish in spans:
+    seconds = max(1, math.ceil(last - start))
+    # Difference array: +1 where a span enters, -1 after its last second (in flight at t: begin <= t < finish).
+    steps = [0] * (seconds + 1)
+    for r in records:
+        if r.operation != "Update":
+            continue
+        begin, finish = r.requested_at, r.final_sent_at if r.final_sent_at is not None else end
         first = math.ceil(begin - start) if begin > start else 0
-        last = min(seconds - 1, math.ceil(finish - start) - 1)  # in flight at t when begin <= t < finish
-        for i in range(first, last + 1):
-            counts[i] += 1
+        final = min(seconds - 1, math.ceil(finish - start) - 1)
+        if final >= first:
+            steps[first] += 1
+            steps[final + 1] -= 1
+    counts, running = [], 0
+    for step in steps[:seconds]:
+        running += step
+        counts.append(running)
     return tuple(counts)
 
 
+class CampaignTally:
+    """The per-operation figures of a CampaignReport, one (whole, folded) operation at a time: counters and
+    QuantileTally latencies, so the process writing the results holds no list of operations (issue 14)."""
+
+    __slots__ = ("acks", "answered", "downloads", "finals", "first", "last_final", "operations",
+                 "operations_retried", "retries_seen")
+
+    def __init__(self) -> None:
+        self.operations = self.answered = self.retries_seen = self.operations_retried = 0
+        self.acks, self.finals = QuantileTally(), QuantileTally()  # seconds from request to ack / final
+        self.first: float | None = None  # first request of an Update at a device, wall s
+        self.last_final: float | None = None  # last final acked, wall s
+        self.downloads = DownloadTally()
+
+    def add(self, r: OperationRecord) -> None:
+        if r.download is not None:
+            self.downloads.add(r.download)
+        if r.operation != "Update":
+            return
+        self.operations += 1
+        self.answered += r.last_status in FINAL_STATUSES
+        self.retries_seen += r.retries_seen
+        self.operations_retried += r.retries_seen > 0
+        if r.acked_at is not None:
+            self.acks.add(r.acked_at - r.requested_at)
+        if r.final_at is not None:
+            self.finals.add(r.final_at - r.requested_at)
+            self.last_final = r.final_at if self.last_final is None else max(self.last_final, r.final_at)
+        self.first = r.requested_at if self.first is None else min(self.first, r.requested_at)
+
+
 def campaign_report(
-    records: Sequence[OperationRecord],
+    records: Iterable[OperationRecord],
     *,
     end: float,
     driver: str = "none",
@@ -286,24 +342,30 @@ def campaign_report(
     backend: Sequence[BackendOperation] | None = None,
     backend_status: str | None = None,
     timeout_codes: Iterable[str] = ("RequestTimeout",),
+    tally: CampaignTally | None = None,
 ) -> CampaignReport:
-    """Aggregate the devices' traces (`end`: the run's end, wall s) and the backend's view when there is one."""
-    ops = [r for r in records if r.operation == "Update"]
-    acks = [r.acked_at - r.requested_at for r in ops if r.acked_at is not None]
-    finals = [r.final_at - r.requested_at for r in ops if r.final_at is not None]
-    last_final = max((r.final_at for r in ops if r.final_at is not None), default=None)
-    first = min((r.requested_at for r in ops), default=None)
-    slots = slots_per_second(ops, end)
+    """Aggregate the devices' traces (`end`: the run's end, wall s) and the backend's view when there is one.
+
+    `records` is read up to three times (tally, slots, convergence): a sequence, or a spool on disk with its
+    `tally` already fed as it was written (simulator.metrics.operation_spool). Each (device, uuid) once."""
+    if iter(records) is records:  # a one-shot iterator cannot be read again
+        records = list(records)
+    if tally is None:
+        tally = CampaignTally()
+        for record in records:
+            tally.add(record)
+    slots = slots_per_second(records, end)
     timeouts: int | None = None
     if backend is not None:
         codes = frozenset(timeout_codes)
         timeouts = sum(1 for b in backend if b.timed_out or b.status_code in codes)
+    first, last_final = tally.first, tally.last_final
     return CampaignReport(
-        driver=driver, operations=len(ops), answered=sum(1 for r in ops if r.last_status in FINAL_STATUSES),
-        request_to_ack=LatencySummary.of(acks), request_to_final=LatencySummary.of(finals),
+        driver=driver, operations=tally.operations, answered=tally.answered,
+        request_to_ack=LatencySummary.of_tally(tally.acks), request_to_final=LatencySummary.of_tally(tally.finals),
         campaign_duration_s=None if first is None or last_final is None else round(last_final - first, 6),
         max_in_progress=max_in_progress, in_flight_per_s=slots, peak_in_flight=max(slots, default=0),
-        retries_seen=sum(r.retries_seen for r in ops), operations_retried=sum(1 for r in ops if r.retries_seen),
+        retries_seen=tally.retries_seen, operations_retried=tally.operations_retried,
         timeouts=timeouts, backend_status=backend_status,
         convergence=None if backend is None else converge(records, backend),
-        downloads=summarize_downloads(r.download for r in records if r.download is not None))
+        downloads=tally.downloads.summary())

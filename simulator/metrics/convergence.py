@@ -13,13 +13,14 @@ SCREAMING_SNAKE (`SUCCESS`, `INVALID_BASE_IMAGE`), the device sends `Success` / 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 __all__ = ["BackendOperation", "Convergence", "DeviceView", "Divergence", "converge", "same_state"]
 
 MAX_LISTED = 200  # diverged rows kept in the summary (the count is always exact)
+NEVER_LISTED = 20  # never-reached examples kept
 
 
 class DeviceView(Protocol):
@@ -85,25 +86,35 @@ def same_state(backend_status: str, backend_code: str, device_status: str, devic
     return not backend_code or not device_code or _norm(backend_code) == _norm(device_code)
 
 
-def converge(records: Sequence[DeviceView], backend: Sequence[BackendOperation]) -> Convergence:
-    by_key = {(r.device, r.uuid): r for r in records}
-    seen: set[tuple[str, str]] = set()
-    diverged: list[Divergence] = []
-    converged = 0
+def converge(records: Iterable[DeviceView], backend: Sequence[BackendOperation]) -> Convergence:
+    """Compare the two views. `records` is read once, as a stream (it may be a spool on disk, issue 14): what
+    is kept is the device's last state per operation the backend lists (the backend's view is held whole
+    already) and a count of the others. Each (device, uuid) once (a spool folds an operation's pieces); one
+    the backend lists and given twice counts as its last record."""
+    listed = {(b.device, b.uuid) for b in backend}
+    device_state: dict[tuple[str, str], tuple[str, str]] = {}
+    unknown = 0
+    for r in records:
+        key = (r.device, r.uuid)
+        if key in listed:
+            device_state[key] = (r.last_status, r.last_code)
+        elif r.operation == "Update":
+            unknown += 1
+    diverged: list[Divergence] = []  # the first MAX_LISTED in (device, uuid) order; the count is exact
+    diverged_count = converged = never_count = 0
     never: list[str] = []
     for op in sorted(backend, key=lambda b: (b.device, b.uuid)):
-        key = (op.device, op.uuid)
-        record = by_key.get(key)
-        if record is None:
-            never.append(f"{op.device}/{op.uuid}")
-            continue
-        seen.add(key)
-        if same_state(op.status, op.status_code, record.last_status, record.last_code):
+        state = device_state.get((op.device, op.uuid))
+        if state is None:
+            never_count += 1
+            if len(never) < NEVER_LISTED:
+                never.append(f"{op.device}/{op.uuid}")
+        elif same_state(op.status, op.status_code, state[0], state[1]):
             converged += 1
         else:
-            diverged.append(Divergence(op.device, op.uuid, op.status, op.status_code, record.last_status,
-                                       record.last_code))
-    unknown = sum(1 for key, r in by_key.items() if key not in seen and r.operation == "Update")
-    return Convergence(checked=len(seen), converged=converged, diverged_count=len(diverged),
-                       diverged=tuple(diverged[:MAX_LISTED]), never_reached=len(never),
-                       never_reached_examples=tuple(never[:20]), unknown_to_backend=unknown)
+            diverged_count += 1
+            if len(diverged) < MAX_LISTED:
+                diverged.append(Divergence(op.device, op.uuid, op.status, op.status_code, state[0], state[1]))
+    return Convergence(checked=len(device_state), converged=converged, diverged_count=diverged_count,
+                       diverged=tuple(diverged), never_reached=never_count, never_reached_examples=tuple(never),
+                       unknown_to_backend=unknown)

@@ -7,13 +7,14 @@ i.e. what the image server delivered to the fleet while downloads ran.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["DownloadSummary", "summarize_downloads"]
+from simulator.metrics.quantile_tally import QuantileTally
+
+__all__ = ["DownloadSummary", "DownloadTally", "summarize_downloads"]
 
 
 class _Stats(Protocol):
@@ -45,24 +46,51 @@ class DownloadSummary:
         return asdict(self)
 
 
-def _rank(ordered: list[float], p: float) -> float:
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))]
+class DownloadTally:
+    """`summarize_downloads`, one operation's stats at a time (issue 14: the process writing the results keeps
+    counters and a QuantileTally of per-download rates, not every operation's stats)."""
+
+    __slots__ = ("attempts", "bytes", "completed", "errors", "failed_attempts", "first_start", "last_done",
+                 "operations", "rates")
+
+    def __init__(self) -> None:
+        self.operations = self.completed = self.attempts = self.failed_attempts = self.bytes = 0
+        self.errors: Counter[str] = Counter()
+        # MB/s; the histogram's unit (once past EXACT_MAX downloads) is 1 kB/s.
+        self.rates = QuantileTally(scale=1e3)
+        self.first_start: float | None = None  # min(done_at - seconds) of completed downloads, wall s
+        self.last_done: float | None = None
+
+    def add(self, s: _Stats) -> None:
+        self.operations += 1
+        self.attempts += s.attempts
+        self.failed_attempts += len(s.errors)
+        self.errors.update(e.split(":", 1)[0] for e in s.errors)
+        if s.bytes > 0 and s.seconds > 0:
+            self.completed += 1
+            self.bytes += s.bytes
+            self.rates.add(s.bytes / s.seconds / 1e6)
+            began = s.done_at - s.seconds
+            self.first_start = began if self.first_start is None else min(self.first_start, began)
+            self.last_done = s.done_at if self.last_done is None else max(self.last_done, s.done_at)
+
+    def summary(self) -> DownloadSummary | None:
+        if self.operations == 0:
+            return None
+        aggregate = None
+        if self.first_start is not None and self.last_done is not None:
+            span = self.last_done - self.first_start
+            aggregate = round(self.bytes / span / 1e6, 3) if span > 0 else None
+        p50, low = self.rates.rank(50), self.rates.min
+        return DownloadSummary(
+            operations=self.operations, completed=self.completed, attempts=self.attempts,
+            failed_attempts=self.failed_attempts, errors=dict(self.errors), bytes=self.bytes,
+            per_download_mbps_p50=None if p50 is None else round(p50, 3),
+            per_download_mbps_min=None if low is None else round(low, 3), aggregate_mbps=aggregate)
 
 
 def summarize_downloads(stats: Iterable[_Stats]) -> DownloadSummary | None:
-    items = list(stats)
-    if not items:
-        return None
-    done = [s for s in items if s.bytes > 0 and s.seconds > 0]
-    rates = sorted(s.bytes / s.seconds / 1e6 for s in done)
-    errors = Counter(e.split(":", 1)[0] for s in items for e in s.errors)
-    total = sum(s.bytes for s in done)
-    aggregate = None
-    if done:
-        span = max(s.done_at for s in done) - min(s.done_at - s.seconds for s in done)
-        aggregate = round(total / span / 1e6, 3) if span > 0 else None
-    return DownloadSummary(
-        operations=len(items), completed=len(done), attempts=sum(s.attempts for s in items),
-        failed_attempts=sum(len(s.errors) for s in items), errors=dict(errors), bytes=total,
-        per_download_mbps_p50=round(_rank(rates, 50), 3) if rates else None,
-        per_download_mbps_min=round(rates[0], 3) if rates else None, aggregate_mbps=aggregate)
+    tally = DownloadTally()
+    for s in stats:
+        tally.add(s)
+    return tally.summary()

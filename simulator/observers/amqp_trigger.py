@@ -97,6 +97,10 @@ class AmqpTriggerObserver:
     def arrivals(self, since: int = 0) -> list[ArrivalRecord]:
         return self.book.records(since)
 
+    def release(self, upto: int) -> None:
+        """Forget arrivals before number `upto` (a master that forwarded them to its workers: ArrivalBook)."""
+        self.book.release(upto)
+
     # -- consumer thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:

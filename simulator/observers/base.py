@@ -3,12 +3,12 @@ the run's fence on (simulator.observers.fence)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from simulator.observers.fence import RunFence
 from simulator.records import ArrivalRecord
 
-__all__ = ["Observer"]
+__all__ = ["Observer", "Releasing"]
 
 
 class Observer(Protocol):
@@ -29,3 +29,13 @@ class Observer(Protocol):
     def arrivals(self, since: int = 0) -> list[ArrivalRecord]: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Releasing(Protocol):
+    """An observer that holds its arrivals until told that their one reader has them (the trigger observers'
+    ArrivalBook): the reader calls `release` so that the process holds what is unread, not the run's log."""
+
+    def release(self, upto: int) -> None:
+        """Forget the arrivals before number `upto`; `arrivals(since)` with since < upto is then an error."""
+        ...

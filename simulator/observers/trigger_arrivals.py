@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, EventKey, KeyBook
+from simulator.events import OTA_EVENT_INTERFACE, OTA_EVENT_PATH, EventKey, RecentKeyBook
 from simulator.records import ArrivalRecord
 
 __all__ = ["ArrivalBook"]
@@ -26,7 +26,9 @@ class ArrivalBook:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._records: list[ArrivalRecord] = []
-        self._occurrences = KeyBook()
+        self._released = 0  # arrivals dropped from the front (`release`): _records[0] is arrival number this
+        # Numbered as the embedded collector numbers (issue 14): each device's last few operations only.
+        self._occurrences = RecentKeyBook()
         self.ignored: Counter[str] = Counter()  # reason -> messages not turned into arrivals
         # The run fence (simulator.observers.fence): an OTAEvent whose timestamp (the device's `t`, epoch ms)
         # is earlier than this is another run's, ignored as `before_run` before it is numbered. None: no fence.
@@ -84,14 +86,27 @@ class ArrivalBook:
         return record
 
     def count(self) -> int:
+        """Arrivals recorded since the start (released ones included)."""
         with self._lock:
-            return len(self._records)
+            return self._released + len(self._records)
 
     def wait_for(self, count: int, timeout: float) -> bool:
         """Block until at least `count` arrivals are recorded or `timeout` seconds pass; True if reached."""
         with self._lock:
-            return self._lock.wait_for(lambda: len(self._records) >= count, timeout)
+            return self._lock.wait_for(lambda: self._released + len(self._records) >= count, timeout)
 
     def records(self, since: int = 0) -> list[ArrivalRecord]:
+        """Arrivals from number `since` on (numbers count from the start; released ones are gone)."""
         with self._lock:
-            return self._records[since:]
+            if since < self._released:
+                raise ValueError(f"arrivals before {self._released} were released (forwarded); asked from {since}")
+            return self._records[since - self._released:]
+
+    def release(self, upto: int) -> None:
+        """Forget the arrivals before number `upto`: their only reader has them (issue 14: a master that
+        forwards its workers their arrivals holds what is not forwarded yet, not the run's whole log)."""
+        with self._lock:
+            drop = min(len(self._records), upto - self._released)
+            if drop > 0:
+                del self._records[:drop]
+                self._released += drop

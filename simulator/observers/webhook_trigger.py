@@ -130,6 +130,10 @@ class WebhookObserver:
     def arrivals(self, since: int = 0) -> list[ArrivalRecord]:
         return self.book.records(since)
 
+    def release(self, upto: int) -> None:
+        """Forget arrivals before number `upto` (a master that forwarded them to its workers: ArrivalBook)."""
+        self.book.release(upto)
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}{self.path}"

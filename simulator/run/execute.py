@@ -21,8 +21,9 @@ from simulator.generator.limits import ensure_open_files
 from simulator.generator.target import TargetInfo, open_target
 from simulator.generator.thresholds_bridge import thresholds_report
 from simulator.metrics.books_export import JoinedBooks
-from simulator.metrics.campaign import CampaignReport, OperationRecord, campaign_report
+from simulator.metrics.campaign import CampaignReport, campaign_report
 from simulator.metrics.health import GeneratorHealth
+from simulator.metrics.operation_spool import OperationSpool
 from simulator.metrics.recorder import MetricsRecorder
 from simulator.metrics.run_summary import RunSummary
 from simulator.observers.base import Observer
@@ -69,11 +70,16 @@ class DriveOutcome:
     fleet_counters: Mapping[str, int] = field(default_factory=dict)
     campaign: Mapping[str, Any] | None = None  # the campaign driver's report (mode: campaign)
     campaign_result: DriverResult | None = None  # the backend's own view at the end (campaign metrics, convergence)
-    operation_records: tuple[OperationRecord, ...] = ()  # responder/campaign: every device's answered requests
+    # responder/campaign: every device's answered requests, folded by (device, uuid), on disk and tallied
+    # (issue 14); close_books reads it for the campaign metrics, then discards it. None: no requests answered.
+    operations: OperationSpool | None = None
     cut_open: int = 0  # operations still open when the run ended after its graceful stop (campaign mode)
     faults: Sequence[Mapping[str, Any]] | None = None  # the scenario's faults as run (faults.run_faults)
     workers: tuple[WorkerPlan, ...] = ()
     joined: JoinedBooks | None = None  # workers that joined their own partitions: their books, merged
+    # The master forwarded its observer's arrivals to its workers (RunSettings.forward_arrivals) and released
+    # them, but not every worker sent its books: nobody can join those arrivals now (delivered/lost unknown).
+    arrivals_forwarded_unjoined: bool = False
 
 
 class Driver(Protocol):
@@ -135,7 +141,7 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
             if fence is not None:  # workers that pull arrivals read from the master's mark
                 spec = replace(spec, settings=replace(
                     spec.settings, arrival_cursor=fence.cursor, arrival_offset_s=fence.offset_s,
-                    arrival_uncertainty_s=fence.uncertainty_s))
+                    arrival_uncertainty_s=fence.uncertainty_s, forward_arrivals=target.kind != "embedded"))
         live = LiveBooks(observer, settings.results_root)
         attach = getattr(driver, "attach_books", None)  # a driver that streams its books and joins live
         if callable(attach):
@@ -172,10 +178,16 @@ def _campaign_metrics(outcome: DriveOutcome) -> CampaignReport:
     """Per-operation request->Acknowledged/final, slots, retries, timeouts, and the backend's recorded state
     against the devices' own (convergence)."""
     result = outcome.campaign_result
-    return campaign_report(
-        outcome.operation_records, end=outcome.ended_at, driver=result.driver if result else "none",
-        max_in_progress=result.max_in_progress if result else None,
-        backend=result.operations if result else None, backend_status=result.status if result else None)
+    spool = outcome.operations.close() if outcome.operations is not None else None
+    try:
+        return campaign_report(
+            spool if spool is not None else (), end=outcome.ended_at, driver=result.driver if result else "none",
+            max_in_progress=result.max_in_progress if result else None,
+            backend=result.operations if result else None, backend_status=result.status if result else None,
+            tally=spool.tally if spool is not None else None)
+    finally:
+        if spool is not None:
+            spool.discard()
 
 
 def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
@@ -208,6 +220,8 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         extra["faults"] = list(outcome.faults)
     if spec.replay is not None:
         extra["replay"] = spec.replay.to_jsonable()
+    if outcome.arrivals_forwarded_unjoined:
+        observer = None
     finished = finish_run(
         scenario=scenario, plan=bounded.plan, target=spec.target, recorder=outcome.recorder, observer=observer,
         started_at=outcome.started_at, ended_at=outcome.ended_at, results_root=settings.results_root,

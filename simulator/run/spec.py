@@ -55,6 +55,9 @@ class RunSettings:
     arrival_cursor: int = 0
     arrival_offset_s: float = 0.0  # the collector's clock minus the master's, measured at the mark
     arrival_uncertainty_s: float = 0.0
+    # True: the master's observer is a trigger's (AMQP / webhook: one queue or endpoint that workers cannot
+    # share), and the master forwards each worker its partition's arrivals (locust_adapter.arrival_forward).
+    forward_arrivals: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ class RunSpec:
                          "web": s.web, "web_port": s.web_port, "quiet": s.quiet, "state_dir": str(s.state_dir),
                          "broker": s.broker, "engine": s.engine,
                          "arrival_cursor": s.arrival_cursor, "arrival_offset_s": s.arrival_offset_s,
-                         "arrival_uncertainty_s": s.arrival_uncertainty_s}}, separators=(",", ":"))
+                         "arrival_uncertainty_s": s.arrival_uncertainty_s,
+                         "forward_arrivals": s.forward_arrivals}}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
@@ -126,7 +130,8 @@ class RunSpec:
                                      engine=str(s["engine"]),
                                      arrival_cursor=int(s.get("arrival_cursor", 0)),
                                      arrival_offset_s=float(s.get("arrival_offset_s", 0.0)),
-                                     arrival_uncertainty_s=float(s.get("arrival_uncertainty_s", 0.0))))
+                                     arrival_uncertainty_s=float(s.get("arrival_uncertainty_s", 0.0)),
+                                     forward_arrivals=bool(s.get("forward_arrivals", False))))
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"bad run spec from the master: {exc}") from exc
 

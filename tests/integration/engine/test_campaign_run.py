@@ -63,3 +63,5 @@ def test_campaign_metrics_gather_every_workers_devices(tiny_scenario: Path, tmp_
     metrics = summary_of(only_run_dir(tmp_path / "results"))["extra"]["campaign_metrics"]  # type: ignore[index]
     assert metrics["operations"] == 8 and metrics["request_to_ack"]["count"] == 8
     assert metrics["convergence"]["converged"] == 8 and metrics["convergence"]["unknown_to_backend"] == 0
+    # Issue 14: the master spooled the operations on disk for the report, and removed the file once it was read.
+    assert not (tmp_path / "results" / ".spool").exists()

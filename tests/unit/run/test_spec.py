@@ -112,3 +112,14 @@ def test_a_worker_without_the_masters_ca_file_gets_the_shipped_one(tmp_path: Pat
     assert target is not None and Path(target.ca_file).parent == (tmp_path / "worker-state" / "worker-ca")
     assert Path(target.ca_file).read_text() == "-----BEGIN CERTIFICATE-----\nfleetsim\n-----END CERTIFICATE-----\n"
     assert Path(target.ca_file).stat().st_mode & 0o077 == 0
+
+
+def test_the_masters_fence_and_arrival_forwarding_reach_the_workers() -> None:
+    settings = RunSettings(results_root=Path("r"), processes=2, arrival_offset_s=0.25, arrival_uncertainty_s=0.01,
+                           forward_arrivals=True)
+    spec = RunSpec(scenario=load_scenario_text(LONG), settings=settings).with_target(TARGET)
+    back = RunSpec.from_json(spec.to_json()).settings
+    assert (back.forward_arrivals, back.arrival_offset_s, back.arrival_uncertainty_s) == (True, 0.25, 0.01)
+    older = json.loads(spec.to_json())
+    del older["settings"]["forward_arrivals"]  # a master from before forwarding: workers pull or ship as before
+    assert RunSpec.from_json(json.dumps(older)).settings.forward_arrivals is False
