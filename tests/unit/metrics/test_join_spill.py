@@ -4,6 +4,7 @@ when the observer falls behind. The outcomes are always those of a join of the w
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from simulator.metrics import names
 from simulator.metrics.accounting import account, accounting_of
 from simulator.metrics.books import RunBooks
+from simulator.metrics.books_export import books_export, merge_books
 from simulator.metrics.online_join import JoinWindows, OnlineJoin
 from simulator.metrics.unmatched_store import SPILL_FILE
 from simulator.records import ArrivalRecord, SendRecord
@@ -216,3 +218,21 @@ def test_the_books_say_when_the_observer_falls_behind(tmp_path: Path, caplog: py
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["observer behind"]
     books.close(T0 + 20, 5.0)
     assert books.join.delivered == 1 and books.join.lost == 0
+
+
+def test_the_master_adds_up_the_workers_late_matches(tmp_path: Path) -> None:
+    exports = []
+    for worker in range(2):
+        books = RunBooks(tmp_path / f"w{worker}", T0, windows=WINDOWS)
+        recs = [_send(k, device=f"d{worker}") for k in range(worker + 1)]
+        for rec in recs:
+            books.on_send(rec)
+            rec.acked = (rec.sent or 0) + 0.002
+            books.on_ack(rec)
+        books.tick(T0 + 8)  # every one unseen past grace
+        books.offer_arrivals([_arrival(rec, T0 + 9) for rec in recs])
+        books.tick(T0 + 11)
+        exports.append(json.loads(json.dumps(books_export(books, T0 + 12, 5.0, frozenset()))))
+    merged = merge_books(exports, T0, T0 + 12, 5.0)
+    assert merged.evicted_then_arrived == 3
+    assert merged.accounting is not None and (merged.accounting.delivered, merged.accounting.lost) == (3, 0)
