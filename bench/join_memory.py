@@ -10,7 +10,8 @@ Two measures, on a virtual clock, without a network, through simulator.metrics.o
   behind   `--seconds` s of run at `--rate` events/s while the observer delivers `--observed` events/s (oldest
            first, like a collector that fell behind): traced bytes at the end of play, the join's tables, and
            the CPU time (process_time) spent in `tick` (one tick per second of run, as the books do): total,
-           mean, median and the largest tick (a spill batch).
+           mean, median and the largest tick; then the peak over that while the join finishes (accounting_of:
+           every unmatched event listed as lost).
            A tree whose OnlineJoin takes a spill file gets one in a temporary dir (unmatched_store).
 
 `--tree` runs the same against another source tree (e.g. a checkout of main before the bounds):
@@ -100,6 +101,7 @@ def _entry(n: int) -> dict[str, Any]:
 
 
 def _behind(seconds: int, rate: int, observed: int, traced: bool) -> dict[str, Any]:
+    from simulator.metrics.accounting import accounting_of
     from simulator.records import ArrivalRecord, SendRecord
 
     start = 1_700_000_000.0
@@ -134,10 +136,17 @@ def _behind(seconds: int, rate: int, observed: int, traced: bool) -> dict[str, A
         gc.collect()
         end = tracemalloc.get_traced_memory()[0] - base
         peak = tracemalloc.get_traced_memory()[1] - base
-        tracemalloc.stop()
         totals = join.totals()
+        tracemalloc.reset_peak()
+        accounting = accounting_of(join, start + seconds, 10.0)  # the end of the run: every unmatched is lost
+        finish_peak = tracemalloc.get_traced_memory()[1] - base - end
+        tracemalloc.stop()
+        lost = accounting.lost
+        del accounting
         out = {"measure": "behind" if traced else "behind_cpu", "seconds": seconds, "rate": rate,
-               "observed": observed, **({"traced_bytes_end": end, "traced_peak_bytes": peak} if traced else {}),
+               "observed": observed, "lost": lost,
+               **({"traced_bytes_end": end, "traced_peak_bytes": peak, "finish_peak_over_end_bytes": finish_peak}
+                  if traced else {}),
                "tick_cpu_s": round(sum(ticks), 3),
                "tick_cpu_ms": {"mean": round(sum(ticks) / seconds * 1000, 3),
                                "p50": round(sorted(ticks)[seconds // 2] * 1000, 3),
