@@ -8,7 +8,8 @@ Two measures, on a virtual clock, without a network, through simulator.metrics.o
            device id among 300 devices, a 36-character request uuid per 8 events (those strings exist before,
            as the plan's do; the key tuple is made per event, as a run does).
   behind   `--seconds` s of run at `--rate` events/s while the observer delivers `--observed` events/s (oldest
-           first, like a collector that fell behind): traced bytes at the end of play, the join's tables, and
+           first, like a collector that fell behind), as a Locust worker's join (its sealed seconds shipped every
+           3 s): traced bytes at the end of play, the join's tables, and
            the CPU time (process_time) spent in `tick` (one tick per second of run, as the books do): total,
            mean, median and the largest tick; then the peak over that while the join finishes (accounting_of:
            every unmatched event listed as lost).
@@ -37,6 +38,7 @@ from typing import Any
 
 GRACE_S = 30.0  # JoinWindows() throughout: grace_s 30, ack_timeout_s 60, remember_s 60
 REMEMBER_S = 60.0
+REPORT_EVERY_S = 3  # Locust's WORKER_REPORT_INTERVAL
 
 
 class _Keys:
@@ -132,6 +134,8 @@ def _behind(seconds: int, rate: int, observed: int, traced: bool) -> dict[str, A
             t0 = time.process_time()
             join.tick(start + second + 1)
             ticks.append(time.process_time() - t0)
+            if second % REPORT_EVERY_S == REPORT_EVERY_S - 1:
+                join.take_sealed()  # a worker ships its sealed seconds with each report (they leave its memory)
         del rec
         gc.collect()
         end = tracemalloc.get_traced_memory()[0] - base

@@ -57,8 +57,8 @@ class JoinWindows:
     hold_s: float = 2.0  # an arrival is joined once this old (arrivals of one page are joined in time order)
     remember_s: float = 60.0  # how long a seen key/base is remembered to call a re-delivery a duplicate
     open_seconds: int = 5  # per-second e2e histograms this far behind the newest arrival are sealed
-    # Unmatched events kept in memory (the rest go to the spill file, when the join has one): ~100 B each in
-    # memory (bench/join_memory.py), so 200,000 is ~20 MB -- 100 s of a worker's 2,000 events/s all lost.
+    # Unmatched events kept in memory (the rest go to the spill file, when the join has one): ~265 B each with
+    # its key (bench/join_memory.py), so 200,000 is ~53 MB -- 100 s of a worker's 2,000 events/s all unseen.
     unmatched_max: int = 200_000
 
 
