@@ -11,7 +11,8 @@ Two measures, on a virtual clock, without a network, through simulator.metrics.o
            first, like a collector that fell behind), as a Locust worker's join (its sealed seconds shipped every
            3 s): traced bytes at the end of play, the join's tables, and
            the CPU time (process_time) spent in `tick` (one tick per second of run, as the books do): total,
-           mean, median and the largest tick; then the peak over that while the join finishes (accounting_of:
+           mean, median and the largest tick, and per event sent (add_send + on_ack, with the record made);
+           then the peak over that while the join finishes (accounting_of:
            every unmatched event listed as lost).
            A tree whose OnlineJoin takes a spill file gets one in a temporary dir (unmatched_store).
 
@@ -118,7 +119,9 @@ def _behind(seconds: int, rate: int, observed: int, traced: bool) -> dict[str, A
         join = _join(start, spill_dir)
         ticks: list[float] = []
         k = 0
+        send_cpu = 0.0
         for second in range(seconds):
+            t0 = time.process_time()
             for n in range(rate):
                 at = start + second + n / rate
                 rec = SendRecord(key=keys[k], intended=at, sent=at + 0.0005, t_ms=round(at * 1000))
@@ -126,6 +129,7 @@ def _behind(seconds: int, rate: int, observed: int, traced: bool) -> dict[str, A
                 rec.acked = at + 0.003
                 join.on_ack(rec)
                 k += 1
+            send_cpu += time.process_time() - t0
             for n in range(min(observed, k - seen)):
                 sent_at = start + seen // rate + (seen % rate) / rate
                 join.add_arrival(ArrivalRecord(key=keys[seen], arrival=start + second + n / observed,
@@ -151,6 +155,7 @@ def _behind(seconds: int, rate: int, observed: int, traced: bool) -> dict[str, A
                "observed": observed, "lost": lost,
                **({"traced_bytes_end": end, "traced_peak_bytes": peak, "finish_peak_over_end_bytes": finish_peak}
                   if traced else {}),
+               "send_cpu_us_per_event": round(send_cpu / (seconds * rate) * 1e6, 2),
                "tick_cpu_s": round(sum(ticks), 3),
                "tick_cpu_ms": {"mean": round(sum(ticks) / seconds * 1000, 3),
                                "p50": round(sorted(ticks)[seconds // 2] * 1000, 3),

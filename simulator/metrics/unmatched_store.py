@@ -36,6 +36,7 @@ CACHE_KIB = 8192
 # Rows written per executemany when spilling: the rows of one chunk (~250 B each as Python tuples) are the
 # spill's transient memory, 2.5 MB at most (a burst of evictions larger than a chunk is written in several).
 SPILL_CHUNK = 10_000
+FILTER_BITS = 1 << 25  # the spilled keys' Bloom filter: 4 MiB (_KeyFilter)
 
 _COLUMNS = "seq, device, uuid, status, progress, occurrence, sent, intended, acked"
 _BY_KEY = "device = ? AND uuid = ? AND status = ? AND progress = ? AND occurrence = ?"
@@ -87,6 +88,7 @@ class UnmatchedStore:
         # Insertion (eviction) order: the oldest first. A plain dict: an OrderedDict's links cost ~50 B more.
         self._memory: dict[EventKey, bytes] = {}
         self._db: sqlite3.Connection | None = None
+        self._filter = _KeyFilter()
         self.spilled = 0  # entries in the file now
         self.spilled_total = 0  # entries ever moved to the file
 
@@ -100,7 +102,7 @@ class UnmatchedStore:
     def __contains__(self, key: EventKey) -> bool:
         if key in self._memory:
             return True
-        return self.spilled > 0 and self._find(key) is not None
+        return self._maybe_spilled(key) and self._find(key) is not None
 
     def add(self, key: EventKey, seq: int, sent: float | None, intended: float, acked: bool) -> None:
         """A new entry (the fields of Unmatched, packed as they come: no tuple made on the eviction path)."""
@@ -110,7 +112,7 @@ class UnmatchedStore:
         blob = self._memory.pop(key, None)
         if blob is not None:
             return _unpack(blob)
-        if self.spilled == 0:
+        if not self._maybe_spilled(key):
             return None
         entry = self._find(key)
         if entry is not None:
@@ -124,7 +126,7 @@ class UnmatchedStore:
         blob = self._memory.get(key)
         if blob is not None:
             self._memory[key] = _pack(_unpack(blob)._replace(acked=True))
-        elif self.spilled > 0 and self._db is not None:
+        elif self._maybe_spilled(key) and self._db is not None:
             self._db.execute(f"UPDATE unmatched SET acked = 1 WHERE {_BY_KEY}", key)
 
     def spill(self) -> int:
@@ -143,6 +145,7 @@ class UnmatchedStore:
             rows = []
             for key, blob in chunk:
                 del memory[key]
+                self._filter.add(key)
                 e = _unpack(blob)
                 rows.append((e.seq, *key, e.sent, e.intended, int(e.acked)))
             db.executemany(f"INSERT INTO unmatched ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -194,11 +197,43 @@ class UnmatchedStore:
             self._db = db
         return self._db
 
+    def _maybe_spilled(self, key: EventKey) -> bool:
+        return self.spilled > 0 and key in self._filter
+
     def _find(self, key: EventKey) -> Unmatched | None:
         if self._db is None:
             return None
         row = self._db.execute(f"SELECT {_COLUMNS} FROM unmatched WHERE {_BY_KEY}", key).fetchone()
         return None if row is None else _entry(row)
+
+
+class _KeyFilter:
+    """A Bloom filter of the keys ever spilled: a key it has not seen is not in the file, so a new send's duplicate
+    check (every send, while anything is spilled) skips the file: ~11 us a lookup there (bench run: a miss among
+    300,000 rows, niced), 2 % of a core at 2,000 sends/s, against a hash and three bit tests here. False positives
+    only cost a lookup; bits are never cleared (a key matched later still tests positive, and is looked up).
+    FILTER_BITS bits (allocated at the first spill), three probes from the key's 64-bit hash: 2 M keys spilled
+    give ~0.4 % false positives."""
+
+    def __init__(self) -> None:
+        self._bits: bytearray | None = None
+
+    @staticmethod
+    def _probes(key: EventKey) -> tuple[int, int, int]:
+        h = hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        mask = FILTER_BITS - 1
+        return h & mask, (h >> 25) & mask, ((h >> 50) ^ (h * 0x9E37_79B9)) & mask
+
+    def add(self, key: EventKey) -> None:
+        if self._bits is None:
+            self._bits = bytearray(FILTER_BITS // 8)
+        bits = self._bits
+        for p in self._probes(key):
+            bits[p >> 3] |= 1 << (p & 7)
+
+    def __contains__(self, key: EventKey) -> bool:
+        bits = self._bits
+        return bits is not None and all(bits[p >> 3] & (1 << (p & 7)) for p in self._probes(key))
 
 
 def _key(row: tuple[Any, ...], strings: dict[str, str]) -> EventKey:  # a row of _COLUMNS (sqlite3: untyped)

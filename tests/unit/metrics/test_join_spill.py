@@ -17,7 +17,7 @@ from simulator.metrics.accounting import account, accounting_of
 from simulator.metrics.books import RunBooks
 from simulator.metrics.books_export import books_export, merge_books
 from simulator.metrics.online_join import JoinWindows, OnlineJoin
-from simulator.metrics.unmatched_store import SPILL_FILE
+from simulator.metrics.unmatched_store import SPILL_FILE, UnmatchedStore
 from simulator.records import ArrivalRecord, SendRecord
 
 T0 = 1_700_000_000.0
@@ -236,3 +236,25 @@ def test_the_master_adds_up_the_workers_late_matches(tmp_path: Path) -> None:
     merged = merge_books(exports, T0, T0 + 12, 5.0)
     assert merged.evicted_then_arrived == 3
     assert merged.accounting is not None and (merged.accounting.delivered, merged.accounting.lost) == (3, 0)
+
+
+def test_a_key_never_spilled_is_not_looked_up_in_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = UnmatchedStore(0, tmp_path / SPILL_FILE)
+    spilled = [(f"d{k % 7}", f"u{k}", "Downloading", k % 3, 0) for k in range(2000)]
+    for seq, key in enumerate(spilled):
+        store.add(key, seq, T0 + seq, T0 + seq, seq % 2 == 0)
+    assert store.spill() == 2000
+    lookups = []
+    real = store._find
+
+    def counting(key: tuple[str, str, str, int, int]) -> object:
+        lookups.append(key)
+        return real(key)
+
+    monkeypatch.setattr(store, "_find", counting)
+    assert all(key in store for key in spilled)  # no false negative
+    assert len(lookups) == 2000
+    lookups.clear()
+    assert not any((f"d{k % 7}", f"v{k}", "Downloading", 0, 0) in store for k in range(2000))
+    assert len(lookups) < 20  # false positives only: ~0 at 2,000 keys in 2^25 bits
+    assert [entry.seq for _, entry in store.drain()] == list(range(2000))
