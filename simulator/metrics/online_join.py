@@ -1,6 +1,7 @@
 """The send log joined with the arrival log while the run plays, in bounded memory (issue 14).
 
-What stays in memory is O(devices + events in flight), never O(events) nor O(events lost):
+While the run plays, what stays in memory is O(devices + events in flight + `unmatched_max`) with a spill file
+(the books give one), never O(events) nor O(events lost); `finish` lists every lost key (O(lost), at the end):
   in flight   key -> SendRecord of events sent and not yet seen by the observer; an arrival removes it. One
               still unacked `ack_timeout_s` after it was sent, or acked/failed and unseen `grace_s` after, is
               evicted to `unmatched`. Two queues in the order their deadline starts (unacked: send order; acked
@@ -19,6 +20,7 @@ recorder.SecondBucket objects that seal (encode, free) like the recorder's own.
 
 Outcomes are those of `accounting.account` (which feeds this class two whole logs): delivered, late (first seen
 after end + grace), lost (publish_failed / never_acked / acked_not_arrived), duplicated, reordered, unexpected.
+Ticks, eviction and the spill change none of them (tests/unit/metrics/test_join_spill.py, a property test).
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ SQLite's B-tree gives that with a bounded page cache (`CACHE_KIB`), from the sta
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
+import logging
 import math
 import os
 import sqlite3
@@ -30,6 +32,7 @@ from simulator.metrics import names
 __all__ = ["SPILL_FILE", "Unmatched", "UnmatchedStore", "unmatched_reason"]
 
 SPILL_FILE = "join.unmatched.sqlite"
+log = logging.getLogger(__name__)
 # SQLite page cache of the spill, KiB: the lookups (a late arrival, a duplicate send) touch a few B-tree pages
 # each; 8 MiB keeps the upper levels of a few-million-row index cached and is the spill's whole memory cost.
 CACHE_KIB = 8192
@@ -91,6 +94,7 @@ class UnmatchedStore:
         self._filter = _KeyFilter()
         self.spilled = 0  # entries in the file now
         self.spilled_total = 0  # entries ever moved to the file
+        self.path_failed: Path | None = None  # the file that could not take a batch (spilling stopped)
 
     def __len__(self) -> int:
         return len(self._memory) + self.spilled
@@ -133,23 +137,33 @@ class UnmatchedStore:
         """Move the oldest beyond `limit` to the file; returns how many moved. Called each tick, so a batch is one
         second of evictions (~2,000 rows, ~10 ms at 2,000 events/s: bench/join_memory.py), not a stall of the
         generator's loop; a plain dict's scan from its start over the slots deleted since its last resize costs
-        ~10 ns each."""
+        ~10 ns each. The entries leave memory once the file has them: if it cannot take them (disk full...), they
+        stay, the spill stops for the run and the failure is logged (memory grows again, nothing is lost)."""
         memory = self._memory
         over = len(memory) - self.limit
         if over <= 0 or self.path is None:
             return 0
-        db = self._open()
-        db.execute("BEGIN")  # one transaction per batch (autocommit would make each row its own)
-        for done in range(0, over, SPILL_CHUNK):
-            chunk = list(itertools.islice(memory.items(), min(SPILL_CHUNK, over - done)))
-            rows = []
-            for key, blob in chunk:
-                del memory[key]
-                self._filter.add(key)
-                e = _unpack(blob)
-                rows.append((e.seq, *key, e.sent, e.intended, int(e.acked)))
-            db.executemany(f"INSERT INTO unmatched ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        db.execute("COMMIT")
+        keys = list(itertools.islice(memory, over))
+        try:
+            db = self._open()
+            db.execute("BEGIN")  # one transaction per batch (autocommit would make each row its own)
+            for done in range(0, over, SPILL_CHUNK):
+                rows = []
+                for key in keys[done:done + SPILL_CHUNK]:
+                    e = _unpack(memory[key])
+                    rows.append((e.seq, *key, e.sent, e.intended, int(e.acked)))
+                db.executemany(f"INSERT INTO unmatched ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            log.error("unmatched events stay in memory from now on: spilling them to %s failed: %s", self.path, exc)
+            if self._db is not None and self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            self.path_failed, self.path = self.path, None
+            return 0
+        for key in keys:
+            del memory[key]
+            self._filter.add(key)
         self.spilled += over
         self.spilled_total += over
         return over
@@ -177,8 +191,9 @@ class UnmatchedStore:
         if self._db is not None:
             self._db.close()
             self._db = None
-            if self.path is not None:
-                self.path.unlink(missing_ok=True)
+            path = self.path or self.path_failed
+            if path is not None:
+                path.unlink(missing_ok=True)
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:

@@ -258,3 +258,16 @@ def test_a_key_never_spilled_is_not_looked_up_in_the_file(tmp_path: Path, monkey
     assert not any((f"d{k % 7}", f"v{k}", "Downloading", 0, 0) in store for k in range(2000))
     assert len(lookups) < 20  # false positives only: ~0 at 2,000 keys in 2^25 bits
     assert [entry.seq for _, entry in store.drain()] == list(range(2000))
+
+
+def test_a_spill_file_that_cannot_be_written_keeps_the_entries_in_memory(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "not_a_dir").write_text("")
+    store = UnmatchedStore(1, tmp_path / "not_a_dir" / SPILL_FILE)
+    for seq in range(3):
+        store.add(("d0", "op", "Downloading", seq, 0), seq, T0 + seq, T0 + seq, True)
+    with caplog.at_level(logging.ERROR, logger="simulator.metrics.unmatched_store"):
+        assert store.spill() == 0
+    assert (store.in_memory, store.spilled, store.path) == (3, 0, None)
+    assert "stay in memory" in caplog.text
+    assert [entry.seq for _, entry in store.drain()] == [0, 1, 2]
