@@ -199,7 +199,9 @@ class UnmatchedStore:
         if self._db is None:
             assert self.path is not None
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(os.fspath(self.path), isolation_level=None)
+            # The join has one caller at a time (OnlineJoin), but the run's end may come from another thread than
+            # the generator's loop that spilled (finish_run): allowed, never concurrent.
+            db = sqlite3.connect(os.fspath(self.path), isolation_level=None, check_same_thread=False)
             # A scratch file, dropped at the end: no journal, no fsync (a crash loses the run's books anyway).
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
