@@ -299,6 +299,9 @@ def _finish_joined(joined: JoinedBooks, *, scenario: Scenario, plan: FleetPlan |
                    extra: Mapping[str, object] | None,
                    thresholds_report: Callable[[RunSummary], ThresholdReport] | None) -> FinishedRun:
     accounting = joined.accounting if observer is not None else None
+    if joined.evicted_then_arrived:  # each worker said so on its console; the master's says it once for all
+        log.warning("observer behind: %d events arrived after the workers' joins stopped waiting for them "
+                    "(counted as delivered or late all the same)", joined.evicted_then_arrived)
     # Each worker checked its own pairs against the master's fence offset (RunSettings.arrival_*).
     return _judge_and_write(
         accounting, joined.funnel, joined.errors, fence=observer.fence if observer is not None else None,

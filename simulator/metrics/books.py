@@ -6,7 +6,8 @@ what is still open stays in memory:
   - events.sent.csv is written row by row as records complete (ack order, not send order); records never
     acked are written when the books close;
   - events.arrivals.csv is written row by row as arrivals are read from the observer;
-  - the join (online_join.OnlineJoin) keeps events in flight, lost ones and a time-bounded memory of recent keys;
+  - the join (online_join.OnlineJoin) keeps events in flight, lost ones (the oldest beyond a cap in a file here,
+    unmatched_store.SPILL_FILE) and a time-bounded memory of recent keys;
   - the OTA funnel keeps one small record per operation; fault attribution keeps the (device, time) of send
     errors only.
 So the process grows with devices (and operations, and losses), not with events (issue 14).
@@ -15,6 +16,7 @@ So the process grows with devices (and operations, and losses), not with events 
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -24,14 +26,18 @@ from typing import IO
 from simulator.metrics.funnel import FunnelBuilder, OperationId
 from simulator.metrics.logrows import ARRIVAL_COLUMNS, SEND_COLUMNS, arrival_to_row, send_to_row
 from simulator.metrics.online_join import JoinWindows, OnlineJoin
+from simulator.metrics.unmatched_store import SPILL_FILE
 from simulator.records import ArrivalRecord, SendRecord
 
-__all__ = ["ARRIVALS_SPOOL", "SENT_SPOOL", "RunBooks", "books_from_logs"]
+__all__ = ["ARRIVALS_SPOOL", "SENT_SPOOL", "RunBooks", "behind_line", "books_from_logs"]
 
 SENT_SPOOL = "events.sent.csv"
 ARRIVALS_SPOOL = "events.arrivals.csv"
 TICK_S = 1.0  # the join is ticked (arrivals joined, old keys evicted) at most this often, wall seconds
 FOLD_AFTER_S = 60.0  # an operation is folded into the funnel's totals this long after its final status
+BEHIND_WARN_EVERY_S = 60.0  # while the observer is behind the join's windows, say so at most this often
+
+log = logging.getLogger(__name__)
 
 
 class RunBooks:
@@ -41,7 +47,7 @@ class RunBooks:
                  starts: Mapping[OperationId, float] | None = None, windows: JoinWindows | None = None) -> None:
         self.spool_dir = Path(spool_dir)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self.join: OnlineJoin | None = OnlineJoin(start, windows) if join else None
+        self.join: OnlineJoin | None = OnlineJoin(start, windows, self.spool_dir / SPILL_FILE) if join else None
         self.funnel = FunnelBuilder(starts)
         self.errors: list[tuple[str, float]] = []  # (device, sent else intended) of each send error
         self.ota_events: dict[tuple[str, str], int] = {}  # (status, statusCode) -> events that left
@@ -50,6 +56,8 @@ class RunBooks:
         self._awaiting_ack: dict[int, SendRecord] = {}  # id(record) -> record sent, not yet acked
         self._inbox: deque[ArrivalRecord] = deque()  # the pump's thread appends, the generator's loop pops
         self._next_tick = 0.0
+        self._behind_told = 0  # evicted_then_arrived when the operator was last told
+        self._next_behind = 0.0
         # Open for the whole run (closed by close()): a context manager cannot span the run's callbacks.
         self._sent_file: IO[str] | None = open(  # noqa: SIM115
             self.spool_dir / SENT_SPOOL, "w", encoding="utf-8", newline="")
@@ -105,7 +113,19 @@ class RunBooks:
         if now is not None:
             if self.join is not None:
                 self.join.tick(now)
+                self._tell_if_behind(now)
             self.funnel.fold(now - FOLD_AFTER_S)
+
+    def _tell_if_behind(self, now: float) -> None:
+        """Operator truth (issue 14): events that arrive after the join stopped waiting for them mean the
+        observer's arrival lag exceeds the join's windows (a collector that falls behind); the run's counts stay
+        exact (late matches still count as batch would) but the operator should know the backend is behind."""
+        assert self.join is not None
+        if now < self._next_behind or self.join.evicted_then_arrived == self._behind_told:
+            return
+        self._behind_told = self.join.evicted_then_arrived
+        self._next_behind = now + BEHIND_WARN_EVERY_S
+        log.warning("%s", behind_line(self.join))
 
     # -- observer side (any thread) ---------------------------------------------------------------------------
     def offer_arrivals(self, arrivals: Iterable[ArrivalRecord]) -> None:
@@ -133,10 +153,21 @@ class RunBooks:
         self._sent_file = self._arr_file = None
         if self.join is not None and not self.join.finished:
             self.join.finish(end, grace)
+            if self.join.evicted_then_arrived:
+                log.warning("%s", behind_line(self.join))
 
     @property
     def closed(self) -> bool:
         return self._sent_file is None
+
+
+def behind_line(join: OnlineJoin) -> str:
+    """The console line that says the observer fell behind the join's windows (see RunBooks._tell_if_behind)."""
+    totals, w = join.totals(), join.windows
+    return (f"observer behind: {totals.evicted_then_arrived} events arrived after the join stopped waiting for "
+            f"them (unseen {w.grace_s:g} s after their ack, or {w.ack_timeout_s:g} s after an unacked send); "
+            f"still counted as delivered or late. Now {totals.in_flight} in flight, {totals.unmatched} unmatched "
+            f"in memory, {totals.spilled} on disk ({SPILL_FILE})")
 
 
 def books_from_logs(spool_dir: str | os.PathLike[str], start: float, sends: Iterable[SendRecord],

@@ -48,6 +48,9 @@ class JoinedBooks:
     errors: tuple[tuple[str, float], ...]  # (device, wall s) of each send error
     logs: tuple[tuple[Path, Path], ...]  # (events.sent.csv, events.arrivals.csv) of each worker
     join: JoinCheck | None = None  # the workers' join checks summed (invalid_join), None when none joined
+    # Arrivals of events a worker's join had stopped waiting for (OnlineJoin.evicted_then_arrived): the observer
+    # fell behind the join's windows. Counted as batch would (delivered or late); this only says so.
+    evicted_then_arrived: int = 0
 
 
 def _key(cells: Sequence[Any]) -> EventKey:
@@ -84,7 +87,7 @@ def books_export(books: RunBooks, end: float, grace: float, cut: frozenset[Opera
             "unexpected": [list(k) for k in acc.unexpected_events[:SHIPPED_EXAMPLES]],
             "late": [list(k) for k in acc.late_events[:SHIPPED_EXAMPLES]],
             "e2e": acc.e2e.export(), "start": acc.start, "offset_min": acc.offset_min,
-            "offset_samples": acc.offset_samples,
+            "offset_samples": acc.offset_samples, "evicted_then_arrived": books.join.evicted_then_arrived,
             "seconds": {str(s): {"counts": {k: v for k, v in b.counts.items() if v}, "hdr": dict(b.sealed)}
                         for s, b in acc.items()},
         }
@@ -164,6 +167,7 @@ def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, 
     logs: list[tuple[Path, Path]] = []
     acc: Accounting | None = None
     checks: list[Mapping[str, Any]] = []
+    behind = 0
     for data in exports:
         _merge_funnel(funnel, data["funnel"])
         errors.extend((str(d), float(t)) for d, t in data["errors"])
@@ -175,8 +179,9 @@ def merge_books(exports: Sequence[Mapping[str, Any]], start: float, end: float, 
             if acc is None:
                 acc = Accounting(start=start, end=end, grace=grace)
             _merge_accounting(acc, data["accounting"], start)
+            behind += int(data["accounting"].get("evicted_then_arrived", 0))  # absent: a worker from before
     if acc is not None:
         for inbox in streamed:  # read in order at the end with the rest (Accounting.items), not copied here
             acc.inboxes.append((inbox, round(inbox.start - start)))
     return JoinedBooks(accounting=acc, funnel=funnel, errors=tuple(errors), logs=tuple(logs),
-                       join=_merge_checks(checks))
+                       join=_merge_checks(checks), evicted_then_arrived=behind)

@@ -1,10 +1,14 @@
 """The send log joined with the arrival log while the run plays, in bounded memory (issue 14).
 
-What stays in memory is O(devices + events in flight + events lost), never O(events):
+While the run plays, what stays in memory is O(devices + events in flight + `unmatched_max`) with a spill file
+(the books give one), never O(events) nor O(events lost); `finish` lists every lost key (O(lost), at the end):
   in flight   key -> SendRecord of events sent and not yet seen by the observer; an arrival removes it. One
               still unacked `ack_timeout_s` after it was sent, or acked/failed and unseen `grace_s` after, is
-              evicted to `unmatched` (presumed lost, kept as the list of lost keys the summary needs).
-  unmatched   presumed lost; a later arrival still matches it (so a slow observer is counted as batch would).
+              evicted to `unmatched`. Two queues in the order their deadline starts (unacked: send order; acked
+              or failed: ack order), so a tick pops the expired from their fronts: O(evicted), not O(in flight).
+  unmatched   presumed lost (unmatched_store: a compact entry per event, the oldest beyond
+              `unmatched_max` on disk); a later arrival still matches it, so a slow observer is counted as batch
+              would. Such an arrival is counted (`evicted_then_arrived`): the observer is behind the windows.
   held        arrivals not yet joined: they are joined in arrival-time order once `hold_s` old (the observer's
               pages may interleave), all of them at `finish`.
   recent      keys (and their (device, uuid, status, progress) base) first seen or sent within `remember_s`:
@@ -16,6 +20,7 @@ recorder.SecondBucket objects that seal (encode, free) like the recorder's own.
 
 Outcomes are those of `accounting.account` (which feeds this class two whole logs): delivered, late (first seen
 after end + grace), lost (publish_failed / never_acked / acked_not_arrived), duplicated, reordered, unexpected.
+Ticks, eviction and the spill change none of them (tests/unit/metrics/test_join_spill.py, a property test).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from simulator.events import EventKey
@@ -32,6 +38,7 @@ from simulator.metrics.histograms import HistogramSet
 from simulator.metrics.join_check import JoinChecker
 from simulator.metrics.second_bucket import SecondBucket, export_seconds
 from simulator.metrics.second_spool import SecondSpool, merge_items
+from simulator.metrics.unmatched_store import Unmatched, UnmatchedStore, unmatched_reason
 from simulator.records import ArrivalRecord, SendRecord
 
 __all__ = ["JoinTotals", "JoinWindows", "OnlineJoin", "lost_reason"]
@@ -52,6 +59,9 @@ class JoinWindows:
     hold_s: float = 2.0  # an arrival is joined once this old (arrivals of one page are joined in time order)
     remember_s: float = 60.0  # how long a seen key/base is remembered to call a re-delivery a duplicate
     open_seconds: int = 5  # per-second e2e histograms this far behind the newest arrival are sealed
+    # Unmatched events kept in memory (the rest go to the spill file, when the join has one): ~265 B each with
+    # its key (bench/join_memory.py), so 200,000 is ~53 MB -- 100 s of a worker's 2,000 events/s all unseen.
+    unmatched_max: int = 200_000
 
 
 @dataclass(frozen=True)
@@ -59,10 +69,12 @@ class JoinTotals:
     """Counters of the join so far (live progress, tests): what is in memory and what came out."""
 
     in_flight: int
-    unmatched: int
+    unmatched: int  # in memory
     held: int
     recent: int
     delivered: int
+    spilled: int = 0  # unmatched on disk now
+    evicted_then_arrived: int = 0  # arrivals of events evicted from in flight: the observer is behind
 
 
 class _Pending:
@@ -72,6 +84,11 @@ class _Pending:
         self.rec = rec
         self.seq = seq
         self.when = rec.sent if rec.sent is not None else rec.intended  # the device's send order
+
+    def compact(self) -> Unmatched:
+        """What stays of it once unmatched (the record's ack state now)."""
+        rec = self.rec
+        return Unmatched(self.seq, rec.sent, rec.intended, rec.acked is not None)
 
 
 def lost_reason(rec: SendRecord) -> str:
@@ -86,14 +103,19 @@ def lost_reason(rec: SendRecord) -> str:
 
 class OnlineJoin:
     """Feed it sends (`add_send`, `on_ack`) and arrivals (`add_arrival`) in any interleaving; `tick(now)` joins
-    and evicts; `finish(end, grace)` resolves what is left. Not thread-safe: one caller (the generator's loop)."""
+    and evicts; `finish(end, grace)` resolves what is left. Not thread-safe: one caller (the generator's loop).
+    `on_ack` must follow each completion of a record (the recorder's contract): it moves the event's deadline.
+    `spill`: the file unmatched events beyond `windows.unmatched_max` go to (None: they stay in memory)."""
 
-    def __init__(self, start: float, windows: JoinWindows | None = None) -> None:
+    def __init__(self, start: float, windows: JoinWindows | None = None, spill: Path | None = None) -> None:
         self.start = start  # wall s: second 0 of the per-second results (the recorder's start)
         self.windows = windows or JoinWindows()
         self._seq = 0
-        self._in_flight: dict[EventKey, _Pending] = {}
-        self._unmatched: dict[EventKey, _Pending] = {}
+        # In flight, in the order of their deadlines' start (see the module's docstring).
+        self._unacked: OrderedDict[EventKey, _Pending] = OrderedDict()  # deadline: sent + ack_timeout_s
+        self._done: OrderedDict[EventKey, _Pending] = OrderedDict()  # deadline: (acked, else sent) + grace_s
+        self._unmatched = UnmatchedStore(self.windows.unmatched_max, spill)
+        self.evicted_then_arrived = 0
         self._held: list[tuple[float, int, ArrivalRecord]] = []
         self._held_seq = 0
         self._strangers: list[ArrivalRecord] = []  # unknown keys: resolved at finish (a send may come later)
@@ -131,7 +153,7 @@ class OnlineJoin:
     def add_send(self, rec: SendRecord) -> None:
         """A send record as soon as it exists (publish returned or raised); its ack may complete it later."""
         key = rec.key
-        if key in self._in_flight or key in self._unmatched or key in self._seen:
+        if key in self._unacked or key in self._done or key in self._seen or key in self._unmatched:
             self.duplicate_sends += 1
             self._dup_ids.add(id(rec))
             return
@@ -139,17 +161,29 @@ class OnlineJoin:
         self._seq += 1
         self.planned += 1
         if rec.sent is None:
-            self._unmatched[key] = pending  # never left: it cannot arrive, but keep batch semantics if it does
+            self._unmatch(key, pending)  # never left: it cannot arrive, but keep batch semantics if it does
         else:
             self.sent += 1
-            self._in_flight[key] = pending
+            complete = rec.acked is not None or rec.error is not None  # a whole log's record (account)
+            (self._done if complete else self._unacked)[key] = pending
         self._bases[key[:4]] = pending.when
         self._bases.move_to_end(key[:4])
 
     def on_ack(self, rec: SendRecord) -> None:
-        """The ack callback completed `rec` (acked, or error)."""
-        if rec.acked is not None and rec.sent is not None and id(rec) not in self._dup_ids:
+        """The ack callback completed `rec` (acked, or error): its deadline is now (acked, else sent) + grace_s."""
+        if id(rec) in self._dup_ids:
+            return
+        acked = rec.acked is not None and rec.sent is not None
+        if acked:
             self.acked += 1
+        key = rec.key
+        pending = self._unacked.get(key)
+        if pending is not None:
+            if pending.rec is rec and (rec.acked is not None or rec.error is not None):
+                del self._unacked[key]
+                self._done[key] = pending  # on_ack comes in ack order: the queue stays in deadline order
+        elif acked and key not in self._done and key not in self._seen:
+            self._unmatched.mark_acked(key)  # acked after ack_timeout_s evicted it: acked_not_arrived if lost
 
     def add_arrival(self, arr: ArrivalRecord) -> None:
         heapq.heappush(self._held, (arr.arrival, self._held_seq, arr))
@@ -160,8 +194,8 @@ class OnlineJoin:
         """Join arrivals older than hold_s, evict what waited too long, forget old keys. `now`: wall s."""
         self._drain(now - self.windows.hold_s)
         w = self.windows
-        for key in [k for k, p in self._in_flight.items() if self._expired(p.rec, now, w)]:
-            self._unmatched[key] = self._in_flight.pop(key)
+        self._evict(now, w)
+        self._unmatched.spill()
         limit = now - w.remember_s
         seen = self._seen
         while seen and next(iter(seen.values()))[0] < limit:
@@ -169,6 +203,35 @@ class OnlineJoin:
         bases = self._bases
         while bases and next(iter(bases.values())) < limit:
             bases.popitem(last=False)
+
+    def _evict(self, now: float, w: JoinWindows) -> None:
+        """Pop the expired from the queues' fronts. A queue is in deadline order up to the disorder of its
+        callers (publish calls returning out of order, an error's deadline counting from its send): an entry
+        behind a later deadline waits for it, late by that much (ms), which changes no outcome -- eviction only
+        moves an event from in flight to unmatched, where an arrival still finds it."""
+        unacked, done = self._unacked, self._done
+        while unacked:
+            key, pending = unacked.popitem(last=False)
+            rec = pending.rec
+            if rec.acked is not None or rec.error is not None:  # completed without on_ack: re-queue it as one
+                done[key] = pending
+            elif self._expired(rec, now, w):
+                self._unmatch(key, pending)
+            else:
+                unacked[key] = pending  # not due: back to the front
+                unacked.move_to_end(key, last=False)
+                break
+        while done:
+            key, pending = done.popitem(last=False)
+            if not self._expired(pending.rec, now, w):
+                done[key] = pending
+                done.move_to_end(key, last=False)
+                break
+            self._unmatch(key, pending)
+
+    def _unmatch(self, key: EventKey, pending: _Pending) -> None:
+        rec = pending.rec
+        self._unmatched.add(key, pending.seq, rec.sent, rec.intended, rec.acked is not None)
 
     @staticmethod
     def _expired(rec: SendRecord, now: float, w: JoinWindows) -> bool:
@@ -184,27 +247,25 @@ class OnlineJoin:
 
     def _join(self, arr: ArrivalRecord) -> None:
         key = arr.key
-        pending = self._in_flight.pop(key, None) or self._unmatched.pop(key, None)
-        if pending is None:
-            seen = self._seen.get(key)
-            if seen is not None:
-                self._offset(arr.arrival, seen[1])
-                self._duplicate(key)
-            elif key[:4] in self._bases:
-                # The observer numbers every arrival of the same (device, uuid, status, progress) as a new
-                # occurrence, so a re-delivery of an event already sent (a QoS 1/2 resend after a reconnect, a
-                # duplicate-send fault) arrives with an occurrence nobody sent: a duplicate, not a stranger.
-                self._duplicate(key)
-            else:
-                self._strangers.append(arr)
-            return
-        rec = pending.rec
-        self._offset(arr.arrival, rec.sent)
-        if rec.sent is not None:
-            self.check.add(key, rec.sent, arr.arrival)
-        self._seen[key] = (arr.arrival, rec.sent)
+        pending = self._unacked.pop(key, None) or self._done.pop(key, None)
+        if pending is not None:
+            rec = pending.rec
+            sent, intended, when, seq = rec.sent, rec.intended, pending.when, pending.seq
+        else:
+            seen = self._seen.get(key)  # a key seen is in no table (its arrival took it out): no spill lookup
+            entry = self._unmatched.pop(key) if seen is None else None
+            if entry is None:
+                self._stray(arr, seen)
+                return
+            sent, intended, when, seq = entry.sent, entry.intended, entry.when, entry.seq
+            if sent is not None:  # it left and the observer saw it after the join stopped waiting
+                self.evicted_then_arrived += 1
+        self._offset(arr.arrival, sent)
+        if sent is not None:
+            self.check.add(key, sent, arr.arrival)
+        self._seen[key] = (arr.arrival, sent)
         device = key[0]
-        order = (pending.when, pending.seq)
+        order = (when, seq)
         high = self._high.get(device)
         if high is not None and order < high:
             self.reordered += 1
@@ -221,11 +282,25 @@ class OnlineJoin:
         self.delivered += 1
         bucket = self._bucket(arr.arrival)
         bucket.counts["delivered"] += 1
-        if rec.sent is not None:
-            bucket.hist(names.PATH_E2E).record_s(arr.arrival - rec.sent, NEGATIVE)
-        bucket.hist(names.PATH_E2E_CORRECTED).record_s(arr.arrival - rec.intended, NEGATIVE)
+        if sent is not None:
+            bucket.hist(names.PATH_E2E).record_s(arr.arrival - sent, NEGATIVE)
+        bucket.hist(names.PATH_E2E_CORRECTED).record_s(arr.arrival - intended, NEGATIVE)
         if arr.t_ms is not None:
             bucket.hist(names.PATH_E2E_DEVICE_T).record_s(arr.arrival - arr.t_ms / 1000, NEGATIVE)
+
+    def _stray(self, arr: ArrivalRecord, seen: tuple[float, float | None] | None) -> None:
+        """An arrival of no pending event: a re-delivery, or a stranger (resolved at finish)."""
+        key = arr.key
+        if seen is not None:
+            self._offset(arr.arrival, seen[1])
+            self._duplicate(key)
+        elif key[:4] in self._bases:
+            # The observer numbers every arrival of the same (device, uuid, status, progress) as a new
+            # occurrence, so a re-delivery of an event already sent (a QoS 1/2 resend after a reconnect, a
+            # duplicate-send fault) arrives with an occurrence nobody sent: a duplicate, not a stranger.
+            self._duplicate(key)
+        else:
+            self._strangers.append(arr)
 
     def _offset(self, arrival: float, sent: float | None) -> None:
         if sent is None:
@@ -287,23 +362,23 @@ class OnlineJoin:
         self._drain(None)
         strangers, self._strangers = self._strangers, []
         for arr in strangers:  # a send recorded after its arrival was read (publish returned late)
-            if arr.key in self._in_flight or arr.key in self._unmatched or arr.key in self._seen \
-                    or arr.key[:4] in self._bases:
+            key = arr.key
+            if key in self._unacked or key in self._done or key in self._seen or key[:4] in self._bases \
+                    or key in self._unmatched:
                 self._join(arr)
             else:
                 self.unexpected += 1
                 if len(self.unexpected_events) < LISTED_MAX:
-                    self.unexpected_events.append(arr.key)
-        left = sorted([*self._in_flight.values(), *self._unmatched.values()], key=lambda p: p.seq)
-        self._in_flight.clear()
-        self._unmatched.clear()
-        for pending in left:
-            rec = pending.rec
-            reason = lost_reason(rec)
+                    self.unexpected_events.append(key)
+        in_flight = [(key, p.compact()) for queue in (self._unacked, self._done) for key, p in queue.items()]
+        self._unacked.clear()
+        self._done.clear()
+        for key, entry in self._unmatched.drain(in_flight):  # in send order, the spilled ones streamed back
+            reason = unmatched_reason(entry)
             self.lost_reasons[reason] += 1
-            self.lost_events.append((rec.key, reason))
-            self.lost_when.append(pending.when)
-            self._bucket_counts(rec.intended)["lost"] += 1
+            self.lost_events.append((key, reason))
+            self.lost_when.append(entry.when)
+            self._bucket_counts(entry.intended)["lost"] += 1
         for second in list(self._live):
             self.seconds[second].seal(self.histograms)
         self._live.clear()
@@ -322,5 +397,6 @@ class OnlineJoin:
         return sum(self.lost_reasons.values())
 
     def totals(self) -> JoinTotals:
-        return JoinTotals(in_flight=len(self._in_flight), unmatched=len(self._unmatched), held=len(self._held),
-                          recent=len(self._seen) + len(self._bases), delivered=self.delivered)
+        return JoinTotals(in_flight=len(self._unacked) + len(self._done), unmatched=self._unmatched.in_memory,
+                          held=len(self._held), recent=len(self._seen) + len(self._bases), delivered=self.delivered,
+                          spilled=self._unmatched.spilled, evicted_then_arrived=self.evicted_then_arrived)
