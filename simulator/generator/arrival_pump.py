@@ -36,10 +36,12 @@ class ArrivalPump:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
+        self.read_at: float | None = None  # wall s of the last read the observer answered (ObserverLoss)
 
     def pull(self) -> int:
         """One page: returns how many arrivals it read."""
         page = self.observer.arrivals(self.cursor)
+        self.read_at = time.time()
         if page:
             self.cursor += len(page)
             keep = self.keep
