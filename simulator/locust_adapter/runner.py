@@ -397,7 +397,7 @@ class LocustDriver:
             operations=ctx.close_operations(exports) if scenario.answers_requests else None,
             cut_open=cut_open, faults=faults_log, workers=plans, joined=joined,
             arrivals_forwarded_unjoined=forwarder is not None and joined is None, plan_uncounted=uncounted,
-            interrupted=bool(self._interrupted))
+            interrupted=bool(self._interrupted), observer_lost="; ".join(sorted(lost)))
 
     def _count_rest(self, spec: RunSpec, bounded: BoundedPlan) -> str:
         """The plan generated to its end for its totals (the summary's not_attempted, cut and digest count the

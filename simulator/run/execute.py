@@ -84,6 +84,7 @@ class DriveOutcome:
     # second Ctrl-C stopped the count. not_attempted and cut are then written as null with this note.
     plan_uncounted: str = ""
     interrupted: bool = False  # Ctrl-C / SIGTERM ended the play (partial for another reason otherwise)
+    observer_lost: str = ""  # the observer failed at a worker's end or the master's forwarding (ObserverLoss)
 
 
 class Driver(Protocol):
@@ -245,7 +246,7 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=plan_cut.operation_ids,
         pump=live.pump if live is not None and outcome.recorder.books is not None else None,
         joined=outcome.joined, plan_uncounted=uncounted)
-    notes = tuple(n for n in (finished.observer_lost, uncounted) if n)
+    notes = tuple(n for n in (outcome.observer_lost, finished.observer_lost, uncounted) if n)
     status = exit_status(finished.summary, partial=finished.partial, allow_incomplete=settings.allow_incomplete,
                          interrupted=outcome.interrupted, notes=notes)
     return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=finished.partial,
