@@ -242,7 +242,7 @@ def finish_run(
         books = books_from_logs(spool_dir(results_root), recorder.start, recorder.send_log,
                                 join=observer is not None)
         arm_join_check(books, observer)  # before any arrival is joined
-    lost = ObserverLoss(observer.name, "", None) if observer is not None else None
+    lost: ObserverLoss | None = None
     if observer is not None:
         if pump is None:
             pump = ArrivalPump(observer, books)
@@ -251,10 +251,10 @@ def finish_run(
         except (FleetsimError, OSError, ValueError) as exc:
             lost = ObserverLoss(observer.name, str(exc), pump.read_at)
             log.warning("%s", lost.note())
-    lost_note = lost.note() if lost is not None and lost.error else ""
-    if lost_note:
+    lost_note = lost.note() if lost is not None else ""
+    if lost is not None:
         partial, reason = True, "; ".join(r for r in (reason, lost_note) if r)
-        extra = {**(extra or {}), "observer_end": lost.to_jsonable() if lost is not None else None}
+        extra = {**(extra or {}), "observer_end": lost.to_jsonable()}
     books.close(ended_at, GRACE_S)
     accounting: Accounting | None = None
     if observer is not None and books.join is not None:

@@ -18,18 +18,18 @@ __all__ = ["ObserverLoss"]
 class ObserverLoss:
     observer: str  # Observer.name ("embedded-collector", ...)
     error: str  # what the last read raised ("" = it answered)
-    read_at: float | None  # wall s of the last read that answered (None: none did at the end)
-
-    def _when(self) -> str:
-        if self.read_at is None:
-            return "the run's end"
-        return dt.datetime.fromtimestamp(self.read_at, dt.UTC).strftime("%H:%M:%S UTC")
+    read_at: float | None  # wall s of the last read that answered (None: none did)
 
     def note(self) -> str:
         """One line for the console and the run's reason."""
         who = "collector" if self.observer == "embedded-collector" else f"observer {self.observer}"
-        return (f"{who} unreachable at the end ({self.error}): arrivals after {self._when()} not read; events "
-                "acked but not read count as acked_not_arrived")
+        if self.read_at is None:
+            unread = "no arrival read"
+        else:
+            when = dt.datetime.fromtimestamp(self.read_at, dt.UTC).strftime("%H:%M:%S UTC")
+            unread = f"arrivals after {when} not read"
+        return f"{who} unreachable at the end ({self.error}): {unread}; events acked but not read count as " \
+               "acked_not_arrived"
 
     def to_jsonable(self) -> dict[str, object]:
         return {"observer": self.observer, "error": self.error, "arrivals_read_until": self.read_at,

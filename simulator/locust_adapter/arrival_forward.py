@@ -52,11 +52,13 @@ class ArrivalForwarder:
         self.strangers = 0  # arrivals of devices not in the plan (sent to worker 0)
         self.unsent = 0  # arrivals of a worker the master no longer knows: counted and logged, never silently
         self.error = ""  # the observer failed at the end (finish): the workers' books lack what it did not give
+        self.read_at: float | None = None  # wall s of the last read the observer answered (ObserverLoss)
         self._greenlet: Any = None
 
     def forward(self) -> int:
         """One read: sends what the observer got since the last one; returns how many arrivals it read."""
         page = self.observer.arrivals(self.cursor)
+        self.read_at = time.time()
         if not page:
             return 0
         self.cursor += len(page)

@@ -378,7 +378,7 @@ class LocustDriver:
         # A worker whose observer failed at its end joined what it had read: its books lack the rest (ObserverLoss).
         lost = {f"a worker's {e['observer_lost']}" for e in exports if e.get("observer_lost")}
         if forwarder is not None and forwarder.error:  # the master's own read, for its workers
-            lost.add(ObserverLoss(forwarder.observer.name, forwarder.error, None).note())
+            lost.add(ObserverLoss(forwarder.observer.name, forwarder.error, forwarder.read_at).note())
         for note in sorted(lost):
             partial, reason = True, "; ".join(r for r in (reason, note) if r)
         cursor = bounded.plan.cursor
