@@ -219,8 +219,12 @@ class LocustDriver:
         `fleetsim_setup`."""
         host = "127.0.0.1" if bind in ("", "0.0.0.0", "*") else "::1" if bind == "::" else bind
         address = f"[{host}]:{runner.server.port}" if ":" in host else f"{host}:{runner.server.port}"
-        return [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", address])
-                for _ in range(count)]
+        # Sessions of their own: a terminal's Ctrl-C reaches the whole foreground group, and a worker that got it
+        # died of KeyboardInterrupt before its final (the run's books lost: "0 of 2 workers sent final
+        # metrics"). The master alone takes the Ctrl-C and stops them through Locust; a worker whose master is
+        # gone quits on its own (Locust: no master heartbeat for 60 s).
+        return [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", address],
+                                 start_new_session=True) for _ in range(count)]
 
     def _announce(self, spec: RunSpec, bounded: BoundedPlan) -> None:
         sc = spec.scenario

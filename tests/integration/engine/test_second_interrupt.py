@@ -1,7 +1,8 @@
 """The second Ctrl-C (k6's hard stop): after a first Ctrl-C the master counts the rest of a long plan (not
 played: not_attempted, cut) and says how far it got every few seconds; a second Ctrl-C stops the count and the
 results are written at once, with not_attempted and the cut's counts null and a note, never a number made up
-from the part of the plan that was counted."""
+from the part of the plan that was counted. Both Ctrl-Cs go to the process group, as a terminal sends them:
+the master's local workers are not in it (before, they died of the first one and the run's books were lost)."""
 
 from __future__ import annotations
 
@@ -54,18 +55,18 @@ def test_a_second_ctrl_c_stops_counting_the_plan_and_writes_the_results_at_once(
     proc = subprocess.Popen([sys.executable, "-m", "simulator", "run", str(scenario), "--processes", "2",
                              "--results", str(results), "--state-dir", str(tmp_path / "state")], cwd=tmp_path,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stderr is not None
     seen: list[str] = []
     try:
         assert _wait_for(proc.stderr, r"\[\s*[3-9]s, \d+s left\]", 120, seen), "".join(seen[-20:])
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: its whole foreground process group
         assert _wait_for(proc.stderr, r"counting the rest of the plan .*Ctrl-C again to skip it", 120, seen), \
             "".join(seen[-20:])
         progress = _wait_for(proc.stderr, r"counted (\d+) of ~172800 s of plan", 60, seen)
         assert progress, "".join(seen[-20:])
         assert int(progress.group(1)) < 172_800
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         sent = time.monotonic()
         out, err = proc.communicate(timeout=120)
         took = time.monotonic() - sent
@@ -87,3 +88,7 @@ def test_a_second_ctrl_c_stops_counting_the_plan_and_writes_the_results_at_once(
     assert cut["reason"] == NOT_COUNTED
     assert 0 < extra["plan_digest_steps"] < 345_600  # the digest covers the plan's first steps only
     assert extra["reason"] == "interrupted (Ctrl-C)"  # the workers' digests were not called another plan
+    # The terminal's Ctrl-C reached the master only (workers have sessions of their own): both sent their books.
+    assert len(extra["workers"]) == 2
+    events = summary["events"]
+    assert isinstance(events, dict) and events["offered"] > 0
