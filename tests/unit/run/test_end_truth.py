@@ -11,6 +11,7 @@ from simulator.errors import UsageError
 from simulator.generator.finish import finish_run
 from simulator.observers.fence import RunFence
 from simulator.outputs.exit_status import EXIT_INTERRUPTED, exit_status, status_lines
+from simulator.outputs.summary import read_summary
 from simulator.plan import build_plan
 from simulator.records import ArrivalRecord
 from simulator.scenario.model import Scenario
@@ -87,5 +88,7 @@ def test_a_plan_not_counted_is_written_null_with_the_note_and_never_generated(tm
     assert doc["extra"]["not_attempted"] is None
     assert doc["extra"]["not_attempted_reason"] == NOT_COUNTED
     assert doc["extra"]["plan"] is None  # the plan's totals (operations, dropped, in flight) not counted either
+    back = read_summary(finished.run_dir)  # `fleetsim report`, compare, baseline read it back typed
+    assert back.extra is not None and back.extra.not_attempted is None
     status = exit_status(finished.summary, partial=True, notes=(NOT_COUNTED,))
     assert status_lines(finished.summary, status)[-1] == f"exit 130: interrupted: partial results; {NOT_COUNTED}"
