@@ -57,8 +57,13 @@ class ArrivalPump:
             try:
                 self.pull()
             except (FleetsimError, OSError, ValueError) as exc:  # the final drain retries and reports
+                # Once per distinct error: an observer gone for the rest of a long run (or its end's count of
+                # the plan) would otherwise print a line a second over the operator's console.
+                if str(exc) != self.error:
+                    log.warning("reading arrivals: %s (said once; the end of the run retries)", exc)
                 self.error = str(exc)
-                log.warning("reading arrivals: %s", exc)
+            else:
+                self.error = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="fleetsim-arrivals", daemon=True)
