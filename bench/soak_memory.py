@@ -25,6 +25,12 @@ with --processes, the bytes of each worker's final message to the master (summar
 
 Issue 14's goal: <= 20 MB growth per process from 100k to 10 M events, 0 lost, <= 1 MB per worker message.
 
+Each sample is appended to WORKDIR/soak_samples.jsonl as it is taken (soak_samples.json, every sample, is written
+with the report), so an interrupted or crashed soak keeps its samples; `--report-only --workdir W` reads either.
+Ctrl-C stops the run once (it writes its results, which after an early stop includes counting the rest of a
+long plan) and waits for it as long as it takes, saying what it waits for every 30 s, then reports from the
+samples taken; a second Ctrl-C is passed on (the run stops counting and writes at once), a third kills it.
+
 `--plan-only` runs nothing: it plans the same scenario as one generator process would (bench/plan_memory.py:
 CPU, RSS and time to the first action; `--tree` compares source trees, e.g. a checkout from before the lazy plan):
 
@@ -34,6 +40,7 @@ CPU, RSS and time to the first action; `--tree` compares source trees, e.g. a ch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -43,6 +50,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +58,10 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_S = 1.0
+WAIT_REPORT_S = 30.0  # after a Ctrl-C, how often the wait for the run's results is reported
+KILL_AFTER_S = 120.0  # after the second Ctrl-C, how long the run gets to write its results before it is killed
+SAMPLES_JSONL = "soak_samples.jsonl"  # one JSON line per sample, written as it is taken
+SAMPLES_JSON = "soak_samples.json"  # every sample, written with the report
 FROM_EVENTS = 100_000  # growth is measured from here (the issue's "from 100k events")
 # Issue 14's done-when: per process <= 20 MB RSS growth from 100k to 10 M events, 0 lost, and <= 1 MB received by
 # the master per worker at the end (summary.json extra.workers[].final_bytes), whatever the event count.
@@ -158,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         if args.workdir is None:
             ap.error("--report-only needs --workdir")
-        samples = json.loads((args.workdir / "soak_samples.json").read_text())
-        total = max((s["events"] for s in samples), default=0)
-        keys = sorted({k for s in samples for k in s if k not in ("t", "events")})
-        print(json.dumps({"events_seen": total,
-                          "growth": {k: _growth(samples, k, total) for k in keys},
-                          "growth_while_playing": {k: _growth(samples, k, total, playing=True) for k in keys}},
+        rows = read_samples(args.workdir)
+        total = max((s["events"] for s in rows), default=0)
+        keys = sorted({k for s in rows for k in s if k not in ("t", "events")})
+        print(json.dumps({"events_seen": total, "samples": len(rows),
+                          "growth": {k: _growth(rows, k, total) for k in keys},
+                          "growth_while_playing": {k: _growth(rows, k, total, playing=True) for k in keys}},
                          indent=2))
         return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="fleetsim-soak-"))
@@ -173,40 +185,50 @@ def main(argv: list[str] | None = None) -> int:
     scenario.write_text(scenario_yaml(args.devices, args.rate, args.events, args.shape))
     exe = [sys.executable, "-m", "simulator"]
     backend_dir = work / "backend"
+    # Both in sessions of their own: a Ctrl-C in this terminal reaches this script only, which stops the run
+    # once (fleetsim's first Ctrl-C: graceful, it writes its results) and keeps the backend up until the run
+    # has read it (a backend stopped by the same Ctrl-C lost a 10 M-event run's end: "collector unreachable").
     backend = subprocess.Popen([*exe, "backend", "--state-dir", str(backend_dir), "--json", "--exit-on-stdin-eof"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=work)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=work, start_new_session=True)
     assert backend.stdout is not None
     info = json.loads(backend.stdout.readline())
     control_url = str(info.get("control_url", ""))
     run = subprocess.Popen([*exe, "run", str(scenario), "--target", str(backend_dir / "backend.json"),
                             "--state-dir", str(state), "--results", str(results), "--quiet",
-                            "--processes", str(args.processes)], cwd=work)
+                            "--processes", str(args.processes)], cwd=work, start_new_session=True)
     samples: list[dict[str, Any]] = []
     load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
-    try:
-        while run.poll() is None:
-            procs = _tree(run.pid)
-            workers = [p for p in procs[1:] if "worker" in " ".join(_cmdline(p))]
-            sample = {"t": round(time.monotonic() - started, 1), "events": _arrivals(control_url),
-                      "generator": _rss(procs[0]) if procs else 0,
-                      "backend": sum(_rss(p) for p in _tree(backend.pid))}
-            for i, proc in enumerate(workers):
-                sample[f"worker{i}"] = _rss(proc)
-            samples.append(sample)
-            time.sleep(SAMPLE_S)  # sleep-ok: the sampling period of a benchmark
-    finally:
-        if run.poll() is None:
-            run.send_signal(signal.SIGINT)
-            run.wait(timeout=120)
-        backend.stdin.close()  # type: ignore[union-attr]
-        backend.wait(timeout=60)
+    interrupted = False
+    live = work / SAMPLES_JSONL
+    with live.open("w", encoding="utf-8") as sink:
+        def sample() -> None:  # one sample, on disk at once: an interrupted or crashed soak keeps its samples
+            samples.append(_sample(run.pid, backend.pid, control_url, started))
+            sink.write(json.dumps(samples[-1]) + "\n")
+            sink.flush()
+
+        try:
+            try:
+                while run.poll() is None:
+                    sample()
+                    time.sleep(SAMPLE_S)  # sleep-ok: the sampling period of a benchmark
+            except KeyboardInterrupt:
+                interrupted = True
+                wait_for_run(run, sample)
+        finally:
+            if run.poll() is None:  # this script failed: the run is not left behind
+                _stop(run)
+            backend.stdin.close()  # type: ignore[union-attr]
+            try:
+                backend.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                _stop(backend)
     total = max((s["events"] for s in samples), default=0)
     keys = sorted({k for s in samples for k in s if k not in ("t", "events")})
     report: dict[str, Any] = {
         "command": " ".join(["python", "bench/soak_memory.py", *(argv if argv is not None else sys.argv[1:])]),
         "events_seen": total, "samples": len(samples), "wall_s": samples[-1]["t"] if samples else 0,
-        "exit_code": run.returncode, "processes": args.processes,
+        "exit_code": run.returncode, "processes": args.processes, "interrupted": interrupted,
         "growth": {k: _growth(samples, k, total) for k in keys},
         "growth_while_playing": {k: _growth(samples, k, total, playing=True) for k in keys},
         "peak_rss_mb": {k: round(max(s.get(k, 0) for s in samples) / 2**20, 1) for k in keys},
@@ -218,18 +240,92 @@ def main(argv: list[str] | None = None) -> int:
         doc = json.loads(summaries[-1].read_text())
         acc = doc.get("accounting") or {}
         report.update(lost=acc.get("lost"), delivered=acc.get("delivered"), planned=acc.get("planned"),
+                      partial=doc.get("partial"), reason=(doc.get("extra") or {}).get("reason"),
                       verdict=(doc.get("verdict") or {}).get("verdict") if isinstance(doc.get("verdict"), dict)
                       else doc.get("verdict"),
                       worker_final_bytes=[w.get("final_bytes") for w in (doc.get("extra") or {}).get("workers", [])],
                       worker_final_parts=[w.get("final_parts") for w in (doc.get("extra") or {}).get("workers", [])])
     report["done_when"] = done_when(report)
-    (work / "soak_samples.json").write_text(json.dumps(samples))
+    (work / SAMPLES_JSON).write_text(json.dumps(samples))
     text = json.dumps(report, indent=2)
     print(text)
     print(verdict_lines(report), file=sys.stderr)
     if args.out is not None:
         args.out.write_text(text + "\n")
     return 0 if run.returncode == 0 else 1
+
+
+def _sample(run_pid: int, backend_pid: int, control_url: str, started: float) -> dict[str, Any]:
+    """RSS of the generator, each worker and the backend's tree, with the collector's arrival count."""
+    procs = _tree(run_pid)
+    workers = [p for p in procs[1:] if "worker" in " ".join(_cmdline(p))]
+    sample = {"t": round(time.monotonic() - started, 1), "events": _arrivals(control_url),
+              "generator": _rss(procs[0]) if procs else 0,
+              "backend": sum(_rss(p) for p in _tree(backend_pid))}
+    for i, proc in enumerate(workers):
+        sample[f"worker{i}"] = _rss(proc)
+    return sample
+
+
+def wait_for_run(run: subprocess.Popen[Any], sample: Callable[[], None]) -> None:
+    """After this script's Ctrl-C: stop the run once (graceful: it writes its results, which on a long plan
+    includes counting the rest of the plan) and wait for it as long as it takes, sampling and saying every
+    WAIT_REPORT_S what it waits for. A second Ctrl-C is the run's second (it stops counting and writes its
+    results at once); a third, or a run still there KILL_AFTER_S after the second, is killed."""
+    run.send_signal(signal.SIGINT)
+    since = time.monotonic()
+    said = since
+    hard: float | None = None
+    print(f"soak: stopping fleetsim run (pid {run.pid}); waiting for it to write its results "
+          "(Ctrl-C again: it stops counting the plan and writes at once)", file=sys.stderr, flush=True)
+    while run.poll() is None:
+        try:
+            sample()
+            time.sleep(SAMPLE_S)  # sleep-ok: the sampling period of a benchmark
+        except KeyboardInterrupt:
+            if hard is not None:
+                print(f"soak: killing fleetsim run (pid {run.pid})", file=sys.stderr, flush=True)
+                _stop(run)
+                return
+            hard = time.monotonic()
+            run.send_signal(signal.SIGINT)
+            print("soak: second Ctrl-C sent to fleetsim run: it writes its results now (Ctrl-C again kills it)",
+                  file=sys.stderr, flush=True)
+        now = time.monotonic()
+        if hard is not None and now - hard > KILL_AFTER_S:
+            print(f"soak: fleetsim run still there {KILL_AFTER_S:.0f} s after its second Ctrl-C: killing it",
+                  file=sys.stderr, flush=True)
+            _stop(run)
+            return
+        if now - said >= WAIT_REPORT_S:
+            said = now
+            print(f"soak: still waiting for fleetsim run (pid {run.pid}) to write its results, "
+                  f"{now - since:.0f} s after the stop (it may be counting the rest of the plan; its own lines "
+                  "above say how far)", file=sys.stderr, flush=True)
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    """Kill `proc` and its children (its own session: its process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def read_samples(work: Path) -> list[dict[str, Any]]:
+    """The samples of a soak in `work`: soak_samples.json when the soak wrote its report, else the JSON lines it
+    appended as it sampled (an interrupted or crashed soak); a line cut short by a crash is skipped."""
+    whole = work / SAMPLES_JSON
+    lines = work / SAMPLES_JSONL
+    rows: list[dict[str, Any]] = []
+    if lines.exists():
+        for line in lines.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+    if whole.exists():
+        done: list[dict[str, Any]] = json.loads(whole.read_text())
+        if len(done) >= len(rows):
+            return done
+    return rows
 
 
 def done_when(report: dict[str, Any]) -> dict[str, Any]:

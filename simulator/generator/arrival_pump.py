@@ -36,10 +36,12 @@ class ArrivalPump:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
+        self.read_at: float | None = None  # wall s of the last read the observer answered (ObserverLoss)
 
     def pull(self) -> int:
         """One page: returns how many arrivals it read."""
         page = self.observer.arrivals(self.cursor)
+        self.read_at = time.time()
         if page:
             self.cursor += len(page)
             keep = self.keep
@@ -55,8 +57,13 @@ class ArrivalPump:
             try:
                 self.pull()
             except (FleetsimError, OSError, ValueError) as exc:  # the final drain retries and reports
+                # Once per distinct error: an observer gone for the rest of a long run (or its end's count of
+                # the plan) would otherwise print a line a second over the operator's console.
+                if str(exc) != self.error:
+                    log.warning("reading arrivals: %s (said once; the end of the run retries)", exc)
                 self.error = str(exc)
-                log.warning("reading arrivals: %s", exc)
+            else:
+                self.error = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="fleetsim-arrivals", daemon=True)

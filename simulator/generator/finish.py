@@ -17,8 +17,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from simulator.errors import FleetsimError
 from simulator.faults.schedule import BACKEND_KINDS, build_schedule
 from simulator.generator.arrival_pump import ArrivalPump
+from simulator.generator.observer_loss import ObserverLoss
 from simulator.generator.target import TargetInfo
 from simulator.metrics.accounting import Accounting, accounting_of
 from simulator.metrics.books import RunBooks, books_from_logs
@@ -60,6 +62,9 @@ class FinishedRun:
     run_dir: Path
     summary: RunSummary
     files: dict[str, Path]
+    partial: bool = False  # as asked, or made partial here: the observer failed at the end
+    reason: str = ""  # the run's reason, with the observer's failure appended
+    observer_lost: str = ""  # what the observer's failure at the end left out ("" = it answered)
 
 
 def collect_arrivals(observer: Observer | None, expected: int, settle_s: float = SETTLE_S) -> list[ArrivalRecord]:
@@ -213,27 +218,43 @@ def finish_run(
     cut_operations: Collection[OperationId] = (),
     pump: ArrivalPump | None = None,
     joined: JoinedBooks | None = None,
+    plan_uncounted: str = "",
 ) -> FinishedRun:
     """Join the books, judge the run, write its files; the RunSummary is `FinishedRun.summary`.
 
     With `recorder.books` the join ran while the run played (`pump` fed it); without (a recorder that kept
     its send log in memory) the same books are built from the log here; with `joined` (workers that joined
-    their own partitions) their merged books are used and their log files merged into the run's folder."""
+    their own partitions) their merged books are used and their log files merged into the run's folder.
+
+    An observer that fails at the end (the embedded backend gone) never loses the run: the books keep what was
+    read, the run is partial and `FinishedRun.observer_lost` (also in the reason and summary.json extra
+    `observer_end`) says what is missing. `plan_uncounted` (a second Ctrl-C stopped the count of the plan):
+    not_attempted and the plan's totals are null, with that note."""
     if joined is not None:
         return _finish_joined(joined, scenario=scenario, plan=plan, target=target, recorder=recorder,
                               observer=observer, started_at=started_at, ended_at=ended_at, results_root=results_root,
                               health=health, partial=partial, reason=reason, fleet_counters=fleet_counters,
-                              sdk_over_limit=sdk_over_limit, extra=extra, thresholds_report=thresholds_report)
+                              sdk_over_limit=sdk_over_limit, extra=extra, thresholds_report=thresholds_report,
+                              plan_uncounted=plan_uncounted)
     expected = recorder.totals["acked"]
     books = recorder.books
     if books is None:
         books = books_from_logs(spool_dir(results_root), recorder.start, recorder.send_log,
                                 join=observer is not None)
         arm_join_check(books, observer)  # before any arrival is joined
+    lost: ObserverLoss | None = None
     if observer is not None:
         if pump is None:
             pump = ArrivalPump(observer, books)
-        pump.drain(expected, SETTLE_S)
+        try:
+            pump.drain(expected, SETTLE_S)
+        except (FleetsimError, OSError, ValueError) as exc:
+            lost = ObserverLoss(observer.name, str(exc), pump.read_at)
+            log.warning("%s", lost.note())
+    lost_note = lost.note() if lost is not None else ""
+    if lost is not None:
+        partial, reason = True, "; ".join(r for r in (reason, lost_note) if r)
+        extra = {**(extra or {}), "observer_end": lost.to_jsonable()}
     books.close(ended_at, GRACE_S)
     accounting: Accounting | None = None
     if observer is not None and books.join is not None:
@@ -252,11 +273,12 @@ def finish_run(
         scenario=scenario, plan=plan, target=target, recorder=recorder,
         started_at=started_at, ended_at=ended_at, results_root=results_root, health=health, partial=partial,
         reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
-        thresholds_report=thresholds_report, write_logs=lambda run_dir: _move_logs(books, run_dir))
+        thresholds_report=thresholds_report, write_logs=lambda run_dir: _move_logs(books, run_dir),
+        plan_uncounted=plan_uncounted)
     shutil.rmtree(books.spool_dir, ignore_errors=True)
     with contextlib.suppress(OSError):  # another run of this results root may still be spooling
         books.spool_dir.parent.rmdir()
-    return finished
+    return dataclasses.replace(finished, observer_lost=lost_note)
 
 
 def _move_logs(books: RunBooks, run_dir: Path) -> dict[str, Path]:
@@ -297,7 +319,8 @@ def _finish_joined(joined: JoinedBooks, *, scenario: Scenario, plan: FleetPlan |
                    results_root: Path, health: GeneratorHealth | None, partial: bool, reason: str,
                    fleet_counters: Mapping[str, object] | None, sdk_over_limit: bool,
                    extra: Mapping[str, object] | None,
-                   thresholds_report: Callable[[RunSummary], ThresholdReport] | None) -> FinishedRun:
+                   thresholds_report: Callable[[RunSummary], ThresholdReport] | None,
+                   plan_uncounted: str) -> FinishedRun:
     accounting = joined.accounting if observer is not None else None
     if joined.evicted_then_arrived:  # each worker said so on its console; the master's says it once for all
         log.warning("observer behind: %d events arrived after the workers' joins stopped waiting for them "
@@ -308,7 +331,8 @@ def _finish_joined(joined: JoinedBooks, *, scenario: Scenario, plan: FleetPlan |
         join=joined.join if observer is not None else None, scenario=scenario, plan=plan, target=target,
         recorder=recorder, started_at=started_at, ended_at=ended_at, results_root=results_root, health=health,
         partial=partial, reason=reason, fleet_counters=fleet_counters, sdk_over_limit=sdk_over_limit, extra=extra,
-        thresholds_report=thresholds_report, write_logs=lambda run_dir: _merge_logs(joined.logs, run_dir))
+        thresholds_report=thresholds_report, write_logs=lambda run_dir: _merge_logs(joined.logs, run_dir),
+        plan_uncounted=plan_uncounted)
 
 
 def _judge_and_write(accounting: Accounting | None, funnel: Funnel, errors: Sequence[tuple[str, float]], *,
@@ -318,17 +342,21 @@ def _judge_and_write(accounting: Accounting | None, funnel: Funnel, errors: Sequ
                      partial: bool, reason: str, fleet_counters: Mapping[str, object] | None,
                      sdk_over_limit: bool, extra: Mapping[str, object] | None,
                      thresholds_report: Callable[[RunSummary], ThresholdReport] | None,
-                     write_logs: Callable[[Path], dict[str, Path]]) -> FinishedRun:
+                     write_logs: Callable[[Path], dict[str, Path]], plan_uncounted: str = "") -> FinishedRun:
     offset = (ClockOffset(estimate_s=accounting.offset_min, samples=accounting.offset_samples)
               if accounting is not None and accounting.offset_min is not None else None)
-    planned = plan.planned_events if plan is not None and scenario.mode == "self" else None
+    # Not counted (second Ctrl-C): no planned total, so no not_attempted; the plan's notes are left out too.
+    planned = plan.planned_events if plan is not None and scenario.mode == "self" and not plan_uncounted else None
     notes_in = dict(extra or {})
     raw_faults = notes_in.get("faults")
     fault_records = [r for r in raw_faults if isinstance(r, Mapping)] if isinstance(raw_faults, list) else []
     lost = ([(key, reason, when) for (key, reason), when in zip(accounting.lost_events, accounting.lost_when,
                                                                strict=True)] if accounting is not None else [])
     totals = attribute_timed(_fault_windows(scenario, plan, fault_records), errors, lost)
-    notes = _notes(scenario, plan, target, recorder, planned, reason, fleet_counters, notes_in, totals)
+    notes = _notes(scenario, plan if not plan_uncounted else None, target, recorder, planned, reason,
+                   fleet_counters, notes_in, totals)
+    if plan_uncounted and scenario.mode == "self":
+        notes = dataclasses.replace(notes, not_attempted_reason=plan_uncounted)
     summary = summarize(
         scenario=scenario.name, seed=scenario.seed, started_at=started_at, duration_s=max(0.0, ended_at - started_at),
         devices=scenario.fleet.devices, transport=scenario.transport, target=target.kind, recorder=recorder,
@@ -344,7 +372,7 @@ def _judge_and_write(accounting: Accounting | None, funnel: Funnel, errors: Sequ
         from simulator.outputs.junit import write_junit
 
         files["junit"] = write_junit(run_dir, scenario.name, summary.thresholds)
-    return FinishedRun(run_dir=run_dir, summary=summary, files=files)
+    return FinishedRun(run_dir=run_dir, summary=summary, files=files, partial=partial, reason=reason)
 
 
 def _join_summary(fence: RunFence | None, join: JoinCheck | None) -> JoinSummary | None:

@@ -18,7 +18,7 @@ import gevent
 from simulator.plan_cursor import END_US, PlanCursor
 from simulator.plan_steps import PlanTotals
 
-__all__ = ["PLAN_SLICE_STEPS", "advance_plan", "finish_plan", "pause"]
+__all__ = ["COUNT_REPORT_S", "PLAN_SLICE_STEPS", "advance_plan", "count_rest", "finish_plan", "pause"]
 
 # Steps generated between two yields: 64 x 300 us = ~20 ms of CPU for the costliest shape measured above, well
 # under the 50 ms a loop may be held (and far under Locust's 1 s heartbeat); a yield costs ~10 us.
@@ -47,3 +47,36 @@ def finish_plan(cursor: PlanCursor, yield_: Callable[[], None] = pause,
     """The plan generated to its end in slices (`cursor.finish()` without holding the loop): its exact totals."""
     advance_plan(cursor, END_US, yield_=yield_, slice_steps=slice_steps)
     return cursor.finish()
+
+
+# At most one progress line per this many seconds while the rest of a plan is counted after a stop (s): the
+# operator sees what the wait is without a line per slice (a slice is ~20 ms).
+COUNT_REPORT_S = 5.0
+
+
+def count_rest(cursor: PlanCursor, *, stop: Callable[[], bool], report: Callable[[str], None],
+               plan_s: float, clock: Callable[[], float], every_s: float = COUNT_REPORT_S,
+               yield_: Callable[[], None] = pause, slice_steps: int = PLAN_SLICE_STEPS) -> bool:
+    """The rest of the plan generated for its totals (`finish_plan`), unless `stop()` turns true between two
+    slices (a second Ctrl-C): then the cursor is left where it is and False is returned, so the caller writes
+    what it knows (the totals are not exact: nothing is made up from a part of the plan). `report` gets a line
+    "counted N of ~M s of plan" at most every `every_s` seconds of `clock` (monotonic seconds); `plan_s` is the
+    plan's length for that line (the run's duration: the plan's last arrival is before it)."""
+    last = clock()
+
+    def between() -> None:
+        nonlocal last
+        now = clock()
+        if now - last >= every_s:
+            last = now
+            report(f"counted {max(0, cursor.horizon_us) / 1e6:.0f} of ~{plan_s:.0f} s of plan")
+        yield_()
+
+    while not cursor.done:
+        if stop():
+            return False
+        cursor.advance(END_US, slice_steps)
+        if not cursor.done:
+            between()
+    cursor.finish()
+    return True

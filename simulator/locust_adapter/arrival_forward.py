@@ -51,11 +51,14 @@ class ArrivalForwarder:
         self.forwarded = 0
         self.strangers = 0  # arrivals of devices not in the plan (sent to worker 0)
         self.unsent = 0  # arrivals of a worker the master no longer knows: counted and logged, never silently
+        self.error = ""  # the observer failed at the end (finish): the workers' books lack what it did not give
+        self.read_at: float | None = None  # wall s of the last read the observer answered (ObserverLoss)
         self._greenlet: Any = None
 
     def forward(self) -> int:
         """One read: sends what the observer got since the last one; returns how many arrivals it read."""
         page = self.observer.arrivals(self.cursor)
+        self.read_at = time.time()
         if not page:
             return 0
         self.cursor += len(page)
@@ -99,14 +102,18 @@ class ArrivalForwarder:
             self._greenlet = None
         deadline = time.monotonic() + settle_s
         last_change = time.monotonic()
-        while True:
-            if self.forward():
-                last_change = time.monotonic()
-            now = time.monotonic()
-            if self.cursor >= expected or now >= deadline or now - last_change > 1.0:
-                break
-            gevent.sleep(0.1)
-        self.forward()
+        try:
+            while True:
+                if self.forward():
+                    last_change = time.monotonic()
+                now = time.monotonic()
+                if self.cursor >= expected or now >= deadline or now - last_change > 1.0:
+                    break
+                gevent.sleep(0.1)
+            self.forward()
+        except Exception as exc:  # the workers still close their books with what came: the run ends, and says so
+            self.error = str(exc)
+            log.warning("forwarding arrivals at the end: %s", exc)
         for client in self.clients().values():
             self.send(DONE_MSG, {"forwarded": self.forwarded, "strangers": self.strangers}, client)
 

@@ -20,8 +20,10 @@ import gevent
 import msgpack  # type: ignore[import-untyped]
 from locust.runners import MasterRunner, WorkerRunner
 
+from simulator.errors import FleetsimError
 from simulator.generator.fleet import ProcessFleet, drive_device
 from simulator.generator.health_monitor import HealthMonitor
+from simulator.generator.observer_loss import ObserverLoss
 from simulator.locust_adapter.arrival_forward import ACKED_MSG, ARRIVALS_MSG, DONE_MSG
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.live import add_request_counts
@@ -274,8 +276,12 @@ def _send_final(ctx: FleetContext, runner: Any) -> None:
         from simulator.metrics.books_export import books_export
 
         end = ctx.stopped_at or time.time()
-        if ctx.live.pump is not None:  # forwarded arrivals are all here already: no settling
-            ctx.live.pump.drain(ctx.recorder.totals["acked"], 0.0 if ctx.forwarded is not None else SETTLE_S)
+        pump = ctx.live.pump
+        if pump is not None:  # forwarded arrivals are all here already: no settling
+            try:
+                pump.drain(ctx.recorder.totals["acked"], 0.0 if ctx.forwarded is not None else SETTLE_S)
+            except (FleetsimError, OSError, ValueError) as exc:  # the books keep what was read; the master says so
+                export["observer_lost"] = ObserverLoss(pump.observer.name, str(exc), pump.read_at).note()
         # The cut of what this worker generated, never the rest of the plan: on an early stop, generating
         # it here (minutes of CPU for a 10 M-event plan) held the greenlet that reads the master's messages
         # and the master marked this worker missing. Every operation it played was generated.

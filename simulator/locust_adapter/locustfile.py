@@ -14,7 +14,7 @@ from typing import Any
 from locust import events
 
 from simulator.errors import ConfigErrors, FleetsimError
-from simulator.generator.plan_pace import finish_plan
+from simulator.generator.plan_pace import count_rest
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install_from_options
 from simulator.locust_adapter.live import LiveDelivery, live_rows
@@ -109,7 +109,10 @@ def _finish(ctx: FleetContext, delivery: LiveDelivery, telemetry: TelemetryRun |
         # The rest of the plan counted in slices (issue 14): Locust fires `quitting` before it quits its
         # workers, whose heartbeats this loop still answers; close_books then finds the totals ready.
         bounded.plan.cursor.stop_keeping()
-        finish_plan(bounded.plan.cursor)
+        if not bounded.plan.cursor.done:
+            print("fleetsim: counting the rest of the plan (not played: not_attempted, cut)", file=sys.stderr)
+            count_rest(bounded.plan.cursor, stop=lambda: False, plan_s=spec.scenario.duration, clock=time.monotonic,
+                       report=lambda line: print(f"fleetsim: {line}", file=sys.stderr, flush=True))
     try:
         result = close_books(spec, bounded, outcome, observer)
     finally:

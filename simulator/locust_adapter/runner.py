@@ -27,13 +27,15 @@ from simulator.clock import MonotonicClock
 from simulator.generator.campaign_driver import CampaignDriver, DriverResult, driver_for
 from simulator.generator.finish import SETTLE_S
 from simulator.generator.fleet import FINISH_LATE_S, LOOKAHEAD_US
-from simulator.generator.plan_pace import advance_plan, finish_plan
+from simulator.generator.observer_loss import ObserverLoss
+from simulator.generator.plan_pace import advance_plan, count_rest
 from simulator.generator.ramp import default_spawn_rate, ramp_users
 from simulator.locust_adapter.arrival_forward import start_forwarder
 from simulator.locust_adapter.context import FleetContext
 from simulator.locust_adapter.hooks import install
 from simulator.locust_adapter.idle_watch import IdleWatch
 from simulator.locust_adapter.live import LiveDelivery, live_rows, live_snapshot, progress_line
+from simulator.locust_adapter.master_procs import await_workers, end_worker, master_runner
 from simulator.locust_adapter.spawn_warning import spawn_rate_chosen_by_user
 from simulator.locust_adapter.telemetry_hook import start_telemetry
 from simulator.locust_adapter.users import DeviceUser
@@ -55,6 +57,7 @@ log = logging.getLogger("fleetsim.run")
 
 RAMP_TICK_S = 0.25  # how often phase 2 raises the user count while a ramp climbs
 FINALS_WAIT_S = 60.0
+PLAN_NOT_COUNTED = "the plan after the stop was not counted (second Ctrl-C)"
 
 
 @dataclass
@@ -84,9 +87,12 @@ class LocustDriver:
     _quiet: bool = False
     _web_port: int = 8089
     _live: LiveBooks | None = None
+    _signals: int = 0  # Ctrl-C / SIGTERM received: the second one skips counting the rest of the plan
 
     def _interrupt(self, reason: str) -> None:
-        self._interrupted = reason
+        self._signals += 1
+        if not self._interrupted:
+            self._interrupted = reason
 
     def _print(self, line: str) -> None:
         if not self._quiet:
@@ -135,7 +141,7 @@ class LocustDriver:
         delivery = LiveDelivery(spec.target.control_url)
         worker_count = 0
         if settings.processes > 1 or settings.external_workers:
-            runner = _master_runner(env, settings.master_bind, settings.master_port)
+            runner = master_runner(env, settings.master_bind, settings.master_port)
             ctx = install(env, spec)
             # Before the workers: a metrics port in use is refused (exit 2) with nothing to clean up.
             telemetry = start_telemetry(ctx, settings.telemetry, delivery)
@@ -146,13 +152,13 @@ class LocustDriver:
                                 f"(fleetsim worker --master HOST:{runner.server.port})")
                 else:
                     workers = self._spawn_workers(runner, settings.processes, settings.master_bind)
-                _await_workers(runner, settings.processes, workers, settings.worker_wait_s)
+                await_workers(runner, settings.processes, workers, settings.worker_wait_s)
                 worker_count = settings.processes
             except BaseException:
                 if telemetry is not None:
                     telemetry.stop()
                 for proc in workers:
-                    _end(proc)
+                    end_worker(proc)
                 raise
         else:
             env.create_local_runner()
@@ -188,7 +194,7 @@ class LocustDriver:
             if env.web_ui is not None and not kept:
                 env.web_ui.stop()  # type: ignore[no-untyped-call]
             for proc in workers:
-                _end(proc)
+                end_worker(proc)
             if self._faults is not None:
                 self._faults.close()
 
@@ -213,8 +219,12 @@ class LocustDriver:
         `fleetsim_setup`."""
         host = "127.0.0.1" if bind in ("", "0.0.0.0", "*") else "::1" if bind == "::" else bind
         address = f"[{host}]:{runner.server.port}" if ":" in host else f"{host}:{runner.server.port}"
-        return [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", address])
-                for _ in range(count)]
+        # Sessions of their own: a terminal's Ctrl-C reaches the whole foreground group, and a worker that got it
+        # died of KeyboardInterrupt before its final (the run's books lost: "0 of 2 workers sent final
+        # metrics"). The master alone takes the Ctrl-C and stops them through Locust; a worker whose master is
+        # gone quits on its own (Locust: no master heartbeat for 60 s).
+        return [subprocess.Popen([sys.executable, "-m", "simulator.locust_adapter.worker", address],
+                                 start_new_session=True) for _ in range(count)]
 
     def _announce(self, spec: RunSpec, bounded: BoundedPlan) -> None:
         sc = spec.scenario
@@ -365,13 +375,21 @@ class LocustDriver:
                 partial = True
                 self._print(f"fleetsim: only {len(exports)} of {workers} workers sent final metrics")
         runner.quit()
-        if not scenario.answers_requests:
-            self._count_rest(bounded)
+        uncounted = "" if scenario.answers_requests else self._count_rest(spec, bounded)
         recorder, health, counters, plans = books_of(ctx, exports, started_at)
         joined = joined_books(exports, recorder.start, ended_at, ctx.join_intervals.values())
         reason = self._interrupted
+        # A worker whose observer failed at its end joined what it had read: its books lack the rest (ObserverLoss).
+        lost = {f"a worker's {e['observer_lost']}" for e in exports if e.get("observer_lost")}
+        if forwarder is not None and forwarder.error:  # the master's own read, for its workers
+            lost.add(ObserverLoss(forwarder.observer.name, forwarder.error, forwarder.read_at).note())
+        for note in sorted(lost):
+            partial, reason = True, "; ".join(r for r in (reason, note) if r)
         cursor = bounded.plan.cursor
-        strangers = [w.index for w in plans if not cursor.digest_agrees(w.plan_steps, w.plan_digest, w.plan_whole)]
+        # A worker that generated its whole plan is checked against the master's whole plan: not possible when
+        # the master's count was stopped (second Ctrl-C); its digest is then left unchecked, not called foreign.
+        strangers = [w.index for w in plans if (cursor.done or not w.plan_whole)
+                     and not cursor.digest_agrees(w.plan_steps, w.plan_digest, w.plan_whole)]
         if strangers:  # a worker that played another plan makes the accounting meaningless: say so
             partial = True
             reason = f"worker(s) {strangers} played another plan than the master's ({bounded.digest})"
@@ -382,17 +400,26 @@ class LocustDriver:
             campaign=dict(result.summary) if result is not None else None, campaign_result=result,
             operations=ctx.close_operations(exports) if scenario.answers_requests else None,
             cut_open=cut_open, faults=faults_log, workers=plans, joined=joined,
-            arrivals_forwarded_unjoined=forwarder is not None and joined is None)
+            arrivals_forwarded_unjoined=forwarder is not None and joined is None, plan_uncounted=uncounted,
+            interrupted=bool(self._interrupted), observer_lost="; ".join(sorted(lost)))
 
-    def _count_rest(self, bounded: BoundedPlan) -> None:
+    def _count_rest(self, spec: RunSpec, bounded: BoundedPlan) -> str:
         """The plan generated to its end for its totals (the summary's not_attempted, cut and digest count the
         operations an early stop left unplayed), in slices: the loop (web UI) goes on. The devices are stopped:
-        the rest is counted, no action of it is kept."""
+        the rest is counted, no action of it is kept. A second Ctrl-C (k6's hard stop) ends the count: returns
+        why the plan was not counted ("" when it was)."""
         cursor = bounded.plan.cursor
         cursor.stop_keeping()
-        if not cursor.done:
-            self._print("fleetsim: counting the rest of the plan (not played: not_attempted, cut)")
-            finish_plan(cursor)
+        if cursor.done:
+            return ""
+        if self._signals < 2:
+            _note("fleetsim: counting the rest of the plan (not played: not_attempted, cut); Ctrl-C again to "
+                  "skip it")
+            if count_rest(cursor, stop=lambda: self._signals >= 2, report=lambda line: _note(f"fleetsim: {line}"),
+                          plan_s=spec.scenario.duration, clock=time.monotonic):
+                return ""
+        _note(f"fleetsim: {PLAN_NOT_COUNTED}: not_attempted and cut are written as null")
+        return PLAN_NOT_COUNTED
 
     def _start_campaign(self, spec: RunSpec, bounded: BoundedPlan) -> _Campaign | None:
         assert spec.target is not None
@@ -440,8 +467,6 @@ def _note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-
-
 def joined_books(exports: list[dict[str, Any]], start: float, ended_at: float,
                  streamed: Iterable[SecondsInbox] = ()) -> JoinedBooks | None:
     """The workers' own joins merged, when every worker joined its partition (else None: the send logs they
@@ -464,35 +489,3 @@ def _all_failed(ctx: FleetContext, runner: Any) -> None:
     reason = fleet.failed[min(fleet.failed)]
     runner.quit()
     raise UsageError(f"no device came online ({len(fleet.failed)} failed); first: {reason}")
-
-
-def _master_runner(env: Environment, bind: str, port: int) -> Any:
-    """A Locust master on bind:port; an address this host does not have, or a port in use, is one line (exit
-    2) rather than Locust's traceback."""
-    from simulator.errors import UsageError
-
-    try:
-        return env.create_master_runner(bind or "*", port)
-    except Exception as exc:  # zmq.ZMQError / OSError: the bind failed
-        raise UsageError(f"--master-bind {bind}:{port}: cannot listen there: {exc}") from None
-
-
-def _await_workers(runner: Any, count: int, procs: list[subprocess.Popen[bytes]], wait_s: float) -> None:
-    """Until `count` workers are connected (bounded by `wait_s`; a local worker that exits fails at once)."""
-    deadline = time.monotonic() + wait_s
-    while runner.worker_count < count:
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            from simulator.errors import FleetsimError
-
-            raise FleetsimError(f"only {runner.worker_count} of {count} workers connected within {wait_s:g} s")
-        gevent.sleep(0.05)
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -12,6 +12,7 @@ The same rules give `fleetsim run`'s exit code and plain Locust's `environment.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from simulator.metrics.health import INCOMPLETE
@@ -42,8 +43,10 @@ def _incomplete(verdict: str) -> bool:
     return verdict == INCOMPLETE or verdict.startswith("invalid_")
 
 
-def exit_status(summary: RunSummary, *, partial: bool, allow_incomplete: bool = False) -> ExitStatus:
-    """The exit code of a finished run and why, by the rules of the module docstring."""
+def exit_status(summary: RunSummary, *, partial: bool, allow_incomplete: bool = False, interrupted: bool = True,
+                notes: Sequence[str] = ()) -> ExitStatus:
+    """The exit code of a finished run and why, by the rules of the module docstring. A partial run that was
+    not interrupted (its observer was lost at the end) still exits 130; `notes` say what its results lack."""
     report = summary.thresholds
     breached = report.breached if report is not None else ()
     reasons = [f"threshold breached: {_describe(r)}" for r in breached]
@@ -51,7 +54,9 @@ def exit_status(summary: RunSummary, *, partial: bool, allow_incomplete: bool = 
         reasons.append(f"verdict {summary.verdict}: " + ("; ".join(summary.verdict_reasons) or "see summary.json")
                        + ("" if allow_incomplete else " (--allow-incomplete accepts it)"))
     if partial:
-        return ExitStatus(EXIT_INTERRUPTED, ("interrupted: partial results", *reasons))
+        first = "interrupted: partial results" if interrupted else "partial results"
+        return ExitStatus(EXIT_INTERRUPTED, (first, *notes, *reasons))
+    reasons[:0] = notes
     if breached:
         return ExitStatus(EXIT_THRESHOLDS, tuple(reasons))
     if _incomplete(summary.verdict) and not allow_incomplete:

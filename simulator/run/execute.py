@@ -80,6 +80,11 @@ class DriveOutcome:
     # The master forwarded its observer's arrivals to its workers (RunSettings.forward_arrivals) and released
     # them, but not every worker sent its books: nobody can join those arrivals now (delivered/lost unknown).
     arrivals_forwarded_unjoined: bool = False
+    # Why the rest of the plan was not counted after an early stop ("" = counted, or played to its end): a
+    # second Ctrl-C stopped the count. not_attempted and cut are then written as null with this note.
+    plan_uncounted: str = ""
+    interrupted: bool = False  # Ctrl-C / SIGTERM ended the play (partial for another reason otherwise)
+    observer_lost: str = ""  # the observer failed at a worker's end or the master's forwarding (ObserverLoss)
 
 
 class Driver(Protocol):
@@ -200,17 +205,26 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
     scenario, settings = spec.scenario, spec.settings
     assert spec.target is not None, "close_books runs with the target open"
     bounded.plan.cursor.stop_keeping()  # the play is over: the rest of the plan is counted, never buffered
-    cut = dict(bounded.cut.to_jsonable())
+    uncounted = outcome.plan_uncounted if not bounded.plan.cursor.done else ""
+    # Not counted: what the part generated says, the totals null (never a count made up from part of the plan).
+    plan_cut = bounded.cut_so_far() if uncounted else bounded.cut
+    cut: dict[str, Any] = dict(plan_cut.to_jsonable())
+    if uncounted:
+        cut.update(in_flight_at_duration=None, operations=None, events=None, reason=uncounted, counted=False)
     if scenario.mode == "campaign":
         cut.update(operations=outcome.cut_open, events=0, in_flight_at_duration=outcome.cut_open, operation_ids=[],
                    reason="campaign operations still open at duration + graceful_stop" if outcome.cut_open else "")
+    steps, mark = bounded.plan.cursor.digest_mark()
     extra: dict[str, Any] = {
         "engine": settings.engine, "processes": settings.processes, "cut": cut, "end_reason": outcome.end_reason,
-        "plan_digest": bounded.digest,
+        # Uncounted: the digest of the plan's first `plan_digest_steps` steps only (PlanCursor.digest_mark).
+        "plan_digest": mark if uncounted else bounded.digest,
         "workers": [{"index": w.index, "plan_digest": w.plan_digest, "plan_steps": w.plan_steps,
                      "plan_whole": w.plan_whole, "devices": w.devices,
                      "final_bytes": w.final_bytes, "final_parts": dict(w.final_parts)} for w in outcome.workers],
     }
+    if uncounted:
+        extra["plan_digest_steps"] = steps
     if scenario.mode == "campaign":
         extra["campaign"] = _campaign_summary(outcome.campaign)
     report = _campaign_metrics(outcome) if scenario.answers_requests else None
@@ -229,9 +243,11 @@ def close_books(spec: RunSpec, bounded: BoundedPlan, outcome: DriveOutcome,
         fleet_counters=dict(outcome.fleet_counters),
         sdk_over_limit=(scenario.transport == "sdk"
                         and scenario.fleet.devices > SDK_COMFORT_DEVICES * settings.processes),
-        extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=bounded.cut.operation_ids,
+        extra=extra, thresholds_report=thresholds_report(scenario), cut_operations=plan_cut.operation_ids,
         pump=live.pump if live is not None and outcome.recorder.books is not None else None,
-        joined=outcome.joined)
-    status = exit_status(finished.summary, partial=outcome.partial, allow_incomplete=settings.allow_incomplete)
-    return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=outcome.partial,
-                     reason=outcome.reason, campaign=report)
+        joined=outcome.joined, plan_uncounted=uncounted)
+    notes = tuple(n for n in (outcome.observer_lost, finished.observer_lost, uncounted) if n)
+    status = exit_status(finished.summary, partial=finished.partial, allow_incomplete=settings.allow_incomplete,
+                         interrupted=outcome.interrupted, notes=notes)
+    return RunResult(status=status, run_dir=finished.run_dir, summary=finished.summary, partial=finished.partial,
+                     reason=finished.reason, campaign=report)

@@ -6,35 +6,18 @@ own arrivals counted a duplicate (the collector's occurrences ran on from the fi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+from tests.cli_backend import start_backend
 from tests.conftest import require_service
 from tests.integration.engine.conftest import TINY, only_run_dir, run_fleetsim, summary_of
-
-BACKEND_START_S = 30.0
-
-
-def _start_backend(state: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "simulator", "backend", "--state-dir", str(state)], cwd=cwd,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + BACKEND_START_S
-    while not (state / "backend.json").exists():
-        assert proc.poll() is None, f"fleetsim backend exited with {proc.returncode}"
-        assert time.monotonic() < deadline, f"no backend.json within {BACKEND_START_S} s"
-        time.sleep(0.1)  # sleep-ok: polling for another process's file, bounded by the deadline
-    return proc
 
 
 def test_two_identical_runs_against_one_backend_each_join_only_their_own(tmp_path: Path) -> None:
     require_service("mosquitto", binary="mosquitto")
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(TINY.format(seed=23, devices=5))
-    backend = _start_backend(tmp_path / "backend", tmp_path)
+    backend = start_backend(tmp_path / "backend", tmp_path)
     summaries = []
     try:
         for n in (1, 2):

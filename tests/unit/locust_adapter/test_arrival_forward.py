@@ -88,3 +88,27 @@ def test_a_worker_reads_forwarded_arrivals_once_and_holds_only_unread_ones() -> 
     assert inbox.arrivals(0) == [first, second] and inbox.arrival_count() == 2
     assert inbox.arrivals(2) == [] and inbox.arrival_count() == 2  # read: dropped, still counted
     assert inbox.fence is not None and inbox.fence.offset_s == 0.25
+
+
+class GoneObserver(BookObserver):
+    """A trigger observer whose endpoint stops answering before the run's end."""
+
+    gone = False
+
+    def arrivals(self, since: int = 0) -> list[ArrivalRecord]:
+        if self.gone:
+            raise OSError("[Errno 111] Connection refused")
+        return super().arrivals(since)
+
+
+def test_an_observer_gone_at_the_end_still_lets_every_worker_close_its_books() -> None:
+    observer = GoneObserver()
+    sent: list[tuple[str, dict[str, Any], str]] = []
+    forwarder = ArrivalForwarder(observer, DEVICES, 2, lambda: {0: "client-a", 1: "client-b"},
+                                 lambda kind, data, client: sent.append((kind, data, client)), observer.release)
+    observer.event("dev-0", 0, 100.0)
+    assert forwarder.forward() == 1 and forwarder.read_at is not None
+    observer.gone = True
+    forwarder.finish(expected=5, settle_s=0.0)
+    assert forwarder.error == "[Errno 111] Connection refused"  # the master names it (runner: ObserverLoss)
+    assert sorted(client for kind, _, client in sent if kind == DONE_MSG) == ["client-a", "client-b"]
