@@ -4,9 +4,11 @@ the same fields, and leave nothing behind; a malformed length is paho's protocol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.transports.lean_client import _MALFORMED, LeanClient, _complete_packet
@@ -145,6 +147,45 @@ def test_publish_writes_paho_bytes_and_keeps_paho_state() -> None:
             assert (a.mid, a.rc) == (b.mid, b.rc)
     assert our_sock.sent == their_sock.sent  # two in flight written, the rest queued, as paho
     assert _state(ours) == _state(theirs) and ours._inflight_messages == theirs._inflight_messages == 2
+
+
+class StingySocket(SinkSocket):
+    """Each write takes the next number of bytes of `script` (None: refused, the socket is full), then all."""
+
+    def __init__(self, script: list[int | None]) -> None:
+        super().__init__()
+        self.script = list(script)
+        self.writes: list[int] = []  # length of each write offered
+
+    def send(self, data: bytes) -> int:
+        self.writes.append(len(data))
+        take = self.script.pop(0) if self.script else len(data)
+        if take is None:
+            raise BlockingIOError
+        self.sent += bytes(data)[:take]
+        return take
+
+
+@pytest.mark.parametrize(("script", "offered"), [
+    ([10, None], lambda n: [n, n - 10, n - 10]),  # part taken, the rest refused, offered again
+    ([None], lambda n: [n, n]),  # refused whole: the retry offers the same packet, same length
+])
+def test_a_lone_packet_written_in_parts_leaves_whole_and_in_order(
+        script: list[int | None], offered: Callable[[int], list[int]]) -> None:
+    """A lone PUBLISH (written as it is, without gathering) that the socket takes in part or refuses: the rest
+    is offered again at the same length (what OpenSSL wants of a retried write), and the bytes on the wire
+    are paho's, once."""
+    theirs, their_sock, _ = _connected(mqtt.Client)
+    ours, _, _ = _connected(LeanClient)
+    sock = StingySocket(script)
+    ours._sock = sock  # type: ignore[assignment]
+    topic, payload = "realm/dev/io.edgehog.devicemanager.OTAEvent/event", b"\x99" * 153
+    theirs.publish(topic, payload, 2)
+    ours.publish(topic, payload, 2)
+    assert ours.want_write()  # what was refused waits in the queue
+    ours.loop_write()
+    assert sock.writes == offered(len(their_sock.sent))
+    assert bytes(sock.sent) == bytes(their_sock.sent) and not ours.want_write()
 
 
 def test_acks_complete_the_flow_as_paho_does() -> None:
