@@ -4,6 +4,7 @@ the same fields, and leave nothing behind; a malformed length is paho's protocol
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -308,3 +309,28 @@ def test_version1_callbacks_take_paho_path() -> None:
         while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
             pass
     assert seen[:2] == seen[2:] == [("connect", {"session present": 0}, 0), ("suback", 1, (2,))]
+
+
+@pytest.mark.parametrize("logging_on", ["on_log", "enable_logger"])
+def test_a_client_that_logs_takes_paho_path(logging_on: str) -> None:
+    """The fast steps skip paho's log lines: a client with an on_log callback or a logger gets paho's own
+    handlers, which log each ack, and its fast path comes back once logging is off again."""
+    client, sock, acked = _connected(LeanClient)
+    assert client._lean_fast
+    lines: list[str] = []
+    if logging_on == "on_log":
+        client.on_log = lambda c, u, level, buf: lines.append(buf)
+    else:
+        client.enable_logger(logging.getLogger("test_lean_reader"))
+    assert not client._lean_fast
+    first = client.publish("realm/dev/t", b"x", 2)
+    sock.chunks = [bytes([0x50, 2, 0, first.mid, 0x70, 2, 0, first.mid])]
+    while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+        client.loop_write()
+    assert acked == [first.mid] and first.is_published()
+    if logging_on == "on_log":
+        assert any("PUBREC" in line for line in lines) and any("PUBCOMP" in line for line in lines)
+        client.on_log = None
+    else:
+        client.disable_logger()
+    assert client._lean_fast
