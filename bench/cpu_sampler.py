@@ -10,9 +10,12 @@ interpreter, spread over ~100 functions.
 
 How: setitimer(ITIMER_PROF) sends SIGPROF after every `interval_s` of the process's CPU (user + system); the
 handler, run by the interpreter at its next bytecode boundary, counts the current stack (the running greenlet's
-frames under gevent). Time in one long C call (a TLS handshake's ~2 ms do_handshake) is undercounted: the
-expirations during it merge into one pending signal. The output is folded stacks ("a;b;c count"), as
-`py-spy record --format raw` writes them.
+frames under gevent). Two biases, both from the handler running only between bytecodes: time in one long C
+call (a TLS handshake's ~2 ms do_handshake) is undercounted, the expirations during it merging into one pending
+signal; and CPU spent in the gevent hub's C loop (libev, its C callbacks) lands on the first bytecode a greenlet
+runs when switched back in -- `Timeout.__exit__`, `_FakeTimer.__exit__`, `sleep` -- so a wait's own cost there
+needs a CPU-time A/B to confirm (bench/scheduler_cost.py did for the scheduler's Timeouts). The output is folded
+stacks ("a;b;c count"), as `py-spy record --format raw` writes them.
 """
 
 from __future__ import annotations
