@@ -4,6 +4,7 @@
     python bench/campaign_capacity.py --devices 10000       # the large fleet
     python bench/campaign_capacity.py --rate-factors 0.9,1.5  # then runs at 90% and 150% of the capacity
     python bench/campaign_capacity.py --profile             # py-spy of the larger run (bench/results)
+    python bench/campaign_capacity.py --cpu-profile         # its Python stacks by CPU time (bench/cpu_sampler)
 
 The product path: a child process (gevent-patched first, as fleetsim and Locust are) plays a scenario through
 the spine's plain driver (simulator.run.gevent_driver.play_fleet + the run's MetricsRecorder and HealthMonitor,
@@ -104,6 +105,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from simulator.run.plans import bound_plan, plan_for
     from simulator.run.recording import recorder_callbacks
 
+    if spec.get("cpu_profile"):
+        from bench.cpu_sampler import install
+
+        install(Path(spec["cpu_profile"]))
     raise_fd_limit(spec["devices"] + 500)
     import logging
 
@@ -236,10 +241,11 @@ def _settled_arrivals(collector: Any) -> int:
 
 
 def _run(info: dict[str, Any], creds: str, devices: int, rate: float, operations: int,
-         collector: Any, profile: Path | None = None, simulator_root: str = "") -> dict[str, Any]:
+         collector: Any, profile: Path | None = None, simulator_root: str = "",
+         cpu_profile: Path | None = None) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"info": info, "credentials_dir": creds, "devices": devices, "rate": rate,
-                   "operations": operations}, f)
+                   "operations": operations, "cpu_profile": str(cpu_profile) if cpu_profile else ""}, f)
     argv = [str(Path(__file__).resolve()), "--child", f.name]
     if simulator_root:
         argv += ["--simulator-root", simulator_root]
@@ -248,6 +254,8 @@ def _run(info: dict[str, Any], creds: str, devices: int, rate: float, operations
         out = run_child(argv, timeout_s=600 + operations / rate)
     else:
         out = _profiled(argv, profile, timeout_s=600 + operations / rate)
+    if cpu_profile is not None and cpu_profile.exists():
+        _compact_folded(cpu_profile)
     if collector is not None and "error" not in out:
         arrived = _settled_arrivals(collector) - before
         out["arrived"] = arrived
@@ -304,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="e.g. 81,135: only saturation runs at these operations/s (no measuring runs, no floor)")
     ap.add_argument("--saturation-operations", type=int, default=1500)
     ap.add_argument("--profile", action="store_true", help="py-spy the larger run (bench/results)")
+    ap.add_argument("--cpu-profile", action="store_true",
+                    help="the larger run's Python stacks by CPU time, bench/results/campaign_cpu_profile.folded "
+                         "(bench/cpu_sampler: what py-spy misreads on a busy machine)")
     ap.add_argument("--baseline-root", default="",
                     help="a directory holding another version's simulator/ (e.g. `git archive REV simulator`): "
                          "each run size is played by it too, alternating, for a before/after in one invocation")
@@ -334,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(base), file=sys.stderr, flush=True)
                 baseline.append(base)
             profile = RESULTS_DIR / "campaign_profile.folded" if args.profile and n == large else None
-            out = _run(info, creds, args.devices, args.rate, n, backend.collector, profile)
+            cpu_profile = RESULTS_DIR / "campaign_cpu_profile.folded" if args.cpu_profile and n == large else None
+            out = _run(info, creds, args.devices, args.rate, n, backend.collector, profile,
+                       cpu_profile=cpu_profile)
             print(json.dumps(out), file=sys.stderr, flush=True)
             runs.append(out)
         doc: dict[str, Any] = {"host": host_info(), "devices": args.devices, "runs": runs}

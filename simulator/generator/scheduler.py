@@ -152,6 +152,7 @@ class DeviceScheduler:
     def _run(self) -> None:
         fleet = self._fleet
         clock = fleet.clock
+        loop = gevent.get_hub().loop
         while not self._stopped and not fleet.stopping.is_set():
             self.serve(clock.monotonic())
             if self._ready:
@@ -159,7 +160,22 @@ class DeviceScheduler:
                 continue
             earliest = self._queue.earliest()
             self._wake.clear()
-            self._wake.wait(None if earliest is None else max(0.0, earliest - clock.monotonic()))
+            if earliest is None:
+                self._wake.wait()
+                continue
+            # Until the next due point or a wake, whichever comes first. Not `wait(timeout)`: its gevent Timeout
+            # ends by being thrown into this greenlet (an exception raised through a greenlet switch, caught by
+            # the Event), and almost every wait here ends on its due point: ~10 us of CPU per wait against ~4
+            # us for a timer that sets the event (gevent 26.9, this 2-core VM), at one wait per due point (26
+            # OTAEvents per campaign operation). Same libev timer as Timeout's (priority -1, `update`: the
+            # loop's time refreshed first, so it does not fire early).
+            timer = loop.timer(max(0.0, earliest - clock.monotonic()), priority=-1)
+            timer.start(self._wake.set, update=True)
+            try:
+                self._wake.wait()
+            finally:
+                timer.stop()
+                timer.close()
 
     def serve(self, now: float) -> int:
         """Serve the devices due at `now` and those woken, at most BATCH of them; how many were served."""

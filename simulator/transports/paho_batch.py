@@ -63,8 +63,13 @@ class BatchedWriteClient(mqtt.Client):
             self._batch_retry_len = 0
             return self._write_unbatched()
         # join takes the bytearrays as they are (no copy each); a packet started by an earlier partial write
-        # contributes its rest through a memoryview.
-        data = b"".join(p["packet"] if not p["pos"] else memoryview(p["packet"])[p["pos"]:] for p in batch)
+        # contributes its rest through a memoryview. A lone whole packet (a device's PUBLISH or PUBREL: two
+        # writes per OTAEvent) is written as it is, without the generator and the join's copy.
+        first = batch[0]
+        if len(batch) == 1 and not first["pos"]:
+            data = first["packet"]
+        else:
+            data = b"".join(p["packet"] if not p["pos"] else memoryview(p["packet"])[p["pos"]:] for p in batch)
         try:
             sent = self._sock_send(data)
         except (AttributeError, ValueError):

@@ -10,7 +10,7 @@ import gevent.event
 import numpy as np
 
 from simulator.arrival.pacer import Pacer
-from simulator.clock import VirtualClock
+from simulator.clock import MonotonicClock, VirtualClock
 from simulator.device import LiveLifecycle, VirtualDevice
 from simulator.events import OTA_EVENT_INTERFACE, OTA_REQUEST_INTERFACE, ActionKind, PlannedAction
 from simulator.generator.scheduler import DeviceScheduler
@@ -176,3 +176,31 @@ def test_an_idle_device_waits_for_its_next_operation_until_the_plan_is_over() ->
     device.wake()
     scheduler.serve(fleet.clock.monotonic())
     assert result.ready()
+
+
+def test_the_started_scheduler_sleeps_until_each_due_point_or_a_wake() -> None:
+    """The scheduler's own greenlet on a real clock: it sleeps until the earliest due point (a libev timer
+    that sets its wake event), serves it, and a wake during that sleep serves a woken device at once."""
+    clock = MonotonicClock()
+    fleet = Fleet(clock=clock, run_start=clock.monotonic())  # type: ignore[arg-type]
+    broker = MemoryBroker(clock=clock)
+    records: list[SendRecord] = []
+    actions = [_publish(0.02 * (k + 1), k) for k in range(3)]
+    device = VirtualDevice(0, "a", broker("a"), clock, run_start=fleet.run_start, firmware=OLD,
+                           actions=actions, send_sink=records.append)
+    device.start()
+    idle = VirtualDevice(1, "b", broker("b"), clock, run_start=fleet.run_start, firmware=OLD,
+                         send_sink=records.append)
+    idle.start()
+    fleet.pending.add(1)  # "b" waits for an operation the plan's cursor may still hand it
+    scheduler = DeviceScheduler(fleet)
+    first, second = scheduler.add(device), scheduler.add(idle)
+    scheduler.start()
+    assert first.wait(timeout=30) is None and first.ready()  # served its three due points and finished
+    assert [r.key[3] for r in records] == [0, 1, 2]
+    assert all(r.sent is not None and r.sent >= r.intended for r in records)  # none served before its time
+    assert not second.ready()
+    fleet.pending.clear()
+    idle.wake()  # the scheduler is asleep with no due point: the wake alone brings it back
+    assert second.wait(timeout=30) is None and second.ready()
+    scheduler.stop()

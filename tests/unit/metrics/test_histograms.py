@@ -43,6 +43,18 @@ def test_vectorised_percentiles_match_hdrh() -> None:
         assert ours[p] == hist.hist.get_value_at_percentile(p), p
 
 
+@pytest.mark.parametrize("word_size", [2, 4])
+def test_vectorised_percentiles_match_hdrh_for_other_word_sizes(word_size: int) -> None:
+    """A histogram with narrower counters (another tool's) takes the widening cast, same answers."""
+    hist = HdrHistogram(1, HIGHEST_US, 3, word_size=word_size)
+    for v in _values(3000, 3):
+        hist.record_value(max(1, v))
+    pcts = (0.0, 50.0, 99.0, 100.0)
+    ours = percentiles_us(hist, pcts)
+    for p in pcts:
+        assert ours[p] == hist.get_value_at_percentile(p), p
+
+
 def test_negative_and_overflow_are_clamped_and_counted() -> None:
     hist = LatencyHistogram("e2e")
     hist.record_s(-0.002, "observer_clock_behind")

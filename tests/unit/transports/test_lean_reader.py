@@ -4,9 +4,12 @@ the same fields, and leave nothing behind; a malformed length is paho's protocol
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.transports.lean_client import _MALFORMED, LeanClient, _complete_packet
@@ -147,6 +150,45 @@ def test_publish_writes_paho_bytes_and_keeps_paho_state() -> None:
     assert _state(ours) == _state(theirs) and ours._inflight_messages == theirs._inflight_messages == 2
 
 
+class StingySocket(SinkSocket):
+    """Each write takes the next number of bytes of `script` (None: refused, the socket is full), then all."""
+
+    def __init__(self, script: list[int | None]) -> None:
+        super().__init__()
+        self.script = list(script)
+        self.writes: list[int] = []  # length of each write offered
+
+    def send(self, data: bytes) -> int:
+        self.writes.append(len(data))
+        take = self.script.pop(0) if self.script else len(data)
+        if take is None:
+            raise BlockingIOError
+        self.sent += bytes(data)[:take]
+        return take
+
+
+@pytest.mark.parametrize(("script", "offered"), [
+    ([10, None], lambda n: [n, n - 10, n - 10]),  # part taken, the rest refused, offered again
+    ([None], lambda n: [n, n]),  # refused whole: the retry offers the same packet, same length
+])
+def test_a_lone_packet_written_in_parts_leaves_whole_and_in_order(
+        script: list[int | None], offered: Callable[[int], list[int]]) -> None:
+    """A lone PUBLISH (written as it is, without gathering) that the socket takes in part or refuses: the rest
+    is offered again at the same length (what OpenSSL wants of a retried write), and the bytes on the wire
+    are paho's, once."""
+    theirs, their_sock, _ = _connected(mqtt.Client)
+    ours, _, _ = _connected(LeanClient)
+    sock = StingySocket(script)
+    ours._sock = sock  # type: ignore[assignment]
+    topic, payload = "realm/dev/io.edgehog.devicemanager.OTAEvent/event", b"\x99" * 153
+    theirs.publish(topic, payload, 2)
+    ours.publish(topic, payload, 2)
+    assert ours.want_write()  # what was refused waits in the queue
+    ours.loop_write()
+    assert sock.writes == offered(len(their_sock.sent))
+    assert bytes(sock.sent) == bytes(their_sock.sent) and not ours.want_write()
+
+
 def test_acks_complete_the_flow_as_paho_does() -> None:
     topic = "realm/dev/io.edgehog.devicemanager.OTAEvent/event"
     results = []
@@ -267,3 +309,28 @@ def test_version1_callbacks_take_paho_path() -> None:
         while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
             pass
     assert seen[:2] == seen[2:] == [("connect", {"session present": 0}, 0), ("suback", 1, (2,))]
+
+
+@pytest.mark.parametrize("logging_on", ["on_log", "enable_logger"])
+def test_a_client_that_logs_takes_paho_path(logging_on: str) -> None:
+    """The fast steps skip paho's log lines: a client with an on_log callback or a logger gets paho's own
+    handlers, which log each ack, and its fast path comes back once logging is off again."""
+    client, sock, acked = _connected(LeanClient)
+    assert client._lean_fast
+    lines: list[str] = []
+    if logging_on == "on_log":
+        client.on_log = lambda c, u, level, buf: lines.append(buf)
+    else:
+        client.enable_logger(logging.getLogger("test_lean_reader"))
+    assert not client._lean_fast
+    first = client.publish("realm/dev/t", b"x", 2)
+    sock.chunks = [bytes([0x50, 2, 0, first.mid, 0x70, 2, 0, first.mid])]
+    while client._packet_read() != mqtt.MQTT_ERR_AGAIN:
+        client.loop_write()
+    assert acked == [first.mid] and first.is_published()
+    if logging_on == "on_log":
+        assert any("PUBREC" in line for line in lines) and any("PUBCOMP" in line for line in lines)
+        client.on_log = None
+    else:
+        client.disable_logger()
+    assert client._lean_fast
