@@ -30,8 +30,8 @@ class BrokerConfig:
     the CA's state dir). `verbose_log` makes mosquitto log at debug level: needed to count ACL denials
     ("Denied PUBLISH" is a debug-level line in mosquitto 2.0), at a cost of several log lines per message:
     ~700 bytes and ~20 us of mosquitto CPU per QoS 2 OTAEvent (bench/collector_cost.py: 96.8 vs 78.5 us a
-    message, medians of 2 on a loaded 2-core machine), read from a pipe and capped on disk
-    (simulator.backend.broker_log).
+    message, medians of 2 on a loaded 2-core machine), read from a pipe by a relay process that caps it on disk
+    and forwards the refusals (simulator.backend.log_relay, simulator.backend.broker_log).
     """
 
     host: str

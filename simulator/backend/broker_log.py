@@ -1,33 +1,52 @@
-"""mosquitto's log, read from a pipe: refusal counts and examples in memory, a size-capped copy on disk.
+"""mosquitto's log as the backend sees it: refusal counts and examples, read from the log relay's messages.
 
 Counting ACL denials needs mosquitto's debug level ("Denied PUBLISH" is a debug line in 2.0), which writes
 several lines per message: ~700 bytes per QoS 2 OTAEvent (bench/collector_cost.py), 205 MB in 3 minutes of
 issue 14's 2,000 events/s soak, ~7 GB for a 10 M-event run when written to a file. mosquitto logs to its
 stderr (`log_dest stderr`: unbuffered, so a line is readable as soon as it is logged; stdout is block-buffered
-on a pipe, and mosquitto 2.0 refuses a FIFO as a log file), and `BrokerLogReader` reads that pipe in 64 KiB
-chunks on its own thread:
+on a pipe, and mosquitto 2.0 refuses a FIFO as a log file), a pipe drained by the log relay, a small process
+of its own (simulator.backend.log_relay), never by a thread of the backend's Python process.
 
-- refusals are counted per kind (`parse_refusals`); only chunks holding one of the refusal markers are split
-  into lines, so the per-message debug chatter costs one `bytes.find` per marker per chunk, not a Python loop
-  per line;
-- the last EXAMPLES_KEPT refusal lines are kept for humans (`examples()`);
-- every byte is also written to `<log path>`, which is renamed to `<log path>.1` (replacing the previous one)
-  when it reaches `cap_bytes`: at most 2 x cap_bytes on disk, the most recent lines always readable.
+Why a process: mosquitto writes its log synchronously from its one event loop, so a full pipe freezes the
+whole broker (blocked in write(2), `anon_pipe_write` in /proc/<pid>/stack): every device's PUBREC and PUBCOMP
+waits. At ~700 bytes per event the 1 MiB pipe holds ~1,500 events, half a second at 3,000 events/s, and a
+reader thread in the backend stops whenever the backend does (SIGSTOP, a GC pause, a starved process on a
+loaded machine): a collector stall then became a broker stall, acknowledgements to the devices stalled
+(slowest PUBCOMP 8.5 s) and the load test blamed the backend for the backlog it made. The relay does nothing
+but read, copy to disk and count, so it keeps draining while the backend is stopped
+(tests/integration/backend/test_collector_stall.py).
+
+The relay forwards only what the backend needs, as lines on its stdout, which `BrokerLogReader` reads on a
+thread here (a few lines a second, not mosquitto's ~20,000):
+
+    E <line>           a refusal line (an example for humans); sent before the counts that include it
+    C <kind> <total>   the running count of refusals of `kind` (a total, so a message that had to be dropped
+                       or merged while the backend was not reading loses no count)
+    B <total>          bytes of log read so far (at most every REPORT_S, and at EOF)
+    D <reason>         the disk copy stopped (e.g. a full disk); counting goes on
+
+The refusal patterns are here, not in the relay, so that both sides name the same kinds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import re
 import threading
-import time
 from collections import deque
 from pathlib import Path
 from typing import IO
 
-__all__ = ["EXAMPLES_KEPT", "LOG_CAP_BYTES", "REFUSAL_PATTERNS", "BrokerLogReader", "parse_refusals"]
+__all__ = [
+    "EXAMPLES_KEPT",
+    "EXAMPLE_CHARS",
+    "LOG_CAP_BYTES",
+    "MARKERS",
+    "REFUSAL_PATTERNS",
+    "REPORT_S",
+    "BrokerLogReader",
+    "parse_refusals",
+]
 
 # Log line -> refusal kind (mosquitto 2.0.11 wording, checked by running it; see tests/integration/backend).
 REFUSAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -43,21 +62,12 @@ REFUSAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("not_authorised", re.compile(r"disconnected, not authori[sz]ed")),
 )
 # A chunk without any of these holds no refusal (each pattern above contains one of them).
-_MARKERS = (b"Denied ", b"OpenSSL Error", b"Client connection from ", b"not authori")
+MARKERS = (b"Denied ", b"OpenSSL Error", b"Client connection from ", b"not authori")
 
 LOG_CAP_BYTES = 32 * 1024 * 1024  # per file; with the one rotated file at most 64 MiB of log on disk
-EXAMPLES_KEPT = 50  # refusal lines kept in memory, newest last
-_CHUNK = 65536  # bytes per read: a pipe's default capacity on Linux
-# mosquitto writes its log a line at a time, so a reader that reads as soon as anything is there wakes once per
-# line: ~8 lines per QoS 2 OTAEvent, ~20,000 wake-ups a second at 2,600 events/s, each taking the GIL from the
-# collector's network thread in the same process (the convoy effect: a thread returning from a blocking call
-# waits up to sys.getswitchinterval() for the GIL). After a short read the reader waits PAUSE_S for the pipe
-# to fill: at most 1 / PAUSE_S wake-ups a second. The pipe is enlarged to PIPE_BYTES so that mosquitto never
-# blocks on a full pipe meanwhile (~700 bytes of debug log per OTAEvent: 1 MiB is ~1,500 events, 0.5 s at
-# 3,000 events/s, 25x the pause).
-PAUSE_S = 0.02
-PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size for an unprivileged process
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux >= 2.6.35; the name is in Python's fcntl from 3.10)
+EXAMPLES_KEPT = 50  # refusal lines kept in memory, newest last (and at most this many waiting in the relay)
+EXAMPLE_CHARS = 1000  # an example line is cut here (mosquitto's refusal lines are ~100-250 characters)
+REPORT_S = 0.5  # the relay reports its byte count at most this often: bytes_read is a progress figure
 
 
 def parse_refusals(lines: list[str]) -> dict[str, int]:
@@ -72,19 +82,17 @@ def parse_refusals(lines: list[str]) -> dict[str, int]:
 
 
 class BrokerLogReader:
-    """Drains one broker's log pipe until EOF (the broker exited); see the module docstring. Thread-safe reads."""
+    """Reads the log relay's messages (its stdout, `pipe`) until EOF: the relay exited, after mosquitto did and
+    after its last message. `path` is the relay's disk copy (for `tail()`). Thread-safe reads."""
 
-    def __init__(self, pipe: IO[bytes], path: Path, cap_bytes: int = LOG_CAP_BYTES) -> None:
+    def __init__(self, pipe: IO[bytes], path: Path) -> None:
         self._pipe = pipe
         self.path = path
-        self._cap = cap_bytes
         self._cond = threading.Condition()
         self._counts: dict[str, int] = {}
         self._examples: deque[str] = deque(maxlen=EXAMPLES_KEPT)
-        self._bytes = 0  # read so far, over the rotations
-        self._partial = b""  # the last line of the previous chunk when it had no newline yet
-        self.disk_error: str | None = None  # why the on-disk copy stopped, if it did (counting goes on)
-        self._file = path.open("wb")  # closed by the thread at EOF
+        self._bytes = 0  # log bytes the relay read, as of its last report
+        self.disk_error: str | None = None  # why the relay's disk copy stopped, if it did (counting goes on)
         self._thread = threading.Thread(target=self._run, name="fleetsim-broker-log", daemon=True)
         self._thread.start()
 
@@ -99,16 +107,17 @@ class BrokerLogReader:
 
     @property
     def bytes_read(self) -> int:
+        """mosquitto's log bytes read by the relay: exact after `join()`, else as of its last report (REPORT_S)."""
         with self._cond:
             return self._bytes
 
     def wait_for(self, kind: str, count: int, timeout_s: float) -> bool:
-        """True once `count` refusals of `kind` were read; woken by each chunk that holds a refusal."""
+        """True once `count` refusals of `kind` were counted; woken by each count the relay forwards."""
         with self._cond:
             return self._cond.wait_for(lambda: self._counts.get(kind, 0) >= count, timeout_s)
 
     def join(self, timeout_s: float = 5.0) -> None:
-        """Wait for EOF (after the broker exited, its pipe ends) and the last lines to be counted."""
+        """Wait for EOF (the relay exits after mosquitto's pipe ends and its last message is sent)."""
         self._thread.join(timeout_s)
 
     def tail(self, n: int = 5) -> str:
@@ -123,59 +132,27 @@ class BrokerLogReader:
     # -- the reader thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        fd = self._pipe.fileno()
-        with contextlib.suppress(OSError):  # not a pipe (a test's file), or not Linux: reads as before
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
         try:
-            while chunk := os.read(fd, _CHUNK):
-                if len(chunk) < _CHUNK // 2:
-                    time.sleep(PAUSE_S)  # let the pipe fill (see PAUSE_S)
-                if self.disk_error is None:
-                    try:
-                        self._write(chunk)
-                    except OSError as exc:  # e.g. a full disk: keep draining (else mosquitto blocks), stop copying
-                        self.disk_error = f"{type(exc).__name__}: {exc}"
-                self._scan(chunk)
-            if self._partial:
-                self._scan(b"\n")
-        except OSError:
+            for raw in self._pipe:
+                self._take(raw.rstrip(b"\n").decode("utf-8", "replace"))
+        except (OSError, ValueError):
             pass  # the pipe was closed under us (stop): nothing more to read
         finally:
-            self._file.close()
             with contextlib.suppress(OSError):
                 self._pipe.close()
 
-    def _write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            room = self._cap - self._file.tell()
-            if room <= 0:
-                self._file.close()
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-                self._file = self.path.open("wb")
-                continue
-            self._file.write(view[:room])
-            view = view[room:]
-        self._file.flush()  # readable by humans (and tail()) as it happens; one flush per chunk read
-
-    def _scan(self, chunk: bytes) -> None:
-        data = self._partial + chunk if self._partial else chunk
-        cut = data.rfind(b"\n") + 1
-        whole, self._partial = data[:cut], data[cut:]
-        if len(self._partial) > _CHUNK:  # no newline in 64 KiB: not a log line worth waiting for
-            whole, self._partial = data + b"\n", b""
-        counts: dict[str, int] = {}
-        found: list[str] = []
-        if any(marker in whole for marker in _MARKERS):
-            lines = [ln for ln in whole.decode("utf-8", "replace").split("\n")
-                     if any(m.decode() in ln for m in _MARKERS)]
-            counts = parse_refusals(lines)
-            found = [ln for ln in lines if any(p.search(ln) for _, p in REFUSAL_PATTERNS)]
+    def _take(self, message: str) -> None:
+        tag, _, rest = message.partition(" ")
         with self._cond:
-            self._bytes += len(chunk)
-            for kind, n in counts.items():
-                self._counts[kind] = self._counts.get(kind, 0) + n
-            self._examples.extend(found)
-            if counts:
-                self._cond.notify_all()
-
+            if tag == "E":
+                self._examples.append(rest)
+            elif tag == "C":
+                kind, _, total = rest.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    self._counts[kind] = int(total)
+                    self._cond.notify_all()
+            elif tag == "B":
+                with contextlib.suppress(ValueError):
+                    self._bytes = int(rest)
+            elif tag == "D":
+                self.disk_error = rest

@@ -27,9 +27,14 @@ Limits (documented numbers, chosen for load tests):
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
 - `persistence false`: a load test starts from nothing, and disk writes would skew latency.
 ACL denials on PUBLISH are silent to an MQTT 3.1.1 client and logged by mosquitto only at debug level, so
-`refusals()` needs `BrokerConfig.verbose_log` (the default). The log goes to mosquitto's stderr, a pipe read by
-simulator.backend.broker_log.BrokerLogReader (counts and examples in memory, a size-capped `mosquitto.log` on
-disk): at debug level mosquitto logs ~700 bytes per QoS 2 OTAEvent, which a file would pile up without bound.
+`refusals()` needs `BrokerConfig.verbose_log` (the default). At debug level mosquitto logs ~700 bytes per QoS 2
+OTAEvent, which a file would pile up without bound, so the log goes to mosquitto's stderr, a pipe drained by the
+log relay (simulator.backend.log_relay), a small process of its own started beside mosquitto: it writes the
+size-capped `mosquitto.log` (+ `.1`) and forwards only refusals and a byte count to this process, where
+simulator.backend.broker_log.BrokerLogReader reads them. Not a thread here: mosquitto blocks in write(2) when
+that pipe is full, freezing every client's acks, and a thread stops whenever this process does (a stopped or
+starved collector); the relay keeps draining (broker_log's docstring has the measurements). `stop()` and a
+failed `start()` reap both processes: mosquitto first, whose exit ends the relay's input, then the relay.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from pathlib import Path
 
 import psutil
 
+from simulator.backend import log_relay
 from simulator.backend.broker import BrokerConfig
 from simulator.backend.broker_log import BrokerLogReader, parse_refusals
 
@@ -90,6 +96,7 @@ class MosquittoBroker:
         self._port = config.port
         self._lock = threading.Lock()
         self._log: BrokerLogReader | None = None  # the running broker's log reader
+        self._relay: subprocess.Popen[bytes] | None = None  # the running broker's log relay
         self._earlier: dict[str, int] = {}  # refusals counted by the readers of earlier starts (restarts)
 
     # -- Broker protocol ---------------------------------------------------------------------------
@@ -128,6 +135,11 @@ class MosquittoBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def relay_pid(self) -> int | None:
+        """The log relay's process (simulator.backend.log_relay), while mosquitto runs."""
+        return self._relay.pid if self._relay is not None else None
+
     def start(self) -> None:
         """Write config + ACL, launch mosquitto, wait (polling, 5 s deadline) until its port listens."""
         if self._proc is not None:
@@ -139,34 +151,33 @@ class MosquittoBroker:
         for _ in range(1 if fixed else _PORT_ATTEMPTS):
             port = self._config.port if fixed else free_port(self._config.host)
             self.config_path.write_text(self._config_text(port))
-            # The log (and any early error) on a pipe that BrokerLogReader drains from now on: a pipe nobody
-            # reads would block mosquitto once its 64 KiB fill up.
+            # The log (and any early error) on a pipe that the relay drains from now on: a pipe nobody reads
+            # would block mosquitto once it is full (module docstring).
             proc = subprocess.Popen(
                 [self._binary, "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )
-            assert proc.stderr is not None
-            log = BrokerLogReader(proc.stderr, self.log_path)
+            relay, log = self._start_relay(proc)
             if self._wait_listening(proc, port):
-                self._proc, self._port, self._log = proc, port, log
+                self._proc, self._port, self._log, self._relay = proc, port, log, relay
                 return
             # Lost the race for the port (or a config error): collect the reason and retry on another port.
             self._reap(proc)
-            log.join()
+            self._reap_relay(relay, log)
             last_error = log.tail()
         reason = last_error.strip() or "no listening socket within 5 s"
         raise RuntimeError(f"mosquitto did not start: {reason}")
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s; always reaps the process."""
+        """SIGTERM, then SIGKILL after 5 s; always reaps the process, then its log relay."""
         proc, self._proc = self._proc, None
         if proc is not None:
             self._reap(proc)
-        log = self._log
-        if log is not None:
-            log.join()  # EOF follows the exit: the last lines are counted before stop() returns
+        log, relay = self._log, self._relay
+        if log is not None and relay is not None:
+            self._reap_relay(relay, log)  # EOF follows the exit: the last lines are counted before stop() returns
             with self._lock:
-                self._log = None
+                self._log, self._relay = None, None
                 for kind, n in log.refusals().items():
                     self._earlier[kind] = self._earlier.get(kind, 0) + n
 
@@ -228,7 +239,7 @@ class MosquittoBroker:
             "max_queued_bytes 0",
             "max_packet_size 66560",
             "connection_messages true",
-            "log_dest stderr",  # a pipe drained by BrokerLogReader (module docstring)
+            "log_dest stderr",  # a pipe drained by the log relay (module docstring)
             *(f"log_type {t}" for t in log_types),
             "log_timestamp true",
             "",
@@ -267,6 +278,31 @@ class MosquittoBroker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.01)  # sleep-ok: bounded 10 ms poll interval while mosquitto binds
         return False
+
+    def _start_relay(self, proc: subprocess.Popen[bytes]) -> tuple[subprocess.Popen[bytes], BrokerLogReader]:
+        """mosquitto's stderr -> the relay's stdin; the relay's stdout -> a BrokerLogReader here."""
+        assert proc.stderr is not None
+        try:
+            relay = subprocess.Popen(log_relay.command(self.log_path), stdin=proc.stderr, stdout=subprocess.PIPE)
+        except BaseException:
+            self._reap(proc)
+            raise
+        finally:
+            proc.stderr.close()  # the relay holds the read end now; EOF still follows mosquitto's exit
+        assert relay.stdout is not None
+        return relay, BrokerLogReader(relay.stdout, self.log_path)
+
+    @staticmethod
+    def _reap_relay(relay: subprocess.Popen[bytes], log: BrokerLogReader) -> None:
+        """After mosquitto's exit: the relay reads to EOF, sends its last counts and exits by itself (within
+        log_relay.FINAL_FLUSH_S); killed when it does not, so that it never outlives the backend."""
+        log.join(_STOP_TIMEOUT_S + log_relay.FINAL_FLUSH_S)
+        try:
+            relay.wait(timeout=_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()
+        log.join()
 
     @staticmethod
     def _reap(proc: subprocess.Popen[bytes]) -> None:
