@@ -1,4 +1,5 @@
-"""The embedded backend child (and its mosquitto) must not outlive a generator that died without stopping it."""
+"""The embedded backend child (and its mosquitto, and mosquitto's log relay) must not outlive a generator that died
+without stopping it."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def test_backend_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
                               text=True)
     assert parent.stdout is not None and parent.stdout.readline().startswith("mqtts://")
     kids = [c.pid for c in psutil.Process(parent.pid).children(recursive=True)]
-    assert kids
+    commands = [" ".join(psutil.Process(k).cmdline()) for k in kids]
+    assert any("mosquitto -c" in c for c in commands), commands
+    assert any("simulator.backend.log_relay" in c for c in commands), commands  # the relay is checked too
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 15
