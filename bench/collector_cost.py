@@ -7,11 +7,13 @@ No Locust, no device fleet: a real mosquitto (the backend's generated config, mu
 Collector (simulator.backend.collector) in this process; a child process publishes --events OTAEvents (153 B
 BSON, QoS 2) with the admin identity on --devices device topics, paced at --rate per second (absolute schedule).
 Measured per mode, between the first and the last arrival at the collector: delivered/s, the CPU time of this
-process (the collector's network thread does all its work; the main thread only waits) and of mosquitto, each
-divided by the events delivered -- CPU per event, which stays meaningful on a shared, loaded machine where
-wall-clock rates do not. A mode is the broker's logging: `debug-file` (debug level to a file, the backend's
-behaviour before issue 14's bounded log), `debug-pipe` (debug level to the backend's bounded log reader),
-`quiet` (no debug level; ACL denials are then not counted).
+process (the backend's Python process: the collector's network thread does all its work, the log reader thread
+takes the relay's few messages a second; the main thread only waits), of mosquitto and of mosquitto's log relay
+(simulator.backend.log_relay, its own process), each divided by the events delivered -- CPU per event, which
+stays meaningful on a shared, loaded machine where wall-clock rates do not. A mode is the broker's logging:
+`debug-file` (debug level to a file, the backend's behaviour before issue 14's bounded log; the relay then
+reads nothing), `debug-pipe` (debug level to the log relay: the backend's behaviour), `quiet` (no debug level;
+ACL denials are then not counted).
 
 Modes alternate --rounds times in one invocation; the medians (with n) are printed and written to
 bench/results/collector_cost.json.
@@ -99,7 +101,8 @@ def _one(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     spec.write_text(json.dumps({"ca": str(ca.ca_cert_path), "cert": str(acert), "key": str(akey),
                                 "port": broker.port, "devices": devices, "events": args.events,
                                 "rate": args.rate}))
-    me, mosq = psutil.Process(), psutil.Process(broker.pid)
+    assert broker.pid is not None and broker.relay_pid is not None  # psutil.Process(None) is this process
+    me, mosq, relay = psutil.Process(), psutil.Process(broker.pid), psutil.Process(broker.relay_pid)
 
     def cpu(p: psutil.Process) -> float:
         t = p.cpu_times()
@@ -110,9 +113,9 @@ def _one(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         child = subprocess.Popen([sys.executable, __file__, "--publisher", str(spec)])
         # The clock starts at the first arrival: connect and handshake are not the steady state.
         collector.wait_for(lambda: collector.arrival_count() > 0, 60)
-        t0, c0, m0, n0 = time.monotonic(), cpu(me), cpu(mosq), collector.arrival_count()
+        t0, c0, m0, r0, n0 = time.monotonic(), cpu(me), cpu(mosq), cpu(relay), collector.arrival_count()
         done = collector.wait_for(lambda: collector.arrival_count() >= args.events, args.events / 100 + 60)
-        t1, c1, m1, n1 = time.monotonic(), cpu(me), cpu(mosq), collector.arrival_count()
+        t1, c1, m1, r1, n1 = time.monotonic(), cpu(me), cpu(mosq), cpu(relay), collector.arrival_count()
         child.wait(60)
         refusals = broker.refusals()
         log_bytes = sum(f.stat().st_size for f in (work / mode / "mosquitto").glob("mosquitto.log*"))
@@ -123,6 +126,7 @@ def _one(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return {"mode": mode, "complete": done, "delivered": n1, "delivered_eps": round(n / (t1 - t0), 1),
             "collector_us_per_event": round((c1 - c0) / n * 1e6, 1),
             "mosquitto_us_per_event": round((m1 - m0) / n * 1e6, 1),
+            "relay_us_per_event": round((r1 - r0) / n * 1e6, 1),
             "handler_us_mean": round(collector.stats()["handler_us_mean"], 1),
             "log_bytes_per_event": round(log_bytes / max(1, n1), 1), "refusals": refusals}
 
@@ -147,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = _one(mode, args, Path(tmp) / f"r{r}")
                 print(json.dumps(row), flush=True)
                 runs.append(row)
-    keys = ("delivered_eps", "collector_us_per_event", "mosquitto_us_per_event", "handler_us_mean",
+    keys = ("delivered_eps", "collector_us_per_event", "mosquitto_us_per_event", "relay_us_per_event",
+            "handler_us_mean",
             "log_bytes_per_event")
     medians = [{"mode": m, "n": len(rs), **{k: round(statistics.median(r[k] for r in rs), 1) for k in keys}}
                for m in modes if (rs := [r for r in runs if r["mode"] == m and r["complete"]])]

@@ -31,6 +31,15 @@ Ctrl-C stops the run once (it writes its results, which after an early stop incl
 long plan) and waits for it as long as it takes, saying what it waits for every 30 s, then reports from the
 samples taken; a second Ctrl-C is passed on (the run stops counting and writes at once), a third kills it.
 
+`--stall-collector-s N` stops the backend's Python process (SIGSTOP: the collector, the Pairing API and the
+log reader; not mosquitto nor its log relay) once for N s when the collector has seen half the events, then
+SIGCONT, and reports the effect from the run's timeseries.csv: the seconds around the stop (sent, acked,
+delivered, publish->ack p99), the slowest ack p99 in them against the run's median, the backlog (sent minus
+delivered) at the resume and how long it took to drain. Devices' acks should not notice (the broker does not
+wait on the backend: simulator.backend.log_relay); delivery stops and then catches up.
+
+    python bench/soak_memory.py --events 90000 --rate 1500 --devices 300 --processes 2 --stall-collector-s 6
+
 `--plan-only` runs nothing: it plans the same scenario as one generator process would (bench/plan_memory.py:
 CPU, RSS and time to the first action; `--tree` compares source trees, e.g. a checkout from before the lazy plan):
 
@@ -41,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import signal
@@ -48,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -153,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=1, help="Locust workers (1: one local process)")
     ap.add_argument("--workdir", type=Path, default=None, help="state and results (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=None, help="write the report JSON here too")
+    ap.add_argument("--stall-collector-s", type=float, default=0.0,
+                    help="SIGSTOP the backend's Python process for this many seconds once, at half the events, "
+                    "and report the ack/backlog effect (see the docstring)")
     ap.add_argument("--report-only", action="store_true",
                     help="no run: recompute the growth figures from --workdir's soak_samples.json")
     ap.add_argument("--plan-only", action="store_true",
@@ -197,15 +211,22 @@ def main(argv: list[str] | None = None) -> int:
                             "--state-dir", str(state), "--results", str(results), "--quiet",
                             "--processes", str(args.processes)], cwd=work, start_new_session=True)
     samples: list[dict[str, Any]] = []
+    stall = CollectorStall(backend.pid, args.stall_collector_s) if args.stall_collector_s > 0 else None
     load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
     interrupted = False
     live = work / SAMPLES_JSONL
     with live.open("w", encoding="utf-8") as sink:
         def sample() -> None:  # one sample, on disk at once: an interrupted or crashed soak keeps its samples
-            samples.append(_sample(run.pid, backend.pid, control_url, started))
+            if stall is not None and stall.stopped:  # the collector cannot answer: its last count stands
+                samples.append(_sample(run.pid, backend.pid, "", started, samples[-1]["events"] if samples else 0))
+                samples[-1]["stalled"] = True
+            else:
+                samples.append(_sample(run.pid, backend.pid, control_url, started))
             sink.write(json.dumps(samples[-1]) + "\n")
             sink.flush()
+            if stall is not None and stall.at is None and samples[-1]["events"] >= args.events // 2:
+                stall.start()
 
         try:
             try:
@@ -216,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                 interrupted = True
                 wait_for_run(run, sample)
         finally:
+            if stall is not None:
+                stall.join()  # never leave the backend stopped
             if run.poll() is None:  # this script failed: the run is not left behind
                 _stop(run)
             backend.stdin.close()  # type: ignore[union-attr]
@@ -224,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 _stop(backend)
     total = max((s["events"] for s in samples), default=0)
-    keys = sorted({k for s in samples for k in s if k not in ("t", "events")})
+    keys = sorted({k for s in samples for k in s if k not in ("t", "events", "stalled")})
     report: dict[str, Any] = {
         "command": " ".join(["python", "bench/soak_memory.py", *(argv if argv is not None else sys.argv[1:])]),
         "events_seen": total, "samples": len(samples), "wall_s": samples[-1]["t"] if samples else 0,
@@ -245,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                       else doc.get("verdict"),
                       worker_final_bytes=[w.get("final_bytes") for w in (doc.get("extra") or {}).get("workers", [])],
                       worker_final_parts=[w.get("final_parts") for w in (doc.get("extra") or {}).get("workers", [])])
+    if stall is not None:
+        report["stall"] = stall_effect(stall, results)
     report["done_when"] = done_when(report)
     (work / SAMPLES_JSON).write_text(json.dumps(samples))
     text = json.dumps(report, indent=2)
@@ -255,16 +280,93 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if run.returncode == 0 else 1
 
 
-def _sample(run_pid: int, backend_pid: int, control_url: str, started: float) -> dict[str, Any]:
-    """RSS of the generator, each worker and the backend's tree, with the collector's arrival count."""
+def _sample(run_pid: int, backend_pid: int, control_url: str, started: float,
+            events: int | None = None) -> dict[str, Any]:
+    """RSS of the generator, each worker and the backend's tree, with the collector's arrival count (`events`
+    when given: the collector is stopped)."""
     procs = _tree(run_pid)
     workers = [p for p in procs[1:] if "worker" in " ".join(_cmdline(p))]
-    sample = {"t": round(time.monotonic() - started, 1), "events": _arrivals(control_url),
+    sample = {"t": round(time.monotonic() - started, 1),
+              "events": _arrivals(control_url) if events is None else events,
               "generator": _rss(procs[0]) if procs else 0,
               "backend": sum(_rss(p) for p in _tree(backend_pid))}
     for i, proc in enumerate(workers):
         sample[f"worker{i}"] = _rss(proc)
     return sample
+
+
+class CollectorStall:
+    """Stops the backend's Python process once, for `seconds`, on a thread of its own (SIGSTOP, SIGCONT)."""
+
+    def __init__(self, pid: int, seconds: float) -> None:
+        self.pid, self.seconds = pid, seconds
+        self.at: float | None = None  # wall clock (epoch) of the SIGSTOP: timeseries.csv counts from the run's
+        self.until: float | None = None  # ... started_at_epoch, so the stop is placed by wall clock
+        self.stopped = False
+        self._thread = threading.Thread(target=self._run, name="soak-stall", daemon=True)
+
+    def start(self) -> None:
+        self.at = time.time()
+        self.stopped = True
+        os.kill(self.pid, signal.SIGSTOP)
+        print(f"soak: backend (pid {self.pid}) stopped for {self.seconds:g} s", file=sys.stderr, flush=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        time.sleep(self.seconds)  # sleep-ok: the length of the stop under test
+        self._resume()
+
+    def _resume(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGCONT)
+        if self.stopped:
+            self.until, self.stopped = time.time(), False
+            print(f"soak: backend (pid {self.pid}) resumed", file=sys.stderr, flush=True)
+
+    def join(self) -> None:
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.stopped:
+            self._resume()
+
+
+def stall_effect(stall: CollectorStall, results: Path) -> dict[str, Any]:
+    """The stop as the run saw it (its timeseries.csv, seconds from summary.json's started_at_epoch): the rows
+    from 3 s before the stop to 20 s after the resume, the slowest ack p99 in them against the run's median, and
+    the backlog (sent - delivered, cumulative) at the resume and when it was back to its level before the stop."""
+    out: dict[str, Any] = {"seconds": stall.seconds, "stopped_at_epoch": stall.at, "resumed_at_epoch": stall.until}
+    summaries = sorted(results.glob("*/summary.json"))
+    if stall.at is None or stall.until is None or not summaries:
+        return out
+    start = float(json.loads(summaries[-1].read_text())["started_at_epoch"])
+    with (summaries[-1].parent / "timeseries.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+
+    def num(row: dict[str, str], key: str) -> float:
+        return float(row.get(key) or 0)
+
+    first, last = int(stall.at - start), int(stall.until - start)
+    backlog, sent, delivered = [], 0.0, 0.0
+    for row in rows:
+        sent += num(row, "sent")
+        delivered += num(row, "delivered")
+        backlog.append(sent - delivered)
+    window = [r for r in rows if first - 3 <= int(r["second"]) <= last + 20]
+    p99 = sorted(num(r, "ack_p99_ms") for r in rows if r.get("ack_p99_ms"))
+    before = backlog[first - 1] if 0 < first <= len(backlog) else 0.0
+    at_resume = backlog[last] if last < len(backlog) else None
+    drained = next((int(rows[i]["second"]) for i in range(last, len(rows)) if backlog[i] <= before), None)
+    out.update(
+        stop_second=first, resume_second=last,
+        ack_p99_ms_max_near_stop=max((num(r, "ack_p99_ms") for r in window), default=None),
+        ack_p99_ms_run_median=p99[len(p99) // 2] if p99 else None,
+        acked_in_stop=sum(num(r, "acked") for r in rows if first <= int(r["second"]) < last),
+        sent_in_stop=sum(num(r, "sent") for r in rows if first <= int(r["second"]) < last),
+        backlog_before=before, backlog_at_resume=at_resume,
+        drained_s_after_resume=None if drained is None else drained - last,
+        rows=[{k: r.get(k) for k in ("second", "sent", "acked", "delivered", "ack_p99_ms")} for r in window],
+    )
+    return out
 
 
 def wait_for_run(run: subprocess.Popen[Any], sample: Callable[[], None]) -> None:
@@ -356,6 +458,13 @@ def verdict_lines(report: dict[str, Any]) -> str:
     lines.append(f"  lost == 0: {done['lost_ok']} (lost {done['lost']})")
     lines.append(f"  final message <= {FINAL_LIMIT_BYTES:,} bytes per worker: {done['final_bytes_ok']} "
                  f"({report.get('worker_final_bytes')})")
+    if (stall := report.get("stall")) is not None:
+        at = stall.get
+        lines.append(f"  backend stopped {stall['seconds']:g} s (seconds {at('stop_second')}-{at('resume_second')}): "
+                     f"acked {at('acked_in_stop')} of {at('sent_in_stop')} sent in it, ack p99 max "
+                     f"{at('ack_p99_ms_max_near_stop')} ms near it (run median {at('ack_p99_ms_run_median')} ms), "
+                     f"backlog {at('backlog_before')} -> {at('backlog_at_resume')} at the resume, drained "
+                     f"{at('drained_s_after_resume')} s after it")
     return "\n".join(lines)
 
 
