@@ -8,20 +8,29 @@ username, so the client is not anonymous and `allow_anonymous false` still admit
 `topic readwrite #`.
 
 Limits (documented numbers, chosen for load tests):
-- `max_inflight_messages 100`: outgoing QoS 1/2 messages per connection awaiting acknowledgement (VerneMQ's
-  per-connection default, docs/protocol.md section 1). Both choices have a cost with mosquitto 2.0.11, measured
-  on 2026-12-07 with the collector's acks gathered into one TLS record per write (transports/paho_batch):
-  * without a window (0), mosquitto finds the message of each PUBCOMP by walking the client's whole in-flight
-    list (src/database.c, db__message_delete_outgoing, no early exit), so once the collector is a few seconds
-    behind every ack gets slower and the backlog feeds itself: `bench/soak_memory.py --events 360000 --rate
-    2000 --devices 1000 --processes 2` delivered ~2,000/s for ~130 s, then device acks stalled for 3-11 s
-    and 11,600 events were lost; `bench/campaign_capacity.py` at 1.5x capacity lost 591;
-  * with 100, the same soak delivered all 360,000 (0 lost, backend RSS flat) and the campaign at 1.5x lost
-    none (2026-12-06), but a burst several windows deep into a collector slower than the burst leaves most
-    of it undelivered until the collector reconnects: tests/integration/backend/test_collector_backlog.py
-    (a strict xfail: it shows the limitation and fails when a broker without it passes).
-  A load test is a steady stream, where a bounded window wins; a collector that keeps up (the `fleetsim
-  backend` process has its own core) never holds a window's worth.
+- `max_inflight_messages 100`: outgoing QoS 1/2 messages per connection sent and not yet acknowledged (VerneMQ's
+  per-connection default, docs/protocol.md section 1; 0 = no limit, mosquitto.conf(5)). What each choice costs
+  with mosquitto 2.0.11, read in its source (github.com/eclipse/mosquitto, tag v2.0.11; the Debian build here,
+  2.0.11-1.2+deb12u2, adds security patches whose upstream form changes none of what follows):
+  * with a window, a message for a client whose window is full waits in that client's queue, and db__message_insert
+    (src/database.c) first writes the client's new in-flight messages (db__message_write_inflight_out_latest) and
+    only then moves queued ones into the window (db__message_write_queued_out, which moves them without writing
+    them; handle_connect.c and handle_subscribe.c call the two the other way round). A message moved there is
+    written by the next write for that client: another message for it, or its next PUBACK/PUBCOMP
+    (db__message_delete_outgoing ends with one). A PUBREC writes nothing (lib/handle_pubrec.c:
+    db__message_update_outgoing) and there is no timed retry (none since 1.5, ChangeLog.txt). A burst several
+    windows deep into a collector slower than the burst stays mostly undelivered:
+    tests/integration/backend/test_collector_backlog.py, 109-150 of 2,500 in 90 s (a strict xfail with 100);
+  * without a window (0), nothing waits in the queue (db__ready_for_flight is true at once): each message is
+    written to the client when it comes, so a backlog waits in mosquitto's outgoing packet list and the socket,
+    which `max_queued_messages` does not bound, and beyond 65,535 unacknowledged messages the packet ids that
+    mosquitto__mid_generate hands out repeat. An acknowledgement costs the same with or without a window:
+    db__message_delete_outgoing stops at the acknowledged message (the `break` in its first loop), the head of
+    the list when acks come in order. (This docstring said until 2026-12-07 that it walked the whole list
+    with no early exit; it does not. The 2,000/s soak that lost 11,600 events without a window coincided with
+    mosquitto blocking in write(2) on its full log pipe, which stops every client's acks.)
+  The window stays 100 until an A/B of the two on a quiet machine (bench/soak_memory.py) says otherwise; a
+  collector that keeps up (the `fleetsim backend` process has its own core) never holds a window's worth.
 - `max_queued_messages 1000000`, `max_queued_bytes 0`: the admin subscriber receives every device's traffic; a
   burst of 1,000 devices x ~10 events must queue rather than be dropped (~200 bytes each: <= ~200 MB).
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
@@ -234,7 +243,7 @@ class MosquittoBroker:
             "persistence false",
             "allow_anonymous false",
             f"acl_file {self.acl_path}",
-            "max_inflight_messages 100",  # a window, not 0: see the module docstring
+            "max_inflight_messages 100",  # what a window and 0 each cost: module docstring
             "max_queued_messages 1000000",
             "max_queued_bytes 0",
             "max_packet_size 66560",

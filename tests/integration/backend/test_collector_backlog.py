@@ -2,10 +2,11 @@
 
 mosquitto 2.0.11 with a window (`max_inflight_messages` 100, and 1000 too) leaves most of a burst several
 windows deep undelivered to a collector slower than the burst (acknowledged to the publisher; 109-150 of 2,500
-arrived in 90 s here, with or without more traffic). Without a window every message arrives here, but a
-sustained backlog then collapses delivery (simulator/backend/mosquitto.py module docstring: why the window
-stays). This test is a strict xfail: it documents the limitation and fails the day the broker no longer has it.
-"""
+arrived in 90 s here). With a window, a message that waits in the collector's queue is moved into the window by
+db__message_insert only after that function's write, and written by the collector's next write (its next
+PUBCOMP, or another message for it): src/database.c at tag v2.0.11, simulator/backend/mosquitto.py's module
+docstring. Without a window nothing waits in that queue and every message arrived here. This test is a strict
+xfail while the window is 100: it documents the limitation and fails the day the broker no longer has it."""
 
 from __future__ import annotations
 
