@@ -170,8 +170,10 @@ def encode_value_at(value: object, timestamp_ms: int | None) -> bytes:
     datetime. Every OTAEvent went ms -> datetime -> ms: ~1.6% of the generator's CPU in the rebooting-campaign
     profile (bench/campaign_capacity.py --profile). Anything `_fast_document` hands to py-bson, and
     milliseconds out of datetime's range (OverflowError, as before), take encode_value itself."""
-    if timestamp_ms is None or value is None:
+    if timestamp_ms is None:
         return encode_value(value, None)
+    if value is None:  # an unset property: no "t" is written, but a timestamp out of range still raises
+        return encode_value(None, ms_to_datetime(timestamp_ms))
     try:
         body = _fast_elements({"v": value}) if _MIN_MS <= timestamp_ms < _MAX_MS else None
     except (UnicodeError, struct.error, OverflowError, ValueError):
