@@ -8,10 +8,11 @@ username, so the client is not anonymous and `allow_anonymous false` still admit
 `topic readwrite #`.
 
 Limits (documented numbers, chosen for load tests):
-- `max_inflight_messages 100`: outgoing QoS 1/2 messages per connection sent and not yet acknowledged (VerneMQ's
-  per-connection default, docs/protocol.md section 1; 0 = no limit, mosquitto.conf(5)). What each choice costs
-  with mosquitto 2.0.11, read in its source (github.com/eclipse/mosquitto, tag v2.0.11; the Debian build here,
-  2.0.11-1.2+deb12u2, adds security patches whose upstream form changes none of what follows):
+- `max_inflight_messages 0`: no limit on the outgoing QoS 1/2 messages per connection sent and not yet acknowledged
+  (mosquitto.conf(5); VerneMQ's per-connection default is 100, docs/protocol.md section 1, which this config had
+  until 2026-12-07). What each choice costs with mosquitto 2.0.11, read in its source (github.com/eclipse/mosquitto,
+  tag v2.0.11; the Debian build here, 2.0.11-1.2+deb12u2, adds security patches whose upstream form changes none of
+  what follows):
   * with a window, a message for a client whose window is full waits in that client's queue, and db__message_insert
     (src/database.c) first writes the client's new in-flight messages (db__message_write_inflight_out_latest) and
     only then moves queued ones into the window (db__message_write_queued_out, which moves them without writing
@@ -19,20 +20,23 @@ Limits (documented numbers, chosen for load tests):
     written by the next write for that client: another message for it, or its next PUBACK/PUBCOMP
     (db__message_delete_outgoing ends with one). A PUBREC writes nothing (lib/handle_pubrec.c:
     db__message_update_outgoing) and there is no timed retry (none since 1.5, ChangeLog.txt). A burst several
-    windows deep into a collector slower than the burst stays mostly undelivered:
-    tests/integration/backend/test_collector_backlog.py, 109-150 of 2,500 in 90 s (a strict xfail with 100);
-  * without a window (0), nothing waits in the queue (db__ready_for_flight is true at once): each message is
-    written to the client when it comes, so a backlog waits in mosquitto's outgoing packet list and the socket,
-    which `max_queued_messages` does not bound, and beyond 65,535 unacknowledged messages the packet ids that
+    windows deep into a collector slower than the burst stays mostly undelivered: 109-150 of 2,500 arrived in 90 s
+    with 100 (tests/integration/backend/test_collector_backlog.py);
+  * without a window (0), nothing waits in the queue (db__ready_for_flight is true at once): each message is written
+    to the client when it comes, so a backlog waits in mosquitto's outgoing packet list and the socket, which
+    `max_queued_messages` does not bound, and beyond 65,535 unacknowledged messages the packet ids that
     mosquitto__mid_generate hands out repeat. An acknowledgement costs the same with or without a window:
-    db__message_delete_outgoing stops at the acknowledged message (the `break` in its first loop), the head of
-    the list when acks come in order. (This docstring said until 2026-12-07 that it walked the whole list
-    with no early exit; it does not. The 2,000/s soak that lost 11,600 events without a window coincided with
-    mosquitto blocking in write(2) on its full log pipe, which stops every client's acks.)
-  The window stays 100 until an A/B of the two on a quiet machine (bench/soak_memory.py) says otherwise; a
-  collector that keeps up (the `fleetsim backend` process has its own core) never holds a window's worth.
+    db__message_delete_outgoing stops at the acknowledged message (the `break` in its first loop), the head of the
+    list when acks come in order. Every message of that burst arrives (the same test). (This docstring said until
+    2026-12-07 that it walked the whole list with no early exit; it does not. The 2,000/s soak that lost 11,600
+    events without a window coincided with mosquitto blocking in write(2) on its full log pipe, which stops every
+    client's acks.)
+  0, because a load test's collector must not strand what the broker acknowledged to the devices; the A/B of the two
+  on a quiet machine (bench/soak_memory.py) is in README.md ("The embedded backend at 2,000 events/s"). A collector
+  that keeps up (the `fleetsim backend` process has its own core) never holds a window's worth either way.
 - `max_queued_messages 1000000`, `max_queued_bytes 0`: the admin subscriber receives every device's traffic; a
-  burst of 1,000 devices x ~10 events must queue rather than be dropped (~200 bytes each: <= ~200 MB).
+  burst of 1,000 devices x ~10 events must queue rather than be dropped (~200 bytes each: <= ~200 MB). With no
+  window nothing queues for a connected client (above); the limits matter again if the window comes back.
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
 - `persistence false`: a load test starts from nothing, and disk writes would skew latency.
 ACL denials on PUBLISH are silent to an MQTT 3.1.1 client and logged by mosquitto only at debug level, so
@@ -243,7 +247,7 @@ class MosquittoBroker:
             "persistence false",
             "allow_anonymous false",
             f"acl_file {self.acl_path}",
-            "max_inflight_messages 100",  # what a window and 0 each cost: module docstring
+            "max_inflight_messages 0",  # no window; what a window and 0 each cost: module docstring
             "max_queued_messages 1000000",
             "max_queued_bytes 0",
             "max_packet_size 66560",

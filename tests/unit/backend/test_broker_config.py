@@ -39,7 +39,7 @@ def test_acl_and_config_enforce_identity_and_prefix() -> None:
         "listener 18883 127.0.0.1",
         "cafile /s/ca.crt",
         "persistence false",
-        "max_inflight_messages 100",
+        "max_inflight_messages 0",  # no window (simulator/backend/mosquitto.py docstring)
         "log_dest stderr",
         "log_type debug",
         "acl_file /s/mosquitto/acl",
