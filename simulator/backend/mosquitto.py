@@ -10,27 +10,31 @@ username, so the client is not anonymous and `allow_anonymous false` still admit
 Limits (documented numbers, chosen for load tests):
 - `max_inflight_messages 0`: no limit on the outgoing QoS 1/2 messages per connection sent and not yet acknowledged
   (mosquitto.conf(5); VerneMQ's per-connection default is 100, docs/protocol.md section 1, which this config had
-  until 2026-12-07). What each choice costs with mosquitto 2.0.11, read in its source (github.com/eclipse/mosquitto,
-  tag v2.0.11; the Debian build here, 2.0.11-1.2+deb12u2, adds security patches whose upstream form changes none of
-  what follows):
-  * with a window, a message for a client whose window is full waits in that client's queue, and db__message_insert
-    (src/database.c) first writes the client's new in-flight messages (db__message_write_inflight_out_latest) and
-    only then moves queued ones into the window (db__message_write_queued_out, which moves them without writing
-    them; handle_connect.c and handle_subscribe.c call the two the other way round). A message moved there is
-    written by the next write for that client: another message for it, or its next PUBACK/PUBCOMP
-    (db__message_delete_outgoing ends with one). A PUBREC writes nothing (lib/handle_pubrec.c:
-    db__message_update_outgoing) and there is no timed retry (none since 1.5, ChangeLog.txt). A burst several
-    windows deep into a collector slower than the burst stays mostly undelivered: 109-150 of 2,500 arrived in 90 s
-    with 100 (tests/integration/backend/test_collector_backlog.py);
+  until 2026-12-07). What each choice costs with mosquitto 2.0.11, from its source (github.com/eclipse/mosquitto,
+  tag v2.0.11) and from what this machine's build (Debian 2.0.11-1.2+deb12u2: 2.0.11 plus security patches, not read
+  here) did:
+  * with a window, a message for a client whose window is full waits in that client's queue. Upstream
+    db__message_insert (src/database.c) first writes the client's new in-flight messages
+    (db__message_write_inflight_out_latest) and only then moves queued ones into the window
+    (db__message_write_queued_out, which moves them without writing them; handle_connect.c and handle_subscribe.c
+    call the two the other way round), so a message moved there is written by the client's next write: another
+    message for it, or its next PUBACK/PUBCOMP (db__message_delete_outgoing ends with one). A PUBREC writes nothing
+    (lib/handle_pubrec.c: db__message_update_outgoing) and there is no timed retry (none since 1.5, ChangeLog.txt).
+    This machine's build also never moved a queued message on an acknowledgement, which upstream's
+    db__message_delete_outgoing reads as doing: in its debug log of
+    tests/integration/backend/test_collector_backlog.py's burst with 100 (2,501 QoS 2 messages for a collector at
+    ~2 ms each), 36 PUBCOMPs with 13 messages queued and the last 176 with 2,277 queued sent nothing; only the next
+    message for the collector moved some, written by the write after. Once the burst had come, mosquitto had sent
+    224 and the rest stayed queued (223 of 2,500 arrived in 25 s; 109-150 in 90 s in earlier runs);
   * without a window (0), nothing waits in the queue (db__ready_for_flight is true at once): each message is written
     to the client when it comes, so a backlog waits in mosquitto's outgoing packet list and the socket, which
     `max_queued_messages` does not bound, and beyond 65,535 unacknowledged messages the packet ids that
     mosquitto__mid_generate hands out repeat. An acknowledgement costs the same with or without a window:
     db__message_delete_outgoing stops at the acknowledged message (the `break` in its first loop), the head of the
-    list when acks come in order. Every message of that burst arrives (the same test). (This docstring said until
-    2026-12-07 that it walked the whole list with no early exit; it does not. The 2,000/s soak that lost 11,600
-    events without a window coincided with mosquitto blocking in write(2) on its full log pipe, which stops every
-    client's acks.)
+    list when acks come in order. Every message of that burst arrives (2,501 sent, all 2,500 OTAEvents in 7.8 s).
+    (This docstring said until 2026-12-07 that it walked the whole list with no early exit; it does not. The 2,000/s
+    soak that lost 11,600 events without a window coincided with mosquitto blocking in write(2) on its full log
+    pipe, which stops every client's acks.)
   0, because a load test's collector must not strand what the broker acknowledged to the devices; the A/B of the two
   on a quiet machine (bench/soak_memory.py) is in README.md ("The embedded backend at 2,000 events/s"). A collector
   that keeps up (the `fleetsim backend` process has its own core) never holds a window's worth either way.
