@@ -98,10 +98,10 @@ def _mkdir_private(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def _signature(path: str) -> tuple[int, int, int] | None:
     """What tells a rewritten file (write_private replaces it: a new inode) from the one parsed before."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
@@ -121,6 +121,10 @@ class CredentialsCache:
         # reconnecting after every reboot re-read and re-parsed its EC key and certificate each time (2% of
         # the generator's CPU, bench/campaign_capacity.py); now a changed file (any process) is read again.
         self._parsed: dict[str, tuple[tuple[tuple[int, int, int] | None, ...], DeviceCredentials]] = {}
+        # The three files' paths by device, as strings: `get` runs on every reconnect, and building them with
+        # pathlib (7 joins, 3 Path.stat) cost more than the three stat calls themselves (bench/reconnect_cost.py
+        # `onboard_us`, see the commit that added this).
+        self._files: dict[str, tuple[str, str, str]] = {}
 
     @classmethod
     def for_target(cls, credentials_dir: Path | str, realm: str, pairing_url: str,
@@ -176,19 +180,25 @@ class CredentialsCache:
         Raises CorruptCredentials naming the file when a file cannot be parsed (unless discard_corrupt: then
         the bad file is deleted, a warning logged, and the rest returned -- None when the secret was bad).
         """
-        secret_file = self.base / device_id / _SECRET_FILE
-        crypto = self.base / device_id / device_id / "crypto"  # no mkdir on a read
-        files = (secret_file, crypto / "device.key", crypto / "device.crt")
-        signature = tuple(_signature(f) for f in files)
+        files = self._files.get(device_id)
+        if files is None:
+            files = self._files[device_id] = self._paths(device_id)
+        signature = (_signature(files[0]), _signature(files[1]), _signature(files[2]))
         if signature[0] is None:
             return None
         known = self._parsed.get(device_id)
         if known is not None and known[0] == signature:
             return known[1]
-        creds = self._read(device_id, secret_file, crypto)
+        creds = self._read(device_id, Path(files[0]), Path(files[1]).parent)
         if creds is not None:
             self._parsed[device_id] = (signature, creds)
         return creds
+
+    def _paths(self, device_id: str) -> tuple[str, str, str]:
+        """credentials.json, device.key, device.crt of `device_id` (no mkdir: a read must not create)."""
+        crypto = self.base / device_id / device_id / "crypto"
+        return (str(self.base / device_id / _SECRET_FILE), str(crypto / "device.key"),
+                str(crypto / "device.crt"))
 
     def _read(self, device_id: str, secret_file: Path, crypto: Path) -> DeviceCredentials | None:
         try:
