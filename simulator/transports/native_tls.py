@@ -6,9 +6,10 @@ devices, before a byte of MQTT is parsed). The lean transport never blocks on a 
 `loop_read`/`loop_write` run on a non-blocking socket when the shared I/O loop (lean_loop) says it is ready --
 so the cooperative wrappers buy nothing after the handshake.
 
-How: the TCP connect stays cooperative (gevent socket, ports.open_connection); its file descriptor moves to a
-plain non-blocking `socket.socket`, and `SSLContext._wrap_socket` (the C method every `ssl.SSLSocket` is built
-on, CPython 3.7-3.13) gives the OpenSSL object directly. CPython's own `ssl.SSLSocket` cannot be used once
+How: the TCP connect stays cooperative (ports.open_connection: a plain non-blocking `socket.socket` whose
+connect waits in gevent's hub; a gevent socket passed in gives its file descriptor to such a socket), and
+`SSLContext._wrap_socket` (the C method every `ssl.SSLSocket` is built on, CPython 3.7-3.13) gives the OpenSSL
+object directly. CPython's own `ssl.SSLSocket` cannot be used once
 gevent has patched `ssl`: its constructor does `super(SSLSocket, self)` with the module global, which is then
 gevent's class. The handshake loops on SSLWantRead/WriteError, waiting with gevent's `wait_read`/`wait_write`,
 so only the calling greenlet waits. On the wire nothing changes: same OpenSSL, same context (the caller's).
@@ -117,7 +118,9 @@ def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: fl
     cannot slip in. Blocks only the calling greenlet during the handshake. Raises ssl.SSLError (bad
     certificate, wrong CA, hostname), OSError (peer gone, unreadable files) or TimeoutError (no handshake
     within `timeout_s`); the socket is closed on any failure."""
-    raw = _Socket(tcp.family, tcp.type, tcp.proto, fileno=tcp.detach())
+    # ports.open_connection gives the standard library's socket under gevent: taken as it is; a gevent socket
+    # gives its descriptor to one.
+    raw = tcp if type(tcp) is _Socket else _Socket(tcp.family, tcp.type, tcp.proto, fileno=tcp.detach())
     try:
         raw.setblocking(False)
         if cert is not None:
