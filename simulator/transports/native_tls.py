@@ -11,7 +11,7 @@ connect waits in gevent's hub; a gevent socket passed in gives its file descript
 `SSLContext._wrap_socket` (the C method every `ssl.SSLSocket` is built on, CPython 3.7-3.13) gives the OpenSSL
 object directly. CPython's own `ssl.SSLSocket` cannot be used once
 gevent has patched `ssl`: its constructor does `super(SSLSocket, self)` with the module global, which is then
-gevent's class. The handshake loops on SSLWantRead/WriteError, waiting with gevent's `wait_read`/`wait_write`,
+gevent's class. The handshake loops on SSLWantRead/WriteError, waiting in gevent's hub (fd_wait),
 so only the calling greenlet waits. On the wire nothing changes: same OpenSSL, same context (the caller's).
 """
 
@@ -23,7 +23,8 @@ import time
 from typing import Any, cast
 
 from gevent import get_hub, monkey
-from gevent.socket import wait_read, wait_write
+
+from simulator.transports import fd_wait
 
 __all__ = ["TlsSocket", "handshake"]
 
@@ -130,18 +131,33 @@ def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: fl
         raw.close()
         raise
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    watchers: dict[int, Any] = {}  # by fd_wait.READ / WRITE, made at their first wait, closed before returning
     try:
         while True:
             try:
                 tls.do_handshake()
                 return tls
             except ssl.SSLWantReadError:
-                wait_read(raw.fileno(), timeout=_left(deadline), timeout_exc=_timeout(timeout_s))
+                events = fd_wait.READ
             except ssl.SSLWantWriteError:
-                wait_write(raw.fileno(), timeout=_left(deadline), timeout_exc=_timeout(timeout_s))
+                events = fd_wait.WRITE
+            watcher = watchers.get(events)
+            if watcher is None:
+                watcher = watchers[events] = fd_wait.io_watcher(raw.fileno(), events)
+            fd_wait.wait(watcher, _left(deadline), _timeout(timeout_s))
     except BaseException:
+        _close(watchers)
         raw.close()
         raise
+    finally:
+        _close(watchers)
+
+
+def _close(watchers: dict[int, Any]) -> None:
+    """Close the handshake's io watchers (before their descriptor is closed or handed on: libev)."""
+    for watcher in watchers.values():
+        watcher.close()
+    watchers.clear()
 
 
 def _left(deadline: float | None) -> float | None:

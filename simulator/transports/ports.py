@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from gevent import monkey
-from gevent.socket import wait_write
 
 from simulator.errors import UsageError
+from simulator.transports import fd_wait
 
 __all__ = [
     "PortsExhausted",
@@ -89,7 +89,7 @@ def open_connection(dest: tuple[str, int], source: str = "", timeout_s: float | 
     """A connected TCP socket (TCP_NODELAY) to `dest` from `source` ("" = any); cooperative under gevent.
 
     Under gevent's monkey patching the socket is the standard library's own, non-blocking, its connect waited
-    for with gevent's `wait_write` (_connect_cooperatively): its one user, native_tls.handshake, takes the
+    for in gevent's hub (_connect_cooperatively, fd_wait): its one user, native_tls.handshake, takes the
     descriptor over into such a socket anyway, and a gevent socket made only to be detached costs its
     construction (two libev watchers), a Timeout and the detach: 86-89 -> 75-76 us of CPU per connect +
     close on loopback, accepting side included (a throwaway script timing 3,000 connects per variant,
@@ -133,7 +133,11 @@ def _connect_cooperatively(sock: socket.socket, addr: Any, timeout_s: float | No
     sock.setblocking(False)
     err = sock.connect_ex(addr)
     if err in _IN_PROGRESS:
-        wait_write(sock.fileno(), timeout=timeout_s, timeout_exc=TimeoutError("timed out"))
+        watcher = fd_wait.io_watcher(sock.fileno(), fd_wait.WRITE)
+        try:
+            fd_wait.wait(watcher, timeout_s, TimeoutError("timed out"))
+        finally:
+            watcher.close()
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err and err != errno.EISCONN:
         raise OSError(err, os.strerror(err))

@@ -9,7 +9,8 @@ average ~10, 2026-12-07; issue 16): 20-55 µs per reboot, a small cut. Without g
 ssl.SSLSocket blocks in the kernel and is the cheaper one (bench/tls_costs.py `pairing_pool_us`: 148 vs
 264 µs), hence pairing_http uses this only under gevent.
 Here a call is one `write` and a `read` or two on the `_ssl._SSLSocket` (native_tls.TlsSocket), waiting with
-gevent's `wait_read`/`wait_write` only when OpenSSL says it must (SSLWantRead/WriteError).
+gevent's hub (fd_wait, on io watchers kept for the connection's life) only when OpenSSL says it must
+(SSLWantRead/WriteError).
 
 On the wire nothing changes: the handshake is native_tls.handshake with the caller's context (the one
 urllib3 builds: TLS >= 1.2, ALPN http/1.1, server name and certificate checked against the CA), the bytes
@@ -23,9 +24,7 @@ import ssl
 import time
 from typing import Any
 
-from gevent.socket import wait_read, wait_write
-
-from simulator.transports import native_tls
+from simulator.transports import fd_wait, native_tls
 
 __all__ = ["TlsStream", "connect"]
 
@@ -33,11 +32,14 @@ __all__ = ["TlsStream", "connect"]
 class TlsStream:
     """recv / sendall / fileno / close over a native_tls.TlsSocket, each blocking only the calling greenlet."""
 
-    __slots__ = ("_tls", "timeout_s")
+    __slots__ = ("_reader", "_tls", "_writer", "timeout_s")
 
     def __init__(self, tls: native_tls.TlsSocket, timeout_s: float | None) -> None:
         self._tls = tls
         self.timeout_s = timeout_s
+        # io watchers kept for the connection's life, made at its first wait (fd_wait: why).
+        self._reader: Any = None
+        self._writer: Any = None
 
     def recv(self, bufsize: int) -> bytes:
         """Up to `bufsize` decrypted bytes, waiting for them; b"" at the end of the stream."""
@@ -46,9 +48,9 @@ class TlsStream:
             try:
                 return self._tls.recv(bufsize)
             except ssl.SSLWantReadError:
-                deadline = self._wait(wait_read, deadline)
+                deadline = self._wait(fd_wait.READ, deadline)
             except ssl.SSLWantWriteError:  # a TLS 1.3 KeyUpdate answer that did not fit in the send buffer
-                deadline = self._wait(wait_write, deadline)
+                deadline = self._wait(fd_wait.WRITE, deadline)
 
     def sendall(self, data: bytes) -> None:
         """All of `data`. OpenSSL's object is in `SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER` without partial writes
@@ -60,10 +62,10 @@ class TlsStream:
             try:
                 sent = self._tls.send(view)
             except ssl.SSLWantWriteError:
-                deadline = self._wait(wait_write, deadline)
+                deadline = self._wait(fd_wait.WRITE, deadline)
                 continue
             except ssl.SSLWantReadError:
-                deadline = self._wait(wait_read, deadline)
+                deadline = self._wait(fd_wait.READ, deadline)
                 continue
             view = view[sent:]
 
@@ -77,21 +79,32 @@ class TlsStream:
         return self._tls.getpeercert()
 
     def close(self) -> None:
+        for watcher in (self._reader, self._writer):  # before the descriptor goes (libev)
+            if watcher is not None:
+                watcher.close()
+        self._reader = self._writer = None
         self._tls.close()
 
-    def _wait(self, wait: Any, deadline: float | None) -> float | None:
-        """Wait for the descriptor (wait_read / wait_write) until `deadline` (set at the first wait of an
+    def _wait(self, events: int, deadline: float | None) -> float | None:
+        """Wait for the descriptor (fd_wait.READ / WRITE) until `deadline` (set at the first wait of an
         operation); TimeoutError past it."""
+        if events == fd_wait.READ:
+            if self._reader is None:
+                self._reader = fd_wait.io_watcher(self._tls.fileno(), fd_wait.READ)
+            watcher = self._reader
+        else:
+            if self._writer is None:
+                self._writer = fd_wait.io_watcher(self._tls.fileno(), fd_wait.WRITE)
+            watcher = self._writer
         if self.timeout_s is None:
-            wait(self._tls.fileno())
+            fd_wait.wait(watcher, None, TimeoutError())
             return None
         if deadline is None:
             deadline = time.monotonic() + self.timeout_s
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"no progress within {self.timeout_s} s")
-        wait(self._tls.fileno(), timeout=left,
-             timeout_exc=TimeoutError(f"no progress within {self.timeout_s} s"))
+        fd_wait.wait(watcher, left, TimeoutError(f"no progress within {self.timeout_s} s"))
         return deadline
 
 

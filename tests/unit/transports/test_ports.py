@@ -89,10 +89,9 @@ def test_cooperative_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     and the socket is closed."""
     waits: list[float | None] = []
 
-    def never_writable(fd: int, timeout: float | None = None, timeout_exc: BaseException | None = None) -> None:
-        waits.append(timeout)
-        assert timeout_exc is not None
-        raise timeout_exc
+    def never_writable(watcher: object, timeout_s: float | None, exc: BaseException) -> None:
+        waits.append(timeout_s)
+        raise exc
 
     class Pending(ports._Socket):
         def connect_ex(self, addr: object) -> int:
@@ -105,7 +104,7 @@ def test_cooperative_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
             closed.append(self)
             super().close()
 
-    monkeypatch.setattr(ports, "wait_write", never_writable)
+    monkeypatch.setattr(ports.fd_wait, "wait", never_writable)
     monkeypatch.setattr(ports, "_Socket", Tracked)
     monkeypatch.setattr(ports.monkey, "is_module_patched", lambda name: True)
     with pytest.raises(TimeoutError, match="timed out"):
