@@ -151,7 +151,8 @@ def main() -> int:
     for name, figures in samples.items():
         doc[name] = {}
         for key, values in figures.items():
-            doc[name][key] = {"median": round(statistics.median(values), 1), "all": [round(v, 1) for v in values]}
+            doc[name][key] = {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
+                              "all": [round(v, 1) for v in values]}
     if "baseline" in doc:
         doc["ratio_median"] = {key: round(doc["this"][key]["median"] / doc["baseline"][key]["median"], 3)
                                for key in doc["this"]}
