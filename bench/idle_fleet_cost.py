@@ -11,8 +11,10 @@ a few seconds and a long graceful tail: the devices stay connected and idle unti
 greenlet (play_fleet's `during`) reads the process's CPU (getrusage: user + system) and its context switches
 at the start and the end of a window inside that tail (SETTLE_S after the plan's last arrival), so onboarding,
 the operations, and the fleet's stop are all outside it. What is left is what the generator does every second
-with nothing to publish: timers, keep-alives (paho's 60 s keep-alive: a PINGREQ per device per minute is real
-traffic and stays), the health monitor, the feeder, the scheduler's and the I/O loop's wakeups.
+with nothing to publish: timers, the health monitor, the feeder, the scheduler's and the I/O loop's wake-ups,
+the keep-alive housekeeping. Not the keep-alive traffic itself: with 1,000 devices the window ends less than
+60 s after the devices connected, so no PINGREQ is due in it (paho's 60 s keep-alive: a PINGREQ per device
+per minute is real traffic, stays, and costs both trees the same).
 
 Each round plays each tree once (alternating which goes first); medians over the rounds. `--profile` adds one
 window per tree sampled by bench/cpu_sampler (Python stacks by CPU time), reported as the share of samples
