@@ -18,7 +18,11 @@ per minute is real traffic, stays, and costs both trees the same).
 
 Each round plays each tree once (alternating which goes first); medians over the rounds. `--profile` adds one
 window per tree sampled by bench/cpu_sampler (Python stacks by CPU time), reported as the share of samples
-under each greenlet's root function and under each leaf function. Prints and saves
+under each greenlet's root function and under each leaf function. Read it with care: in an idle process most
+SIGPROF expirations never reach the Python handler (a gevent-patched process idling with 1,000 housekeeping
+members and the health monitor, sampled every 1 ms of CPU: 2 samples for 29 ms of CPU at 517f451, 0 for 19 ms
+after the idle tick of lean_loop), so few samples and a skew towards what runs Python right after a wake-up.
+Call counts per second (cProfile around the window) are the surer breakdown there. Prints and saves
 bench/results/idle_fleet_cost.json.
 """
 
