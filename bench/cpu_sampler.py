@@ -27,11 +27,22 @@ from collections import Counter
 from pathlib import Path
 from types import FrameType
 
-__all__ = ["install"]
+__all__ = ["install", "start", "stop"]
 
 
 def install(out: Path, interval_s: float = 0.002) -> None:
     """Sample until the process exits, then write the folded stacks to `out`."""
+    counts = start(interval_s)
+
+    def write() -> None:
+        stop()
+        out.write_text("".join(f"{stack} {n}\n" for stack, n in sorted(counts.items())))
+
+    atexit.register(write)
+
+
+def start(interval_s: float = 0.002) -> Counter[str]:
+    """Sample from now until `stop()`: the returned counter fills with folded stacks (a window of a run)."""
     counts: Counter[str] = Counter()
 
     def sample(_signum: int, frame: FrameType | None) -> None:
@@ -42,10 +53,10 @@ def install(out: Path, interval_s: float = 0.002) -> None:
             frame = frame.f_back
         counts[";".join(reversed(parts))] += 1
 
-    def write() -> None:
-        signal.setitimer(signal.ITIMER_PROF, 0, 0)
-        out.write_text("".join(f"{stack} {n}\n" for stack, n in sorted(counts.items())))
-
     signal.signal(signal.SIGPROF, sample)
     signal.setitimer(signal.ITIMER_PROF, interval_s, interval_s)
-    atexit.register(write)
+    return counts
+
+
+def stop() -> None:
+    signal.setitimer(signal.ITIMER_PROF, 0, 0)

@@ -9,7 +9,21 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "MonotonicClock", "VirtualClock"]
+__all__ = ["Clock", "MonotonicClock", "VirtualClock", "grid_delay"]
+
+
+# A multiple of the period closer than this fraction of it is skipped: a timer that fired a hair before its
+# instant (libev counts from its cached loop time, float rounding) would otherwise wake again at once.
+_GRID_SKIP = 0.01
+
+
+def grid_delay(now_s: float, period_s: float) -> float:
+    """Seconds from `now_s` to the next multiple of `period_s` at least 1 % of a period away: periodic
+    wake-ups of different greenlets that sleep by this land on the same instants, and a gevent loop serves
+    timers due together in one wake-up (each wake-up of an idle process costs ~0.15-0.2 ms of CPU,
+    bench/idle_fleet_cost.py)."""
+    delay = period_s - now_s % period_s
+    return delay + period_s if delay < period_s * _GRID_SKIP else delay
 
 
 class Clock(Protocol):

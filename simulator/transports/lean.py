@@ -381,8 +381,13 @@ class LeanTransport:
             self._drive(self.client.loop_write)
 
     def handle_misc(self, now: float) -> None:
-        if self.client is not None:
-            self._drive(self.client.loop_misc)
+        c = self.client
+        if c is None:
+            return
+        if c.lean_misc_idle(now):  # paho's step would do nothing (LeanClient.lean_misc_idle: why)
+            self._sync_write()  # what _drive does after it
+            return
+        self._drive(c.loop_misc)
 
     def _drive(self, step: Any) -> None:
         """One paho step. Callbacks it runs may publish; their writes wait for the end of the step, because

@@ -110,3 +110,38 @@ def test_fds_above_1024(loop: IoLoop) -> None:
         for fd in burned:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_timer_wakes_idle_housekeeping() -> None:
+    """With no timer pending the housekeeping greenlet waits up to idle_tick_s; a timer arriving meanwhile
+    wakes it, so the timer still fires within tick_s of its time (not after the idle tick)."""
+    io = IoLoop(misc_period_s=0.1, tick_s=0.01, idle_tick_s=60.0)
+    try:
+        gevent.sleep(0.05)  # the housekeeping greenlet is in its idle wait
+        fired = gevent.event.Event()
+        io.call_later(0.02, fired.set)
+        assert fired.wait(5)
+    finally:
+        io.stop()
+
+
+def test_housekeeping_serves_every_member_each_period_whatever_the_tick() -> None:
+    """Members are served by the time since the last wake-up: idle ticks longer than misc_period_s still visit
+    every member at each wake-up, and shorter ones a share each."""
+    for idle_tick_s in (0.02, 0.25):
+        io = IoLoop(misc_period_s=0.1, tick_s=0.01, idle_tick_s=idle_tick_s)
+        pairs = [_pair() for _ in range(7)]
+        chans = [_Chan(a) for a, _ in pairs]
+        try:
+            for chan in chans:
+                io.add_member(chan)
+            for _ in range(500):
+                if all(chan.misc >= 2 for chan in chans):
+                    break
+                gevent.sleep(0.01)
+            assert all(chan.misc >= 2 for chan in chans), [chan.misc for chan in chans]
+        finally:
+            io.stop()
+            for a, b in pairs:
+                a.close()
+                b.close()
