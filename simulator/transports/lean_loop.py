@@ -29,7 +29,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
-import gevent.event
+
+from simulator.parking import Parker
 
 __all__ = ["READ", "WRITE", "Channel", "IoLoop", "Slot"]
 
@@ -71,7 +72,7 @@ class IoLoop:
     def __init__(self, misc_period_s: float = 2.0, tick_s: float = 0.05) -> None:
         self._loop = gevent.get_hub().loop
         self._ready: deque[Slot] = deque()
-        self._wake = gevent.event.Event()
+        self._wake = Parker()  # the I/O greenlet's, woken by a ready slot (parking: why not an Event)
         self._slots: dict[int, Slot] = {}
         self._members: dict[Channel, None] = {}  # insertion-ordered set, for housekeeping
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -134,8 +135,7 @@ class IoLoop:
         if not slot.pending:
             self._ready.append(slot)
         slot.pending |= events
-        if not self._wake.is_set():
-            self._wake.set()
+        self._wake.unpark()  # from the watcher's callback: straight into the parked I/O greenlet
 
     def add_member(self, channel: Channel) -> None:
         self._members[channel] = None
@@ -153,8 +153,7 @@ class IoLoop:
         ready = self._ready
         while not self._stopped:
             if not ready:
-                self._wake.clear()
-                self._wake.wait()
+                self._wake.park()
                 continue
             for _ in range(min(_BATCH, len(ready))):
                 slot = ready.popleft()
@@ -200,7 +199,7 @@ class IoLoop:
         if self._stopped:
             return
         self._stopped = True
-        self._wake.set()
+        self._wake.unpark()
         gevent.killall([self._io, self._misc], block=True, timeout=5)
         for slot in list(self._slots.values()):
             self._close_slot(slot)
