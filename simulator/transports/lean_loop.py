@@ -5,8 +5,8 @@ into a greenlet doing real `select()` calls) costs ~1.1-1.6 ms CPU per QoS 2 mes
 saturate a core with p50 ~1 s; and `select()` fails for fds >= 1024 (~338 devices per process). Here instead:
 
 - one persistent libev READ watcher per socket (`hub.loop.io(fd, 1)`: epoll, no fd limit) whose callback only
-  queues the connection (set a bit, append to a deque, wake the I/O greenlet): it runs inside the hub and must
-  never block;
+  queues the connection (set a bit, append to a deque, wake the I/O greenlet: simulator.parking, straight into
+  it from the last callback of a loop iteration): it runs inside the hub and must never block;
 - a WRITE watcher (`io(fd, 2)`) only while a connection has unwritten bytes (paho `want_write()`);
 - ONE I/O greenlet draining the queue: `handle_read()` / `handle_write()` of each ready connection (paho
   `loop_read()` / `loop_write()` on a non-blocking socket: never switches greenlets);
@@ -129,13 +129,14 @@ class IoLoop:
         self._on_event(slot, events)
 
     def _on_event(self, slot: Slot, events: int) -> None:
-        # Runs in the hub: O(1), no switch.
+        # Runs in the hub (a watcher's callback; `requeue`: in the I/O greenlet): O(1), never blocks. The only
+        # switch is the unpark's: into the parked I/O greenlet, which serves and parks back into the hub.
         if slot.closed:
             return
         if not slot.pending:
             self._ready.append(slot)
         slot.pending |= events
-        self._wake.unpark()  # from the watcher's callback: straight into the parked I/O greenlet
+        self._wake.unpark()  # the last watcher of its loop iteration: straight into the parked I/O greenlet
 
     def add_member(self, channel: Channel) -> None:
         self._members[channel] = None
