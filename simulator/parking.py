@@ -9,7 +9,9 @@ wake-up from a watcher's callback (the socket is readable, the due point's timer
 into the parked greenlet, as gevent's own `hub.wait(watcher)` does; one from a greenlet, or while other
 watchers of the same loop iteration still wait to be called (libev's `pendingcnt`), goes through one hub
 callback, so watchers that fire together are still served by one wake-up.
-Figures: bench/lean_loop_wakeups.py and bench/scheduler_cost.py (A/B against the Event version).
+CPU per wake-up (bench/parking_cost.py --waits 10000 --rounds 7, n = 7, a shared 2-core VM): woken by a
+timer 4.07 us with an Event, 2.50 us here; by a readable fd 7.10 and 5.52 us (send and recv included). The
+I/O loop per read event: 81.6 -> 72.6 us (bench/lean_loop_wakeups.py --rounds 7, n = 7, A/B in one run).
 
 A wake-up while the owner is not parked does nothing: the owner checks its own queue before it parks (one
 thread, and nothing between that check and `park` switches), so none is lost. `park` may return without a
