@@ -31,6 +31,7 @@ from simulator.clock import Clock
 from simulator.device import VirtualDevice
 from simulator.events import Value
 from simulator.generator.due_queue import DueQueue
+from simulator.parking import Parker
 
 __all__ = ["DRAIN_POLL_S", "REBOOT_DRAIN_S", "DeviceScheduler", "FleetView", "drain_before_reboot"]
 
@@ -83,10 +84,10 @@ class DeviceScheduler:
         self._queued: set[VirtualDevice] = set()  # in _ready (served once per wake, however often woken)
         self._driven: dict[VirtualDevice, gevent.event.AsyncResult] = {}  # added and not finished
         self._helpers: dict[VirtualDevice, gevent.Greenlet] = {}  # in a blocking step of their own
-        self._wake = gevent.event.Event()
+        self._wake = Parker()  # the scheduler greenlet's: a due point's timer, a wake, the stop (parking: why)
         self._greenlet: gevent.Greenlet | None = None
         self._stopped = False
-        fleet.stopping.rawlink(lambda _event: self._wake.set())
+        fleet.stopping.rawlink(lambda _event: self._wake.unpark())
 
     # ---- the drivers' side ----
 
@@ -130,13 +131,12 @@ class DeviceScheduler:
             return
         self._queued.add(device)
         self._ready.append(device)
-        if not self._wake.is_set():
-            self._wake.set()
+        self._wake.unpark()
 
     def stop(self) -> None:
         """End the greenlet and every blocking step; every driver's result is set. Idempotent."""
         self._stopped = True
-        self._wake.set()
+        self._wake.unpark()
         for helper in list(self._helpers.values()):
             helper.kill(block=False)
         self._helpers.clear()
@@ -153,26 +153,26 @@ class DeviceScheduler:
         fleet = self._fleet
         clock = fleet.clock
         loop = gevent.get_hub().loop
+        wake = self._wake
         while not self._stopped and not fleet.stopping.is_set():
             self.serve(clock.monotonic())
             if self._ready:
                 self._sleep(0)  # let the I/O greenlet and the blocking steps run between batches
                 continue
             earliest = self._queue.earliest()
-            self._wake.clear()
             if earliest is None:
-                self._wake.wait()
+                wake.park()
                 continue
-            # Until the next due point or a wake, whichever comes first. Not `wait(timeout)`: its gevent Timeout
-            # ends by being thrown into this greenlet (an exception raised through a greenlet switch, caught by
-            # the Event), and almost every wait here ends on its due point: ~10 us of CPU per wait against ~4
-            # us for a timer that sets the event (gevent 26.9, this 2-core VM), at one wait per due point (26
-            # OTAEvents per campaign operation). Same libev timer as Timeout's (priority -1, `update`: the
-            # loop's time refreshed first, so it does not fire early).
+            # Until the next due point or a wake, whichever comes first. Not a wait with a gevent Timeout: it
+            # ends by being thrown into this greenlet (an exception raised through a greenlet switch), and
+            # almost every wait here ends on its due point: ~10 us of CPU per wait against ~4 us for a timer
+            # that wakes it (gevent 26.9, this 2-core VM), at one wait per due point (26 OTAEvents per campaign
+            # operation). Same libev timer as Timeout's (priority -1, `update`: the loop's time refreshed
+            # first, so it does not fire early); its callback switches straight into this greenlet (Parker).
             timer = loop.timer(max(0.0, earliest - clock.monotonic()), priority=-1)
-            timer.start(self._wake.set, update=True)
+            timer.start(wake.unpark, update=True)
             try:
-                self._wake.wait()
+                wake.park()
             finally:
                 timer.stop()
                 timer.close()

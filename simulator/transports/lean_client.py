@@ -43,6 +43,7 @@ _CONNACK, _SUBACK = 0x20, 0x90  # fixed header byte 1 (MQTT 3.1.1 sections 3.2.1
 # PUBACK and PUBCOMP: their paho.mqtt.packettypes.PacketTypes value (the callback's ReasonCode/Properties).
 _FAST_ACKS = {0x50: 0, 0x40: 4, 0x70: 7}
 _MQTTV5, _VERSION2 = mqtt.MQTTv5, CallbackAPIVersion.VERSION2
+_SUCCESS, _AGAIN, _NO_CONN = mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN, mqtt.MQTT_ERR_NO_CONN
 _MID_PACKET = struct.Struct("!BBH")  # a PUBREL: type+flags, remaining length 2, packet identifier
 _U16 = struct.Struct("!H")
 
@@ -175,6 +176,25 @@ class LeanClient(BatchedWriteClient):
                                   and now - self._last_bytes_received < keepalive)
 
     # ---- reading: one recv per burst instead of three per packet ----
+
+    def loop_read(self, max_packets: int = 1) -> Any:
+        """paho `loop_read`: up to as many packets as messages in flight (at least one), stopping at the first
+        error (handled as paho handles it) or when the socket has nothing more. The same steps without its
+        per-call Enum member lookups and `max()`: one call per ready socket, ~2 per OTAEvent at one ack per
+        wake-up; 685 -> 313 ns per call (bench/read_step_cost.py --rounds 7, n = 7)."""
+        if self._sock is None:
+            return _NO_CONN
+        count = len(self._out_messages) + len(self._in_messages)
+        for _ in range(count if count > 1 else 1):
+            if self._sock is None:
+                return _NO_CONN
+            rc = self._packet_read()
+            if rc:
+                if rc > 0:
+                    return self._loop_rc_handle(rc)
+                if rc == _AGAIN:
+                    return _SUCCESS
+        return _SUCCESS
 
     def _packet_read(self) -> Any:
         """paho's `_packet_read`, reading what the socket has in ONE recv and cutting packets from it.

@@ -5,8 +5,8 @@ into a greenlet doing real `select()` calls) costs ~1.1-1.6 ms CPU per QoS 2 mes
 saturate a core with p50 ~1 s; and `select()` fails for fds >= 1024 (~338 devices per process). Here instead:
 
 - one persistent libev READ watcher per socket (`hub.loop.io(fd, 1)`: epoll, no fd limit) whose callback only
-  queues the connection (set a bit, append to a deque, wake the I/O greenlet): it runs inside the hub and must
-  never block;
+  queues the connection (set a bit, append to a deque, wake the I/O greenlet: simulator.parking, straight into
+  it from the last callback of a loop iteration): it runs inside the hub and must never block;
 - a WRITE watcher (`io(fd, 2)`) only while a connection has unwritten bytes (paho `want_write()`);
 - ONE I/O greenlet draining the queue: `handle_read()` / `handle_write()` of each ready connection (paho
   `loop_read()` / `loop_write()` on a non-blocking socket: never switches greenlets);
@@ -37,7 +37,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
-import gevent.event
+
+from simulator.parking import Parker
 
 from simulator.clock import grid_delay
 
@@ -81,7 +82,7 @@ class IoLoop:
     def __init__(self, misc_period_s: float = 2.0, tick_s: float = 0.05, idle_tick_s: float = 0.5) -> None:
         self._loop = gevent.get_hub().loop
         self._ready: deque[Slot] = deque()
-        self._wake = gevent.event.Event()
+        self._wake = Parker()  # the I/O greenlet's, woken by a ready slot (parking: why not an Event)
         self._slots: dict[int, Slot] = {}
         self._members: dict[Channel, None] = {}  # insertion-ordered set, for housekeeping
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -140,14 +141,14 @@ class IoLoop:
         self._on_event(slot, events)
 
     def _on_event(self, slot: Slot, events: int) -> None:
-        # Runs in the hub: O(1), no switch.
+        # Runs in the hub (a watcher's callback; `requeue`: in the I/O greenlet): O(1), never blocks. The only
+        # switch is the unpark's: into the parked I/O greenlet, which serves and parks back into the hub.
         if slot.closed:
             return
         if not slot.pending:
             self._ready.append(slot)
         slot.pending |= events
-        if not self._wake.is_set():
-            self._wake.set()
+        self._wake.unpark()  # the last watcher of its loop iteration: straight into the parked I/O greenlet
 
     def add_member(self, channel: Channel) -> None:
         self._members[channel] = None
@@ -166,8 +167,7 @@ class IoLoop:
         ready = self._ready
         while not self._stopped:
             if not ready:
-                self._wake.clear()
-                self._wake.wait()
+                self._wake.park()
                 continue
             for _ in range(min(_BATCH, len(ready))):
                 slot = ready.popleft()
@@ -219,7 +219,7 @@ class IoLoop:
         if self._stopped:
             return
         self._stopped = True
-        self._wake.set()
+        self._wake.unpark()
         gevent.killall([self._io, self._misc], block=True, timeout=5)
         for slot in list(self._slots.values()):
             self._close_slot(slot)

@@ -188,6 +188,11 @@ def encode_value_at(value: object, timestamp_ms: int | None) -> bytes:
 # interfaces' mappings, but a caller may invent more.
 _NAMES: dict[str, bytes] = {}
 _NAMES_MAX = 4096
+# String elements already encoded, by (encoded name, value): an OTAEvent's requestUUID, status, statusCode and
+# message repeat over its operation's 26 events (only statusProgress changes), so each is encoded once per
+# operation instead of once per event. Cleared when full: any value may come through.
+_STRINGS: dict[tuple[bytes, str], bytes] = {}
+_STRINGS_MAX = 4096
 _ZERO = dt.timedelta(0)
 _NAIVE_EPOCH = dt.datetime(1970, 1, 1)
 
@@ -214,8 +219,15 @@ def _fast_elements(doc: dict[str, object]) -> bytes | None:
                 _NAMES[key] = name
         kind = type(value)
         if kind is str:
-            raw = value.encode("utf-8")  # type: ignore[attr-defined]
-            append(b"\x02" + name + _I32.pack(len(raw) + 1) + raw + b"\x00")
+            text: str = value  # type: ignore[assignment]
+            element = _STRINGS.get((name, text))
+            if element is None:
+                raw = text.encode("utf-8")
+                element = b"\x02" + name + _I32.pack(len(raw) + 1) + raw + b"\x00"
+                if len(_STRINGS) >= _STRINGS_MAX:
+                    _STRINGS.clear()
+                _STRINGS[(name, text)] = element
+            append(element)
         elif kind is int:
             number: int = value  # type: ignore[assignment]
             if -0x80000000 <= number <= 0x7FFFFFFF:

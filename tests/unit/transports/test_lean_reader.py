@@ -334,3 +334,65 @@ def test_a_client_that_logs_takes_paho_path(logging_on: str) -> None:
     else:
         client.disable_logger()
     assert client._lean_fast
+
+
+class _ScriptedReads(LeanClient):
+    """`_packet_read` answers from a script (one return code per call); `_loop_rc_handle` is recorded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.script: list[Any] = []
+        self.reads = 0
+        self.handled: Any = None
+
+    def _packet_read(self) -> Any:
+        self.reads += 1
+        return self.script.pop(0) if self.script else mqtt.MQTT_ERR_AGAIN
+
+    def _loop_rc_handle(self, rc: Any) -> Any:
+        self.handled = rc
+        return rc
+
+
+def _loop_read_outcome(loop_read: Callable[[LeanClient], Any], in_flight: int, script: list[Any],
+                       connected: bool = True) -> tuple[Any, int, Any]:
+    client = _ScriptedReads(CallbackAPIVersion.VERSION2)
+    client.script = list(script)
+    if connected:
+        client._sock = FakeSocket([])  # type: ignore[assignment]
+    for mid in range(1, in_flight + 1):
+        client._out_messages[mid] = mqtt.MQTTMessage(mid, b"t")
+    return loop_read(client), client.reads, client.handled
+
+
+@pytest.mark.parametrize(("in_flight", "script", "connected"), [
+    (0, [], True),  # nothing read: paho's AGAIN is a success
+    (0, [mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_SUCCESS], True),  # at least one packet, never more than in flight
+    (1, [mqtt.MQTT_ERR_SUCCESS], True),  # one ack at a time: the campaign's case
+    (3, [mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_SUCCESS], True),
+    (3, [mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN, mqtt.MQTT_ERR_SUCCESS], True),  # stops at AGAIN
+    (2, [mqtt.MQTT_ERR_CONN_LOST], True),  # an error: paho's handling, its code returned
+    (2, [mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_PROTOCOL], True),
+    (1, [mqtt.MQTT_ERR_SUCCESS], False),  # no socket: NO_CONN, nothing read
+])
+def test_loop_read_does_what_pahos_does(in_flight: int, script: list[Any], connected: bool) -> None:
+    lean = _loop_read_outcome(LeanClient.loop_read, in_flight, script, connected)
+    paho = _loop_read_outcome(mqtt.Client.loop_read, in_flight, script, connected)
+    assert lean == paho
+    assert lean[0] == paho[0] and type(lean[0]) is type(paho[0])  # the same MQTTErrorCode member
+
+
+def test_loop_read_stops_when_a_handler_closed_the_socket() -> None:
+    client = _ScriptedReads(CallbackAPIVersion.VERSION2)
+    client._sock = FakeSocket([])  # type: ignore[assignment]
+    client._out_messages[1] = mqtt.MQTTMessage(1, b"t")
+    client._out_messages[2] = mqtt.MQTTMessage(2, b"t")
+
+    def read_then_close() -> Any:
+        client.reads += 1
+        client._sock = None  # e.g. a DISCONNECT handled: paho checks the socket before each packet
+        return mqtt.MQTT_ERR_SUCCESS
+
+    client._packet_read = read_then_close  # type: ignore[method-assign]
+    assert client.loop_read() == mqtt.MQTT_ERR_NO_CONN
+    assert client.reads == 1

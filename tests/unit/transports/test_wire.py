@@ -375,3 +375,20 @@ def test_producer_properties_payload_is_the_same_from_its_cache() -> None:
     assert wire.producer_properties_payload(list(paths)) == first
     assert zlib.decompress(first[4:]).decode() == ";".join(paths)
     assert wire.producer_properties_payload(paths, byteorder="big")[:4] == len(";".join(paths)).to_bytes(4, "big")
+
+
+def test_string_elements_from_their_cache_are_py_bsons_bytes_and_the_cache_is_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "_STRINGS", {})
+    monkeypatch.setattr(wire, "_STRINGS_MAX", 8)
+    ms = 1_700_000_000_123
+    ts = wire.ms_to_datetime(ms)
+    for progress in range(3):  # one operation's events: the same strings each time, from the cache after the first
+        value = {**_ota(p=progress), "message": "héllo\u20ac"}
+        assert wire.encode_value_at(value, ms) == bson.dumps({"v": value, "t": ts})
+    assert (b"message\x00", "héllo\u20ac") in wire._STRINGS
+    same_text = {"status": "x", "statusCode": "x", "message": "x"}  # one text under three names: three elements
+    assert wire.encode_value_at(same_text, ms) == bson.dumps({"v": same_text, "t": ts})
+    for i in range(20):  # more distinct strings than the cache holds: cleared, never over its bound
+        assert wire.encode_value_at({"message": f"m{i}"}, ms) == bson.dumps({"v": {"message": f"m{i}"}, "t": ts})
+        assert len(wire._STRINGS) <= 8
