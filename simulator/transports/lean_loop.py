@@ -37,10 +37,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
-
-from simulator.parking import Parker
+import gevent.event
 
 from simulator.clock import grid_delay
+from simulator.parking import Parker
 
 __all__ = ["READ", "WRITE", "Channel", "IoLoop", "Slot"]
 
