@@ -1,0 +1,144 @@
+"""The figures of bench/campaign_capacity.py from its runs: the play order, the per-pair differences, their
+medians, the floor's median and the goals the table judges. Pure: no I/O, no simulator import.
+
+A run is the child's result dict (bench/campaign_capacity.py `_run`): `play_cpu_s`, `operations`,
+`dropped_operations`, `lost`, `cpu_ms_per_operation`, plus `pair` and `size` ("small" / "large") set by the
+parent; a failed run carries `error` and is a missing sample, never a zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bench.common import median, ratio
+
+__all__ = [
+    "EVENTS_PER_OPERATION",
+    "GOALS",
+    "difference_block",
+    "floor_block",
+    "goals_block",
+    "pair_difference",
+    "play_order",
+]
+
+EVENTS_PER_OPERATION = 26  # Acknowledged, 11 Downloading, 11 Deploying, Deployed, Rebooting, Success
+# Issue 16's done-when: <= 6.5 ms of generator CPU per rebooting OTA operation at 1,000 devices (>= 150
+# operations/s per core); 0 events lost at 90% of that rate; at 150% the run reports late/dropped operations and
+# loses nothing. None: reported, no goal.
+GOALS: dict[str, str | None] = {
+    "cpu_ms_per_operation": "<= 6.5",
+    "operations_per_core_s": ">= 150",
+    "engine_vs_floor_cpu": None,
+    "lost_at_0.9": "<= 0",
+    "lost_at_1.5": "<= 0",
+    # The generator must say when it falls behind: at 1.5x its capacity it cannot keep the schedule, so a
+    # count of 0 here means the capacity was understated or the lateness went unreported.
+    "late_or_dropped_at_1.5": "> 0",
+    "send_lag_p99_ms_at_1.5": None,
+}
+
+
+def play_order(repeat: int, baseline: bool) -> list[tuple[int, str, str]]:
+    """(pair, system, size) in play order: per pair small then large, then the bare-paho floor; with a
+    baseline, both trees play each size back to back, the first of the two swapping every pair, so a slow
+    drift of a shared machine (another helper's job starting) lands on both trees and both sizes alike."""
+    order: list[tuple[int, str, str]] = []
+    for pair in range(repeat):
+        systems = ["engine", "baseline"] if baseline else ["engine"]
+        if baseline and pair % 2 == 0:
+            systems.reverse()
+        for size in ("small", "large"):
+            order += [(pair, system, size) for system in systems]
+        order.append((pair, "floor", ""))
+    return order
+
+
+def _ok(run: dict[str, Any] | None) -> bool:
+    return run is not None and "error" not in run and "play_cpu_s" in run
+
+
+def _played(run: dict[str, Any]) -> int:
+    """Operations that played: dropped ones (the generator was too far behind) cost almost nothing."""
+    return int(run["operations"]) - int(run.get("dropped_operations") or 0)
+
+
+def pair_difference(small: dict[str, Any] | None, large: dict[str, Any] | None) -> float | None:
+    """ms of CPU per operation from one pair: (CPU_large - CPU_small) / (ops_large - ops_small). What both
+    sizes pay alike (the fleet's stop, the drain, the parent's wait for the last acks) cancels; None when a
+    run failed or the sizes do not differ."""
+    if small is None or large is None or not (_ok(small) and _ok(large)):
+        return None
+    d_ops = _played(large) - _played(small)
+    if d_ops <= 0:
+        return None
+    return round((float(large["play_cpu_s"]) - float(small["play_cpu_s"])) / d_ops * 1000, 3)
+
+
+def _pairs(runs: Sequence[dict[str, Any]]) -> dict[int, dict[str, dict[str, Any]]]:
+    pairs: dict[int, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        if "pair" in run and run.get("size") in ("small", "large"):
+            pairs.setdefault(int(run["pair"]), {})[str(run["size"])] = run
+    return pairs
+
+
+def difference_block(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The CPU per operation of one tree: the median over the pairs of each pair's difference, with n (pairs
+    that gave one), every pair's value and every run's own ms per operation (fixed costs included)."""
+    pairs = _pairs(runs)
+    values = [pair_difference(p.get("small"), p.get("large")) for _, p in sorted(pairs.items())]
+    ms = median(values)
+    return {
+        "cpu_ms_per_operation": None if ms is None else round(ms, 3),
+        "n": sum(1 for v in values if v is not None),
+        "pairs": values,
+        "cpu_us_per_otaevent": None if ms is None else round(ms * 1000 / EVENTS_PER_OPERATION, 3),
+        "operations_per_core_s": ratio(1000.0, ms),
+        "cpu_ms_per_operation_each_run": [r.get("cpu_ms_per_operation") for r in runs],
+        "small_run_ms": [p["small"].get("cpu_ms_per_operation") if "small" in p else None
+                         for _, p in sorted(pairs.items())],
+        "large_run_ms": [p["large"].get("cpu_ms_per_operation") if "large" in p else None
+                         for _, p in sorted(pairs.items())],
+        "lost": sum(int(r.get("lost") or 0) for r in runs if _ok(r)),
+        "failed_runs": sum(1 for r in runs if not _ok(r)),
+    }
+
+
+def floor_block(floors: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Bare paho's CPU per operation: the median over its runs, with n and each run's value."""
+    values = [f.get("cpu_ms_per_operation") if "error" not in f else None for f in floors]
+    ms = median(values)
+    return {"cpu_ms_per_operation": None if ms is None else round(ms, 3),
+            "n": sum(1 for v in values if v is not None), "each_run": values, "runs": list(floors)}
+
+
+def _saturation_at(saturation: Sequence[dict[str, Any]], factor: float) -> dict[str, Any]:
+    return next((s for s in saturation if s.get("capacity_factor") == factor and "error" not in s), {})
+
+
+def goals_block(difference: dict[str, Any], floor: dict[str, Any],
+                saturation: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What the table shows, each with its value, n and goal (None where the issue sets none). The engine /
+    floor ratio is of the two medians; its n is the smaller of their two."""
+    low, high = _saturation_at(saturation, 0.9), _saturation_at(saturation, 1.5)
+
+    def one(key: str, value: Any, n: int, **extra: Any) -> dict[str, Any]:
+        return {"value": value, "n": n if value is not None else 0, "goal": GOALS[key], **extra}
+
+    late = high.get("late_operations")
+    dropped = high.get("dropped_operations")
+    ms, n = difference.get("cpu_ms_per_operation"), difference.get("n", 0)
+    return {
+        "cpu_ms_per_operation": one("cpu_ms_per_operation", ms, n),
+        "operations_per_core_s": one("operations_per_core_s", difference.get("operations_per_core_s"), n),
+        "engine_vs_floor_cpu": one("engine_vs_floor_cpu", ratio(ms, floor.get("cpu_ms_per_operation")),
+                                   min(n, floor.get("n", 0))),
+        "lost_at_0.9": one("lost_at_0.9", low.get("lost"), 1, rate=low.get("rate")),
+        "lost_at_1.5": one("lost_at_1.5", high.get("lost"), 1, rate=high.get("rate")),
+        "late_or_dropped_at_1.5": one("late_or_dropped_at_1.5", None if late is None else late + int(dropped or 0),
+                                      1, rate=high.get("rate"), late=late, dropped=dropped),
+        "send_lag_p99_ms_at_1.5": one("send_lag_p99_ms_at_1.5", (high.get("send_lag_ms") or {}).get("p99"), 1,
+                                      rate=high.get("rate")),
+    }
