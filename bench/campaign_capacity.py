@@ -30,7 +30,10 @@ side) and arrive at the collector.
 Why 40 operations/s: at a measuring rate r the difference is c(r) + p / r, with c(r) the work of an operation
 and p what the connected fleet costs per second whatever it does (keep-alives, the health monitor's samples,
 timers). Both terms shrink as r grows (p spread thinner, more packets per wake-up), so a low rate's figure
-errs high, not low, against the cost at capacity (~150/s, the goal).
+errs high, not low, against the cost at capacity (~150/s, the goal). Each run measures p itself: the child
+samples its CPU every 0.5 s, and the slope over the idle tail (from 2 s after the last acknowledgement to the
+fleet's stop, ~28 s of the scenario's graceful stop) is `idle_cpu_ms_per_s`; `difference` gives its median
+and p / r (`idle_ms_per_operation_at_rate`), the part of the figure a higher rate would shrink.
 Near capacity instead the co-located backend (mosquitto, the Pairing API's TLS handshakes and the collector,
 in this process) takes the second of 2 cores: the generator then waits on it, batches more packets per
 wake-up, and the figure flatters it. 40/s x 2.5 s per operation keeps ~100 operations in flight, ~1,000
@@ -69,7 +72,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 if "--child" in sys.argv and "--simulator-root" in sys.argv:  # the A/B baseline: another tree's simulator/
     sys.path.insert(0, sys.argv[sys.argv.index("--simulator-root") + 1])
 
-from bench.campaign_figures import EVENTS_PER_OPERATION, difference_block, floor_block, goals_block, play_order
+from bench.campaign_figures import (
+    EVENTS_PER_OPERATION,
+    difference_block,
+    floor_block,
+    goals_block,
+    idle_cpu_ms_per_s,
+    play_order,
+)
 from bench.campaign_floor import run_floor
 from bench.common import (
     RESULTS_DIR,
@@ -116,9 +126,14 @@ def campaign_scenario(devices: int, rate: float, operations: int, seed: int = 16
 
 # ---- the product child ------------------------------------------------------------------------------------
 
+CPU_SAMPLE_S = 0.5  # the child's CPU sampled this often while the plan plays (2 wake-ups/s beside ~1,000 events/s)
+IDLE_SETTLE_S = 2.0  # after the last acknowledgement: keep-alive and drain work of the last operations done
+
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Play one campaign in this gevent-patched process; counts, CPU and loss."""
+    import gevent
+
     from simulator.clock import MonotonicClock
     from simulator.events import OTA_EVENT_INTERFACE, ActionKind
     from simulator.generator.fleet import FleetCallbacks
@@ -181,17 +196,30 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                     phases.setdefault(name, []).append(v * 1000)
         base.on_onboarding(device, times)
 
+    # (wall s, CPU s) while the plan plays: wall, as SendRecord.acked is (the run's wall start + monotonic).
+    samples: list[tuple[float, float]] = []
+
+    def sample_cpu() -> None:
+        while True:
+            samples.append((time.time(), cpu_seconds()))
+            gevent.sleep(CPU_SAMPLE_S)
+
     def on_begin() -> None:
         cpu_at["begin"] = cpu_seconds()
         cpu_at["wall"] = time.monotonic()
         pairing.update(verify=0, info=0, connects=0)  # count the run's reconnects, not the first onboarding
         monitor.start()
+        sampler.append(gevent.spawn(sample_cpu))
 
     callbacks = FleetCallbacks(on_record=on_record, on_onboarding=on_onboarding, on_online=base.on_online,
                                on_begin=on_begin)
+    sampler: list[Any] = []
     cpu0 = cpu_seconds()
-    played = play_fleet(scenario, plan, embedded_target(spec["info"], Path(spec["credentials_dir"])),
-                        end_s=bounded.end_s, callbacks=callbacks)
+    try:
+        played = play_fleet(scenario, plan, embedded_target(spec["info"], Path(spec["credentials_dir"])),
+                            end_s=bounded.end_s, callbacks=callbacks)
+    finally:
+        gevent.killall(sampler)
     cpu_end, wall_end = cpu_seconds(), time.monotonic()
     health = monitor.stop()
     counters = played.fleet.counters()
@@ -204,6 +232,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if r.error is not None:
             errors[r.error] = errors.get(r.error, 0) + 1
     acked = sum(1 for r in records if r.error is None and r.acked is not None)
+    last_ack = max((r.acked for r in records if r.acked is not None), default=None)
+    idle = None if last_ack is None else idle_cpu_ms_per_s(samples, last_ack + IDLE_SETTLE_S)
     lags = [(r.sent - r.intended) * 1000 for r in records if r.sent is not None]
     play_cpu = cpu_end - cpu_at.get("begin", cpu0)
     play_wall = wall_end - cpu_at.get("wall", wall_end)
@@ -218,6 +248,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "play_cpu_s": round(play_cpu, 3), "play_wall_s": round(play_wall, 3),
         "cpu_core_fraction": round(play_cpu / play_wall, 3) if play_wall > 0 else None,
         "cpu_us_per_acked_event": round(play_cpu / acked * 1e6, 1) if acked else None,
+        "idle_cpu_ms_per_s": idle,
+        "idle_tail_s": None if last_ack is None or not samples else round(samples[-1][0] - last_ack, 1),
         "device_extra": extra, "reconnect_failure_examples": failures,
         "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
         "reboot_drain_waits": counters.get("reboot_drain_waits", 0),

@@ -19,6 +19,7 @@ __all__ = [
     "difference_block",
     "floor_block",
     "goals_block",
+    "idle_cpu_ms_per_s",
     "pair_difference",
     "play_order",
 ]
@@ -90,6 +91,9 @@ def difference_block(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     pairs = _pairs(runs)
     values = [pair_difference(p.get("small"), p.get("large")) for _, p in sorted(pairs.items())]
     ms = median(values)
+    idle_median = median(r.get("idle_cpu_ms_per_s") for r in runs if _ok(r))
+    idle = None if idle_median is None else round(idle_median, 3)
+    rate = median(r.get("rate") for r in runs if _ok(r))
     return {
         "cpu_ms_per_operation": None if ms is None else round(ms, 3),
         "n": sum(1 for v in values if v is not None),
@@ -101,6 +105,11 @@ def difference_block(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
                          for _, p in sorted(pairs.items())],
         "large_run_ms": [p["large"].get("cpu_ms_per_operation") if "large" in p else None
                          for _, p in sorted(pairs.items())],
+        # What the connected fleet costs per second doing nothing (each run's idle tail, the scenario's graceful
+        # stop): at the measuring rate r it adds idle / r to the figure above, at capacity idle / capacity.
+        "idle_cpu_ms_per_s": idle,
+        "idle_n": sum(1 for r in runs if _ok(r) and r.get("idle_cpu_ms_per_s") is not None),
+        "idle_ms_per_operation_at_rate": None if idle is None or not rate else round(idle / rate, 3),
         "lost": sum(int(r.get("lost") or 0) for r in runs if _ok(r)),
         "failed_runs": sum(1 for r in runs if not _ok(r)),
     }
@@ -112,6 +121,17 @@ def floor_block(floors: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ms = median(values)
     return {"cpu_ms_per_operation": None if ms is None else round(ms, 3),
             "n": sum(1 for v in values if v is not None), "each_run": values, "runs": list(floors)}
+
+
+def idle_cpu_ms_per_s(samples: Sequence[tuple[float, float]], after_s: float) -> float | None:
+    """ms of CPU per second of the connected fleet with nothing to play: the slope of the (time s, CPU s)
+    samples from the first at or after `after_s` (the last acknowledgement plus a settle) to the last one
+    (taken before the fleet's stop). None with fewer than two samples or under a second between them."""
+    tail = [(t, cpu) for t, cpu in samples if t >= after_s]
+    if len(tail) < 2 or tail[-1][0] - tail[0][0] < 1.0:
+        return None
+    (t0, c0), (t1, c1) = tail[0], tail[-1]
+    return round((c1 - c0) / (t1 - t0) * 1000, 3)
 
 
 def _saturation_at(saturation: Sequence[dict[str, Any]], factor: float) -> dict[str, Any]:

@@ -61,8 +61,10 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "profile_hot_path": ("profile_hot_path.py", ["--system", "engine", "--seconds", "5"], ["--system", "engine"]),
     # Issue 16 at its size (1,000 devices), then 0.9x and 1.5x of the measured capacity. Every run idles
     # through the scenario's 30 s graceful stop after its last operation, so a run costs ~45-60 s of wall time
-    # whatever its size: --quick keeps 3 pairs (n = 3 is what makes the median worth a row) and halves the
-    # sizes, ~9 minutes on 2 cores; the full sizes are the script's defaults (~13 minutes).
+    # whatever its size (1,000 devices, 200 and 400 operations at 40/s: plays of 37 and 43 s after 6 and 14 s
+    # of onboarding at load 3-6; one pair and the floor took 2 min 8 s in all). --quick keeps 3 pairs (n = 3
+    # is what makes a median worth a row) and halves the sizes, ~8 minutes on 2 cores; the full sizes are the
+    # script's defaults (~10 minutes).
     "campaign_capacity": (
         "campaign_capacity.py",
         ["--operations", "200,400", "--repeat", "3", "--floor-operations", "150", "--rate-factors", "0.9,1.5",

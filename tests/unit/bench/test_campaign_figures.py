@@ -12,7 +12,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import bench.campaign_capacity as cc
-from bench.campaign_figures import difference_block, floor_block, goals_block, pair_difference, play_order
+from bench.campaign_figures import (
+    difference_block,
+    floor_block,
+    goals_block,
+    idle_cpu_ms_per_s,
+    pair_difference,
+    play_order,
+)
 
 
 def _run(pair: int, size: str, operations: int, cpu_s: float, **extra: Any) -> dict[str, Any]:
@@ -129,3 +136,20 @@ def test_broker_tickets_reach_the_backend_only_where_start_backend_takes_them(
     cc._start_backend(4)
     assert calls == [{"realm": "campaign", "collector": True},
                      {"realm": "campaign", "collector": True, "broker_tickets": 4}]
+
+
+def test_idle_cpu_is_the_slope_of_the_samples_after_the_last_ack() -> None:
+    # 100 ms/s while playing until t = 10, then 20 ms/s idle; the settle point is 12.
+    samples = [(float(t), 0.1 * min(t, 10) + 0.02 * max(0, t - 10)) for t in range(0, 31)]
+    assert idle_cpu_ms_per_s(samples, 12.0) == 20.0
+    assert idle_cpu_ms_per_s(samples, 29.5) is None  # one sample left
+    assert idle_cpu_ms_per_s([], 0.0) is None
+
+
+def test_difference_block_reports_the_idle_share_at_the_measuring_rate() -> None:
+    runs = [_run(0, "small", 400, 5.0, rate=40.0, idle_cpu_ms_per_s=24.0),
+            _run(0, "large", 800, 8.0, rate=40.0, idle_cpu_ms_per_s=20.0),
+            _run(1, "small", 400, 5.0, rate=40.0, idle_cpu_ms_per_s=None)]
+    block = difference_block(runs)
+    assert block["idle_cpu_ms_per_s"] == 22.0 and block["idle_n"] == 2
+    assert block["idle_ms_per_operation_at_rate"] == 0.55
