@@ -30,14 +30,16 @@ side) and arrive at the collector.
 Why 40 operations/s: at a measuring rate r the difference is c(r) + p / r, with c(r) the work of an operation
 and p what the connected fleet costs per second whatever it does (keep-alives, the health monitor's samples,
 timers). Both terms shrink as r grows (p spread thinner, more packets per wake-up), so a low rate's figure
-errs high, not low, against the cost at capacity (~150/s, the goal). Each run measures p itself: the child
-samples its CPU every 0.5 s, and the slope over the idle tail (from 2 s after the last acknowledgement to the
-fleet's stop, ~28 s of the scenario's graceful stop) is `idle_cpu_ms_per_s`; `difference` gives its median
-and p / r (`idle_ms_per_operation_at_rate`), the part of the figure a higher rate would shrink.
-Near capacity instead the co-located backend (mosquitto, the Pairing API's TLS handshakes and the collector,
-in this process) takes the second of 2 cores: the generator then waits on it, batches more packets per
-wake-up, and the figure flatters it. 40/s x 2.5 s per operation keeps ~100 operations in flight, ~1,000
-OTAEvents/s, well inside what the backend carries. The 0.9x / 1.5x saturation runs (--rate-factors) use the
+errs high, not low, against the cost at capacity (~150/s, the goal). Near capacity instead the co-located
+backend (mosquitto, the Pairing API's TLS handshakes and the collector, in this process) takes the second of 2
+cores: the generator then waits on it, batches more packets per wake-up, and the figure flatters it. 40/s x
+2.5 s per operation keeps ~100 operations in flight, ~1,000 OTAEvents/s, well inside what the backend
+carries. Each run measures p itself: the child samples its CPU every 0.5 s, and the slope over the idle tail
+(from 2 s after the last acknowledgement to the fleet's stop, ~28 s of the scenario's graceful stop) is
+`idle_cpu_ms_per_s`; `difference` gives its median and p / r (`idle_ms_per_operation_at_rate`), the part of
+the figure a higher rate would shrink. At 1,000 devices p was 7.9 and 8.5 ms/s (--devices 1000 --operations
+200,400 --repeat 1, commit b09d6ef, 2 runs): 0.2 ms of the figure at 40/s, 0.05 ms at 150/s, so p does not
+decide the rate. The 0.9x / 1.5x saturation runs (--rate-factors) use the
 median capacity (1000 / median ms): at 0.9x nothing may be lost; at 1.5x the generator falls behind and must
 say so (late / dropped operations), still losing nothing.
 
@@ -132,6 +134,8 @@ IDLE_SETTLE_S = 2.0  # after the last acknowledgement: keep-alive and drain work
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Play one campaign in this gevent-patched process; counts, CPU and loss."""
+    import gc
+
     import gevent
 
     from simulator.clock import MonotonicClock
@@ -174,15 +178,32 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     planned = sum(1 for a in actions if a.kind is ActionKind.PUBLISH and a.interface == OTA_EVENT_INTERFACE)
     clock = MonotonicClock()
     recorder = MetricsRecorder(clock)
+    # What a run does (simulator/run/live_books.py): no SendRecord kept in memory. Keeping every one (here and
+    # in the recorder's send log) made the collector's time while the plan played grow with the run's length,
+    # so the larger run of a pair paid more per operation for the bench's own bookkeeping: 1,000 devices at
+    # 40/s, 600 operations, gen 0 + 1 + 2: 916 ms kept, 477 ms counted as they come (150 operations: 26 and
+    # 30 ms; one run of each size through `_run` against one backend, b09d6ef + this change, load 3.5-5.4).
+    recorder.keep_send_log = False
     monitor = HealthMonitor(clock)
     base = recorder_callbacks(recorder)
-    records: list[Any] = []
+    tally = {"records": 0, "acked": 0}
+    errors: dict[str, int] = {}
+    lags: list[float] = []  # ms, floats: nothing for the collector to walk
+    last_ack: list[float] = []
     pairing = {"verify": 0, "info": 0, "connects": 0}
     cpu_at: dict[str, float] = {}
     phases: dict[str, list[float]] = {}  # ms per reconnect phase, after the run's start
 
     def on_record(rec: Any) -> None:
-        records.append(rec)
+        tally["records"] += 1
+        if rec.error is not None:
+            errors[rec.error] = errors.get(rec.error, 0) + 1
+        elif rec.acked is not None:
+            tally["acked"] += 1
+        if rec.acked is not None and (not last_ack or rec.acked > last_ack[0]):
+            last_ack[:] = [rec.acked]
+        if rec.sent is not None:
+            lags.append((rec.sent - rec.intended) * 1000)
         base.on_record(rec)
 
     def on_onboarding(device: str, times: Any) -> None:
@@ -204,6 +225,23 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             samples.append((time.time(), cpu_seconds()))
             gevent.sleep(CPU_SAMPLE_S)
 
+    # The collector's own time per generation while the plan plays: what grows with a run's length (each full
+    # collection walks every object the run still holds) shows here, not in the per-operation code.
+    gc_ms: dict[int, list[float]] = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+    gc_start: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if "begin" not in cpu_at:
+            return
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            slot = gc_ms[info["generation"]]
+            slot[0] += 1
+            slot[1] += (time.perf_counter() - gc_start[0]) * 1000
+
+    gc.callbacks.append(on_gc)
+
     def on_begin() -> None:
         cpu_at["begin"] = cpu_seconds()
         cpu_at["wall"] = time.monotonic()
@@ -220,28 +258,23 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                             end_s=bounded.end_s, callbacks=callbacks)
     finally:
         gevent.killall(sampler)
+        gc.callbacks.remove(on_gc)
     cpu_end, wall_end = cpu_seconds(), time.monotonic()
     health = monitor.stop()
     counters = played.fleet.counters()
-    errors: dict[str, int] = {}
     extra: dict[str, int] = {}
     for dev in played.fleet.devices.values():
         for k, v in dev.counters.extra.items():
             extra[k] = extra.get(k, 0) + v
-    for r in records:
-        if r.error is not None:
-            errors[r.error] = errors.get(r.error, 0) + 1
-    acked = sum(1 for r in records if r.error is None and r.acked is not None)
-    last_ack = max((r.acked for r in records if r.acked is not None), default=None)
-    idle = None if last_ack is None else idle_cpu_ms_per_s(samples, last_ack + IDLE_SETTLE_S)
-    lags = [(r.sent - r.intended) * 1000 for r in records if r.sent is not None]
+    acked = tally["acked"]
+    idle = idle_cpu_ms_per_s(samples, last_ack[0] + IDLE_SETTLE_S) if last_ack else None
     play_cpu = cpu_end - cpu_at.get("begin", cpu0)
     play_wall = wall_end - cpu_at.get("wall", wall_end)
     return {
         "devices": spec["devices"], "rate": spec["rate"], "operations": len(plan.operations),
-        "planned_events": planned, "records": len(records), "acked": acked, "errors": errors,
+        "planned_events": planned, "records": tally["records"], "acked": acked, "errors": errors,
         # planned events that never became a SendRecord and were not dropped (counted) either: silent loss
-        "unrecorded": planned - len(records) - counters.get("dropped_events", 0),
+        "unrecorded": planned - tally["records"] - counters.get("dropped_events", 0),
         "cut_operations": bounded.cut.cut_operations,
         "connect_s": round(played.connect_s, 2), "failed_devices": len(played.fleet.failed),
         "onboarding_cpu_s": round(cpu_at.get("begin", cpu0) - cpu0, 3),
@@ -249,7 +282,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu_core_fraction": round(play_cpu / play_wall, 3) if play_wall > 0 else None,
         "cpu_us_per_acked_event": round(play_cpu / acked * 1e6, 1) if acked else None,
         "idle_cpu_ms_per_s": idle,
-        "idle_tail_s": None if last_ack is None or not samples else round(samples[-1][0] - last_ack, 1),
+        "gc_during_play": {f"gen{g}": {"collections": int(c), "ms": round(ms, 1)} for g, (c, ms) in gc_ms.items()},
+        "idle_tail_s": round(samples[-1][0] - last_ack[0], 1) if last_ack and samples else None,
         "device_extra": extra, "reconnect_failure_examples": failures,
         "reboots": counters.get("reboots", 0), "reconnect_failures": counters.get("reconnect_failures", 0),
         "reboot_drain_waits": counters.get("reboot_drain_waits", 0),
