@@ -89,8 +89,15 @@ def _campaign_capacity(cc: dict[str, Any], row: Any) -> None:
         rate = rate_at[factor]
         return f"{factor}x capacity" + (f" ({rate:g} operations/s)" if isinstance(rate, (int, float)) else "")
 
+    # The sizes and the rate in the label: the figure may move with the run sizes (the collector's time per
+    # collection grew with a run's length, bench/campaign_capacity.py's child), so a --quick row (200 and 400
+    # operations) is not to be read as the full-size one (400 and 800).
+    sizes, rate = _get(cc, "params", "operations"), _get(cc, "params", "rate")
+    how = (f"{sizes[0]} and {sizes[1]} operations at {rate:g}/s, " if isinstance(sizes, list) and len(sizes) == 2
+           and isinstance(rate, (int, float)) else "")
     for key, metric in (
-        ("cpu_ms_per_operation", f"CPU ms per rebooting operation @ {devices} devices (median of pair differences)"),
+        ("cpu_ms_per_operation",
+         f"CPU ms per rebooting operation @ {devices} devices ({how}median of pair differences)"),
         ("operations_per_core_s", "rebooting operations per generator core-second"),
         ("engine_vs_floor_cpu", "engine / bare-paho CPU per rebooting operation"),
         ("lost_at_0.9", f"events lost @ {at('0.9')}"),

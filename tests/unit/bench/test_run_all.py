@@ -75,6 +75,7 @@ def _campaign_doc() -> dict[str, object]:
     """A campaign_capacity document as bench/campaign_capacity.py writes it (its `goals` block)."""
     return {
         "devices": 1000,
+        "params": {"rate": 40.0, "operations": [400, 800], "repeat": 3},
         "goals": {
             "cpu_ms_per_operation": {"value": 7.1, "n": 3, "goal": "<= 6.5"},
             "operations_per_core_s": {"value": 140.845, "n": 3, "goal": ">= 150"},
@@ -91,7 +92,8 @@ def _campaign_doc() -> dict[str, object]:
 def test_campaign_capacity_rows_carry_n_goal_and_result() -> None:
     rows = [r for r in summary_rows({"campaign_capacity": _campaign_doc()}) if r["benchmark"] == "campaign_capacity"]
     by_metric = {r["metric"]: r for r in rows}
-    cpu = by_metric["CPU ms per rebooting operation @ 1000 devices (median of pair differences)"]
+    cpu = by_metric["CPU ms per rebooting operation @ 1000 devices (400 and 800 operations at 40/s, median of pair "
+                    "differences)"]
     assert (cpu["value"], cpu["n"], cpu["goal"], cpu["result"]) == (7.1, 3, "<= 6.5", False)
     per_core = by_metric["rebooting operations per generator core-second"]
     assert (per_core["value"], per_core["n"], per_core["result"]) == (140.845, 3, False)
@@ -110,8 +112,8 @@ def test_campaign_capacity_rows_in_the_markdown_block() -> None:
     run = {"timings": {"campaign_capacity": {"exit": 0, "seconds": 540.0}},
            "benches": {"campaign_capacity": _campaign_doc()}}
     block = render_block(run, "run-20261207T160000Z.json")
-    assert ("| campaign_capacity | CPU ms per rebooting operation @ 1000 devices (median of pair differences) "
-            "| 7.1 | 3 | <= 6.5 | FAIL |") in block
+    assert ("| campaign_capacity | CPU ms per rebooting operation @ 1000 devices (400 and 800 operations at 40/s, "
+            "median of pair differences) | 7.1 | 3 | <= 6.5 | FAIL |") in block
     assert "| campaign_capacity | events lost @ 0.9x capacity (126.8 operations/s) | 0 | 1 | <= 0 | pass |" in block
     # not run: '-' with n 0, the goal still shown
     empty = render_block({"timings": {}, "benches": {}}, "run-20261207T160000Z.json")
