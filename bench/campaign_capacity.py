@@ -179,10 +179,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     clock = MonotonicClock()
     recorder = MetricsRecorder(clock)
     # What a run does (simulator/run/live_books.py): no SendRecord kept in memory. Keeping every one (here and
-    # in the recorder's send log) made the collector's time while the plan played grow with the run's length,
-    # so the larger run of a pair paid more per operation for the bench's own bookkeeping: 1,000 devices at
-    # 40/s, 600 operations, gen 0 + 1 + 2: 916 ms kept, 477 ms counted as they come (150 operations: 26 and
-    # 30 ms; one run of each size through `_run` against one backend, b09d6ef + this change, load 3.5-5.4).
+    # in the recorder's send log) leaves more for the collector to walk the longer the run, a cost the product
+    # does not have and that the larger run of a pair would pay more of. Counted as they come instead.
     recorder.keep_send_log = False
     monitor = HealthMonitor(clock)
     base = recorder_callbacks(recorder)
@@ -225,8 +223,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             samples.append((time.time(), cpu_seconds()))
             gevent.sleep(CPU_SAMPLE_S)
 
-    # The collector's own time per generation while the plan plays: what grows with a run's length (each full
-    # collection walks every object the run still holds) shows here, not in the per-operation code.
+    # The collector's own CPU time per generation while the plan plays (thread_time: a collection preempted
+    # by another process on a shared machine would count its wait in wall time): what grows with a run's
+    # length (a collection walks every object the run still holds) shows here, not in the per-operation code.
     gc_ms: dict[int, list[float]] = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
     gc_start: list[float] = [0.0]
 
@@ -234,11 +233,11 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if "begin" not in cpu_at:
             return
         if phase == "start":
-            gc_start[0] = time.perf_counter()
+            gc_start[0] = time.thread_time()
         else:
             slot = gc_ms[info["generation"]]
             slot[0] += 1
-            slot[1] += (time.perf_counter() - gc_start[0]) * 1000
+            slot[1] += (time.thread_time() - gc_start[0]) * 1000
 
     gc.callbacks.append(on_gc)
 
