@@ -104,6 +104,7 @@ def _campaign_capacity(cc: dict[str, Any], row: Any) -> None:
         ("lost_at_1.5", f"events lost @ {at('1.5')}"),
         ("late_or_dropped_at_1.5", f"late + dropped operations reported @ {at('1.5')}"),
         ("send_lag_p99_ms_at_1.5", f"send lag p99 ms @ {at('1.5')}"),
+        ("pairs_behind_schedule", "measuring pairs with a run behind its plan (starved: its CPU figure flatters)"),
     ):
         block = goals.get(key) or {}
         row("campaign_capacity", metric, block.get("value"), block.get("n", 0), block.get("goal", CAMPAIGN_GOALS[key]))

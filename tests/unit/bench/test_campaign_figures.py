@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import bench.campaign_capacity as cc
 from bench.campaign_figures import (
+    behind_schedule,
     difference_block,
     floor_block,
     goals_block,
@@ -153,3 +154,21 @@ def test_difference_block_reports_the_idle_share_at_the_measuring_rate() -> None
     block = difference_block(runs)
     assert block["idle_cpu_ms_per_s"] == 22.0 and block["idle_n"] == 2
     assert block["idle_ms_per_operation_at_rate"] == 0.55
+
+
+def test_a_run_behind_its_plan_is_flagged_and_its_pair_set_apart() -> None:
+    assert not behind_schedule(_run(0, "small", 400, 5.0, send_lag_ms={"p99": 113.0}, late_operations=0))
+    assert behind_schedule(_run(0, "small", 400, 5.0, send_lag_ms={"p99": 777.0}))
+    assert behind_schedule(_run(0, "small", 400, 5.0, late_operations=3))
+    assert not behind_schedule({"error": "exit code 1", "late_operations": 3})
+    runs = [
+        _run(0, "small", 200, 2.0), _run(0, "large", 400, 2.9, send_lag_ms={"p99": 1859.0}),  # 4.5 ms, starved
+        _run(1, "small", 200, 2.0), _run(1, "large", 400, 4.4),  # 12.0 ms
+        _run(2, "small", 200, 2.0), _run(2, "large", 400, 4.2),  # 11.0 ms
+    ]
+    block = difference_block(runs)
+    assert block["pairs_behind"] == [True, False, False] and block["behind_pairs"] == 1
+    assert block["cpu_ms_per_operation"] == 11.0 and block["n"] == 3
+    assert block["cpu_ms_per_operation_on_schedule"] == 11.5 and block["n_on_schedule"] == 2
+    goals = goals_block(block, {"cpu_ms_per_operation": 9.0, "n": 3}, [])
+    assert goals["pairs_behind_schedule"] == {"value": 1, "n": 3, "goal": "<= 0"}

@@ -85,6 +85,7 @@ def _campaign_doc() -> dict[str, object]:
             "late_or_dropped_at_1.5": {"value": 289, "n": 1, "goal": "> 0", "rate": 211.3, "late": 289,
                                        "dropped": 0},
             "send_lag_p99_ms_at_1.5": {"value": 1363.7, "n": 1, "goal": None, "rate": 211.3},
+            "pairs_behind_schedule": {"value": 1, "n": 3, "goal": "<= 0"},
         },
     }
 
@@ -105,7 +106,9 @@ def test_campaign_capacity_rows_carry_n_goal_and_result() -> None:
     late = by_metric["late + dropped operations reported @ 1.5x capacity (211.3 operations/s)"]
     assert (late["value"], late["goal"], late["result"]) == (289, "> 0", True)
     assert by_metric["send lag p99 ms @ 1.5x capacity (211.3 operations/s)"]["value"] == 1363.7
-    assert len(rows) == 7
+    behind = by_metric["measuring pairs with a run behind its plan (starved: its CPU figure flatters)"]
+    assert (behind["value"], behind["n"], behind["goal"], behind["result"]) == (1, 3, "<= 0", False)
+    assert len(rows) == 8
 
 
 def test_campaign_capacity_rows_in_the_markdown_block() -> None:
