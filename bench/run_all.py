@@ -1,6 +1,6 @@
 """Every benchmark in one go, one results file per invocation, then one table: metric, value, n, goal, result.
 
-    python bench/run_all.py --quick                        # all of them (about 20 minutes on 2 cores)
+    python bench/run_all.py --quick                        # all of them (about 30 minutes on 2 cores)
     python bench/run_all.py                                # full sizes (much longer; a quiet machine)
     python bench/run_all.py --quick --only throughput      # a subset: the others are '-' in its table
     python bench/run_all.py --table-only                   # the newest run file's table, run nothing
@@ -59,6 +59,18 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "latency_truth": ("latency_truth.py", ["--quick"], []),
     "scale_out": ("scale_out.py", ["--quick"], []),
     "profile_hot_path": ("profile_hot_path.py", ["--system", "engine", "--seconds", "5"], ["--system", "engine"]),
+    # Issue 16 at its size (1,000 devices), then 0.9x and 1.5x of the measured capacity. Every run idles
+    # through the scenario's 30 s graceful stop after its last operation, so a run costs ~45-60 s of wall time
+    # whatever its size (1,000 devices, 200 and 400 operations at 40/s: plays of 37 and 43 s after 6 and 14 s
+    # of onboarding at load 3-6; one pair and the floor took 2 min 8 s in all). --quick keeps 3 pairs (n = 3
+    # is what makes a median worth a row) and halves the sizes, ~8 minutes on 2 cores; the full sizes are the
+    # script's defaults (~10 minutes).
+    "campaign_capacity": (
+        "campaign_capacity.py",
+        ["--operations", "200,400", "--repeat", "3", "--floor-operations", "150", "--rate-factors", "0.9,1.5",
+         "--saturation-operations", "1000"],
+        ["--rate-factors", "0.9,1.5"],
+    ),
 }
 RUN_PREFIX = "run-"
 README = ROOT / "README.md"
@@ -162,7 +174,7 @@ def run_benches(chosen: list[str], quick: bool) -> tuple[dict[str, Any], dict[st
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, ~20 minutes in all")
+    ap.add_argument("--quick", action="store_true", help="small sizes, ~30 minutes in all")
     ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(BENCHES))
     ap.add_argument("--table-only", action="store_true", help="run nothing; the newest run file's table")
     ap.add_argument("--markdown", action="store_true", help="print the README block (markdown)")

@@ -64,10 +64,63 @@ def test_the_block_names_its_file_host_and_what_did_not_run() -> None:
     assert "paho 2.2.0, mosquitto 2.0.11" in first
     assert "load average 1.5 (1 min) at the start, 2.25 at the end" in first
     assert "failed: pacing" in first
-    assert "not run in this invocation: devices_per_process, latency_truth, scale_out, profile_hot_path" in first
+    assert ("not run in this invocation: devices_per_process, latency_truth, scale_out, profile_hot_path, "
+            "campaign_capacity") in first
     assert "| throughput | engine/paho events per CPU-second ratio @ 1000 devices | 0.75 | 3 | >= 0.7 | pass |" in block
     # pacing failed: its rows are '-' with n 0, never read from an older file
     assert "| pacing | send lag p99 ms @ - events/s | - | 0 | <= 5.0 | - |" in block
+
+
+def _campaign_doc() -> dict[str, object]:
+    """A campaign_capacity document as bench/campaign_capacity.py writes it (its `goals` block)."""
+    return {
+        "devices": 1000,
+        "params": {"rate": 40.0, "operations": [400, 800], "repeat": 3},
+        "goals": {
+            "cpu_ms_per_operation": {"value": 7.1, "n": 3, "goal": "<= 6.5"},
+            "operations_per_core_s": {"value": 140.845, "n": 3, "goal": ">= 150"},
+            "engine_vs_floor_cpu": {"value": 0.82, "n": 3, "goal": None},
+            "lost_at_0.9": {"value": 0, "n": 1, "goal": "<= 0", "rate": 126.8},
+            "lost_at_1.5": {"value": 0, "n": 1, "goal": "<= 0", "rate": 211.3},
+            "late_or_dropped_at_1.5": {"value": 289, "n": 1, "goal": "> 0", "rate": 211.3, "late": 289,
+                                       "dropped": 0},
+            "send_lag_p99_ms_at_1.5": {"value": 1363.7, "n": 1, "goal": None, "rate": 211.3},
+            "pairs_behind_schedule": {"value": 1, "n": 3, "goal": "<= 0"},
+        },
+    }
+
+
+def test_campaign_capacity_rows_carry_n_goal_and_result() -> None:
+    rows = [r for r in summary_rows({"campaign_capacity": _campaign_doc()}) if r["benchmark"] == "campaign_capacity"]
+    by_metric = {r["metric"]: r for r in rows}
+    cpu = by_metric["CPU ms per rebooting operation @ 1000 devices (400 and 800 operations at 40/s, median of pair "
+                    "differences)"]
+    assert (cpu["value"], cpu["n"], cpu["goal"], cpu["result"]) == (7.1, 3, "<= 6.5", False)
+    per_core = by_metric["rebooting operations per generator core-second"]
+    assert (per_core["value"], per_core["n"], per_core["result"]) == (140.845, 3, False)
+    floor = by_metric["engine / bare-paho CPU per rebooting operation"]
+    assert (floor["value"], floor["n"], floor["goal"], floor["result"]) == (0.82, 3, "", None)
+    lost = by_metric["events lost @ 0.9x capacity (126.8 operations/s)"]
+    assert (lost["value"], lost["n"], lost["result"]) == (0, 1, True)
+    assert by_metric["events lost @ 1.5x capacity (211.3 operations/s)"]["result"] is True
+    late = by_metric["late + dropped operations reported @ 1.5x capacity (211.3 operations/s)"]
+    assert (late["value"], late["goal"], late["result"]) == (289, "> 0", True)
+    assert by_metric["send lag p99 ms @ 1.5x capacity (211.3 operations/s)"]["value"] == 1363.7
+    behind = by_metric["measuring pairs with a run behind its plan (starved: its CPU figure flatters)"]
+    assert (behind["value"], behind["n"], behind["goal"], behind["result"]) == (1, 3, "<= 0", False)
+    assert len(rows) == 8
+
+
+def test_campaign_capacity_rows_in_the_markdown_block() -> None:
+    run = {"timings": {"campaign_capacity": {"exit": 0, "seconds": 540.0}},
+           "benches": {"campaign_capacity": _campaign_doc()}}
+    block = render_block(run, "run-20261207T160000Z.json")
+    assert ("| campaign_capacity | CPU ms per rebooting operation @ 1000 devices (400 and 800 operations at 40/s, "
+            "median of pair differences) | 7.1 | 3 | <= 6.5 | FAIL |") in block
+    assert "| campaign_capacity | events lost @ 0.9x capacity (126.8 operations/s) | 0 | 1 | <= 0 | pass |" in block
+    # not run: '-' with n 0, the goal still shown
+    empty = render_block({"timings": {}, "benches": {}}, "run-20261207T160000Z.json")
+    assert "| campaign_capacity | events lost @ 0.9x capacity | - | 0 | <= 0 | - |" in empty
 
 
 def test_every_row_has_an_n_and_a_missing_figure_has_n_0() -> None:
