@@ -14,10 +14,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["ADMIN_CN", "Broker", "BrokerConfig", "BrokerKind"]
+__all__ = ["ADMIN_CN", "DEFAULT_TLS_SESSION_TICKETS", "Broker", "BrokerConfig", "BrokerKind"]
 
 # The collector / campaign identity's certificate CN; it gets `topic readwrite #`.
 ADMIN_CN = "fleetsim-admin"
+
+# TLS session tickets the broker sends after each full handshake: none, as Astarte's broker does. Astarte
+# terminates device TLS at VerneMQ: the operator's broker service is a plain TCP (LoadBalancer) service to
+# VerneMQ's port 8883 (astarte-kubernetes-operator internal/defaultingress/broker_ingress.go; its administrator
+# docs, "Setting up the Cluster": "traffic coming to the broker is TLS terminated at VerneMQ level" since
+# Astarte 1.0.1), whose `spec.vernemq.sslListener` sets VERNEMQ_ENABLE_SSL_LISTENER (internal/reconcile/
+# vernemq.go), and astarte_vmq_plugin's docker/bin/vernemq.sh then writes `listener.ssl.default` with
+# `require_certificate`, `use_identity_as_username` and `tls_version = tlsv1.2`. VerneMQ's TLS is Erlang/OTP
+# `ssl` (apps/vmq_server/src/vmq_ssl.erl), to which it passes no `session_tickets` option, and OTP's server
+# default for it is `disabled` (lib/ssl/src/ssl_config.erl, opt_tickets): no TLS 1.3 ticket. Over TLS 1.2 OTP
+# resumes by session id; its standards-compliance guide lists no RFC 5077 ticket support. mosquitto's OpenSSL
+# would send 2 (simulator.backend.openssl_conf); a staging that terminates TLS at an OpenSSL proxy can ask for
+# them back (`fleetsim backend --tls-session-tickets 2`).
+DEFAULT_TLS_SESSION_TICKETS = 0
 
 BrokerKind = Literal["auto", "mosquitto", "amqtt"]
 
@@ -32,6 +46,9 @@ class BrokerConfig:
     ~700 bytes and ~20 us of mosquitto CPU per QoS 2 OTAEvent (bench/collector_cost.py: 96.8 vs 78.5 us a
     message, medians of 2 on a loaded 2-core machine), read from a pipe by a relay process that caps it on disk
     and forwards the refusals (simulator.backend.log_relay, simulator.backend.broker_log).
+    `tls_session_tickets`: TLS session tickets sent after each full handshake (DEFAULT_TLS_SESSION_TICKETS, 0:
+    none, as Astarte's VerneMQ; OpenSSL's own default is 2). Each costs the client CPU at every reconnect
+    (bench/broker_tickets.py); no client of ours resumes with one (a rebooted device does a full handshake).
     """
 
     host: str
@@ -43,6 +60,11 @@ class BrokerConfig:
     admin_cn: str = ADMIN_CN
     state_dir: Path | None = None
     verbose_log: bool = True
+    tls_session_tickets: int = DEFAULT_TLS_SESSION_TICKETS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tls_session_tickets, bool) or self.tls_session_tickets < 0:
+            raise ValueError(f"tls_session_tickets: expected a count >= 0, got {self.tls_session_tickets!r}")
 
     @property
     def work_dir(self) -> Path:

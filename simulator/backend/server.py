@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.backend.broker import ADMIN_CN, Broker, BrokerConfig
+from simulator.backend.broker import ADMIN_CN, DEFAULT_TLS_SESSION_TICKETS, Broker, BrokerConfig
 from simulator.backend.broker_select import select_broker
 from simulator.backend.ca import LocalCA
 from simulator.backend.images import ImageServer
@@ -51,13 +51,14 @@ class EmbeddedBackend:
 
     def __init__(
         self, state_dir: Path, realm: str = "fleetsim", broker: str = "auto", host: str = "127.0.0.1",
-        ports: BackendPorts | None = None,
+        ports: BackendPorts | None = None, tls_session_tickets: int = DEFAULT_TLS_SESSION_TICKETS,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports or BackendPorts()
         self.realm = realm
         self.broker_kind = broker
         self.host = host
+        self.tls_session_tickets = tls_session_tickets  # the broker's (BrokerConfig.tls_session_tickets)
         self.ca = LocalCA(self.state_dir)
         self.tokens = AgentTokens(self.state_dir)
         self.broker: Broker | None = None
@@ -88,6 +89,7 @@ class EmbeddedBackend:
         self._broker_config = BrokerConfig(
             host=self.host, port=self.ports.broker, ca_file=self.ca.ca_cert_path, cert_file=server_cert,
             key_file=server_key, realm=self.realm, admin_cn=ADMIN_CN, state_dir=self.state_dir,
+            tls_session_tickets=self.tls_session_tickets,
         )
         broker = select_broker(self.broker_kind, self._broker_config)
         broker.start()

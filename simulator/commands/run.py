@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, default=8089)
     parser.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"],
                         help="embedded backend broker (auto: mosquitto when on PATH or in an sbin folder)")
+    parser.add_argument("--tls-session-tickets", type=int, default=None, metavar="N",
+                        help="TLS session tickets the embedded broker sends after each handshake (default: none, "
+                             "as Astarte's VerneMQ; 2 is OpenSSL's default)")
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -74,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.processes < 1:
         raise UsageError(f"--processes: must be at least 1, got {args.processes}")
+    if args.tls_session_tickets is not None and args.tls_session_tickets < 0:
+        raise UsageError(f"--tls-session-tickets: expected a count >= 0, got {args.tls_session_tickets}")
     if args.until_idle < 0:
         raise UsageError(f"--until-idle: must be >= 0 seconds, got {args.until_idle:g}")
     from simulator.run.addresses import parse_bind
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                            external_workers=args.expect_workers > 0, worker_wait_s=args.worker_wait,
                            spawn_rate=args.spawn_rate,
                            web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
-                           broker=args.broker, engine="fleetsim run", telemetry=telemetry,
+                           broker=args.broker, tls_session_tickets=args.tls_session_tickets,
+                           engine="fleetsim run", telemetry=telemetry,
                            allow_incomplete=args.allow_incomplete, until_idle_s=args.until_idle)
     from simulator.locust_adapter.runner import LocustDriver
     from simulator.run.execute import execute

@@ -39,9 +39,12 @@ class BackendProcess:
         host: str = "127.0.0.1",
         start_timeout_s: float = 15.0,
         python: str = sys.executable,
+        tls_session_tickets: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.realm, self.broker, self.host = realm, broker, host
+        # The broker's TLS session tickets per handshake; None: the backend's default (simulator.backend.broker).
+        self.tls_session_tickets = tls_session_tickets
         self.start_timeout_s = start_timeout_s
         self._python = python
         self._proc: subprocess.Popen[bytes] | None = None
@@ -60,14 +63,9 @@ class BackendProcess:
         if self.info is not None:
             return self.info
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            self._python, "-m", "simulator.backend", "--state-dir", str(self.state_dir),
-            "--realm", self.realm, "--broker", self.broker, "--host", self.host, "--json",
-            "--exit-on-stdin-eof",
-        ]
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop the child in order
             )
         try:
@@ -79,6 +77,17 @@ class BackendProcess:
             detail = f"{exc}: {tail}" if tail else str(exc)
             raise RuntimeError(f"embedded backend did not start: {detail}") from None
         return self.info
+
+    def command(self) -> list[str]:
+        """The child's command line (`python -m simulator.backend ...`)."""
+        cmd = [
+            self._python, "-m", "simulator.backend", "--state-dir", str(self.state_dir),
+            "--realm", self.realm, "--broker", self.broker, "--host", self.host, "--json",
+            "--exit-on-stdin-eof",
+        ]
+        if self.tls_session_tickets is not None:
+            cmd += ["--tls-session-tickets", str(self.tls_session_tickets)]
+        return cmd
 
     @staticmethod
     def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:

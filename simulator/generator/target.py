@@ -21,13 +21,17 @@ __all__ = ["TargetInfo", "open_target", "target_from_backend_info"]
 
 
 @contextmanager
-def open_target(target: str, realm: str, state_dir: Path, broker: str = "auto") -> Iterator[TargetInfo]:
+def open_target(
+    target: str, realm: str, state_dir: Path, broker: str = "auto", tls_session_tickets: int | None = None,
+) -> Iterator[TargetInfo]:
     """`target` is "embedded" (started and stopped here), the backend.json of a running `fleetsim backend`, or
-    the path of a real-Astarte target file (simulator.generator.target_file)."""
+    the path of a real-Astarte target file (simulator.generator.target_file). `broker` and `tls_session_tickets`
+    (None: the backend's default) are the embedded backend's; the other targets ignore them."""
     if target == "embedded":
         from simulator.generator.backend_process import BackendProcess
 
-        proc = BackendProcess(state_dir / "backend", realm=realm, broker=broker)
+        proc = BackendProcess(state_dir / "backend", realm=realm, broker=broker,
+                              tls_session_tickets=tls_session_tickets)
         try:
             try:
                 info = proc.start()
