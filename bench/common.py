@@ -282,14 +282,12 @@ def start_backend(realm: str = "bench", collector: bool = True, *, broker_ticket
     """EmbeddedBackend (mosquitto, mutual TLS, Pairing API) in THIS process, state under STATE_DIR so the CA
     and cached certificates survive runs. collector=False stops the collector (a paho subscriber to `realm/#`
     sharing the 2 cores): the throughput benchmark measures generators, not the collector. broker_tickets: the
-    broker's TLS session tickets per handshake (None: the backend's default, BrokerConfig.tls_session_tickets;
-    a `--broker-tickets N` flag passes N)."""
-    from simulator.backend.broker import DEFAULT_TLS_SESSION_TICKETS
+    broker's TLS session tickets per handshake (None: the backend's default, BrokerConfig.tls_session_tickets:
+    OpenSSL's 2; a `--broker-tickets N` flag passes N, 0 as Astarte's VerneMQ)."""
     from simulator.backend.server import EmbeddedBackend
 
-    tickets = DEFAULT_TLS_SESSION_TICKETS if broker_tickets is None else broker_tickets
     backend = EmbeddedBackend(STATE_DIR / f"backend-{realm}", realm=realm, broker="mosquitto",
-                              tls_session_tickets=tickets)
+                              tls_session_tickets=broker_tickets)
     backend.start()
     if not collector and backend.collector is not None:
         backend.collector.stop()

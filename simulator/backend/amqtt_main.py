@@ -5,8 +5,9 @@ configuration cannot reach (each measured on amqtt 0.12.1, source in site-packag
 
 - `Broker._create_ssl_context` hard-codes `ssl.CERT_OPTIONAL`: a client without a certificate would get in.
   Overridden to CERT_REQUIRED, TLS >= 1.2, and an `SSLObject` subclass that counts failed handshakes by kind;
-  it also sends the config's `tls_session_tickets` TLS 1.3 tickets (SSLContext.num_tickets; 0 also turns off
-  TLS 1.2 tickets, OP_NO_TICKET), as mosquitto does through simulator.backend.openssl_conf.
+  with a `tls_session_tickets` count in the config it also sends that many TLS 1.3 tickets
+  (SSLContext.num_tickets; 0 also turns off TLS 1.2 tickets, OP_NO_TICKET), as mosquitto does through
+  simulator.backend.openssl_conf; without one, OpenSSL's default (2).
 - `Broker._initialize_client_session` deletes (clean session) or adopts (persistent session) the session of
   the presented client id *before* authentication, and `_handle_client_session` stores the new session and
   takes over a connected one before it checks the verdict: any TLS client could knock the collector out by
@@ -139,7 +140,7 @@ class _ReplayReader(ReaderAdapter):  # type: ignore[misc]
 class GuardedBroker(Broker):  # type: ignore[misc]
     """amqtt's Broker with CERT_REQUIRED, authentication before any session change, and a fast ACL path."""
 
-    def __init__(self, config: dict[str, Any], sink: RefusalSink, tls_session_tickets: int = 0) -> None:
+    def __init__(self, config: dict[str, Any], sink: RefusalSink, tls_session_tickets: int | None = None) -> None:
         super().__init__(config)
         plugin = self.plugins_manager.get_plugin(FleetsimAuthPlugin.__name__)
         if not isinstance(plugin, FleetsimAuthPlugin):
@@ -163,9 +164,10 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         context.load_cert_chain(str(listener["certfile"]), str(listener["keyfile"]))
         context.verify_mode = ssl.CERT_REQUIRED
         context.sslobject_class = _counting_sslobject(self._sink)
-        context.num_tickets = self._tickets
-        if self._tickets == 0:
-            context.options |= ssl.OP_NO_TICKET
+        if self._tickets is not None:
+            context.num_tickets = self._tickets
+            if self._tickets == 0:
+                context.options |= ssl.OP_NO_TICKET
         return context
 
     async def _refuse(self, writer: WriterAdapter, code: int, kind: str, detail: str) -> None:
@@ -259,7 +261,8 @@ async def _serve(cfg: dict[str, Any], emitter: _Emitter) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    broker = GuardedBroker(amqtt_config(cfg), emitter.refusal, int(cfg.get("tls_session_tickets", 0)))
+    tickets = cfg.get("tls_session_tickets")
+    broker = GuardedBroker(amqtt_config(cfg), emitter.refusal, None if tickets is None else int(tickets))
     await broker.start()
     emitter.emit(event="ready", port=broker.bound_port, pid=os.getpid())
     await stop.wait()

@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from simulator.backend.broker import DEFAULT_TLS_SESSION_TICKETS
 from simulator.backend_info import BackendInfo
 from simulator.errors import UsageError
 
@@ -33,10 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on and advertise in backend.json, named by the servers' "
                              "certificate (default: 127.0.0.1; another host's devices need this host's address)")
-    parser.add_argument("--tls-session-tickets", type=int, default=DEFAULT_TLS_SESSION_TICKETS, metavar="N",
-                        help=f"TLS session tickets the broker sends after each handshake (default "
-                             f"{DEFAULT_TLS_SESSION_TICKETS}, as Astarte's VerneMQ; 2 is OpenSSL's default, as at "
-                             f"a staging that terminates TLS at an OpenSSL proxy)")
+    parser.add_argument("--tls-session-tickets", type=int, default=None, metavar="N",
+                        help="TLS session tickets the broker sends after each handshake (default: its OpenSSL's, "
+                             "2; Astarte's VerneMQ sends 0, over TLS 1.2: README, embedded backend)")
     for name in ("pairing", "broker", "control"):
         parser.add_argument(f"--{name}-port", type=int, default=0, metavar="PORT",
                             help=f"fixed {name} port (default: any free port, written to backend.json)")
@@ -118,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     for name, port in (("pairing", ports.pairing), ("broker", ports.broker), ("control", ports.control)):
         if not 0 <= port <= 65535:
             raise UsageError(f"--{name}-port: expected 0..65535, got {port}")
-    if args.tls_session_tickets < 0:
+    if args.tls_session_tickets is not None and args.tls_session_tickets < 0:
         raise UsageError(f"--tls-session-tickets: expected a count >= 0, got {args.tls_session_tickets}")
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host, ports=ports,

@@ -14,24 +14,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["ADMIN_CN", "DEFAULT_TLS_SESSION_TICKETS", "Broker", "BrokerConfig", "BrokerKind"]
+__all__ = ["ADMIN_CN", "Broker", "BrokerConfig", "BrokerKind"]
 
 # The collector / campaign identity's certificate CN; it gets `topic readwrite #`.
 ADMIN_CN = "fleetsim-admin"
 
-# TLS session tickets the broker sends after each full handshake: none, as Astarte's broker does. Astarte
-# terminates device TLS at VerneMQ: the operator's broker service is a plain TCP (LoadBalancer) service to
+# TLS session tickets (BrokerConfig.tls_session_tickets). What Astarte's broker does: none, over TLS 1.2 only.
+# Astarte terminates device TLS at VerneMQ: the operator's broker service is a plain TCP (LoadBalancer) service to
 # VerneMQ's port 8883 (astarte-kubernetes-operator internal/defaultingress/broker_ingress.go; its administrator
-# docs, "Setting up the Cluster": "traffic coming to the broker is TLS terminated at VerneMQ level" since
-# Astarte 1.0.1), whose `spec.vernemq.sslListener` sets VERNEMQ_ENABLE_SSL_LISTENER (internal/reconcile/
-# vernemq.go), and astarte_vmq_plugin's docker/bin/vernemq.sh then writes `listener.ssl.default` with
-# `require_certificate`, `use_identity_as_username` and `tls_version = tlsv1.2`. VerneMQ's TLS is Erlang/OTP
-# `ssl` (apps/vmq_server/src/vmq_ssl.erl), to which it passes no `session_tickets` option, and OTP's server
-# default for it is `disabled` (lib/ssl/src/ssl_config.erl, opt_tickets): no TLS 1.3 ticket. Over TLS 1.2 OTP
-# resumes by session id; its standards-compliance guide lists no RFC 5077 ticket support. mosquitto's OpenSSL
-# would send 2 (simulator.backend.openssl_conf); a staging that terminates TLS at an OpenSSL proxy can ask for
-# them back (`fleetsim backend --tls-session-tickets 2`).
-DEFAULT_TLS_SESSION_TICKETS = 0
+# docs, "Setting up the Cluster": TLS is terminated at VerneMQ level since Astarte 1.0.1); `spec.vernemq.sslListener`
+# sets VERNEMQ_ENABLE_SSL_LISTENER (internal/reconcile/vernemq.go), and astarte_vmq_plugin's docker/bin/vernemq.sh
+# then writes `listener.ssl.default` with `require_certificate`, `use_identity_as_username` and
+# `tls_version = tlsv1.2`. VerneMQ's TLS is Erlang/OTP `ssl` (apps/vmq_server/src/vmq_ssl.erl: `versions` from
+# tls_version, no `session_tickets` option), whose server default for session_tickets is `disabled` (lib/ssl/src/
+# ssl_config.erl, opt_tickets) and which resumes TLS 1.2 by session id (its standards-compliance guide lists no
+# RFC 5077 tickets).
+# The embedded mosquitto negotiates TLS 1.3 (its `tls_version tlsv1.2` is a minimum) and its OpenSSL sends 2
+# tickets; the default (None) leaves that as it was, because no ticket over TLS 1.3 is not what Astarte does
+# either: after the client's last handshake flight the broker then sends nothing, so a client with Nagle on (paho,
+# hence the SDK: socket.create_connection, no TCP_NODELAY) holds its CONNECT until the broker's delayed ACK (~40 ms
+# on Linux). `bench/broker_tickets.py --clients paho,paho_tls12 --rounds 7 --connects 40` (2026-12-07, 2 cores,
+# load ~4): a paho connect (TCP + mutual TLS + CONNECT/CONNACK) took 47.4 ms of wall time with 0 tickets vs
+# 5.4 ms with 2, median of 7 rounds; a paho client capped at TLS 1.2, what Astarte negotiates, 3.2 ms with 0.
+# The same bench has what the tickets cost a TCP_NODELAY client (the lean transport) and the broker in CPU.
 
 BrokerKind = Literal["auto", "mosquitto", "amqtt"]
 
@@ -46,9 +51,11 @@ class BrokerConfig:
     ~700 bytes and ~20 us of mosquitto CPU per QoS 2 OTAEvent (bench/collector_cost.py: 96.8 vs 78.5 us a
     message, medians of 2 on a loaded 2-core machine), read from a pipe by a relay process that caps it on disk
     and forwards the refusals (simulator.backend.log_relay, simulator.backend.broker_log).
-    `tls_session_tickets`: TLS session tickets sent after each full handshake (DEFAULT_TLS_SESSION_TICKETS, 0:
-    none, as Astarte's VerneMQ; OpenSSL's own default is 2). Each costs the client CPU at every reconnect
-    (bench/broker_tickets.py); no client of ours resumes with one (a rebooted device does a full handshake).
+    `tls_session_tickets`: TLS session tickets sent after each full handshake. None (the default): the broker's
+    TLS library decides (OpenSSL's default, 2, with the host's OpenSSL configuration untouched); N: exactly N
+    (simulator.backend.openssl_conf), 0 as Astarte's VerneMQ, which also speaks only TLS 1.2 (the comment on TLS
+    session tickets above: why 0 over TLS 1.3 is not the default). No client of ours resumes with a ticket (a
+    rebooted device does a full handshake): they only cost CPU.
     """
 
     host: str
@@ -60,10 +67,11 @@ class BrokerConfig:
     admin_cn: str = ADMIN_CN
     state_dir: Path | None = None
     verbose_log: bool = True
-    tls_session_tickets: int = DEFAULT_TLS_SESSION_TICKETS
+    tls_session_tickets: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.tls_session_tickets, bool) or self.tls_session_tickets < 0:
+        t = self.tls_session_tickets
+        if t is not None and (isinstance(t, bool) or t < 0):
             raise ValueError(f"tls_session_tickets: expected a count >= 0, got {self.tls_session_tickets!r}")
 
     @property

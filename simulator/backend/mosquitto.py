@@ -43,10 +43,11 @@ Limits (documented numbers, chosen for load tests):
   window nothing queues for a connected client (above); the limits matter again if the window comes back.
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
 - `persistence false`: a load test starts from nothing, and disk writes would skew latency.
-- TLS session tickets: `BrokerConfig.tls_session_tickets` (default none, as Astarte's VerneMQ: the sources are in
-  simulator.backend.broker). mosquitto has no option for them, so `start()` writes `openssl.cnf` beside
-  mosquitto.conf and gives mosquitto alone `OPENSSL_CONF` (simulator.backend.openssl_conf says why the system's
-  file is not included).
+- TLS session tickets: `BrokerConfig.tls_session_tickets` (None: OpenSSL's default, 2; what Astarte does and why
+  that is not the default: simulator.backend.broker). mosquitto has no option for them, so for a count `start()`
+  writes `openssl.cnf` beside mosquitto.conf and gives mosquitto alone `OPENSSL_CONF`
+  (simulator.backend.openssl_conf says why the system's file is not included); with None mosquitto runs with the
+  host's OpenSSL configuration, as before the setting existed.
 ACL denials on PUBLISH are silent to an MQTT 3.1.1 client and logged by mosquitto only at debug level, so
 `refusals()` needs `BrokerConfig.verbose_log` (the default). At debug level mosquitto logs ~700 bytes per QoS 2
 OTAEvent, which a file would pile up without bound, so the log goes to mosquitto's stderr, a pipe drained by the
@@ -173,7 +174,7 @@ class MosquittoBroker:
             return
         self._dir.mkdir(parents=True, exist_ok=True)
         self.acl_path.write_text(self._acl_text())
-        env = broker_env(write_openssl_conf(self._dir, self._config.tls_session_tickets))
+        env = self._openssl_env()
         fixed = self._config.port != 0
         last_error = ""
         for _ in range(1 if fixed else _PORT_ATTEMPTS):
@@ -286,6 +287,14 @@ class MosquittoBroker:
             "",
         ]
         return "\n".join(lines)
+
+    def _openssl_env(self) -> dict[str, str] | None:
+        """mosquitto's environment: None (inherit ours) unless a ticket count is set, then OPENSSL_CONF for it."""
+        tickets = self._config.tls_session_tickets
+        if tickets is None:
+            self.openssl_conf_path.unlink(missing_ok=True)  # an earlier start's file, no longer in force
+            return None
+        return broker_env(write_openssl_conf(self._dir, tickets))
 
     def _wait_listening(self, proc: subprocess.Popen[bytes], port: int) -> bool:
         """Poll (no sleep-for-logic: each poll is bounded and the loop has a deadline) for a LISTEN socket.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.backend.broker import ADMIN_CN, DEFAULT_TLS_SESSION_TICKETS, Broker, BrokerConfig
+from simulator.backend.broker import ADMIN_CN, Broker, BrokerConfig
 from simulator.backend.broker_select import select_broker
 from simulator.backend.ca import LocalCA
 from simulator.backend.images import ImageServer
@@ -51,7 +51,7 @@ class EmbeddedBackend:
 
     def __init__(
         self, state_dir: Path, realm: str = "fleetsim", broker: str = "auto", host: str = "127.0.0.1",
-        ports: BackendPorts | None = None, tls_session_tickets: int = DEFAULT_TLS_SESSION_TICKETS,
+        ports: BackendPorts | None = None, tls_session_tickets: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports or BackendPorts()

@@ -43,7 +43,7 @@ class BackendProcess:
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.realm, self.broker, self.host = realm, broker, host
-        # The broker's TLS session tickets per handshake; None: the backend's default (simulator.backend.broker).
+        # The broker's TLS session tickets per handshake; None: the backend's default (BrokerConfig).
         self.tls_session_tickets = tls_session_tickets
         self.start_timeout_s = start_timeout_s
         self._python = python

@@ -37,8 +37,8 @@ class RunSettings:
     quiet: bool = False  # no live progress line
     state_dir: Path = Path(".fleetsim")
     broker: str = "auto"  # embedded backend broker: auto | mosquitto | amqtt
-    # The embedded broker's TLS session tickets per handshake (None: the backend's default, none, as Astarte's
-    # VerneMQ). Only the process that starts the backend reads it: never shipped to workers.
+    # The embedded broker's TLS session tickets per handshake (None: the backend's default, OpenSSL's 2; 0 as
+    # Astarte's VerneMQ). Only the process that starts the backend reads it: never shipped to workers.
     tls_session_tickets: int | None = None
     engine: str = "fleetsim run"  # who composed the run (summary.json extra.engine)
     allow_incomplete: bool = False  # an incomplete/invalid_* verdict exits 0 instead of 4 (outputs/exit_status)

@@ -1,5 +1,5 @@
-"""The real mosquitto's TLS session tickets: none by default (as Astarte's VerneMQ), N on request; mutual TLS
-still enforced (simulator.backend.openssl_conf, BrokerConfig.tls_session_tickets)."""
+"""The real mosquitto's TLS session tickets: OpenSSL's by default, none with 0 (as Astarte's VerneMQ), N on
+request; mutual TLS still enforced (simulator.backend.openssl_conf, BrokerConfig.tls_session_tickets)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def _broker(ca: LocalCA, binary: str, **kw: int) -> MosquittoBroker:
 
 
 @pytest.fixture
-def default_broker(ca: LocalCA, mosquitto_binary: str) -> Iterator[MosquittoBroker]:
-    with _broker(ca, mosquitto_binary) as broker:
+def no_ticket_broker(ca: LocalCA, mosquitto_binary: str) -> Iterator[MosquittoBroker]:
+    with _broker(ca, mosquitto_binary, tls_session_tickets=0) as broker:
         yield broker
 
 
@@ -69,46 +69,51 @@ def _connect(port: int, ca: LocalCA, cert: tuple[Path, Path] | None,
         return got, tls.version(), session is not None and session.has_ticket
 
 
-def test_no_ticket_by_default_over_tls13_and_tls12(
-    default_broker: MosquittoBroker, ca: LocalCA, device: tuple[Path, Path]
+def test_no_ticket_with_zero_over_tls13_and_tls12(
+    no_ticket_broker: MosquittoBroker, ca: LocalCA, device: tuple[Path, Path]
 ) -> None:
-    assert _connect(default_broker.port, ca, device) == (_CONNACK_OK, "TLSv1.3", False)
-    assert _connect(default_broker.port, ca, device, ssl.TLSVersion.TLSv1_2) == (_CONNACK_OK, "TLSv1.2", False)
-    assert "NumTickets = 0" in default_broker.openssl_conf_path.read_text()
-    assert default_broker.refusals() == {}
+    assert _connect(no_ticket_broker.port, ca, device) == (_CONNACK_OK, "TLSv1.3", False)
+    assert _connect(no_ticket_broker.port, ca, device, ssl.TLSVersion.TLSv1_2) == (_CONNACK_OK, "TLSv1.2", False)
+    assert "NumTickets = 0" in no_ticket_broker.openssl_conf_path.read_text()
+    assert no_ticket_broker.refusals() == {}
 
 
-def test_two_tickets_on_request(ca: LocalCA, mosquitto_binary: str, device: tuple[Path, Path]) -> None:
-    with _broker(ca, mosquitto_binary, tls_session_tickets=2) as broker:
+@pytest.mark.parametrize("tickets", [None, 2])
+def test_tickets_by_default_and_on_request(
+    ca: LocalCA, mosquitto_binary: str, device: tuple[Path, Path], tickets: int | None
+) -> None:
+    extra = {} if tickets is None else {"tls_session_tickets": tickets}
+    with _broker(ca, mosquitto_binary, **extra) as broker:
         assert _connect(broker.port, ca, device) == (_CONNACK_OK, "TLSv1.3", True)
         assert _connect(broker.port, ca, device, ssl.TLSVersion.TLSv1_2) == (_CONNACK_OK, "TLSv1.2", True)
+        assert broker.openssl_conf_path.exists() == (tickets is not None)
 
 
 def test_a_client_without_a_certificate_is_still_refused(
-    default_broker: MosquittoBroker, ca: LocalCA
+    no_ticket_broker: MosquittoBroker, ca: LocalCA
 ) -> None:
     with pytest.raises((ssl.SSLError, ConnectionError)):
-        got, _, _ = _connect(default_broker.port, ca, None)
+        got, _, _ = _connect(no_ticket_broker.port, ca, None)
         # TLS 1.3: the server checks the client's (empty) Certificate after the client's handshake returned; the
         # refusal shows on the first read (an alert, or EOF: nothing read).
         if got != _CONNACK_OK:
             raise ConnectionError(f"refused, read {got!r}")
-    assert default_broker.wait_for_refusals("no_client_cert")
+    assert no_ticket_broker.wait_for_refusals("no_client_cert")
 
 
 def test_the_embedded_backend_passes_the_count_to_its_broker(tmp_path: Path, mosquitto_binary: str) -> None:
     del mosquitto_binary  # the fixture only requires mosquitto (EmbeddedBackend finds it itself)
-    with EmbeddedBackend(tmp_path / "backend", realm=REALM, broker="mosquitto", tls_session_tickets=2) as backend:
+    with EmbeddedBackend(tmp_path / "backend", realm=REALM, broker="mosquitto", tls_session_tickets=0) as backend:
         assert backend.info is not None and isinstance(backend.broker, MosquittoBroker)
-        assert "NumTickets = 2" in backend.broker.openssl_conf_path.read_text()
+        assert "NumTickets = 0" in backend.broker.openssl_conf_path.read_text()
         ca = backend.ca
         dev = device_id()
         key, csr = make_csr(f"{REALM}/{dev}")
         cert = write_device_cert(tmp_path, dev, key, ca.sign_csr(csr, f"{REALM}/{dev}"))
-        assert _connect(backend.broker.port, ca, cert) == (_CONNACK_OK, "TLSv1.3", True)
+        assert _connect(backend.broker.port, ca, cert) == (_CONNACK_OK, "TLSv1.3", False)
 
 
-@pytest.mark.parametrize(("tickets", "expected"), [(None, False), (2, True)])
+@pytest.mark.parametrize(("tickets", "expected"), [(None, True), (0, False)])
 def test_the_pip_only_broker_follows_the_same_setting(
     ca: LocalCA, device: tuple[Path, Path], tickets: int | None, expected: bool
 ) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulator.backend import app
-from simulator.backend.broker import DEFAULT_TLS_SESSION_TICKETS, BrokerConfig
+from simulator.backend.broker import BrokerConfig
 from simulator.backend.mosquitto import MosquittoBroker
 from simulator.backend.openssl_conf import broker_env, openssl_conf_text, write_openssl_conf
 from simulator.cli import build_parser
@@ -35,9 +35,10 @@ def _sections(text: str) -> configparser.ConfigParser:
     return parser
 
 
-def test_the_default_is_no_ticket_as_astartes_vernemq() -> None:
-    assert DEFAULT_TLS_SESSION_TICKETS == 0
-    assert BrokerConfig("h", 0, Path("a"), Path("b"), Path("c"), "r").tls_session_tickets == 0
+def test_the_default_leaves_the_count_to_openssl() -> None:
+    # None: mosquitto runs with the host's OpenSSL configuration (2 tickets), as before the setting existed;
+    # why 0 over TLS 1.3 is not the default: simulator/backend/broker.py.
+    assert BrokerConfig("h", 0, Path("a"), Path("b"), Path("c"), "r").tls_session_tickets is None
 
 
 def test_zero_tickets_chains_the_sections_down_to_num_tickets_and_no_tls12_ticket() -> None:
@@ -77,10 +78,17 @@ def test_only_the_broker_env_gets_openssl_conf(tmp_path: Path) -> None:
     assert base["OPENSSL_CONF"] == "/etc/ssl/openssl.cnf"  # the caller's mapping is left alone
 
 
-def test_mosquitto_keeps_its_openssl_conf_beside_its_config(tmp_path: Path) -> None:
-    broker = MosquittoBroker(_cfg(tmp_path))
+def test_mosquitto_gets_openssl_conf_only_for_a_count(tmp_path: Path) -> None:
+    broker = MosquittoBroker(_cfg(tmp_path, tls_session_tickets=0))
     assert broker.openssl_conf_path == tmp_path / "mosquitto" / "openssl.cnf"
     assert broker.openssl_conf_path.parent == broker.config_path.parent
+    broker.openssl_conf_path.parent.mkdir(parents=True)
+    env = broker._openssl_env()
+    assert env is not None and env["OPENSSL_CONF"] == str(broker.openssl_conf_path)
+    assert broker.openssl_conf_path.read_text() == openssl_conf_text(0)
+    # the default: mosquitto inherits our environment, and an earlier start's file is gone
+    assert MosquittoBroker(_cfg(tmp_path))._openssl_env() is None
+    assert not broker.openssl_conf_path.exists()
 
 
 def _backend_args(*argv: str) -> argparse.Namespace:
@@ -90,7 +98,7 @@ def _backend_args(*argv: str) -> argparse.Namespace:
 
 
 def test_fleetsim_backend_flag_default_and_value() -> None:
-    assert _backend_args().tls_session_tickets == DEFAULT_TLS_SESSION_TICKETS
+    assert _backend_args().tls_session_tickets is None
     assert _backend_args("--tls-session-tickets", "2").tls_session_tickets == 2
 
 
