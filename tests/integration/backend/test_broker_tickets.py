@@ -127,3 +127,20 @@ def test_the_pip_only_broker_follows_the_same_setting(
         assert _connect(broker.port, ca, device) == (_CONNACK_OK, "TLSv1.3", expected)
     finally:
         broker.stop()
+
+
+def test_fleetsim_runs_backend_process_passes_the_count(tmp_path: Path, mosquitto_binary: str) -> None:
+    """The path `fleetsim run --tls-session-tickets N` takes: open_target -> BackendProcess -> the child's flag."""
+    del mosquitto_binary  # the fixture only requires mosquitto
+    from simulator.generator.target import open_target
+
+    state = tmp_path / "st"
+    with open_target("embedded", REALM, state, broker="mosquitto", tls_session_tickets=0) as target:
+        assert target.broker_kind == "mosquitto"
+        assert (state / "backend" / "mosquitto" / "openssl.cnf").read_text().count("NumTickets = 0") == 1
+        ca = LocalCA(state / "backend")
+        dev = device_id()
+        key, csr = make_csr(f"{REALM}/{dev}")
+        cert = write_device_cert(tmp_path, dev, key, ca.sign_csr(csr, f"{REALM}/{dev}"))
+        port = int(target.broker_url.rsplit(":", 1)[1].strip("/"))
+        assert _connect(port, ca, cert) == (_CONNACK_OK, "TLSv1.3", False)
