@@ -1,23 +1,25 @@
-"""What the embedded broker's TLS session tickets cost a reconnecting device, A/B: CPU per connect, and wall time.
+"""What the embedded broker's TLS choice costs a reconnecting device, A/B: CPU per connect, and wall time.
 
-Issue 16: every reboot of an OTA campaign reconnects with a full mutual-TLS handshake. mosquitto's OpenSSL sends
-2 TLS 1.3 NewSessionTickets after each one (BrokerConfig.tls_session_tickets None, the default); Astarte's VerneMQ
-sends none (simulator.backend.broker has the sources). This starts one mosquitto per ticket count (`--counts`,
-default 0 and 2; the same CA, server certificate and generated config, only `tls_session_tickets` differs) and
-times, in this thread, `--connects` times per round and client kind (`--clients`):
+Issue 16: every reboot of an OTA campaign reconnects with a full mutual-TLS handshake. `--broker-tls astarte` (the
+default, BrokerConfig.broker_tls) makes mosquitto speak what Astarte's VerneMQ speaks: TLS 1.2 at most and no
+session ticket; `openssl` keeps mosquitto's OpenSSL defaults: TLS 1.3 and 2 NewSessionTickets after each
+handshake (simulator.backend.broker has the sources). This starts one mosquitto per choice (`--choices`, default
+astarte,openssl; the same CA, server certificate and generated config, only `broker_tls` differs) and times, in
+this thread, `--connects` times per round and client kind (`--clients`):
 
     TCP connect + mutual-TLS handshake + MQTT CONNECT / CONNACK (+ DISCONNECT) + close
 
 with one device's SSLContext made once (the lean transport keeps a context per device). Client kinds: `nodelay`
 (a socket with TCP_NODELAY, as the lean transport), `nagle` (without, as paho), `paho` (paho itself, the SDK's
-client); a `_tls12` suffix caps the client at TLS 1.2, what a broker capped at TLS 1.2 (Astarte's) negotiates.
-Reported per kind and count: `client_us` (time.thread_time of this thread per connect: user + system CPU,
+client); a `_tls12` suffix caps the client at TLS 1.2 (against `openssl`: TLS 1.2 with tickets).
+Reported per kind and choice: `client_us` (time.thread_time of this thread per connect: user + system CPU,
 OpenSSL's ticket processing included), `broker_us` (mosquitto's CPU per connect, /proc/PID/schedstat),
-`wall_us`; `has_ticket_*` says whether the client's session held a ticket. Rounds alternate the order of the
-counts (ABBA...) so load drifts on a shared machine hit both; figures are medians over rounds, `diff_*` the
-median of the per-round paired differences (count - first count).
+`wall_us`; `negotiated` says which TLS version and whether the session held a ticket, per choice. Rounds
+alternate the order of the choices (ABBA...) so load drifts on a shared machine hit both; figures are medians
+over rounds, `diff_*` the median of the per-round paired differences (choice - first choice), `*_lower_rounds`
+how many rounds the first choice cost less.
 
-    python bench/broker_tickets.py [--rounds 7] [--connects 300] [--counts 0,2] [--clients nodelay,nagle]
+    python bench/broker_tickets.py [--rounds 7] [--connects 300] [--choices astarte,openssl] [--clients nodelay,paho]
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ _CONNACK_OK = bytes([0x20, 2, 0, 0])
 _DISCONNECT = bytes([0xE0, 0])
 
 
-def connect_once(port: int, ctx: ssl.SSLContext, nodelay: bool) -> bool:
-    """One full connect; True when the session came with a ticket. Raises when the broker does not CONNACK.
+def connect_once(port: int, ctx: ssl.SSLContext, nodelay: bool) -> tuple[str, bool]:
+    """One full connect; (TLS version, whether the session came with a ticket). Raises when the broker does not
+    CONNACK.
     nodelay: TCP_NODELAY on the client socket, as the lean transport (simulator.transports.ports); paho, hence
     the SDK, leaves Nagle on (socket.create_connection), and then, over TLS 1.3 with no ticket, its CONNECT waits
-    behind the unacknowledged Finished until the broker's delayed ACK (~40 ms on Linux): `wall_us` shows it."""
+    behind the unacknowledged Finished until the broker's delayed ACK (~40 ms on Linux): `wall_us` would show it
+    (neither choice does that: TLS 1.2 ends with the server's Finished, TLS 1.3 here with its tickets)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         if nodelay:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -75,7 +79,7 @@ def paho_connect_once(port: int, ctx: ssl.SSLContext) -> bool:
     return False
 
 
-def _mqtt_connect(tls: ssl.SSLSocket) -> bool:
+def _mqtt_connect(tls: ssl.SSLSocket) -> tuple[str, bool]:
     tls.sendall(_CONNECT)
     got = b""
     while len(got) < 4:
@@ -87,7 +91,7 @@ def _mqtt_connect(tls: ssl.SSLSocket) -> bool:
         raise RuntimeError(f"no CONNACK: {got!r}")
     tls.sendall(_DISCONNECT)
     session = tls.session
-    return session is not None and session.has_ticket
+    return str(tls.version()), session is not None and session.has_ticket
 
 
 def _cpu_ns(pid: int) -> int:
@@ -98,10 +102,11 @@ def _cpu_ns(pid: int) -> int:
 
 
 def measure(port: int, broker_pid: int, ctx: ssl.SSLContext, n: int, mode: str) -> dict[str, float]:
-    def once() -> bool:
+    def once() -> None:
         if mode.startswith("paho"):
-            return paho_connect_once(port, ctx)
-        return connect_once(port, ctx, mode.startswith("nodelay"))
+            paho_connect_once(port, ctx)
+        else:
+            connect_once(port, ctx, mode.startswith("nodelay"))
 
     for _ in range(5):  # warm-up: the first connects pay lazy initialisation on both sides
         once()
@@ -117,16 +122,20 @@ def measure(port: int, broker_pid: int, ctx: ssl.SSLContext, n: int, mode: str) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--connects", type=int, default=300, help="connects per count per round")
-    ap.add_argument("--counts", default="0,2", help="ticket counts to compare, comma-separated (first = base)")
+    ap.add_argument("--connects", type=int, default=300, help="connects per choice per round")
+    ap.add_argument("--choices", default="astarte,openssl",
+                    help="broker TLS choices to compare (BrokerConfig.broker_tls), comma-separated (first = base)")
     ap.add_argument("--clients", default="nodelay,nagle",
                     help="client sockets: nodelay (TCP_NODELAY, the lean transport), nagle (paho / the SDK); "
                          "paho (the SDK's client: CPU includes paho's own work); a _tls12 suffix caps the client "
-                         "at TLS 1.2, what a broker capped at TLS 1.2 as Astarte's (`listener.ssl.tls_version = "
-                         "tlsv1.2`) would negotiate")
+                         "at TLS 1.2")
     ap.add_argument("--out", default="broker_tickets")
     args = ap.parse_args(argv)
-    counts = [int(c) for c in args.counts.split(",")]
+    from simulator.broker_tls import BROKER_TLS_CHOICES
+
+    counts = args.choices.split(",")
+    if not set(counts) <= set(BROKER_TLS_CHOICES) or len(set(counts)) != len(counts):
+        raise SystemExit(f"--choices: distinct ones of {', '.join(BROKER_TLS_CHOICES)}; got {args.choices!r}")
     clients = args.clients.split(",")
     modes = {f"{m}{v}" for m in ("nodelay", "nagle", "paho") for v in ("", "_tls12")}
     if not set(clients) <= modes:
@@ -141,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if binary is None:
         raise SystemExit("mosquitto not found")
     host_before = host_info()
-    samples: dict[tuple[str, int], list[dict[str, float]]] = {(m, c): [] for m in clients for c in counts}
-    tickets_seen: dict[int, bool] = {}
+    samples: dict[tuple[str, str], list[dict[str, float]]] = {(m, c): [] for m in clients for c in counts}
+    negotiated: dict[str, dict[str, tuple[str, bool]]] = {}
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         ca = LocalCA(tmp / "ca")
@@ -158,13 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         # verbose_log off: mosquitto's debug lines would add the same broker CPU to both and blur the difference.
         brokers = {c: MosquittoBroker(BrokerConfig("127.0.0.1", 0, ca.ca_cert_path, srv_cert, srv_key, REALM,
                                                    state_dir=tmp / f"broker-{c}", verbose_log=False,
-                                                   tls_session_tickets=c), binary=binary)
+                                                   broker_tls=c), binary=binary)
                    for c in counts}
         try:
             for b in brokers.values():
                 b.start()
-            for c, b in brokers.items():
-                tickets_seen[c] = connect_once(b.port, ctxs[clients[0]], nodelay=True)  # sockets only
+            for c, b in brokers.items():  # what each client context negotiates (sockets; paho's the same context)
+                negotiated[c] = {m: connect_once(b.port, ctxs[m], nodelay=True) for m in clients}
             for r in range(args.rounds):
                 for mode in clients:
                     order = counts if r % 2 == 0 else list(reversed(counts))
@@ -177,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                 b.stop()
     base = counts[0]
     doc: dict[str, Any] = {"connects_per_round": args.connects, "rounds": args.rounds,
-                           f"has_ticket_{clients[0]}": {str(c): seen for c, seen in tickets_seen.items()}}
+                           "negotiated": {c: {m: {"version": v, "has_ticket": t} for m, (v, t) in by.items()}
+                                          for c, by in negotiated.items()}}
     for mode in clients:
         for c in counts:
             got = samples[mode, c]
-            doc[f"{mode}.tickets_{c}"] = {
+            doc[f"{mode}.{c}"] = {
                 **{k: round(median(s[k] for s in got) or 0.0, 1) for k in ("client_us", "broker_us", "wall_us")},
                 "client_us_rounds": [round(s["client_us"], 1) for s in got],
             }
@@ -189,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k in ("client_us", "broker_us", "wall_us"):
                     diffs = [s[k] - s0[k] for s, s0 in zip(got, samples[mode, base], strict=True)]
                     doc[f"{mode}.diff_{k}_{c}_minus_{base}"] = round(median(diffs) or 0.0, 1)
+                    doc[f"{mode}.{k}_{base}_lower_rounds"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
     doc["host_before"] = host_before
     doc["host_after"] = host_info()
     print(json.dumps(doc, indent=2))

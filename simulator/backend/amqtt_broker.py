@@ -192,7 +192,7 @@ class AmqttBroker:
             "realm": c.realm,
             "admin_cn": c.admin_cn,
             "verbose_log": c.verbose_log,
-            "tls_session_tickets": c.tls_session_tickets,  # None: Python's ssl default (OpenSSL's, 2)
+            "broker_tls": c.broker_tls,
             "shutdown_timeout_s": min(2.0, self._stop_timeout_s / 2),
         }
 

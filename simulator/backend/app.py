@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from simulator.backend_info import BackendInfo
+from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS
 from simulator.errors import UsageError
 
 __all__ = ["HELP", "add_arguments", "describe", "run"]
@@ -32,9 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on and advertise in backend.json, named by the servers' "
                              "certificate (default: 127.0.0.1; another host's devices need this host's address)")
-    parser.add_argument("--tls-session-tickets", type=int, default=None, metavar="N",
-                        help="TLS session tickets the broker sends after each handshake (default: its OpenSSL's, "
-                             "2; Astarte's VerneMQ sends 0, over TLS 1.2: README, embedded backend)")
+    parser.add_argument("--broker-tls", choices=BROKER_TLS_CHOICES, default=DEFAULT_BROKER_TLS,
+                        help="astarte (default): the broker speaks TLS 1.2 at most and sends no session ticket, as "
+                             "Astarte's VerneMQ; openssl: mosquitto's OpenSSL defaults (TLS 1.3, 2 tickets)")
     for name in ("pairing", "broker", "control"):
         parser.add_argument(f"--{name}-port", type=int, default=0, metavar="PORT",
                             help=f"fixed {name} port (default: any free port, written to backend.json)")
@@ -116,11 +117,9 @@ def run(args: argparse.Namespace) -> int:
     for name, port in (("pairing", ports.pairing), ("broker", ports.broker), ("control", ports.control)):
         if not 0 <= port <= 65535:
             raise UsageError(f"--{name}-port: expected 0..65535, got {port}")
-    if args.tls_session_tickets is not None and args.tls_session_tickets < 0:
-        raise UsageError(f"--tls-session-tickets: expected a count >= 0, got {args.tls_session_tickets}")
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host, ports=ports,
-                              tls_session_tickets=args.tls_session_tickets)
+                              broker_tls=args.broker_tls)
     info_file: Path | None = None
     try:
         try:

@@ -43,11 +43,11 @@ Limits (documented numbers, chosen for load tests):
   window nothing queues for a connected client (above); the limits matter again if the window comes back.
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
 - `persistence false`: a load test starts from nothing, and disk writes would skew latency.
-- TLS session tickets: `BrokerConfig.tls_session_tickets` (None: OpenSSL's default, 2; what Astarte does and why
-  that is not the default: simulator.backend.broker). mosquitto has no option for them, so for a count `start()`
-  writes `openssl.cnf` beside mosquitto.conf and gives mosquitto alone `OPENSSL_CONF`
-  (simulator.backend.openssl_conf says why the system's file is not included); with None mosquitto runs with the
-  host's OpenSSL configuration, as before the setting existed.
+- TLS: `tls_version tlsv1.2` is a minimum; with `BrokerConfig.broker_tls` "astarte" (the default) mosquitto also
+  speaks at most TLS 1.2 and sends no session ticket, as Astarte's VerneMQ (sources: simulator.backend.broker).
+  mosquitto has no option for either, so `start()` writes `openssl.cnf` beside mosquitto.conf and gives mosquitto
+  alone `OPENSSL_CONF` (simulator.backend.openssl_conf, which also says why the system's file is not included);
+  with "openssl" mosquitto runs with the host's OpenSSL configuration (TLS 1.3, 2 tickets).
 ACL denials on PUBLISH are silent to an MQTT 3.1.1 client and logged by mosquitto only at debug level, so
 `refusals()` needs `BrokerConfig.verbose_log` (the default). At debug level mosquitto logs ~700 bytes per QoS 2
 OTAEvent, which a file would pile up without bound, so the log goes to mosquitto's stderr, a pipe drained by the
@@ -156,7 +156,7 @@ class MosquittoBroker:
 
     @property
     def openssl_conf_path(self) -> Path:
-        """The OpenSSL configuration mosquitto runs with (its TLS session tickets)."""
+        """The OpenSSL configuration mosquitto runs with (TLS 1.2 at most, no session ticket), for "astarte"."""
         return self._dir / OPENSSL_CONF_NAME
 
     @property
@@ -289,12 +289,11 @@ class MosquittoBroker:
         return "\n".join(lines)
 
     def _openssl_env(self) -> dict[str, str] | None:
-        """mosquitto's environment: None (inherit ours) unless a ticket count is set, then OPENSSL_CONF for it."""
-        tickets = self._config.tls_session_tickets
-        if tickets is None:
+        """mosquitto's environment: OPENSSL_CONF for Astarte's TLS ("astarte"), else None (inherit ours)."""
+        if self._config.broker_tls == "openssl":
             self.openssl_conf_path.unlink(missing_ok=True)  # an earlier start's file, no longer in force
             return None
-        return broker_env(write_openssl_conf(self._dir, tickets))
+        return broker_env(write_openssl_conf(self._dir))
 
     def _wait_listening(self, proc: subprocess.Popen[bytes], port: int) -> bool:
         """Poll (no sleep-for-logic: each poll is bounded and the loop has a deadline) for a LISTEN socket.

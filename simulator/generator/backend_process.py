@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from simulator.backend_info import BackendInfo
+from simulator.broker_tls import DEFAULT_BROKER_TLS, BrokerTls
 
 __all__ = ["BackendProcess"]
 
@@ -39,12 +40,12 @@ class BackendProcess:
         host: str = "127.0.0.1",
         start_timeout_s: float = 15.0,
         python: str = sys.executable,
-        tls_session_tickets: int | None = None,
+        broker_tls: BrokerTls = DEFAULT_BROKER_TLS,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.realm, self.broker, self.host = realm, broker, host
-        # The broker's TLS session tickets per handshake; None: the backend's default (BrokerConfig).
-        self.tls_session_tickets = tls_session_tickets
+        # The broker's TLS: "astarte" (TLS 1.2, no ticket) or "openssl" (simulator.broker_tls).
+        self.broker_tls = broker_tls
         self.start_timeout_s = start_timeout_s
         self._python = python
         self._proc: subprocess.Popen[bytes] | None = None
@@ -83,10 +84,8 @@ class BackendProcess:
         cmd = [
             self._python, "-m", "simulator.backend", "--state-dir", str(self.state_dir),
             "--realm", self.realm, "--broker", self.broker, "--host", self.host, "--json",
-            "--exit-on-stdin-eof",
+            "--exit-on-stdin-eof", "--broker-tls", self.broker_tls,
         ]
-        if self.tls_session_tickets is not None:
-            cmd += ["--tls-session-tickets", str(self.tls_session_tickets)]
         return cmd
 
     @staticmethod

@@ -137,7 +137,7 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
     scenario, settings = spec.scenario, spec.settings
     ensure_open_files(-(-scenario.fleet.devices // settings.processes))
     with open_target(scenario.target, scenario.realm, settings.state_dir, broker=settings.broker,
-                     tls_session_tickets=settings.tls_session_tickets) as target:
+                     broker_tls=settings.broker_tls) as target:
         spec = spec.with_target(target)
         bounded = spec.bounded_plan()
         observer = observer_for_target(target, scenario)
