@@ -318,11 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-root", default="",
                     help="a directory holding another version's simulator/ (e.g. `git archive REV simulator`): "
                          "each run size is played by it too, alternating, for a before/after in one invocation")
+    ap.add_argument("--broker-tls", choices=("astarte", "openssl"), default="astarte",
+                    help="the embedded broker's TLS (README, \"TLS of the embedded broker\"): astarte (default) "
+                         "TLS 1.2 without session tickets, openssl TLS 1.3 with 2. The backend is this tree's for "
+                         "every run, --baseline-root's too: a before/after of the broker's TLS takes one invocation "
+                         "per choice")
     ap.add_argument("--out", default="campaign_capacity")
     args = ap.parse_args(argv)
     small, large = (int(x) for x in args.operations.split(","))
     raise_fd_limit(args.devices + 500)
-    backend = start_backend(realm=REALM, collector=True)
+    backend = start_backend(realm=REALM, collector=True, broker_tls=args.broker_tls)
     try:
         binfo = backend.info
         ids = campaign_ids(args.devices)
@@ -350,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                        cpu_profile=cpu_profile)
             print(json.dumps(out), file=sys.stderr, flush=True)
             runs.append(out)
-        doc: dict[str, Any] = {"host": host_info(), "devices": args.devices, "runs": runs}
+        doc: dict[str, Any] = {"host": host_info(), "devices": args.devices, "broker_tls": args.broker_tls,
+                               "runs": runs}
         ok = all("error" not in r for r in runs)
         if ok:
             doc["difference"] = _difference(runs)
