@@ -66,7 +66,6 @@ if __name__ == "__main__" and "--child" in sys.argv:
     monkey.patch_all()
 
 import argparse
-import inspect
 import json
 import os
 import tempfile
@@ -405,8 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default="",
                     help="e.g. 81,135: only saturation runs at these operations/s (no measuring runs, no floor)")
     ap.add_argument("--saturation-operations", type=int, default=1500)
-    ap.add_argument("--broker-tickets", type=int, default=None,
-                    help="passed to the embedded backend (bench/common.py start_backend) when it takes it")
+    ap.add_argument("--broker-tls", choices=("astarte", "openssl"), default="astarte",
+                    help="the embedded broker's TLS (README, \"TLS of the embedded broker\"): astarte (default) "
+                         "TLS 1.2 without session tickets, openssl TLS 1.3 with 2. The backend is this tree's for "
+                         "every run, --baseline-root's too: a before/after of the broker's TLS takes one invocation "
+                         "per choice")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy one more large run, outside the pairs (bench/results)")
     ap.add_argument("--cpu-profile", action="store_true",
@@ -422,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1 or large <= small:
         ap.error("--repeat must be >= 1 and --operations small,large with large > small")
     raise_fd_limit(args.devices + 500)
-    backend = _start_backend(args.broker_tickets)
+    backend = start_backend(realm=REALM, collector=True, broker_tls=args.broker_tls)
     try:
         binfo = backend.info
         ids = campaign_ids(args.devices)
@@ -454,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             "params": {"rate": args.rate, "operations": [small, large], "repeat": args.repeat,
                        "floor_operations": args.floor_operations, "rate_factors": args.rate_factors,
                        "saturation_operations": args.saturation_operations,
-                       "broker_tickets": args.broker_tickets},
+                       "broker_tls": args.broker_tls},
             "runs": runs,
             "difference": difference_block(runs),
         }
@@ -494,16 +496,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         backend.stop()
     return _save(args.out, doc)
-
-
-def _start_backend(broker_tickets: int | None) -> Any:
-    """The embedded backend; `broker_tickets` reaches it only when this tree's start_backend takes it (a
-    newer bench/common.py), and asking for it where it does not is an error, not a silent default."""
-    if broker_tickets is None:
-        return start_backend(realm=REALM, collector=True)
-    if "broker_tickets" not in inspect.signature(start_backend).parameters:
-        raise SystemExit("--broker-tickets: bench/common.py start_backend takes no broker_tickets in this tree")
-    return start_backend(realm=REALM, collector=True, broker_tickets=broker_tickets)
 
 
 def _save(name: str, doc: dict[str, Any]) -> int:

@@ -278,13 +278,16 @@ def emit(doc: dict[str, Any]) -> None:
 # ---- backend, credentials, payload -----------------------------------------------------------------------
 
 
-def start_backend(realm: str = "bench", collector: bool = True) -> Any:
+def start_backend(realm: str = "bench", collector: bool = True, *, broker_tls: str | None = None) -> Any:
     """EmbeddedBackend (mosquitto, mutual TLS, Pairing API) in THIS process, state under STATE_DIR so the CA
     and cached certificates survive runs. collector=False stops the collector (a paho subscriber to `realm/#`
-    sharing the 2 cores): the throughput benchmark measures generators, not the collector."""
+    sharing the 2 cores): the throughput benchmark measures generators, not the collector. broker_tls: the
+    broker's TLS, "astarte" or "openssl" (None: the backend's default, BrokerConfig.broker_tls, "astarte": TLS
+    1.2 at most and no session ticket, as Astarte's VerneMQ; simulator.backend.broker)."""
     from simulator.backend.server import EmbeddedBackend
 
-    backend = EmbeddedBackend(STATE_DIR / f"backend-{realm}", realm=realm, broker="mosquitto")
+    tls: dict[str, Any] = {} if broker_tls is None else {"broker_tls": broker_tls}
+    backend = EmbeddedBackend(STATE_DIR / f"backend-{realm}", realm=realm, broker="mosquitto", **tls)
     backend.start()
     if not collector and backend.collector is not None:
         backend.collector.stop()

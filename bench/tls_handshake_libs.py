@@ -28,8 +28,9 @@ that would pay for a second TLS stack and a new dependency, not clearly past it.
 certificate costs nothing measurable. The handshake is ~8x the public-key work it needs (openssl speed here:
 P-256 sign 29 µs, verify 92 µs, X25519 47 µs): the rest is OpenSSL's per-handshake overhead (libcrypto ~46 %
 of the client's samples under perf, libc malloc/locks ~15 %, kernel TCP ~17 %). Of the stdlib's figure,
-~300-450 µs is the client processing the two TLS 1.3 NewSessionTickets an OpenSSL server (mosquitto) sends
-after the handshake (measured with the server's SSLContext.num_tickets 2 vs 0).
+~300-450 µs is the client processing the two TLS 1.3 NewSessionTickets an OpenSSL server sends after the
+handshake (measured with the server's SSLContext.num_tickets 2 vs 0); the embedded mosquitto sends them only with
+`--broker-tls openssl`, its default being Astarte's TLS 1.2 without tickets (README, "TLS of the embedded broker").
 """
 
 from __future__ import annotations

@@ -192,6 +192,7 @@ class AmqttBroker:
             "realm": c.realm,
             "admin_cn": c.admin_cn,
             "verbose_log": c.verbose_log,
+            "broker_tls": c.broker_tls,
             "shutdown_timeout_s": min(2.0, self._stop_timeout_s / 2),
         }
 

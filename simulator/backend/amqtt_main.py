@@ -4,7 +4,10 @@ Runs amqtt 0.12.1 with one mutual-TLS listener and patches the few private inter
 configuration cannot reach (each measured on amqtt 0.12.1, source in site-packages/amqtt/broker.py):
 
 - `Broker._create_ssl_context` hard-codes `ssl.CERT_OPTIONAL`: a client without a certificate would get in.
-  Overridden to CERT_REQUIRED, TLS >= 1.2, and an `SSLObject` subclass that counts failed handshakes by kind.
+  Overridden to CERT_REQUIRED, TLS >= 1.2, and an `SSLObject` subclass that counts failed handshakes by kind;
+  with the config's `broker_tls` "astarte" (BrokerConfig's default) also TLS <= 1.2 and no session ticket
+  (maximum_version, OP_NO_TICKET, num_tickets 0), as mosquitto through simulator.backend.openssl_conf; with
+  "openssl", Python's ssl defaults (TLS 1.3, 2 tickets).
 - `Broker._initialize_client_session` deletes (clean session) or adopts (persistent session) the session of
   the presented client id *before* authentication, and `_handle_client_session` stores the new session and
   takes over a connected one before it checks the verdict: any TLS client could knock the collector out by
@@ -137,7 +140,7 @@ class _ReplayReader(ReaderAdapter):  # type: ignore[misc]
 class GuardedBroker(Broker):  # type: ignore[misc]
     """amqtt's Broker with CERT_REQUIRED, authentication before any session change, and a fast ACL path."""
 
-    def __init__(self, config: dict[str, Any], sink: RefusalSink) -> None:
+    def __init__(self, config: dict[str, Any], sink: RefusalSink, astarte_tls: bool = True) -> None:
         super().__init__(config)
         plugin = self.plugins_manager.get_plugin(FleetsimAuthPlugin.__name__)
         if not isinstance(plugin, FleetsimAuthPlugin):
@@ -145,6 +148,7 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         plugin.sink = sink
         self._guard = plugin
         self._sink = sink
+        self._astarte_tls = astarte_tls
 
     @property
     def bound_port(self) -> int:
@@ -160,6 +164,10 @@ class GuardedBroker(Broker):  # type: ignore[misc]
         context.load_cert_chain(str(listener["certfile"]), str(listener["keyfile"]))
         context.verify_mode = ssl.CERT_REQUIRED
         context.sslobject_class = _counting_sslobject(self._sink)
+        if self._astarte_tls:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.options |= ssl.OP_NO_TICKET
+            context.num_tickets = 0
         return context
 
     async def _refuse(self, writer: WriterAdapter, code: int, kind: str, detail: str) -> None:
@@ -253,7 +261,7 @@ async def _serve(cfg: dict[str, Any], emitter: _Emitter) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    broker = GuardedBroker(amqtt_config(cfg), emitter.refusal)
+    broker = GuardedBroker(amqtt_config(cfg), emitter.refusal, cfg.get("broker_tls", "astarte") == "astarte")
     await broker.start()
     emitter.emit(event="ready", port=broker.bound_port, pid=os.getpid())
     await stop.wait()

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from simulator.backend_info import BackendInfo
+from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS
 from simulator.errors import UsageError
 
 __all__ = ["HELP", "add_arguments", "describe", "run"]
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on and advertise in backend.json, named by the servers' "
                              "certificate (default: 127.0.0.1; another host's devices need this host's address)")
+    parser.add_argument("--broker-tls", choices=BROKER_TLS_CHOICES, default=DEFAULT_BROKER_TLS,
+                        help="astarte (default): the broker speaks TLS 1.2 at most and sends no session ticket, as "
+                             "Astarte's VerneMQ; openssl: mosquitto's OpenSSL defaults (TLS 1.3, 2 tickets)")
     for name in ("pairing", "broker", "control"):
         parser.add_argument(f"--{name}-port", type=int, default=0, metavar="PORT",
                             help=f"fixed {name} port (default: any free port, written to backend.json)")
@@ -108,12 +112,14 @@ def run(args: argparse.Namespace) -> int:
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Bad flags are refused before the signal handlers are swapped (nothing to restore on the way out).
     ports = BackendPorts(pairing=args.pairing_port, broker=args.broker_port, control=args.control_port)
     for name, port in (("pairing", ports.pairing), ("broker", ports.broker), ("control", ports.control)):
         if not 0 <= port <= 65535:
             raise UsageError(f"--{name}-port: expected 0..65535, got {port}")
-    backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host, ports=ports)
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    backend = EmbeddedBackend(args.state_dir, realm=args.realm, broker=args.broker, host=args.host, ports=ports,
+                              broker_tls=args.broker_tls)
     info_file: Path | None = None
     try:
         try:

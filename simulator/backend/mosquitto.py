@@ -43,6 +43,11 @@ Limits (documented numbers, chosen for load tests):
   window nothing queues for a connected client (above); the limits matter again if the window comes back.
 - `max_packet_size 66560`: VerneMQ's 65,535-byte message limit plus 1 KiB for topic and headers.
 - `persistence false`: a load test starts from nothing, and disk writes would skew latency.
+- TLS: `tls_version tlsv1.2` is a minimum; with `BrokerConfig.broker_tls` "astarte" (the default) mosquitto also
+  speaks at most TLS 1.2 and sends no session ticket, as Astarte's VerneMQ (sources: simulator.backend.broker).
+  mosquitto has no option for either, so `start()` writes `openssl.cnf` beside mosquitto.conf and gives mosquitto
+  alone `OPENSSL_CONF` (simulator.backend.openssl_conf, which also says why the system's file is not included);
+  with "openssl" mosquitto runs with the host's OpenSSL configuration (TLS 1.3, 2 tickets).
 ACL denials on PUBLISH are silent to an MQTT 3.1.1 client and logged by mosquitto only at debug level, so
 `refusals()` needs `BrokerConfig.verbose_log` (the default). At debug level mosquitto logs ~700 bytes per QoS 2
 OTAEvent, which a file would pile up without bound, so the log goes to mosquitto's stderr, a pipe drained by the
@@ -72,6 +77,7 @@ import psutil
 from simulator.backend import log_relay
 from simulator.backend.broker import BrokerConfig
 from simulator.backend.broker_log import BrokerLogReader, parse_refusals
+from simulator.backend.openssl_conf import OPENSSL_CONF_NAME, broker_env, write_openssl_conf
 
 __all__ = ["MosquittoBroker", "free_port", "mosquitto_version", "parse_refusals"]
 
@@ -149,6 +155,11 @@ class MosquittoBroker:
         return self._dir / "mosquitto.log"
 
     @property
+    def openssl_conf_path(self) -> Path:
+        """The OpenSSL configuration mosquitto runs with (TLS 1.2 at most, no session ticket), for "astarte"."""
+        return self._dir / OPENSSL_CONF_NAME
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
@@ -163,6 +174,7 @@ class MosquittoBroker:
             return
         self._dir.mkdir(parents=True, exist_ok=True)
         self.acl_path.write_text(self._acl_text())
+        env = self._openssl_env()
         fixed = self._config.port != 0
         last_error = ""
         for _ in range(1 if fixed else _PORT_ATTEMPTS):
@@ -172,7 +184,7 @@ class MosquittoBroker:
             # would block mosquitto once it is full (module docstring).
             proc = subprocess.Popen(
                 [self._binary, "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
             )
             relay, log = self._start_relay(proc)
             if self._wait_listening(proc, port):
@@ -275,6 +287,13 @@ class MosquittoBroker:
             "",
         ]
         return "\n".join(lines)
+
+    def _openssl_env(self) -> dict[str, str] | None:
+        """mosquitto's environment: OPENSSL_CONF for Astarte's TLS ("astarte"), else None (inherit ours)."""
+        if self._config.broker_tls == "openssl":
+            self.openssl_conf_path.unlink(missing_ok=True)  # an earlier start's file, no longer in force
+            return None
+        return broker_env(write_openssl_conf(self._dir))
 
     def _wait_listening(self, proc: subprocess.Popen[bytes], port: int) -> bool:
         """Poll (no sleep-for-logic: each poll is bounded and the loop has a deadline) for a LISTEN socket.

@@ -32,6 +32,7 @@ from simulator.backend.images import ImageServer
 from simulator.backend.jwt_tokens import AgentTokens
 from simulator.backend.pairing import PairingServer
 from simulator.backend_info import BackendInfo
+from simulator.broker_tls import DEFAULT_BROKER_TLS, BrokerTls
 
 __all__ = ["BackendPorts", "EmbeddedBackend"]
 
@@ -51,13 +52,14 @@ class EmbeddedBackend:
 
     def __init__(
         self, state_dir: Path, realm: str = "fleetsim", broker: str = "auto", host: str = "127.0.0.1",
-        ports: BackendPorts | None = None,
+        ports: BackendPorts | None = None, broker_tls: BrokerTls = DEFAULT_BROKER_TLS,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.ports = ports or BackendPorts()
         self.realm = realm
         self.broker_kind = broker
         self.host = host
+        self.broker_tls = broker_tls  # BrokerConfig.broker_tls
         self.ca = LocalCA(self.state_dir)
         self.tokens = AgentTokens(self.state_dir)
         self.broker: Broker | None = None
@@ -88,6 +90,7 @@ class EmbeddedBackend:
         self._broker_config = BrokerConfig(
             host=self.host, port=self.ports.broker, ca_file=self.ca.ca_cert_path, cert_file=server_cert,
             key_file=server_key, realm=self.realm, admin_cn=ADMIN_CN, state_dir=self.state_dir,
+            broker_tls=self.broker_tls,
         )
         broker = select_broker(self.broker_kind, self._broker_config)
         broker.start()

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS
+
 if TYPE_CHECKING:
     from simulator.telemetry.options import TelemetryOptions
 
@@ -49,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, default=8089)
     parser.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"],
                         help="embedded backend broker (auto: mosquitto when on PATH or in an sbin folder)")
+    parser.add_argument("--broker-tls", default=DEFAULT_BROKER_TLS, choices=BROKER_TLS_CHOICES,
+                        help="embedded backend broker's TLS: astarte (default: TLS 1.2 at most, no session ticket, "
+                             "as Astarte's VerneMQ) or openssl (mosquitto's OpenSSL defaults: TLS 1.3, 2 tickets)")
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
                            external_workers=args.expect_workers > 0, worker_wait_s=args.worker_wait,
                            spawn_rate=args.spawn_rate,
                            web=args.web, web_port=args.web_port, quiet=args.quiet, state_dir=Path(args.state_dir),
-                           broker=args.broker, engine="fleetsim run", telemetry=telemetry,
+                           broker=args.broker, broker_tls=args.broker_tls,
+                           engine="fleetsim run", telemetry=telemetry,
                            allow_incomplete=args.allow_incomplete, until_idle_s=args.until_idle)
     from simulator.locust_adapter.runner import LocustDriver
     from simulator.run.execute import execute

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from simulator.backend_info import BackendInfo
+from simulator.broker_tls import DEFAULT_BROKER_TLS, BrokerTls
 
 __all__ = ["BackendProcess"]
 
@@ -39,9 +40,12 @@ class BackendProcess:
         host: str = "127.0.0.1",
         start_timeout_s: float = 15.0,
         python: str = sys.executable,
+        broker_tls: BrokerTls = DEFAULT_BROKER_TLS,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.realm, self.broker, self.host = realm, broker, host
+        # The broker's TLS: "astarte" (TLS 1.2, no ticket) or "openssl" (simulator.broker_tls).
+        self.broker_tls = broker_tls
         self.start_timeout_s = start_timeout_s
         self._python = python
         self._proc: subprocess.Popen[bytes] | None = None
@@ -60,14 +64,9 @@ class BackendProcess:
         if self.info is not None:
             return self.info
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            self._python, "-m", "simulator.backend", "--state-dir", str(self.state_dir),
-            "--realm", self.realm, "--broker", self.broker, "--host", self.host, "--json",
-            "--exit-on-stdin-eof",
-        ]
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop the child in order
             )
         try:
@@ -79,6 +78,15 @@ class BackendProcess:
             detail = f"{exc}: {tail}" if tail else str(exc)
             raise RuntimeError(f"embedded backend did not start: {detail}") from None
         return self.info
+
+    def command(self) -> list[str]:
+        """The child's command line (`python -m simulator.backend ...`)."""
+        cmd = [
+            self._python, "-m", "simulator.backend", "--state-dir", str(self.state_dir),
+            "--realm", self.realm, "--broker", self.broker, "--host", self.host, "--json",
+            "--exit-on-stdin-eof", "--broker-tls", self.broker_tls,
+        ]
+        return cmd
 
     @staticmethod
     def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:

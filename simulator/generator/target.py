@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from simulator.backend_info import BackendInfo
+from simulator.broker_tls import DEFAULT_BROKER_TLS, BrokerTls
 from simulator.errors import UsageError
 from simulator.target_info import TargetInfo
 
@@ -21,13 +22,17 @@ __all__ = ["TargetInfo", "open_target", "target_from_backend_info"]
 
 
 @contextmanager
-def open_target(target: str, realm: str, state_dir: Path, broker: str = "auto") -> Iterator[TargetInfo]:
+def open_target(
+    target: str, realm: str, state_dir: Path, broker: str = "auto", broker_tls: BrokerTls = DEFAULT_BROKER_TLS,
+) -> Iterator[TargetInfo]:
     """`target` is "embedded" (started and stopped here), the backend.json of a running `fleetsim backend`, or
-    the path of a real-Astarte target file (simulator.generator.target_file)."""
+    the path of a real-Astarte target file (simulator.generator.target_file). `broker` and `broker_tls`
+    (simulator.broker_tls) are the embedded backend's; the other targets ignore them."""
     if target == "embedded":
         from simulator.generator.backend_process import BackendProcess
 
-        proc = BackendProcess(state_dir / "backend", realm=realm, broker=broker)
+        proc = BackendProcess(state_dir / "backend", realm=realm, broker=broker,
+                              broker_tls=broker_tls)
         try:
             try:
                 info = proc.start()

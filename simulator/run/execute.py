@@ -136,7 +136,8 @@ def execute(spec: RunSpec, driver: Driver, out: TextIO) -> RunResult:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     scenario, settings = spec.scenario, spec.settings
     ensure_open_files(-(-scenario.fleet.devices // settings.processes))
-    with open_target(scenario.target, scenario.realm, settings.state_dir, broker=settings.broker) as target:
+    with open_target(scenario.target, scenario.realm, settings.state_dir, broker=settings.broker,
+                     broker_tls=settings.broker_tls) as target:
         spec = spec.with_target(target)
         bounded = spec.bounded_plan()
         observer = observer_for_target(target, scenario)

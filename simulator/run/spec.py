@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from simulator.broker_tls import DEFAULT_BROKER_TLS, BrokerTls
 from simulator.errors import UsageError
 from simulator.generator.target import TargetInfo
 from simulator.plan import FleetPlan
@@ -37,6 +38,9 @@ class RunSettings:
     quiet: bool = False  # no live progress line
     state_dir: Path = Path(".fleetsim")
     broker: str = "auto"  # embedded backend broker: auto | mosquitto | amqtt
+    # The embedded broker's TLS: "astarte" (TLS 1.2, no session ticket, as Astarte's VerneMQ) or "openssl"
+    # (mosquitto's OpenSSL defaults). Only the process that starts the backend reads it: never shipped to workers.
+    broker_tls: BrokerTls = DEFAULT_BROKER_TLS
     engine: str = "fleetsim run"  # who composed the run (summary.json extra.engine)
     allow_incomplete: bool = False  # an incomplete/invalid_* verdict exits 0 instead of 4 (outputs/exit_status)
     until_idle_s: float = 0.0  # responder/campaign: end once no OTARequest was in flight this long (0: off)

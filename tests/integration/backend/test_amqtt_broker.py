@@ -113,8 +113,9 @@ def test_sdk_style_empty_client_id_is_accepted_and_publish_qos_is_kept(
 def _raw_tls_refused(port: int, context: ssl.SSLContext) -> bool:
     """True when the server ends the TLS session (alert or close) before any MQTT byte comes back.
 
-    With TLS 1.3 the client finishes its handshake before the server has checked the client certificate, so
-    the refusal shows up on the first read.
+    Over TLS 1.2 (the broker's default, BrokerConfig.broker_tls "astarte") the server checks the client
+    certificate before its Finished, so the handshake itself fails; over TLS 1.3 ("openssl") the client finishes
+    its handshake before the server has checked it, and the refusal shows up on the first read.
     """
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         try:

@@ -7,11 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-import bench.campaign_capacity as cc
 from bench.campaign_figures import (
     behind_schedule,
     difference_block,
@@ -114,29 +111,6 @@ def test_goals_block_without_saturation_runs_has_missing_values() -> None:
     goals = goals_block({"cpu_ms_per_operation": None, "n": 0}, {"cpu_ms_per_operation": 8.0, "n": 3},
                         [{"capacity_factor": 1.5, "error": "exit code 1"}])
     assert all(block["value"] is None and block["n"] == 0 for block in goals.values())
-
-
-def test_broker_tickets_reach_the_backend_only_where_start_backend_takes_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[dict[str, Any]] = []
-
-    def old_start(realm: str = "bench", collector: bool = True) -> str:
-        calls.append({"realm": realm, "collector": collector})
-        return "backend"
-
-    def new_start(realm: str = "bench", collector: bool = True, broker_tickets: int = 0) -> str:
-        calls.append({"realm": realm, "collector": collector, "broker_tickets": broker_tickets})
-        return "backend"
-
-    monkeypatch.setattr(cc, "start_backend", old_start)
-    assert cc._start_backend(None) == "backend"
-    with pytest.raises(SystemExit, match="broker_tickets"):
-        cc._start_backend(4)
-    monkeypatch.setattr(cc, "start_backend", new_start)
-    cc._start_backend(4)
-    assert calls == [{"realm": "campaign", "collector": True},
-                     {"realm": "campaign", "collector": True, "broker_tickets": 4}]
 
 
 def test_idle_cpu_is_the_slope_of_the_samples_after_the_last_ack() -> None:
