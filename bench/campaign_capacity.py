@@ -90,6 +90,7 @@ from bench.common import (
     RESULTS_DIR,
     cpu_seconds,
     emit,
+    find_py_spy,
     host_info,
     percentile,
     provision,
@@ -363,7 +364,10 @@ def _profiled(argv: list[str], out_path: Path, timeout_s: float) -> dict[str, An
     """The same child under `py-spy record` (folded stacks + a speedscope file)."""
     import subprocess
 
-    cmd = ["py-spy", "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(out_path), "--",
+    spy = find_py_spy()
+    if spy is None:
+        return {"error": "py-spy not found; pip install py-spy"}
+    cmd = [spy, "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(out_path), "--",
            sys.executable, *argv]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
                           cwd=Path(__file__).resolve().parents[1])

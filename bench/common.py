@@ -33,6 +33,7 @@ __all__ = [
     "cpu_seconds",
     "credentials_dir",
     "emit",
+    "find_py_spy",
     "host_info",
     "markdown_table",
     "median",
@@ -347,3 +348,14 @@ def ota_payload(timestamp_ms: int | None = None) -> bytes:
 
     ts = wire.ms_to_datetime(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
     return wire.encode_value(OTA_VALUE, ts)
+
+
+def find_py_spy() -> str | None:
+    """py-spy on PATH, else beside this interpreter: `.venv/bin/python bench/run_all.py` without the venv
+    activated found no py-spy on PATH and failed profile_hot_path (exit 2) although the dev extras had
+    installed it in .venv/bin (2026-12-07)."""
+    found = shutil.which("py-spy")
+    if found is not None:
+        return found
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if os.access(beside, os.X_OK) else None

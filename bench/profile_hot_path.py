@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -31,6 +30,7 @@ from bench.common import (
     RESULTS_DIR,
     ROOT,
     credentials_dir,
+    find_py_spy,
     host_info,
     provision,
     save_result,
@@ -74,7 +74,7 @@ def main() -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--seed", type=int, default=8)
     args = ap.parse_args()
-    spy = shutil.which("py-spy")
+    spy = find_py_spy()
     if spy is None:
         print("profile_hot_path: py-spy not found; pip install py-spy", file=sys.stderr)
         return 2
