@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,13 +35,6 @@ def _child(operations: int) -> float:
     return (time.process_time() - t0) / (operations * len(values))
 
 
-def _run(root: Path, operations: int) -> float:
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(operations)],
-                         env=env, capture_output=True, text=True, check=True, cwd=str(root))
-    return float(out.stdout.strip())
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--operations", type=int, default=20000)
@@ -54,11 +45,11 @@ def main() -> int:
     if args.child:
         print(_child(args.child))
         return 0
+    sys.path.insert(0, str(ROOT))  # the parent only: each child imports the simulator/ of the root it measures
+    from bench.common import ab_samples
+
     roots = {"this": ROOT} | ({"baseline": Path(args.baseline_root)} if args.baseline_root else {})
-    samples: dict[str, list[float]] = {name: [] for name in roots}
-    for _ in range(args.rounds):
-        for name, root in roots.items():
-            samples[name].append(_run(root, args.operations) * 1e6)
+    samples = ab_samples(str(Path(__file__).resolve()), roots, args.rounds, args.operations, 1e6)
     doc: dict[str, Any] = {"events_per_round": args.operations * 26, "rounds": args.rounds}
     for name, values in samples.items():
         doc[name] = {"cpu_us_per_event_median": round(statistics.median(values), 3),
