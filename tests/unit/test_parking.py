@@ -23,7 +23,7 @@ def test_unpark_from_another_greenlet_resumes_the_parked_one() -> None:
         trail.append("resumed")
 
     g = gevent.spawn(owner)
-    gevent.sleep(0)
+    gevent.sleep(0)  # sleep-ok: a yield, not a wait (the spawned greenlet runs up to its park)
     assert trail == ["parked"] and parker.parked
     parker.unpark()
     assert trail == ["parked"]  # from a greenlet: through the hub, not at once
@@ -41,7 +41,7 @@ def test_unpark_with_no_one_parked_is_dropped() -> None:
         resumed.set()
 
     g = gevent.spawn(owner)
-    gevent.sleep(0.02)
+    gevent.sleep(0)  # sleep-ok: a yield, not a wait (the spawned owner runs and parks)
     assert not resumed.is_set() and parker.parked  # still waiting: the early unpark did not count
     parker.unpark()
     assert resumed.wait(timeout=2)
@@ -98,7 +98,7 @@ def test_watchers_firing_together_resume_the_owner_once_after_the_last() -> None
             w.start(on_ready, i)
             watchers.append(w)
         g = gevent.spawn(owner)
-        gevent.sleep(0)
+        gevent.sleep(0)  # sleep-ok: a yield, not a wait (the spawned greenlet runs up to its park)
         for _, b in pairs:
             b.send(b"x")
         g.join(timeout=2)
@@ -119,14 +119,14 @@ def test_two_unparks_resume_once_and_never_into_another_wait() -> None:
     def owner() -> None:
         parker.park()
         trail.append("resumed")
-        gevent.sleep(0.02)  # another wait: a stale resume switching in here would end it early or break it
+        gevent.sleep(0.02)  # sleep-ok: another timed wait, which a stale resume switching in would end early
         trail.append("slept")
 
     def both() -> None:  # in the hub: first a greenlet's unpark (a hub callback), then a direct one
         parker.unpark()
 
     g = gevent.spawn(owner)
-    gevent.sleep(0)
+    gevent.sleep(0)  # sleep-ok: a yield, not a wait (the spawned greenlet runs up to its park)
     parker.unpark()  # queued as a hub callback
     loop.run_callback(both)  # a second unpark before it runs: no second resume
     g.join(timeout=2)
@@ -140,8 +140,8 @@ def test_a_killed_parked_greenlet_is_not_resumed_later() -> None:
         parker.park()
 
     g = gevent.spawn(owner)
-    gevent.sleep(0)
+    gevent.sleep(0)  # sleep-ok: a yield, not a wait (the spawned greenlet runs up to its park)
     parker.unpark()  # a resume queued...
     g.kill(block=True)  # ...and the greenlet killed first
-    gevent.sleep(0.01)  # the queued resume runs: it must not switch into the dead greenlet
+    gevent.sleep(0)  # sleep-ok: a yield; the queued resume runs first and must not switch into the dead greenlet
     assert g.dead and not parker.parked
