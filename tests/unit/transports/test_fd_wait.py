@@ -56,8 +56,8 @@ def test_a_timeout_counts_from_now_after_the_hub_sat_idle(pair: tuple[socket.soc
     watcher = fd_wait.io_watcher(a.fileno(), fd_wait.READ)
     sender = threading.Timer(0.05, b.send, (b"x",))
     try:
-        gevent.sleep(0.001)  # the loop runs, caching its time
-        time.sleep(0.3)  # the hub idles (a blocking sleep: no gevent patching here)
+        gevent.sleep(0.001)  # sleep-ok: the loop runs, caching its time (the subject of this test)
+        time.sleep(0.3)  # sleep-ok: the hub idles (a blocking sleep: no gevent patching here)
         sender.start()
         fd_wait.wait(watcher, 0.25, TimeoutError("stale clock"))
         assert a.recv(1) == b"x"
@@ -71,7 +71,7 @@ def test_a_killed_waiter_leaves_the_watcher_stopped(pair: tuple[socket.socket, s
     watcher = fd_wait.io_watcher(a.fileno(), fd_wait.READ)
     try:
         g = gevent.spawn(fd_wait.wait, watcher, 5.0, TimeoutError("late"))
-        gevent.sleep(0.01)
+        gevent.sleep(0)  # sleep-ok: a yield; the spawned waiter runs into its wait
         assert watcher.callback is not None  # waiting
         g.kill()
         assert watcher.callback is None
@@ -84,7 +84,7 @@ def test_a_second_waiter_on_the_same_watcher_is_refused(pair: tuple[socket.socke
     watcher = fd_wait.io_watcher(a.fileno(), fd_wait.READ)
     try:
         first = gevent.spawn(fd_wait.wait, watcher, 5.0, TimeoutError("late"))
-        gevent.sleep(0.01)
+        gevent.sleep(0)  # sleep-ok: a yield; the spawned waiter runs into its wait
         with pytest.raises(ConcurrentObjectUseError):
             fd_wait.wait(watcher, 5.0, TimeoutError("late"))
         b.send(b"x")
