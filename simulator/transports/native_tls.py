@@ -20,15 +20,15 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from typing import Any, cast
+from typing import Any
 
-from gevent import get_hub, monkey
+from gevent import get_hub
 
 from simulator.transports import fd_wait
+from simulator.transports.ports import StdlibSocket
 
 __all__ = ["TlsSocket", "handshake"]
 
-_Socket = cast(type[socket.socket], monkey.get_original("socket", "socket"))
 
 
 class TlsSocket:
@@ -121,7 +121,7 @@ def handshake(tcp: Any, ctx: ssl.SSLContext, server_hostname: str, timeout_s: fl
     within `timeout_s`); the socket is closed on any failure."""
     # ports.open_connection gives the standard library's socket under gevent: taken as it is; a gevent socket
     # gives its descriptor to one.
-    raw = tcp if type(tcp) is _Socket else _Socket(tcp.family, tcp.type, tcp.proto, fileno=tcp.detach())
+    raw = tcp if type(tcp) is StdlibSocket else StdlibSocket(tcp.family, tcp.type, tcp.proto, fileno=tcp.detach())
     try:
         raw.setblocking(False)
         if cert is not None:

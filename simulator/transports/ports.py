@@ -27,13 +27,15 @@ from simulator.transports import fd_wait
 __all__ = [
     "PortsExhausted",
     "SourceAddressPool",
+    "StdlibSocket",
     "ephemeral_port_range",
     "loopback_addresses",
     "open_connection",
 ]
 
 _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)  # linux/in.h
-_Socket = cast(type[socket.socket], monkey.get_original("socket", "socket"))
+# The standard library's socket class even under gevent's monkey patching (open_connection, native_tls).
+StdlibSocket = cast(type[socket.socket], monkey.get_original("socket", "socket"))
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 
 
@@ -100,7 +102,7 @@ def open_connection(dest: tuple[str, int], source: str = "", timeout_s: float | 
     last: OSError | None = None
     cooperative = monkey.is_module_patched("socket")
     for family, kind, proto, addr in _resolve(dest):
-        sock = _Socket(family, kind, proto) if cooperative else socket.socket(family, kind, proto)
+        sock = StdlibSocket(family, kind, proto) if cooperative else socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if source:

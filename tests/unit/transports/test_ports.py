@@ -64,7 +64,7 @@ def test_cooperative_connect_gives_a_connected_standard_socket(cooperative: None
         sock = open_connection(server.getsockname(), source="127.0.0.2", timeout_s=5)
         try:
             peer, addr = server.accept()
-            assert type(sock) is ports._Socket  # the standard library's, which native_tls takes as it is
+            assert type(sock) is ports.StdlibSocket  # the standard library's, which native_tls takes as it is
             assert addr[0] == "127.0.0.2" and sock.getpeername() == server.getsockname()
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             assert sock.gettimeout() == 0.0  # non-blocking: paho and native_tls drive it so
@@ -93,7 +93,7 @@ def test_cooperative_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
         waits.append(timeout_s)
         raise exc
 
-    class Pending(ports._Socket):
+    class Pending(ports.StdlibSocket):
         def connect_ex(self, addr: object) -> int:
             return errno.EINPROGRESS
 
@@ -105,7 +105,7 @@ def test_cooperative_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
             super().close()
 
     monkeypatch.setattr(ports.fd_wait, "wait", never_writable)
-    monkeypatch.setattr(ports, "_Socket", Tracked)
+    monkeypatch.setattr(ports, "StdlibSocket", Tracked)
     monkeypatch.setattr(ports.monkey, "is_module_patched", lambda name: True)
     with pytest.raises(TimeoutError, match="timed out"):
         open_connection(("127.0.0.1", 9), timeout_s=0.25)
