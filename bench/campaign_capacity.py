@@ -5,6 +5,7 @@
     python bench/campaign_capacity.py --devices 10000       # the large fleet
     python bench/campaign_capacity.py --rate-factors 0.9,1.5  # then runs at 90% and 150% of the capacity
     python bench/campaign_capacity.py --baseline-root DIR   # DIR/simulator (another tree) plays every size too
+    python bench/campaign_capacity.py --baseline-rev d260b63  # that commit's simulator/ (git archive) does
     python bench/campaign_capacity.py --profile             # py-spy of one more large run (bench/results)
     python bench/campaign_capacity.py --cpu-profile         # its Python stacks by CPU time (bench/cpu_sampler)
 
@@ -77,12 +78,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 if "--child" in sys.argv and "--simulator-root" in sys.argv:  # the A/B baseline: another tree's simulator/
     sys.path.insert(0, sys.argv[sys.argv.index("--simulator-root") + 1])
 
+from bench.baseline_tree import BaselineExportError, export_simulator
 from bench.campaign_figures import (
     EVENTS_PER_OPERATION,
+    ISSUE_BASE,
+    baseline_ratio_block,
     difference_block,
     floor_block,
     goals_block,
     idle_cpu_ms_per_s,
+    is_issue_base,
     play_order,
 )
 from bench.campaign_floor import run_floor
@@ -422,8 +427,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-root", default="",
                     help="a directory holding another version's simulator/ (e.g. `git archive REV simulator`): "
                          "each run size is played by it too, interleaved, for a before/after in one invocation")
+    ap.add_argument("--baseline-rev", default="",
+                    help="a commit of this repository whose simulator/ plays every size too (git archive into a "
+                         f"temporary directory; --baseline-root's A/B). {ISSUE_BASE}, main when issue 16 was filed, "
+                         "makes the CPU per operation a ratio to the code the issue measured, on this machine "
+                         "(goal <= 0.5: 'halve'), which a faster or slower machine does not move the way it moves "
+                         "the milliseconds")
     ap.add_argument("--out", default="campaign_capacity")
     args = ap.parse_args(argv)
+    if args.baseline_rev and args.baseline_root:
+        ap.error("--baseline-rev and --baseline-root name the same A/B side: give one")
+    if args.baseline_rev:
+        try:
+            args.baseline_root = export_simulator(args.baseline_rev)
+        except BaselineExportError as exc:
+            ap.error(str(exc))
     small, large = (int(x) for x in args.operations.split(","))
     if args.repeat < 1 or large <= small:
         ap.error("--repeat must be >= 1 and --operations small,large with large > small")
@@ -465,8 +483,9 @@ def main(argv: list[str] | None = None) -> int:
             "difference": difference_block(runs),
         }
         if args.baseline_root:
-            doc["baseline"] = {"root": args.baseline_root, "runs": played["baseline"],
+            doc["baseline"] = {"root": args.baseline_root, "rev": args.baseline_rev, "runs": played["baseline"],
                                "difference": difference_block(played["baseline"])}
+            doc["engine_vs_baseline_cpu"] = baseline_ratio_block(played["engine"], played["baseline"])
         big = next((r for r in reversed(runs) if r.get("size") == "large" and "error" not in r), None)
         if big is not None and big["play_wall_s"] > 0:
             doc["large_run"] = {
@@ -495,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
                 out["capacity_factor"] = factor
                 print(json.dumps({"system": "saturation", **out}), file=sys.stderr, flush=True)
                 doc["saturation"].append(out)
-        doc["goals"] = goals_block(doc["difference"], doc["floor_paho"], doc["saturation"])
+        doc["goals"] = goals_block(doc["difference"], doc["floor_paho"], doc["saturation"],
+                                   doc.get("engine_vs_baseline_cpu") if is_issue_base(args.baseline_rev) else None)
         doc["host_after"] = host_info()
     finally:
         backend.stop()

@@ -105,6 +105,8 @@ def _campaign_capacity(cc: dict[str, Any], row: Any) -> None:
         ("late_or_dropped_at_1.5", f"late + dropped operations reported @ {at('1.5')}"),
         ("send_lag_p99_ms_at_1.5", f"send lag p99 ms @ {at('1.5')}"),
         ("pairs_behind_schedule", "measuring pairs with a run behind its plan (starved: its CPU figure flatters)"),
+        ("engine_vs_issue_base_cpu", "CPU per rebooting operation / the code issue 16 measured (d260b63), "
+                                     "pair by pair, same invocation"),
     ):
         block = goals.get(key) or {}
         row("campaign_capacity", metric, block.get("value"), block.get("n", 0), block.get("goal", CAMPAIGN_GOALS[key]))

@@ -9,12 +9,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from bench.baseline_tree import BaselineExportError, export_simulator
 from bench.campaign_figures import (
+    ISSUE_BASE,
+    baseline_ratio_block,
     behind_schedule,
     difference_block,
     floor_block,
     goals_block,
     idle_cpu_ms_per_s,
+    is_issue_base,
     pair_difference,
     play_order,
 )
@@ -146,3 +150,41 @@ def test_a_run_behind_its_plan_is_flagged_and_its_pair_set_apart() -> None:
     assert block["cpu_ms_per_operation_on_schedule"] == 11.5 and block["n_on_schedule"] == 2
     goals = goals_block(block, {"cpu_ms_per_operation": 9.0, "n": 3}, [])
     assert goals["pairs_behind_schedule"] == {"value": 1, "n": 3, "goal": "<= 0"}
+
+
+def test_baseline_ratio_is_the_median_of_each_pairs_ratio() -> None:
+    # Pair 0: this tree 6 ms, the baseline 12 (0.5); pair 1: 5 and 12.5 (0.4); pair 2: 7 and 10 (0.7).
+    engine = [_run(0, "small", 200, 1.2), _run(0, "large", 400, 2.4), _run(1, "small", 200, 1.0),
+              _run(1, "large", 400, 2.0), _run(2, "small", 200, 1.4), _run(2, "large", 400, 2.8)]
+    baseline = [_run(0, "small", 200, 2.4), _run(0, "large", 400, 4.8), _run(1, "small", 200, 2.5),
+                _run(1, "large", 400, 5.0), _run(2, "small", 200, 2.0), _run(2, "large", 400, 4.0)]
+    block = baseline_ratio_block(engine, baseline)
+    assert block == {"value": 0.5, "n": 3, "pairs": [0.5, 0.4, 0.7]}
+
+
+def test_baseline_ratio_skips_a_pair_with_a_failed_run() -> None:
+    engine = [_run(0, "small", 200, 1.2), _run(0, "large", 400, 2.4), _run(1, "small", 200, 1.0),
+              _run(1, "large", 400, 2.0)]
+    baseline = [_run(0, "small", 200, 2.4), {"pair": 0, "size": "large", "error": "exit code 1"},
+                _run(1, "small", 200, 2.5), _run(1, "large", 400, 5.0)]
+    assert baseline_ratio_block(engine, baseline) == {"value": 0.4, "n": 1, "pairs": [None, 0.4]}
+
+
+def test_goals_block_judges_the_ratio_to_the_issue_base_only_when_measured() -> None:
+    difference = {"cpu_ms_per_operation": 6.0, "n": 3, "operations_per_core_s": 166.667}
+    floor = {"cpu_ms_per_operation": 8.0, "n": 3}
+    measured = goals_block(difference, floor, [], {"value": 0.45, "n": 3, "pairs": [0.4, 0.45, 0.5]})
+    assert measured["engine_vs_issue_base_cpu"] == {"value": 0.45, "n": 3, "goal": "<= 0.5",
+                                                    "base": ISSUE_BASE[:7], "pairs": [0.4, 0.45, 0.5]}
+    absent = goals_block(difference, floor, [])
+    assert absent["engine_vs_issue_base_cpu"]["value"] is None and absent["engine_vs_issue_base_cpu"]["n"] == 0
+
+
+def test_an_unknown_baseline_rev_is_one_clear_error() -> None:
+    try:
+        export_simulator("no-such-revision-anywhere")
+    except BaselineExportError as exc:
+        assert "--baseline-rev no-such-revision-anywhere" in str(exc)
+    else:
+        raise AssertionError("an unknown revision exported")
+    assert not is_issue_base("") and not is_issue_base("no-such-revision-anywhere")

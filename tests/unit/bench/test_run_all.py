@@ -86,6 +86,8 @@ def _campaign_doc() -> dict[str, object]:
                                        "dropped": 0},
             "send_lag_p99_ms_at_1.5": {"value": 1363.7, "n": 1, "goal": None, "rate": 211.3},
             "pairs_behind_schedule": {"value": 1, "n": 3, "goal": "<= 0"},
+            "engine_vs_issue_base_cpu": {"value": 0.62, "n": 3, "goal": "<= 0.5", "base": "d260b63",
+                                         "pairs": [0.6, 0.62, 0.7]},
         },
     }
 
@@ -108,7 +110,10 @@ def test_campaign_capacity_rows_carry_n_goal_and_result() -> None:
     assert by_metric["send lag p99 ms @ 1.5x capacity (211.3 operations/s)"]["value"] == 1363.7
     behind = by_metric["measuring pairs with a run behind its plan (starved: its CPU figure flatters)"]
     assert (behind["value"], behind["n"], behind["goal"], behind["result"]) == (1, 3, "<= 0", False)
-    assert len(rows) == 8
+    halved = by_metric["CPU per rebooting operation / the code issue 16 measured (d260b63), pair by pair, same "
+                       "invocation"]
+    assert (halved["value"], halved["n"], halved["goal"], halved["result"]) == (0.62, 3, "<= 0.5", False)
+    assert len(rows) == 9
 
 
 def test_campaign_capacity_rows_in_the_markdown_block() -> None:
