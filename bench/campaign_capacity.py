@@ -337,9 +337,30 @@ def _settled_arrivals(collector: Any) -> int:
     return int(count)
 
 
+def backend_cpu_seconds(broker_pids: tuple[int | None, ...]) -> float | None:
+    """CPU seconds (user + system) of the backend so far: this process (the Pairing API, the collector, the
+    bench's own polling: all threads) plus the broker's processes (mosquitto, its log relay). None when the
+    broker's process is unknown. Beside the generator's own CPU it says whether a run measured the generator or
+    a generator waiting on a saturated backend (both share this machine's cores)."""
+    if not broker_pids or broker_pids[0] is None:
+        return None
+    total = cpu_seconds()
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in broker_pids:
+        if pid is None:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of proc(5)
+    return total
+
+
 def _run(info: dict[str, Any], creds: str, devices: int, rate: float, operations: int,
          collector: Any, profile: Path | None = None, simulator_root: str = "",
-         cpu_profile: Path | None = None) -> dict[str, Any]:
+         cpu_profile: Path | None = None, broker_pids: tuple[int | None, ...] = ()) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"info": info, "credentials_dir": creds, "devices": devices, "rate": rate,
                    "operations": operations, "cpu_profile": str(cpu_profile) if cpu_profile else ""}, f)
@@ -347,6 +368,8 @@ def _run(info: dict[str, Any], creds: str, devices: int, rate: float, operations
     if simulator_root:
         argv += ["--simulator-root", simulator_root]
     before = collector.arrival_count() if collector is not None else 0
+    backend_cpu0 = backend_cpu_seconds(broker_pids)
+    parent_cpu0 = cpu_seconds()
     if profile is None:
         out = run_child(argv, timeout_s=600 + operations / rate)
     else:
@@ -357,6 +380,11 @@ def _run(info: dict[str, Any], creds: str, devices: int, rate: float, operations
         arrived = _settled_arrivals(collector) - before
         out["arrived"] = arrived
         out["acked_not_arrived"] = max(0, out["acked"] - arrived)
+    backend_cpu1 = backend_cpu_seconds(broker_pids)
+    if backend_cpu0 is not None and backend_cpu1 is not None:
+        # The whole child's life (onboarding and idle tail included): a pair's difference keeps the operations.
+        out["backend_cpu_s"] = round(backend_cpu1 - backend_cpu0, 3)
+        out["backend_process_cpu_s"] = round(cpu_seconds() - parent_cpu0, 3)  # Pairing API + collector
     os.unlink(f.name)
     if "error" not in out:
         out["lost"] = sum(out["errors"].values()) + out["unrecorded"] + out.get("acked_not_arrived", 0)
@@ -453,10 +481,12 @@ def main(argv: list[str] | None = None) -> int:
         provision(binfo, ids)
         info = {**binfo.__dict__}
         creds = str(embedded_target(info).credentials_dir)
+        pids = (getattr(backend.broker, "pid", None), getattr(backend.broker, "relay_pid", None))
         if args.rates:
             doc = {"host": host_info(), "devices": args.devices, "saturation": []}
             for rate in (float(x) for x in args.rates.split(",")):
-                out = _run(info, creds, args.devices, rate, args.saturation_operations, backend.collector)
+                out = _run(info, creds, args.devices, rate, args.saturation_operations, backend.collector,
+                           broker_pids=pids)
                 print(json.dumps(out), file=sys.stderr, flush=True)
                 doc["saturation"].append(out)
             doc["host_after"] = host_info()
@@ -467,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             if system == "floor":
                 out = run_floor(info, creds, ids, args.floor_operations)
             else:
-                out = _run(info, creds, args.devices, args.rate, sizes[size], backend.collector,
+                out = _run(info, creds, args.devices, args.rate, sizes[size], backend.collector, broker_pids=pids,
                            simulator_root=args.baseline_root if system == "baseline" else "")
                 out.update(pair=pair, size=size)
             print(json.dumps({"system": system, **out}), file=sys.stderr, flush=True)
@@ -510,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             doc["saturation_capacity_ops_per_core_s"] = capacity  # the median of the pairs
             for factor in (float(x) for x in args.rate_factors.split(",")):
                 out = _run(info, creds, args.devices, round(capacity * factor, 1), args.saturation_operations,
-                           backend.collector)
+                           backend.collector, broker_pids=pids)
                 out["capacity_factor"] = factor
                 print(json.dumps({"system": "saturation", **out}), file=sys.stderr, flush=True)
                 doc["saturation"].append(out)

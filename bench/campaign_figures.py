@@ -96,16 +96,24 @@ def behind_schedule(run: dict[str, Any]) -> bool:
                 or (p99 is not None and p99 > BEHIND_LAG_P99_MS))
 
 
-def pair_difference(small: dict[str, Any] | None, large: dict[str, Any] | None) -> float | None:
+def pair_difference(small: dict[str, Any] | None, large: dict[str, Any] | None,
+                    cpu_key: str = "play_cpu_s") -> float | None:
     """ms of CPU per operation from one pair: (CPU_large - CPU_small) / (ops_large - ops_small). What both
     sizes pay alike (the fleet's stop, the drain, the parent's wait for the last acks) cancels; None when a
-    run failed or the sizes do not differ."""
+    run failed or the sizes do not differ. `cpu_key`: the generator's `play_cpu_s` or the backend's
+    `backend_cpu_s` (bench/campaign_capacity.py backend_cpu_seconds)."""
     if small is None or large is None or not (_ok(small) and _ok(large)):
+        return None
+    if small.get(cpu_key) is None or large.get(cpu_key) is None:
         return None
     d_ops = _played(large) - _played(small)
     if d_ops <= 0:
         return None
-    return round((float(large["play_cpu_s"]) - float(small["play_cpu_s"])) / d_ops * 1000, 3)
+    return round((float(large[cpu_key]) - float(small[cpu_key])) / d_ops * 1000, 3)
+
+
+def _round3(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
 
 
 def _pairs(runs: Sequence[dict[str, Any]]) -> dict[int, dict[str, dict[str, Any]]]:
@@ -121,6 +129,7 @@ def difference_block(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     that gave one), every pair's value and every run's own ms per operation (fixed costs included)."""
     pairs = _pairs(runs)
     values = [pair_difference(p.get("small"), p.get("large")) for _, p in sorted(pairs.items())]
+    backend_pairs = [pair_difference(p.get("small"), p.get("large"), "backend_cpu_s") for _, p in sorted(pairs.items())]
     behind = [any(behind_schedule(r) for r in p.values()) for _, p in sorted(pairs.items())]
     on_schedule = [v for v, b in zip(values, behind, strict=True) if not b]
     ms = median(values)
@@ -149,6 +158,10 @@ def difference_block(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "idle_cpu_ms_per_s": idle,
         "idle_n": sum(1 for r in runs if _ok(r) and r.get("idle_cpu_ms_per_s") is not None),
         "idle_ms_per_operation_at_rate": None if idle is None or not rate else round(idle / rate, 3),
+        # The backend's CPU (Pairing API, collector, mosquitto) per operation, by the same pair differences: what
+        # the generator's figure leaves out, and why a run near capacity on 2 shared cores waits on the backend.
+        "backend_cpu_ms_per_operation": _round3(median(backend_pairs)),
+        "backend_pairs": backend_pairs,
         "lost": sum(int(r.get("lost") or 0) for r in runs if _ok(r)),
         "failed_runs": sum(1 for r in runs if not _ok(r)),
     }

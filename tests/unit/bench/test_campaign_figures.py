@@ -188,3 +188,11 @@ def test_an_unknown_baseline_rev_is_one_clear_error() -> None:
     else:
         raise AssertionError("an unknown revision exported")
     assert not is_issue_base("") and not is_issue_base("no-such-revision-anywhere")
+
+
+def test_the_backend_cpu_per_operation_is_a_pair_difference_too() -> None:
+    # Backend: 3 s fixed (the onboarding of the fleet) + 4 ms per operation at both sizes.
+    runs = [_run(0, "small", 200, 1.2, backend_cpu_s=3.8), _run(0, "large", 400, 2.4, backend_cpu_s=4.6),
+            _run(1, "small", 200, 1.2), _run(1, "large", 400, 2.4)]  # pair 1: a backend without a broker pid
+    block = difference_block(runs)
+    assert block["backend_cpu_ms_per_operation"] == 4.0 and block["backend_pairs"] == [4.0, None]
