@@ -43,6 +43,9 @@ class FleetContext:
     worker_count: int = 1
     extra_greenlets: list[Any] = field(default_factory=list)  # devices driven by the fleet, not a user
     finals: dict[int, dict[str, Any]] = field(default_factory=dict)  # master: worker index -> final export
+    # Master: the Locust client ids of the workers whose fleetsim handlers are registered (`fleetsim_ready`,
+    # hooks.py): only those can take `fleetsim_setup`, which a worker drops if it comes first.
+    ready_workers: set[str] = field(default_factory=set)
     worker_snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # master: live per worker
     monitor: HealthMonitor | None = None
     # Plain locust: -u/-r/-t as given on the command line (None: not given), read by the shape (shape.py).

@@ -1,7 +1,10 @@
 """Wiring fleetsim onto a Locust Environment's events (local, master and worker alike).
 
-Distributed runs: at test start the master sends every worker the run's spec as data and the worker count
-(`fleetsim_setup`, sent before Locust's spawn message on the same ordered channel); each worker builds the same
+Distributed runs: a worker says `fleetsim_ready` once its message handlers are registered, and `fleetsim run`
+starts only when every worker has (a worker connects -- Locust's client_ready -- before it can register them, and
+Locust drops a message with no handler: a loaded worker then missed the spec and played nothing). At test start
+the master sends every worker the run's spec as data and the worker count (`fleetsim_setup`, sent before
+Locust's spawn message on the same ordered channel); each worker builds the same
 plan from the spec's recipe (scenario + seed, never its own scenario file or environment) as the spec arrives,
 in a native thread so that its heartbeats go on, and runs partition(worker_index, worker_count).
 Live: each worker's `report_to_master` carries a progress snapshot. Final: at test stop each worker sends its
@@ -38,9 +41,11 @@ from simulator.observers.forwarded import ForwardedArrivals, arrival_from_row
 from simulator.run.plans import BoundedPlan
 from simulator.run.spec import RunSpec
 
-__all__ = ["build_fleet", "install", "install_from_options"]
+__all__ = ["READY_MSG", "build_fleet", "install", "install_from_options"]
 
 log = logging.getLogger("fleetsim.locust")
+
+READY_MSG = "fleetsim_ready"  # worker -> master: fleetsim's message handlers are registered
 
 
 def install(environment: Any, spec: RunSpec | None) -> FleetContext:
@@ -90,7 +95,9 @@ def _register_messages(ctx: FleetContext) -> None:
         runner.register_message(ARRIVALS_MSG, lambda msg, **kw: _on_arrivals(ctx, msg.data))
         runner.register_message(DONE_MSG, lambda msg, **kw: _on_arrivals_done(ctx, msg.data))
         ctx.worker_index = int(getattr(runner, "worker_index", 0))
+        runner.send_message(READY_MSG, None)  # every handler above is in place: the master may send the spec
     elif isinstance(runner, MasterRunner):
+        runner.register_message(READY_MSG, lambda msg, **kw: ctx.ready_workers.add(str(msg.node_id)))
         runner.register_message("fleetsim_final", lambda msg, **kw: _on_final(ctx, msg.data))
         runner.register_message(ACKED_MSG, lambda msg, **kw: _on_acked(ctx, msg.data))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Collection
 from typing import Any
 
 import gevent
@@ -27,14 +28,18 @@ def master_runner(env: Environment, bind: str, port: int) -> Any:
         raise UsageError(f"--master-bind {bind}:{port}: cannot listen there: {exc}") from None
 
 
-def await_workers(runner: Any, count: int, procs: list[subprocess.Popen[bytes]], wait_s: float) -> None:
-    """Until `count` workers are connected (bounded by `wait_s`; a local worker that exits fails at once)."""
+def await_workers(runner: Any, count: int, procs: list[subprocess.Popen[bytes]], wait_s: float,
+                  ready: Collection[str]) -> None:
+    """Until `count` workers are connected and ready (`ready`: the client ids that said fleetsim_ready, filled
+    by the master's handler; hooks.py says why connected is not enough), bounded by `wait_s`; a local worker
+    that exits fails at once."""
     deadline = time.monotonic() + wait_s
-    while runner.worker_count < count:
+    while runner.worker_count < count or len(ready) < count:
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             from simulator.errors import FleetsimError
 
-            raise FleetsimError(f"only {runner.worker_count} of {count} workers connected within {wait_s:g} s")
+            raise FleetsimError(f"only {runner.worker_count} of {count} workers connected ({len(ready)} ready) "
+                                f"within {wait_s:g} s")
         gevent.sleep(0.05)
 
 

@@ -152,7 +152,7 @@ class LocustDriver:
                                 f"(fleetsim worker --master HOST:{runner.server.port})")
                 else:
                     workers = self._spawn_workers(runner, settings.processes, settings.master_bind)
-                await_workers(runner, settings.processes, workers, settings.worker_wait_s)
+                await_workers(runner, settings.processes, workers, settings.worker_wait_s, ctx.ready_workers)
                 worker_count = settings.processes
             except BaseException:
                 if telemetry is not None:
