@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.backend.arrival_spool import ArrivalSpool, RecentKeyBook
+from simulator.backend.collector_client import CollectorClient
 from simulator.backend.validation import (
     KIND_PROPERTY,
     KIND_UNSET,
@@ -41,7 +42,6 @@ from simulator.errors import UsageError
 from simulator.events import OTA_EVENT_INTERFACE, EventKey
 from simulator.interfaces.loader import load_interfaces
 from simulator.records import ArrivalRecord
-from simulator.transports.paho_batch import BatchedWriteClient
 
 __all__ = ["Collector", "CollectorConfig", "Listener", "RunMark"]
 
@@ -137,8 +137,9 @@ class Collector:
     def start(self, timeout: float = _SUBSCRIBE_TIMEOUT_S) -> None:
         """Connect over mutual TLS and return once the broker acknowledged the `<realm>/#` subscription."""
         cfg = self.config
-        # Acks gathered into one TLS record per write: mosquitto reads a record's packets in one pass (paho_batch).
-        client = BatchedWriteClient(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=True)
+        # Acks gathered into one TLS record per write: mosquitto reads a record's packets in one pass (paho_batch);
+        # one recv per wake-up and paho's QoS 2 receive steps without its generic layers (collector_client).
+        client = CollectorClient(CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=True)
         client.tls_set(ca_certs=str(cfg.ca_file), certfile=str(cfg.cert_file), keyfile=str(cfg.key_file))
         # Deep queue: a burst from thousands of devices must not make paho refuse our own publishes.
         client.max_queued_messages_set(0)
