@@ -8,15 +8,26 @@ Collector (simulator.backend.collector) in this process; a child process publish
 BSON, QoS 2) with the admin identity on --devices device topics, paced at --rate per second (absolute schedule).
 Measured per mode, between the first and the last arrival at the collector: delivered/s, the CPU time of this
 process (the backend's Python process: the collector's network thread does all its work, the log reader thread
-takes the relay's few messages a second; the main thread only waits), of mosquitto and of mosquitto's log relay
-(simulator.backend.log_relay, its own process), each divided by the events delivered -- CPU per event, which
-stays meaningful on a shared, loaded machine where wall-clock rates do not. A mode is the broker's logging:
-`debug-file` (debug level to a file, the backend's behaviour before issue 14's bounded log; the relay then
-reads nothing), `debug-pipe` (debug level to the log relay: the backend's behaviour), `quiet` (no debug level;
-ACL denials are then not counted).
+takes the relay's few messages a second; the main thread only polls the arrival count), of mosquitto and of
+mosquitto's log relay (simulator.backend.log_relay, its own process), each divided by the events delivered -- CPU
+per event, which stays meaningful on a shared, loaded machine where wall-clock rates do not. A mode is the
+broker's logging: `debug-file` (debug level to a file, the backend's behaviour before issue 14's bounded log; the
+relay then reads nothing), `debug-pipe` (debug level to the log relay: the backend's behaviour), `quiet` (no
+debug level; ACL denials are then not counted).
 
 Modes alternate --rounds times in one invocation; the medians (with n) are printed and written to
-bench/results/collector_cost.json.
+bench/results/collector_cost.json. Every round runs in a fresh child process (its own interpreter, broker and
+collector), so one round's heap, threads and caches never carry into the next.
+
+    python bench/collector_cost.py --events 15000 --rate 1500 --rounds 3 --modes debug-pipe \
+        --baseline-root /tmp/base_tree
+
+--baseline-root DIR: a directory holding another tree's simulator/ (`git archive REV simulator | tar -x -C DIR`);
+its rounds alternate with this tree's (this, baseline, this, baseline, ...), the child putting DIR first on
+sys.path, and the medians of each side are printed with the ratio this/baseline of the collector's CPU per
+event (mosquitto is the same binary on both sides: its figure is the control). --profile-dir DIR: each child
+also writes a cProfile of the collector's network thread (paho's loop thread, where all the collector's work
+runs) to DIR/<system>-r<round>-<mode>.prof.
 """
 
 from __future__ import annotations
@@ -28,12 +39,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--child" in sys.argv and "--simulator-root" in sys.argv:  # the A/B baseline: another tree's simulator/
+    sys.path.insert(0, sys.argv[sys.argv.index("--simulator-root") + 1])
 
-from bench.common import host_info, ota_payload, ota_topic, save_result, text_table
+from bench.common import emit, host_info, ota_payload, ota_topic, run_child, save_result, text_table
 
 REALM = "fleetsim"
 MODES = ("debug-file", "debug-pipe", "quiet")
@@ -108,13 +122,19 @@ def _one(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         t = p.cpu_times()
         return float(t.user + t.system)
 
+    if args.profile:
+        _profile_network_thread(Path(args.profile))
     try:
         collector.start()
         child = subprocess.Popen([sys.executable, __file__, "--publisher", str(spec)])
-        # The clock starts at the first arrival: connect and handshake are not the steady state.
-        collector.wait_for(lambda: collector.arrival_count() > 0, 60)
+        # The clock starts at the first arrival: connect and handshake are not the steady state. Polled, not
+        # Collector.wait_for: a waiter on the collector's condition is woken by every message (notify_all) and
+        # takes the GIL and the collector's lock each time, work the backend does not do when nothing waits
+        # (fleetsim backend: the control API reads the collector on request) but that counted as the
+        # collector's CPU here.
+        _poll(lambda: collector.arrival_count() > 0, 60)
         t0, c0, m0, r0, n0 = time.monotonic(), cpu(me), cpu(mosq), cpu(relay), collector.arrival_count()
-        done = collector.wait_for(lambda: collector.arrival_count() >= args.events, args.events / 100 + 60)
+        done = _poll(lambda: collector.arrival_count() >= args.events, args.events / 100 + 60)
         t1, c1, m1, r1, n1 = time.monotonic(), cpu(me), cpu(mosq), cpu(relay), collector.arrival_count()
         child.wait(60)
         refusals = broker.refusals()
@@ -131,6 +151,47 @@ def _one(mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "log_bytes_per_event": round(log_bytes / max(1, n1), 1), "refusals": refusals}
 
 
+def _poll(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    """`predicate()` became true within `timeout_s` (checked every 20 ms)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)  # sleep-ok: the bench's observer polls so that it costs the collector nothing
+    return True
+
+
+def _profile_network_thread(out: Path) -> None:
+    """cProfile the paho loop thread (every paho Client's `_thread_main`): a profile is per thread, and the
+    collector's work all runs there. Written to `out` when the thread ends (Collector.stop joins it)."""
+    import cProfile
+
+    import paho.mqtt.client as mqtt
+
+    original = mqtt.Client._thread_main
+
+    def profiled(self: Any) -> None:
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            original(self)
+        finally:
+            prof.disable()
+            prof.dump_stats(str(out))
+
+    mqtt.Client._thread_main = profiled  # type: ignore[method-assign]
+
+
+def _child(args: argparse.Namespace) -> int:
+    """One round of one mode in this fresh process; its row on the RESULT line."""
+    import simulator
+
+    row = _one(args.child, args, Path(args.work))
+    row["simulator"] = str(Path(simulator.__file__).resolve().parent)  # which tree ran: proof of the A/B
+    emit(row)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--publisher", help=argparse.SUPPRESS)
@@ -140,26 +201,62 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--mosquitto", default="/usr/sbin/mosquitto")
+    ap.add_argument("--baseline-root", default="",
+                    help="a directory holding another tree's simulator/: its rounds alternate with this tree's")
+    ap.add_argument("--profile-dir", default="", help="write a cProfile of each round's network thread here")
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # a mode: run one round in this process
+    ap.add_argument("--work", help=argparse.SUPPRESS)
+    ap.add_argument("--simulator-root", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--profile", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.publisher:
         return _publisher(args.publisher)
+    if args.child:
+        return _child(args)
+    if args.baseline_root and not (Path(args.baseline_root) / "simulator" / "__init__.py").is_file():
+        ap.error(f"--baseline-root {args.baseline_root}: no simulator/ package there")
     modes = [m for m in args.modes.split(",") if m]
+    systems = ["this", "baseline"] if args.baseline_root else ["this"]
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="collector-cost-") as tmp:
         for r in range(args.rounds):
             for mode in modes:
-                row = _one(mode, args, Path(tmp) / f"r{r}")
-                print(json.dumps(row), flush=True)
-                runs.append(row)
+                for system in systems:  # this, baseline, this, baseline...: drifts of the machine hit both
+                    argv_child = [__file__, "--child", mode, "--work", f"{tmp}/{system}-r{r}",
+                                  "--events", str(args.events), "--rate", str(args.rate),
+                                  "--devices", str(args.devices), "--mosquitto", args.mosquitto]
+                    if system == "baseline":
+                        argv_child += ["--simulator-root", str(Path(args.baseline_root).resolve())]
+                    if args.profile_dir:
+                        Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
+                        prof = Path(args.profile_dir).resolve() / f"{system}-r{r}-{mode}.prof"
+                        argv_child += ["--profile", str(prof)]
+                    row = {"system": system, "round": r, **run_child(argv_child, args.events / 100 + 180)}
+                    print(json.dumps(row), flush=True)
+                    runs.append(row)
     keys = ("delivered_eps", "collector_us_per_event", "mosquitto_us_per_event", "relay_us_per_event",
             "handler_us_mean",
             "log_bytes_per_event")
-    medians = [{"mode": m, "n": len(rs), **{k: round(statistics.median(r[k] for r in rs), 1) for k in keys}}
-               for m in modes if (rs := [r for r in runs if r["mode"] == m and r["complete"]])]
-    doc = {"bench": "collector_cost", "host": host_info(),
-           "cmd": "python bench/collector_cost.py " + " ".join(sys.argv[1:] if argv is None else argv),
-           "runs": runs, "medians": medians}
-    print(text_table(medians, ["mode", "n", *keys]))
+    medians = [{"system": s, "mode": m, "n": len(rs),
+                **{k: round(statistics.median(r[k] for r in rs), 1) for k in keys},
+                "collector_us_rounds": [r["collector_us_per_event"] for r in rs]}
+               for m in modes for s in systems
+               if (rs := [r for r in runs if r.get("system") == s and r.get("mode") == m and r.get("complete")])]
+    doc: dict[str, Any] = {
+        "bench": "collector_cost", "host": host_info(),
+        "cmd": "python bench/collector_cost.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "runs": runs, "medians": medians}
+    if args.baseline_root:
+        doc["baseline_root"] = str(args.baseline_root)
+        doc["collector_ratio"] = {  # this tree's collector CPU per event over the baseline's, per mode
+            m: round(this["collector_us_per_event"] / base["collector_us_per_event"], 3)
+            for m in modes
+            for this in medians if this["system"] == "this" and this["mode"] == m
+            for base in medians if base["system"] == "baseline" and base["mode"] == m
+            if base["collector_us_per_event"]}
+    print(text_table(medians, ["system", "mode", "n", *keys]))
+    if "collector_ratio" in doc:
+        print(f"collector us/event, this / baseline: {doc['collector_ratio']}")
     print(f"saved {save_result('collector_cost', doc)}")
     return 0
 

@@ -18,6 +18,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 
 from simulator.transports import native_tls
+from simulator.transports.mqtt_frames import MALFORMED, READ_SIZE, complete_packet
 from simulator.transports.paho_batch import BatchedWriteClient
 from simulator.transports.paho_tuning import (
     shared_ack_fields,
@@ -31,13 +32,8 @@ __all__ = ["LeanClient"]
 
 _PUBLISH, _DISCONNECT = 0x30, 0xE0  # MQTT control packet types (high nibble of the fixed header)
 
-
-# Bytes asked of the socket per read: a TLS record carries at most 16 KiB of plaintext (RFC 8446 section 5.1),
-# so one SSL_read returns at most that; a burst of acks (4 bytes each) from many in-flight publishes fits.
-_READ_SIZE = 16384
-_MALFORMED = (-1, -1)
-
-
+# Reading: one recv per wake-up, packets cut from the buffer (simulator.transports.mqtt_frames, shared with the
+# embedded backend's collector's reader).
 _PUBREC, _PUBREL = 0x50, 0x62  # fixed header byte 1 (PUBREL: flags 0010, MQTT 3.1.1 section 3.6.1)
 _CONNACK, _SUBACK = 0x20, 0x90  # fixed header byte 1 (MQTT 3.1.1 sections 3.2.1, 3.9.1)
 # PUBACK and PUBCOMP: their paho.mqtt.packettypes.PacketTypes value (the callback's ReasonCode/Properties).
@@ -65,27 +61,6 @@ def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int) -> bytearr
     packet += _U16.pack(mid)
     packet += payload
     return packet
-
-
-def _complete_packet(buf: bytearray) -> tuple[int, int] | None:
-    """(fixed header length, remaining length) of the packet at the start of `buf` when all of it is there;
-    _MALFORMED for a remaining length over 4 bytes (MQTT 3.1.1 section 2.2.3); None when bytes are missing."""
-    size = len(buf)
-    if size > 1 and buf[1] < 128:  # a one-byte remaining length: every ack, CONNACK, SUBACK, small PUBLISH
-        return (2, buf[1]) if size >= 2 + buf[1] else None
-    length, mult, i = 0, 1, 1
-    while True:
-        if i > 4:
-            return _MALFORMED
-        if i >= size:
-            return None
-        byte = buf[i]
-        length += (byte & 127) * mult
-        mult *= 128
-        i += 1
-        if not byte & 128:
-            break
-    return (i, length) if size >= i + length else None
 
 
 class LeanClient(BatchedWriteClient):
@@ -202,15 +177,15 @@ class LeanClient(BatchedWriteClient):
         paho reads each packet with three recv calls (its command byte, its remaining length byte by byte, its
         body) -- through TLS, three SSL_read calls for a 4-byte PUBREC -- and takes a (gevent-patched) lock
         twice to note the time: 10% of the engine's CPU sat in TlsSocket.recv (bench/profile_hot_path.py
-        --system engine, 1,000 devices). Here a recv of up to _READ_SIZE bytes fills `_lean_in`; each
+        --system engine, 1,000 devices). Here a recv of up to READ_SIZE bytes fills `_lean_in`; each
         complete packet is handed to paho's own `_packet_handle` exactly as paho's reader would hand it (the
         same `_in_packet` fields), one packet per call, as paho does. Bytes of a later packet stay buffered:
         the transport serves the connection again while `lean_buffered()` (epoll cannot see them)."""
         buf = self._lean_in
-        packet = _complete_packet(buf)
+        packet = complete_packet(buf)
         while packet is None:
             try:
-                data = self._sock_recv(_READ_SIZE)
+                data = self._sock_recv(READ_SIZE)
             except BlockingIOError:
                 return mqtt.MQTT_ERR_AGAIN
             except OSError as err:  # TimeoutError included, as paho
@@ -220,8 +195,8 @@ class LeanClient(BatchedWriteClient):
                 return mqtt.MQTT_ERR_CONN_LOST
             buf += data
             self._last_bytes_received = time.monotonic()  # paho's time_func, for keepalive
-            packet = _complete_packet(buf)
-        if packet is _MALFORMED:
+            packet = complete_packet(buf)
+        if packet is MALFORMED:
             return mqtt.MQTT_ERR_PROTOCOL  # a remaining length over 4 bytes: paho's answer
         header, length = packet
         command = buf[0]
@@ -432,7 +407,7 @@ class LeanClient(BatchedWriteClient):
 
     def lean_buffered(self) -> bool:
         """A whole packet is already read and waits in the buffer."""
-        return _complete_packet(self._lean_in) is not None
+        return complete_packet(self._lean_in) is not None
 
     def _sock_close(self) -> None:
         self._lean_in = bytearray()  # bytes of a closed connection never reach the next one

@@ -12,7 +12,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulator.transports.lean_client import _MALFORMED, LeanClient, _complete_packet
+from simulator.transports.lean_client import LeanClient
+from simulator.transports.mqtt_frames import MALFORMED, complete_packet
 
 
 class FakeSocket:
@@ -89,13 +90,13 @@ def test_a_partial_packet_waits_for_its_rest() -> None:
 
 
 def test_remaining_length_decoding_and_bounds() -> None:
-    assert _complete_packet(bytearray(b"\x50\x02\x00\x01")) == (2, 2)  # a PUBREC
-    assert _complete_packet(bytearray(b"\x50\x02\x00")) is None
-    assert _complete_packet(bytearray(b"\x30")) is None
-    assert _complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 128)) == (3, 128)
-    assert _complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 127)) is None
-    assert _complete_packet(bytearray(b"\xd0\x00")) == (2, 0)  # PINGRESP: no body
-    assert _complete_packet(bytearray(b"\x30\xff\xff\xff\xff\x01")) is _MALFORMED  # 5 length bytes
+    assert complete_packet(bytearray(b"\x50\x02\x00\x01")) == (2, 2)  # a PUBREC
+    assert complete_packet(bytearray(b"\x50\x02\x00")) is None
+    assert complete_packet(bytearray(b"\x30")) is None
+    assert complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 128)) == (3, 128)
+    assert complete_packet(bytearray(b"\x30\x80\x01" + b"x" * 127)) is None
+    assert complete_packet(bytearray(b"\xd0\x00")) == (2, 0)  # PINGRESP: no body
+    assert complete_packet(bytearray(b"\x30\xff\xff\xff\xff\x01")) is MALFORMED  # 5 length bytes
 
 
 def test_malformed_length_is_a_protocol_error_and_eof_a_lost_connection() -> None:
