@@ -12,15 +12,15 @@ issue 14's machine); under cProfile (bench/collector_cost.py --profile-dir, this
 What stays paho's: the socket, TLS, connect/reconnect, keep-alive, every other packet (handed to paho's own
 `_packet_handle` with the `_in_packet` fields paho's reader would have built), `_in_messages` (so a reconnect
 resets it as paho does), the in-flight accounting and the callbacks' locks and signatures. The bytes written are
-paho's (the same PUBREC and PUBCOMP, in the same order); the acks a read produced leave in one write
-(simulator.transports.paho_batch) when the read's packets are handled, where paho wrote them when its loop came
-round after `loop_read`. The collector still stamps the arrival time first thing in on_message, called at the
-PUBREL as paho calls it.
+paho's (the same PUBREC and PUBCOMP, in the same order), and paho's loop writes them on its next turn as it did
+(`loop_read` below says why not at once). The collector still stamps the arrival time first thing in
+on_message, called at the PUBREL as paho calls it.
 
-Measured: collector CPU per OTAEvent 231.6 us vs 324.7 us (ratio 0.713; rounds 243.5, 231.6, 225.5 vs 274.9,
-362.0, 324.7; mosquitto 103.4 vs 115.3 us), `python bench/collector_cost.py --events 15000 --rate 1500 --rounds 3
---modes debug-pipe --baseline-root <4284c78's simulator/>`, medians n = 3 each side, one invocation, 2-core VM
-shared with another job.
+Measured: collector CPU per OTAEvent 218.0 us vs 303.4 us (ratio 0.719; rounds 222.1, 187.7, 198.9, 218.0, 224.4
+vs 156.1, 221.7, 329.5, 303.4, 318.2; mosquitto 100.0 vs 110.7 us), `python bench/collector_cost.py --events
+15000 --rate 1500 --rounds 5 --modes debug-pipe --baseline-root <4284c78's simulator/>`, medians n = 5 each side,
+one invocation, a 2-core VM shared with other jobs (load ~4: a starved round costs less, as the base's 156.1
+shows). That run also had a faster BSON decoder since reverted (~4 us of the ~218 per event).
 
 Not gevent: the backend process is a plain threaded program (paho's `loop_start` thread).
 """
