@@ -41,7 +41,7 @@ from simulator.lifecycle.inputs import (
 from simulator.lifecycle.states import MAX_DOWNLOAD_ATTEMPTS, REBOOT_TICK_S
 from simulator.scenario.model import NO_SHUTDOWN_DELAY, Distribution, RandomLifecycle
 
-__all__ = ["OUTCOMES", "OperationDraw", "draw_operation", "operation_inputs", "request_uuid", "sample"]
+__all__ = ["OUTCOMES", "OperationDraw", "draw_operation", "operation_inputs", "request_uuid", "sample", "sample_at"]
 
 # RandomLifecycle.outcomes keys (scenario/model.py docstring).
 OUTCOMES = ("success", "download_exhausted", "invalid_base_image", "io_error", "reboot_failure", "rollback",
@@ -50,7 +50,11 @@ OUTCOMES = ("success", "download_exhausted", "invalid_base_image", "io_error", "
 
 def sample(dist: Distribution, rng: np.random.Generator) -> float:
     """One duration in seconds (>= 0). Exactly one draw from `rng` for every kind, so streams stay aligned."""
-    u = float(rng.random())
+    return sample_at(dist, float(rng.random()))
+
+
+def sample_at(dist: Distribution, u: float) -> float:
+    """The duration `sample` gives when its one draw from the stream is `u` (in [0, 1))."""
     if dist.kind == "fixed":
         return max(0.0, dist.value)
     if dist.kind == "uniform":
@@ -95,20 +99,30 @@ class OperationDraw:
     shutdown: float = 0.0  # Rebooting -> machine down (RandomLifecycle.shutdown_delay)
 
 
+# The doubles every operation draws before its second uuid, in this order: the outcome, the acknowledge,
+# download, deploy and reboot durations, (fraction, code) of each download attempt, the fail fraction, the
+# cancel fraction, the double-update draw and where the second Update lands.
+_DOUBLES = 1 + 4 + 2 * MAX_DOWNLOAD_ATTEMPTS + 4
+
+
 def draw_operation(spec: RandomLifecycle, rng: np.random.Generator) -> OperationDraw:
-    """Draw one operation. Always 12 + 2 * MAX_DOWNLOAD_ATTEMPTS values and 16 bytes, in this order."""
-    outcome = _weighted(spec.outcomes, float(rng.random()))
+    """Draw one operation. Always _DOUBLES (19) doubles and 16 bytes, in this order (then the shutdown delay's
+    double when the scenario sets one)."""
+    # One call for the 19 doubles: numpy fills the array one double at a time from the same stream, so these
+    # are the values 19 `rng.random()` calls returned, in the same order (tests/unit/lifecycle/test_draws_batch.py);
+    # each call costs ~2.5 us under gevent's patch (the Generator's lock becomes a Python-level RLock), one
+    # call of 19 ~4 us (python -m timeit, 2026-12-07, issue 16).
+    u = rng.random(_DOUBLES).tolist()
+    outcome = _weighted(spec.outcomes, u[0])
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
-    ack = sample(spec.acknowledge_delay, rng)
-    download = sample(spec.download_duration, rng)
-    deploy = sample(spec.deploy_duration, rng)
-    reboot = sample(spec.reboot_duration, rng)
-    tries = [(float(rng.random()), float(rng.random())) for _ in range(MAX_DOWNLOAD_ATTEMPTS)]
-    fail_fraction = float(rng.random())
-    cancel_fraction = float(rng.random())
-    double = float(rng.random()) < spec.double_update_probability
-    second_fraction = float(rng.random())
+    ack = sample_at(spec.acknowledge_delay, u[1])
+    download = sample_at(spec.download_duration, u[2])
+    deploy = sample_at(spec.deploy_duration, u[3])
+    reboot = sample_at(spec.reboot_duration, u[4])
+    tries = [(u[5 + 2 * i], u[6 + 2 * i]) for i in range(MAX_DOWNLOAD_ATTEMPTS)]
+    fail_fraction, cancel_fraction, u_double, second_fraction = u[5 + 2 * MAX_DOWNLOAD_ATTEMPTS:]
+    double = u_double < spec.double_update_probability
     second = request_uuid(rng)
     # Last, and only when the scenario sets it: the draws above (and every existing plan) stay as they were.
     shutdown = sample(spec.shutdown_delay, rng) if spec.shutdown_delay != NO_SHUTDOWN_DELAY else 0.0
