@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -155,6 +156,13 @@ def _points(step: int) -> list[int]:
     return [*range(step, 100, step), 100]
 
 
+@cache
+def _progress(step: int) -> tuple[tuple[float, DownloadProgress, DeployProgress], ...]:
+    """(p / 100, DownloadProgress(p), DeployProgress(p)) for each p of `_points(step)`, built once per step: the
+    inputs are frozen values, and an operation lays out ~22 of them (issue 16)."""
+    return tuple((p / 100, DownloadProgress(p), DeployProgress(p)) for p in _points(step))
+
+
 def operation_inputs(
     draw: OperationDraw, uuid: str, start_us: int, time_scale: float, live: bool = False
 ) -> list[tuple[int, Input]]:
@@ -169,17 +177,16 @@ def operation_inputs(
         main.append((t, UpdateRequested(uuid)))
     main.append((t, StartUpdate()))
     ack = t
-    step = draw.progress_step
+    points = _progress(draw.progress_step)
     if not draw.streaming:
         for i, (fraction, code) in enumerate(draw.failed_attempts, start=1):
-            main += [(t + p / 100 * draw.download, DownloadProgress(p))
-                     for p in _points(step) if p / 100 < fraction]
+            main += [(t + share * draw.download, progress) for share, progress, _ in points if share < fraction]
             t += fraction * draw.download
             main.append((t, DownloadAttemptFailed(OtaStatusCode(code))))
             t += 2.0**i  # retry_download: sleep 2^i s after attempt i
             main.append((t, BackoffElapsed()))
         if draw.outcome != "download_exhausted":
-            main += [(t + p / 100 * draw.download, DownloadProgress(p)) for p in _points(step)]
+            main += [(t + share * draw.download, progress) for share, progress, _ in points]
             t += draw.download
             main.append((t, DownloadDone()))
     download_end = t
@@ -187,10 +194,10 @@ def operation_inputs(
         main.append((t, PersistFailed()))  # deploy() writes the pending state before installing
     elif draw.outcome == "invalid_base_image":
         f = draw.fail_fraction
-        main += [(t + p / 100 * draw.deploy, DeployProgress(p)) for p in _points(step) if p / 100 < f]
+        main += [(t + share * draw.deploy, progress) for share, _, progress in points if share < f]
         main.append((t + f * draw.deploy, DeployFailed(OtaStatusCode.INVALID_BASE_IMAGE)))
     elif draw.outcome != "download_exhausted":
-        main += [(t + p / 100 * draw.deploy, DeployProgress(p)) for p in _points(step)]
+        main += [(t + share * draw.deploy, progress) for share, _, progress in points]
         t += draw.deploy
         main += [(t, DeployDone()), (t, RebootStarted())]
         if draw.outcome == "reboot_failure":

@@ -75,6 +75,18 @@ def _publish(device: int, offset_us: int, event: OtaEvent, occurrences: KeyBook)
                          event.payload(), occurrence=occurrence)
 
 
+def _publish_all(actions: list[PlannedAction], device: int, offset_us: int, events: list[OtaEvent],
+                 occurrences: KeyBook) -> None:
+    """`_publish` of each event, appended to `actions`: one loop, the device's key made once (the planner runs
+    this for each of an operation's ~33 inputs; issue 16, bench/plan_cost.py)."""
+    key = str(device)
+    count = occurrences.next
+    for event in events:
+        actions.append(PlannedAction(device, offset_us, ActionKind.PUBLISH, OTA_EVENT_INTERFACE, OTA_EVENT_PATH,
+                                     event.payload(), count(key, event.request_uuid, str(event.status),
+                                                            event.progress)))
+
+
 def _reboot(device: int, offset_us: int, duration_us: int) -> PlannedAction:
     return PlannedAction(device, offset_us, ActionKind.REBOOT, "", "", None, duration_us=duration_us)
 
@@ -86,14 +98,16 @@ def input_actions(device: int, offset_us: int, inp: Input, events: list[OtaEvent
     PoweredOff -> REBOOT for `reboot_us`; BootedNew/BootedOld -> the new/old image's properties first (the
     runtime's startup telemetry), then the final event; otherwise one PUBLISH per event.
     """
-    actions: list[PlannedAction] = []
     if isinstance(inp, PoweredOff):
-        actions.append(_reboot(device, offset_us, reboot_us))
+        actions = [_reboot(device, offset_us, reboot_us)]
     elif isinstance(inp, BootedNew):
-        actions += firmware_properties(device, offset_us, new)
+        actions = firmware_properties(device, offset_us, new)
     elif isinstance(inp, BootedOld):
-        actions += firmware_properties(device, offset_us, old)
-    actions += [_publish(device, offset_us, event, occurrences) for event in events]
+        actions = firmware_properties(device, offset_us, old)
+    else:
+        actions = []
+    if events:
+        _publish_all(actions, device, offset_us, events, occurrences)
     return actions
 
 
@@ -122,12 +136,22 @@ def plan_random(device: int, spec: RandomLifecycle, rng: np.random.Generator, uu
     machine = OtaMachine(streaming=spec.streaming, progress_step=spec.progress_step)
     actions: list[PlannedAction] = []
     after = old
+    handle = machine.handle
+    # input_actions per input, inlined: most inputs are progress steps answered by one event or none, and the
+    # call, its list and a generator per input cost more than the actions themselves (issue 16).
     for i, (offset, inp) in enumerate(timed):
-        events = machine.handle(inp)
-        reboot_us = timed[i + 1][0] - offset if isinstance(inp, PoweredOff) else 0
-        actions += input_actions(device, offset, inp, events, occurrences, old, new, reboot_us)
-        if any(e.status is OtaStatus.SUCCESS and e.request_uuid == uuid for e in events):
-            after = new
+        events = handle(inp)
+        if isinstance(inp, PoweredOff):
+            actions.append(_reboot(device, offset, timed[i + 1][0] - offset))
+        elif isinstance(inp, BootedNew):
+            actions += firmware_properties(device, offset, new)
+        elif isinstance(inp, BootedOld):
+            actions += firmware_properties(device, offset, old)
+        if events:
+            _publish_all(actions, device, offset, events, occurrences)
+            for e in events:
+                if e.status is OtaStatus.SUCCESS and e.request_uuid == uuid:
+                    after = new
     return OperationPlan(uuid, tuple(actions), _end(actions, start_us), after, draw.outcome)
 
 
