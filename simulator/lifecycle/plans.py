@@ -2,8 +2,8 @@
 
 Random lifecycles: draws.draw_operation -> draws.operation_inputs -> OtaMachine -> `input_actions`, so the
 planned OTAEvents are exactly what the machine (i.e. the runtime) publishes (its answers to an input sequence are
-remembered: transcripts.py). Scripted lifecycles: each step is
-published as written at its cumulative delay (script_check.py has already refused illegal scripts).
+remembered: transcripts.py). Scripted lifecycles: each step is published as written at its cumulative delay
+(script_check.py has already refused illegal scripts).
 
 After a reboot the runtime republishes OSInfo and BaseImage (docs/protocol.md section 4): the new image on Success,
 the old one on rollback. Paths from simulator/interfaces/io.edgehog.devicemanager.{BaseImage,OSInfo}.json.
