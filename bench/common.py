@@ -361,16 +361,21 @@ def find_py_spy() -> str | None:
     return str(beside) if os.access(beside, os.X_OK) else None
 
 
-def ab_samples(script: str, roots: dict[str, Path], rounds: int, count: int,
-               scale: float) -> dict[str, list[float]]:
+def ab_samples(script: str, roots: dict[str, Path], rounds: int, count: int, scale: float,
+               tails: dict[str, list[str]] | None = None) -> dict[str, list[float]]:
     """The A/B of a micro-benchmark in one invocation: `rounds` rounds, each running `script --child count`
     once per root in turn (A B A B ..., so drift in the machine's load falls on both), with that root's
-    simulator/ first on the path. Each child prints one float (CPU per unit); kept times `scale`."""
+    simulator/ first on the path. Each child prints one float (CPU per unit), optionally followed on the same
+    line by what the caller checks (e.g. a digest of what it computed: appended to `tails[root name]`); the
+    floats are kept times `scale`."""
     samples: dict[str, list[float]] = {name: [] for name in roots}
     for _ in range(rounds):
         for name, root in roots.items():
             env = {**os.environ, "PYTHONPATH": str(root)}
             out = subprocess.run([sys.executable, script, "--child", str(count)], env=env,
                                  capture_output=True, text=True, check=True, cwd=str(root))
-            samples[name].append(float(out.stdout.strip()) * scale)
+            value, _, tail = out.stdout.strip().partition(" ")
+            samples[name].append(float(value) * scale)
+            if tails is not None:
+                tails.setdefault(name, []).append(tail)
     return samples

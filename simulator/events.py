@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from simulator.slot_setters import slot_setters
+
 __all__ = [
     "KEPT_OPERATIONS",
     "OTA_EVENT_INTERFACE",
@@ -26,6 +28,7 @@ __all__ = [
     "PlannedAction",
     "RecentKeyBook",
     "Value",
+    "ota_event_payload",
 ]
 
 OTA_EVENT_INTERFACE = "io.edgehog.devicemanager.OTAEvent"
@@ -63,7 +66,7 @@ class OtaStatusCode(StrEnum):
 FINAL_STATUSES = frozenset({OtaStatus.SUCCESS, OtaStatus.FAILURE})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class OtaEvent:
     """One OTAEvent as the runtime publishes it (object aggregate on /event, all five leaves present)."""
 
@@ -73,15 +76,35 @@ class OtaEvent:
     code: OtaStatusCode = OtaStatusCode.NONE
     message: str = ""
 
+    def __init__(self, request_uuid: str, status: OtaStatus, progress: int = 0,
+                 code: OtaStatusCode = OtaStatusCode.NONE, message: str = "") -> None:
+        # The generated __init__'s, through the slots' setters (simulator.slot_setters: the planner builds ~26
+        # events per operation); tests/unit/lifecycle/test_slot_inits.py holds it to the fields.
+        _ev_uuid(self, request_uuid)
+        _ev_status(self, status)
+        _ev_progress(self, progress)
+        _ev_code(self, code)
+        _ev_message(self, message)
+
     def payload(self) -> dict[str, object]:
         """The object aggregate, leaf names as in the interface."""
-        return {
-            "requestUUID": self.request_uuid,
-            "status": str(self.status),
-            "statusProgress": self.progress,
-            "statusCode": str(self.code),
-            "message": self.message,
-        }
+        return ota_event_payload(self.request_uuid, self.status, self.progress, self.code, self.message)
+
+
+def ota_event_payload(request_uuid: str, status: OtaStatus, progress: int, code: OtaStatusCode,
+                      message: str) -> dict[str, object]:
+    """OtaEvent(...).payload() without the event (the planner replays remembered events:
+    simulator.lifecycle.transcripts)."""
+    return {
+        "requestUUID": request_uuid,
+        "status": str(status),
+        "statusProgress": progress,
+        "statusCode": str(code),
+        "message": message,
+    }
+
+
+_ev_uuid, _ev_status, _ev_progress, _ev_code, _ev_message = slot_setters(OtaEvent)
 
 
 # (device_id, requestUUID, status, statusProgress, occurrence): occurrence counts, from 0, earlier events of
@@ -152,7 +175,7 @@ class ActionKind(StrEnum):
     REBOOT = "reboot"  # disconnect now, reconnect after `duration_us`
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class PlannedAction:
     """One thing a device does at an intended time, as planned before the run (deterministic from the seed)."""
 
@@ -164,3 +187,20 @@ class PlannedAction:
     value: Value
     occurrence: int = 0  # see EventKey; 0 for non-OTAEvent actions
     duration_us: int = 0  # REBOOT: how long the device stays offline
+
+    def __init__(self, device: int, offset_us: int, kind: ActionKind, interface: str, path: str, value: Value,
+                 occurrence: int = 0, duration_us: int = 0) -> None:
+        # The generated __init__'s, through the slots' setters (simulator.slot_setters: ~33 actions per planned
+        # operation); tests/unit/lifecycle/test_slot_inits.py holds it to the fields.
+        _pa_device(self, device)
+        _pa_offset_us(self, offset_us)
+        _pa_kind(self, kind)
+        _pa_interface(self, interface)
+        _pa_path(self, path)
+        _pa_value(self, value)
+        _pa_occurrence(self, occurrence)
+        _pa_duration_us(self, duration_us)
+
+
+(_pa_device, _pa_offset_us, _pa_kind, _pa_interface, _pa_path, _pa_value, _pa_occurrence,
+ _pa_duration_us) = slot_setters(PlannedAction)

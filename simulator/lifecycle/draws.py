@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from simulator.lifecycle.inputs import (
 from simulator.lifecycle.states import MAX_DOWNLOAD_ATTEMPTS, REBOOT_TICK_S
 from simulator.scenario.model import NO_SHUTDOWN_DELAY, Distribution, RandomLifecycle
 
-__all__ = ["OUTCOMES", "OperationDraw", "draw_operation", "operation_inputs", "request_uuid", "sample"]
+__all__ = ["OUTCOMES", "OperationDraw", "draw_operation", "operation_inputs", "request_uuid", "sample", "sample_at"]
 
 # RandomLifecycle.outcomes keys (scenario/model.py docstring).
 OUTCOMES = ("success", "download_exhausted", "invalid_base_image", "io_error", "reboot_failure", "rollback",
@@ -50,7 +51,11 @@ OUTCOMES = ("success", "download_exhausted", "invalid_base_image", "io_error", "
 
 def sample(dist: Distribution, rng: np.random.Generator) -> float:
     """One duration in seconds (>= 0). Exactly one draw from `rng` for every kind, so streams stay aligned."""
-    u = float(rng.random())
+    return sample_at(dist, float(rng.random()))
+
+
+def sample_at(dist: Distribution, u: float) -> float:
+    """The duration `sample` gives when its one draw from the stream is `u` (in [0, 1))."""
     if dist.kind == "fixed":
         return max(0.0, dist.value)
     if dist.kind == "uniform":
@@ -95,20 +100,30 @@ class OperationDraw:
     shutdown: float = 0.0  # Rebooting -> machine down (RandomLifecycle.shutdown_delay)
 
 
+# The doubles every operation draws before its second uuid, in this order: the outcome, the acknowledge,
+# download, deploy and reboot durations, (fraction, code) of each download attempt, the fail fraction, the
+# cancel fraction, the double-update draw and where the second Update lands.
+_DOUBLES = 1 + 4 + 2 * MAX_DOWNLOAD_ATTEMPTS + 4
+
+
 def draw_operation(spec: RandomLifecycle, rng: np.random.Generator) -> OperationDraw:
-    """Draw one operation. Always 12 + 2 * MAX_DOWNLOAD_ATTEMPTS values and 16 bytes, in this order."""
-    outcome = _weighted(spec.outcomes, float(rng.random()))
+    """Draw one operation. Always _DOUBLES (19) doubles and 16 bytes, in this order (then the shutdown delay's
+    double when the scenario sets one)."""
+    # One call for the 19 doubles: numpy fills the array one double at a time from the same stream, so these
+    # are the values 19 `rng.random()` calls returned, in the same order (tests/unit/lifecycle/test_draws_batch.py);
+    # each call costs ~2.5 us under gevent's patch (the Generator's lock becomes a Python-level RLock), one
+    # call of 19 ~4 us (python -m timeit, 2026-12-07, issue 16).
+    u = rng.random(_DOUBLES).tolist()
+    outcome = _weighted(spec.outcomes, u[0])
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
-    ack = sample(spec.acknowledge_delay, rng)
-    download = sample(spec.download_duration, rng)
-    deploy = sample(spec.deploy_duration, rng)
-    reboot = sample(spec.reboot_duration, rng)
-    tries = [(float(rng.random()), float(rng.random())) for _ in range(MAX_DOWNLOAD_ATTEMPTS)]
-    fail_fraction = float(rng.random())
-    cancel_fraction = float(rng.random())
-    double = float(rng.random()) < spec.double_update_probability
-    second_fraction = float(rng.random())
+    ack = sample_at(spec.acknowledge_delay, u[1])
+    download = sample_at(spec.download_duration, u[2])
+    deploy = sample_at(spec.deploy_duration, u[3])
+    reboot = sample_at(spec.reboot_duration, u[4])
+    tries = [(u[5 + 2 * i], u[6 + 2 * i]) for i in range(MAX_DOWNLOAD_ATTEMPTS)]
+    fail_fraction, cancel_fraction, u_double, second_fraction = u[5 + 2 * MAX_DOWNLOAD_ATTEMPTS:]
+    double = u_double < spec.double_update_probability
     second = request_uuid(rng)
     # Last, and only when the scenario sets it: the draws above (and every existing plan) stay as they were.
     shutdown = sample(spec.shutdown_delay, rng) if spec.shutdown_delay != NO_SHUTDOWN_DELAY else 0.0
@@ -141,6 +156,13 @@ def _points(step: int) -> list[int]:
     return [*range(step, 100, step), 100]
 
 
+@cache
+def _progress(step: int) -> tuple[tuple[float, DownloadProgress, DeployProgress], ...]:
+    """(p / 100, DownloadProgress(p), DeployProgress(p)) for each p of `_points(step)`, built once per step: the
+    inputs are frozen values, and an operation lays out ~22 of them (issue 16)."""
+    return tuple((p / 100, DownloadProgress(p), DeployProgress(p)) for p in _points(step))
+
+
 def operation_inputs(
     draw: OperationDraw, uuid: str, start_us: int, time_scale: float, live: bool = False
 ) -> list[tuple[int, Input]]:
@@ -155,17 +177,16 @@ def operation_inputs(
         main.append((t, UpdateRequested(uuid)))
     main.append((t, StartUpdate()))
     ack = t
-    step = draw.progress_step
+    points = _progress(draw.progress_step)
     if not draw.streaming:
         for i, (fraction, code) in enumerate(draw.failed_attempts, start=1):
-            main += [(t + p / 100 * draw.download, DownloadProgress(p))
-                     for p in _points(step) if p / 100 < fraction]
+            main += [(t + share * draw.download, progress) for share, progress, _ in points if share < fraction]
             t += fraction * draw.download
             main.append((t, DownloadAttemptFailed(OtaStatusCode(code))))
             t += 2.0**i  # retry_download: sleep 2^i s after attempt i
             main.append((t, BackoffElapsed()))
         if draw.outcome != "download_exhausted":
-            main += [(t + p / 100 * draw.download, DownloadProgress(p)) for p in _points(step)]
+            main += [(t + share * draw.download, progress) for share, progress, _ in points]
             t += draw.download
             main.append((t, DownloadDone()))
     download_end = t
@@ -173,10 +194,10 @@ def operation_inputs(
         main.append((t, PersistFailed()))  # deploy() writes the pending state before installing
     elif draw.outcome == "invalid_base_image":
         f = draw.fail_fraction
-        main += [(t + p / 100 * draw.deploy, DeployProgress(p)) for p in _points(step) if p / 100 < f]
+        main += [(t + share * draw.deploy, progress) for share, _, progress in points if share < f]
         main.append((t + f * draw.deploy, DeployFailed(OtaStatusCode.INVALID_BASE_IMAGE)))
     elif draw.outcome != "download_exhausted":
-        main += [(t + p / 100 * draw.deploy, DeployProgress(p)) for p in _points(step)]
+        main += [(t + share * draw.deploy, progress) for share, _, progress in points]
         t += draw.deploy
         main += [(t, DeployDone()), (t, RebootStarted())]
         if draw.outcome == "reboot_failure":
