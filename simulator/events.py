@@ -28,7 +28,6 @@ __all__ = [
     "PlannedAction",
     "RecentKeyBook",
     "Value",
-    "ota_event_payload",
 ]
 
 OTA_EVENT_INTERFACE = "io.edgehog.devicemanager.OTAEvent"
@@ -88,20 +87,13 @@ class OtaEvent:
 
     def payload(self) -> dict[str, object]:
         """The object aggregate, leaf names as in the interface."""
-        return ota_event_payload(self.request_uuid, self.status, self.progress, self.code, self.message)
-
-
-def ota_event_payload(request_uuid: str, status: OtaStatus, progress: int, code: OtaStatusCode,
-                      message: str) -> dict[str, object]:
-    """OtaEvent(...).payload() without the event (the planner replays remembered events:
-    simulator.lifecycle.transcripts)."""
-    return {
-        "requestUUID": request_uuid,
-        "status": str(status),
-        "statusProgress": progress,
-        "statusCode": str(code),
-        "message": message,
-    }
+        return {
+            "requestUUID": self.request_uuid,
+            "status": str(self.status),
+            "statusProgress": self.progress,
+            "statusCode": str(self.code),
+            "message": self.message,
+        }
 
 
 _ev_uuid, _ev_status, _ev_progress, _ev_code, _ev_message = slot_setters(OtaEvent)

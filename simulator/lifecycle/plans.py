@@ -1,9 +1,8 @@
 """Turn one OTA operation (random or scripted) into timed PlannedActions for one device.
 
 Random lifecycles: draws.draw_operation -> draws.operation_inputs -> OtaMachine -> `input_actions`, so the
-planned OTAEvents are exactly what the machine (i.e. the runtime) publishes (its answers to an input sequence are
-remembered: transcripts.py). Scripted lifecycles: each step is published as written at its cumulative delay
-(script_check.py has already refused illegal scripts).
+planned OTAEvents are exactly what the machine (i.e. the runtime) publishes. Scripted lifecycles: each step is
+published as written at its cumulative delay (script_check.py has already refused illegal scripts).
 
 After a reboot the runtime republishes OSInfo and BaseImage (docs/protocol.md section 4): the new image on Success,
 the old one on rollback. Paths from simulator/interfaces/io.edgehog.devicemanager.{BaseImage,OSInfo}.json.
@@ -26,11 +25,10 @@ from simulator.events import (
     OtaStatus,
     OtaStatusCode,
     PlannedAction,
-    ota_event_payload,
 )
 from simulator.lifecycle.draws import draw_operation, operation_inputs
 from simulator.lifecycle.inputs import BootedNew, BootedOld, Input, PoweredOff
-from simulator.lifecycle.transcripts import Transcripts
+from simulator.lifecycle.machine import OtaMachine
 from simulator.scenario.model import RandomLifecycle, ScriptedLifecycle
 
 __all__ = [
@@ -79,7 +77,8 @@ def _publish(device: int, offset_us: int, event: OtaEvent, occurrences: KeyBook)
 
 def _publish_all(actions: list[PlannedAction], device: int, offset_us: int, events: list[OtaEvent],
                  occurrences: KeyBook) -> None:
-    """`_publish` of each event, appended to `actions`: one loop, the device's key made once."""
+    """`_publish` of each event, appended to `actions`: one loop, the device's key made once (the planner runs
+    this for each of an operation's ~33 inputs; issue 16, bench/plan_cost.py)."""
     key = str(device)
     count = occurrences.next
     for event in events:
@@ -127,39 +126,32 @@ def _end(actions: list[PlannedAction], start_us: int) -> int:
     return max((a.offset_us + a.duration_us for a in actions), default=start_us)
 
 
-# What a fresh machine answers to each operation's inputs, remembered by input sequence (this process's planner).
-_TRANSCRIPTS = Transcripts()
-
-
 def plan_random(device: int, spec: RandomLifecycle, rng: np.random.Generator, uuid: str, start_us: int,
                 time_scale: float, old: Firmware, new: Firmware,
                 occurrences: KeyBook | None = None) -> OperationPlan:
-    """Draw one random operation and run its inputs through a fresh machine (its answers remembered for the
-    operations with the same input sequence: simulator.lifecycle.transcripts)."""
+    """Draw one random operation and run its inputs through a fresh machine."""
     occurrences = occurrences if occurrences is not None else KeyBook()
     draw = draw_operation(spec, rng)
     timed = operation_inputs(draw, uuid, start_us, time_scale)
-    uuids, answers = _TRANSCRIPTS.answers([inp for _, inp in timed], spec.streaming, spec.progress_step)
+    machine = OtaMachine(streaming=spec.streaming, progress_step=spec.progress_step)
     actions: list[PlannedAction] = []
     after = old
-    key = str(device)
-    count = occurrences.next
+    handle = machine.handle
     # input_actions per input, inlined: most inputs are progress steps answered by one event or none, and the
     # call, its list and a generator per input cost more than the actions themselves (issue 16).
     for i, (offset, inp) in enumerate(timed):
+        events = handle(inp)
         if isinstance(inp, PoweredOff):
             actions.append(_reboot(device, offset, timed[i + 1][0] - offset))
         elif isinstance(inp, BootedNew):
             actions += firmware_properties(device, offset, new)
         elif isinstance(inp, BootedOld):
             actions += firmware_properties(device, offset, old)
-        for role, status, progress, code, message in answers[i]:  # _publish of each event
-            request = uuids[role]
-            actions.append(PlannedAction(device, offset, ActionKind.PUBLISH, OTA_EVENT_INTERFACE, OTA_EVENT_PATH,
-                                         ota_event_payload(request, status, progress, code, message),
-                                         count(key, request, str(status), progress)))
-            if status is OtaStatus.SUCCESS and request == uuid:
-                after = new
+        if events:
+            _publish_all(actions, device, offset, events, occurrences)
+            for e in events:
+                if e.status is OtaStatus.SUCCESS and e.request_uuid == uuid:
+                    after = new
     return OperationPlan(uuid, tuple(actions), _end(actions, start_us), after, draw.outcome)
 
 
