@@ -362,15 +362,16 @@ def find_py_spy() -> str | None:
 
 
 def ab_samples(script: str, roots: dict[str, Path], rounds: int, count: int,
-               scale: float) -> dict[str, list[float]]:
+               scale: float, extra: Sequence[str] = ()) -> dict[str, list[float]]:
     """The A/B of a micro-benchmark in one invocation: `rounds` rounds, each running `script --child count`
-    once per root in turn (A B A B ..., so drift in the machine's load falls on both), with that root's
-    simulator/ first on the path. Each child prints one float (CPU per unit); kept times `scale`."""
+    (then `extra`, the child's own options) once per root in turn (A B A B ..., so drift in the machine's load
+    falls on both), with that root's simulator/ first on the path. Each child prints one float (CPU per unit);
+    kept times `scale`."""
     samples: dict[str, list[float]] = {name: [] for name in roots}
     for _ in range(rounds):
         for name, root in roots.items():
             env = {**os.environ, "PYTHONPATH": str(root)}
-            out = subprocess.run([sys.executable, script, "--child", str(count)], env=env,
+            out = subprocess.run([sys.executable, script, "--child", str(count), *extra], env=env,
                                  capture_output=True, text=True, check=True, cwd=str(root))
             samples[name].append(float(out.stdout.strip()) * scale)
     return samples
