@@ -412,7 +412,10 @@ class LeanTransport:
             return
         if c.want_write():
             c.loop_write()
-            if self.slot is not None:
-                self.fleet.loop.want_write(self.slot, c.want_write())
+            slot = self.slot
+            if slot is not None:
+                left = c.want_write()
+                if left or slot.writer is not None:  # written whole with no watcher armed (2 per OTAEvent):
+                    self.fleet.loop.want_write(slot, left)  # IoLoop.want_write would do nothing
         elif self.slot.writer is not None:  # nothing left to write: disarm (IoLoop.want_write)
             self.fleet.loop.want_write(self.slot, False)
