@@ -29,12 +29,15 @@ acked) are part of each operation there; the DISCONNECT is the reboot's.
 
 Figure: process CPU time (user + system) per operation, median of `--rounds` rounds of `--operations` each, each
 root in its own child process, alternating A, B, A, B...; `--save NAME` writes bench/results/NAME.json.
+`--calls`: Python function calls per operation instead (cProfile's count over the same part: the same from one
+run to the next, where CPU time on a shared machine moves by 20 % between rounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -109,6 +112,29 @@ class _Services:
         self.clock = MonotonicClock()
         self.loop = _Loop()
         self.stopped = False
+
+
+class _Meter:
+    """The timed part of a child: process CPU seconds, or with LEAN_OP_COST_CALLS=1 in the environment the
+    Python function calls made (cProfile's count: the same every run, where CPU time moves with the machine's
+    load)."""
+
+    def __init__(self) -> None:
+        self.profile: Any = None
+        if os.environ.get("LEAN_OP_COST_CALLS") == "1":
+            import cProfile
+
+            self.profile = cProfile.Profile()
+            self.profile.enable()
+        self.t0 = time.process_time()
+
+    def stop(self) -> float:
+        if self.profile is None:
+            return time.process_time() - self.t0
+        import pstats
+
+        self.profile.disable()
+        return float(pstats.Stats(self.profile).total_calls)  # type: ignore[attr-defined]
 
 
 def _wire() -> tuple[_Services, Any, Any]:
@@ -186,7 +212,7 @@ def _child(operations: int) -> float:
     event = {"requestUUID": "4a8a9b52-0c5e-4f0e-9e0a-2b6f3f1f9d10", "status": "Downloading",
              "statusProgress": 40, "statusCode": "", "message": ""}
     t_ms = 1_700_000_123_456
-    t0 = time.process_time()
+    meter = _Meter()
     for _ in range(operations):
         sock = _connect(services, dev, client)
         for k in range(EVENTS):
@@ -202,7 +228,7 @@ def _child(operations: int) -> float:
         dev.disconnect()
         if client._out_messages or client._sock is not None or dev.pending:
             raise SystemExit("the operation did not complete")
-    cpu = (time.process_time() - t0) / operations
+    cpu = meter.stop() / operations
     if len(acked) != operations * EVENTS:
         raise SystemExit(f"{len(acked)} acks for {operations * EVENTS} OTAEvents")
     return cpu
@@ -261,14 +287,14 @@ def _device_child(operations: int) -> float:
     if recorder.totals["sent"] or device.pending_acks:
         raise SystemExit("startup left publishes unacked")
     published = sum(1 for actions in plans for a in actions if a.interface == "io.edgehog.devicemanager.OTAEvent")
-    t0 = time.process_time()
+    meter = _Meter()
     for actions in plans:
         device.extend_plan(actions)
         while (due := device.next_due()) is not None:
             clock.set(due)
             device.run_due(due, hold_reboot=True)  # the driver lets in-flight acks land before a reboot
             _settle(services, dev, client, state)
-    cpu = (time.process_time() - t0) / operations
+    cpu = meter.stop() / operations
     device.stop()
     totals = recorder.totals
     if (totals["sent"], totals["acked"]) != (published, published) or totals["ack_errors"] or recorder.error_reasons:
@@ -294,6 +320,8 @@ def main() -> int:
     ap.add_argument("--layer", choices=("transport", "device"), default="transport")
     ap.add_argument("--baseline-root", default="", help="a tree holding another version's simulator/")
     ap.add_argument("--save", default="", help="also write bench/results/SAVE.json")
+    ap.add_argument("--calls", action="store_true",
+                    help="Python function calls per operation (cProfile's count, deterministic) instead of CPU")
     ap.add_argument("--child", type=int, default=0)
     args = ap.parse_args()
     if args.child:
@@ -303,15 +331,16 @@ def main() -> int:
     from bench.common import ab_samples, save_result, stamped
 
     roots = {"this": ROOT} | ({"baseline": Path(args.baseline_root)} if args.baseline_root else {})
-    samples = ab_samples(str(Path(__file__).resolve()), roots, args.rounds, args.operations, 1000,
-                         ("--layer", args.layer))
+    if args.calls:
+        os.environ["LEAN_OP_COST_CALLS"] = "1"  # the children's meter (_Meter)
+    figure = "calls_per_operation_median" if args.calls else "cpu_ms_per_operation_median"
+    samples = ab_samples(str(Path(__file__).resolve()), roots, args.rounds, args.operations,
+                         1 if args.calls else 1000, ("--layer", args.layer))
     doc: dict[str, Any] = {"layer": args.layer, "operations_per_round": args.operations, "rounds": args.rounds}
     for name, values in samples.items():
-        doc[name] = {"cpu_ms_per_operation_median": round(statistics.median(values), 4),
-                     "rounds_in_order": [round(v, 4) for v in values]}
+        doc[name] = {figure: round(statistics.median(values), 4), "rounds_in_order": [round(v, 4) for v in values]}
     if "baseline" in doc:
-        doc["ratio_median"] = round(doc["this"]["cpu_ms_per_operation_median"]
-                                    / doc["baseline"]["cpu_ms_per_operation_median"], 3)
+        doc["ratio_median"] = round(doc["this"][figure] / doc["baseline"][figure], 3)
     print(json.dumps(doc, indent=2))
     if args.save:
         print(save_result(args.save, stamped("lean_op_cost", doc)))
