@@ -415,7 +415,9 @@ class LeanTransport:
             slot = self.slot
             if slot is not None:
                 left = c.want_write()
-                if left or slot.writer is not None:  # written whole with no watcher armed (2 per OTAEvent):
-                    self.fleet.loop.want_write(slot, left)  # IoLoop.want_write would do nothing
+                # Written whole with no watcher armed (every PUBREL, written after the step that read its
+                # PUBREC): IoLoop.want_write(slot, False) would do nothing.
+                if left or slot.writer is not None:
+                    self.fleet.loop.want_write(slot, left)
         elif self.slot.writer is not None:  # nothing left to write: disarm (IoLoop.want_write)
             self.fleet.loop.want_write(self.slot, False)

@@ -1,5 +1,5 @@
 """LeanTransport._sync_write arms the I/O loop's write watcher exactly while bytes wait, and asks the loop
-nothing when a write left nothing behind and no watcher is armed (the case of every OTAEvent's two writes)."""
+nothing when a write left nothing behind and no watcher is armed (every PUBREL, written after its step)."""
 
 from __future__ import annotations
 
