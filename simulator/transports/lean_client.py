@@ -50,7 +50,7 @@ _U16 = struct.Struct("!H")
 
 def _publish_packet(topic_field: bytes, payload: bytes, qos: int, mid: int) -> bytearray:
     """paho `_send_publish` for MQTT 3.1.1, QoS 1/2, dup and retain off: fixed header, remaining length
-    (MQTT 3.1.1 section 2.2.3), the topic field (its length and UTF-8 bytes: LeanClient._lean_topics), packet
+    (MQTT 3.1.1 section 2.2.3), the topic field (its length and UTF-8 bytes: LeanClient._lean_topic), packet
     identifier, payload."""
     packet = bytearray((_PUBLISH | (qos << 1),))
     remaining = len(topic_field) + 2 + len(payload)
@@ -67,10 +67,6 @@ def _publish_packet(topic_field: bytes, payload: bytes, qos: int, mid: int) -> b
     return packet
 
 
-# A client's publish topics already encoded and checked (LeanClient._lean_topics): a device publishes on ~20
-# topics (its OTAEvents, its properties, the handshake's control topics), every OTAEvent on the same one.
-# Bounded: a caller may invent topics; the map is emptied when full.
-_TOPICS_MAX = 256
 _new_message = mqtt.MQTTMessage.__new__  # an MQTTMessage whose slots LeanClient.publish sets, each once
 
 
@@ -105,12 +101,17 @@ class LeanClient(BatchedWriteClient):
     lean_contexts: DeviceContexts | None = None  # per-device contexts of reconnecting devices (tls_contexts)
     # Inside a step of the transport (LeanTransport._drive): packets are queued, written after the step.
     lean_defer = False
+    # The last topic published, its UTF-8 bytes and its PUBLISH field (length + bytes), checked as paho checks
+    # it (`publish`): every OTAEvent of an operation goes to the same topic, so it is encoded and checked once
+    # per run of them, not once per event. One topic, not a map of them: a device publishes on ~20 (its
+    # properties, the handshake's), and 18 kept would add ~7.5 KB to its ~45 KB of RSS (README,
+    # devices_per_process), one ~0.4 KB (sys.getsizeof of the strings, bytes, tuples and dict, a 70-character
+    # topic).
+    _lean_topic: tuple[str, bytes, bytes] = ("", b"", b"")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lean_in = bytearray()  # bytes read and not yet handled (_packet_read)
-        # topic -> (its UTF-8 bytes, its PUBLISH field: length + bytes), checked as paho checks it (`publish`)
-        self._lean_topics: dict[str, tuple[bytes, bytes]] = {}
 
     def _write_unbatched(self) -> Any:
         """A DISCONNECT at the head of the queue (every simulated reboot) on the fast step; the rest as paho."""
@@ -409,15 +410,12 @@ class LeanClient(BatchedWriteClient):
         if (qos not in (1, 2) or retain or properties is not None or type(payload) is not bytes
                 or self._sock is None or not self._lean_fast or not topic):
             return super().publish(topic, payload, qos, retain, properties)
-        known = self._lean_topics.get(topic)
-        if known is None:
+        last, topic_bytes, topic_field = self._lean_topic
+        if topic != last:  # never for "" (refused above)
             topic_bytes = topic.encode("utf-8")
             self._raise_for_invalid_topic(topic_bytes)  # wildcards, length: ValueError as paho
-            topics = self._lean_topics
-            if len(topics) >= _TOPICS_MAX:
-                topics.clear()
-            known = topics[topic] = (topic_bytes, _U16.pack(len(topic_bytes)) + topic_bytes)
-        topic_bytes, topic_field = known
+            topic_field = _U16.pack(len(topic_bytes)) + topic_bytes
+            self._lean_topic = (topic, topic_bytes, topic_field)
         if len(payload) > 268435455:
             raise ValueError("Payload too large.")
         mid = self._last_mid + 1  # paho `_mid_generate` (its lock guards against other threads)

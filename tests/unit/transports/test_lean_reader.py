@@ -158,23 +158,20 @@ def _slots(message: mqtt.MQTTMessage) -> dict[str, object]:
     return fields
 
 
-def test_publish_builds_pahos_message_and_packet_from_its_topic_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every publish -- a topic's first (encoded and checked) and its later ones (from the client's cache), the
-    cache emptied when full -- queues paho's bytes and leaves in `_out_messages` an MQTTMessage whose every
-    slot is what paho's `publish` sets; a topic paho refuses is refused each time, never cached."""
-    from simulator.transports import lean_client
-
-    monkeypatch.setattr(lean_client, "_TOPICS_MAX", 2)
+def test_publish_builds_pahos_message_and_packet_from_its_last_topic() -> None:
+    """Every publish -- on a topic new to the client (encoded and checked) or on the one before (kept) --
+    queues paho's bytes and leaves in `_out_messages` an MQTTMessage whose every slot is what paho's `publish`
+    sets; a topic paho refuses is refused each time, never kept."""
     theirs, their_sock, _ = _connected(mqtt.Client, max_inflight=3)
     ours, our_sock, _ = _connected(LeanClient, max_inflight=3)
-    topics = ["realm/dev/io.edgehog.devicemanager.OTAEvent/event", "realm/dév/é", "a/b",
-              "realm/dev/io.edgehog.devicemanager.OTAEvent/event"]
+    topics = ["realm/dev/io.edgehog.devicemanager.OTAEvent/event", "realm/dev/io.edgehog.devicemanager.OTAEvent/event",
+              "realm/dév/é", "a/b", "realm/dev/io.edgehog.devicemanager.OTAEvent/event"]
     for qos in (2, 1):
         for topic in topics:
             a, b = theirs.publish(topic, b"\x99" * 153, qos), ours.publish(topic, b"\x99" * 153, qos)
             assert (a.mid, a.rc) == (b.mid, b.rc)
             assert _slots(ours._out_messages[b.mid]) == _slots(theirs._out_messages[a.mid])
-            assert len(ours._lean_topics) <= 2
+            assert ours._lean_topic[0] == topic
     assert our_sock.sent == their_sock.sent
     assert [p["packet"] for p in ours._out_packet] == [p["packet"] for p in theirs._out_packet]  # queued behind
     for bad in ("realm/+/x", "realm/#", "t" * 65536):
@@ -184,7 +181,7 @@ def test_publish_builds_pahos_message_and_packet_from_its_topic_cache(monkeypatc
             with pytest.raises(ValueError) as ours_error:
                 ours.publish(bad, b"x", 2)
             assert str(ours_error.value) == str(theirs_error.value)
-        assert bad not in ours._lean_topics
+        assert ours._lean_topic[0] == topics[-1]
 
 
 class StingySocket(SinkSocket):
