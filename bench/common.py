@@ -362,17 +362,17 @@ def find_py_spy() -> str | None:
 
 
 def ab_samples(script: str, roots: dict[str, Path], rounds: int, count: int, scale: float,
-               tails: dict[str, list[str]] | None = None) -> dict[str, list[float]]:
+               extra: Sequence[str] = (), tails: dict[str, list[str]] | None = None) -> dict[str, list[float]]:
     """The A/B of a micro-benchmark in one invocation: `rounds` rounds, each running `script --child count`
-    once per root in turn (A B A B ..., so drift in the machine's load falls on both), with that root's
-    simulator/ first on the path. Each child prints one float (CPU per unit), optionally followed on the same
-    line by what the caller checks (e.g. a digest of what it computed: appended to `tails[root name]`); the
-    floats are kept times `scale`."""
+    (then `extra`, the child's own options) once per root in turn (A B A B ..., so drift in the machine's load
+    falls on both), with that root's simulator/ first on the path. Each child prints one float (CPU per unit),
+    optionally followed on the same line by what the caller checks (e.g. a digest of what it computed: appended
+    to `tails[root name]`); the floats are kept times `scale`."""
     samples: dict[str, list[float]] = {name: [] for name in roots}
     for _ in range(rounds):
         for name, root in roots.items():
             env = {**os.environ, "PYTHONPATH": str(root)}
-            out = subprocess.run([sys.executable, script, "--child", str(count)], env=env,
+            out = subprocess.run([sys.executable, script, "--child", str(count), *extra], env=env,
                                  capture_output=True, text=True, check=True, cwd=str(root))
             value, _, tail = out.stdout.strip().partition(" ")
             samples[name].append(float(value) * scale)

@@ -321,7 +321,7 @@ class VirtualDevice:
 
     def _publish(self, action: PlannedAction) -> None:
         value = action.value
-        assert isinstance(value, Mapping)
+        assert type(value) is dict or isinstance(value, Mapping)  # a plain dict first: the ABC's check ~0.3 us
         progress = value.get("statusProgress", 0)
         key = (self.device_id, str(value.get("requestUUID", "")), str(value.get("status", "")),
                progress if isinstance(progress, int) else 0, action.occurrence)
@@ -340,11 +340,13 @@ class VirtualDevice:
         def on_ack(acked_at: float, error: str | None) -> None:
             if self._pending.pop(token, None) is None:
                 return  # already reported (stop() flushed it)
-            record.acked = self.run_start_wall + (acked_at - self.run_start) if error is None else None
+            acked = record.acked = self.run_start_wall + (acked_at - self.run_start) if error is None else None
             record.error = error
-            if responder is not None and record.acked is not None:
-                responder.acked(key[1], key[2], record.acked)
-            self._sink(record)
+            if responder is not None and acked is not None:
+                responder.acked(key[1], key[2], acked)
+            sink = self._send_sink  # `_sink` inline: one call less per OTAEvent
+            if sink is not None:
+                sink(record)
 
         try:
             self.transport.publish(action.interface, action.path, value, t_ms, on_ack)

@@ -412,7 +412,12 @@ class LeanTransport:
             return
         if c.want_write():
             c.loop_write()
-            if self.slot is not None:
-                self.fleet.loop.want_write(self.slot, c.want_write())
+            slot = self.slot
+            if slot is not None:
+                left = c.want_write()
+                # Written whole with no watcher armed (every PUBREL, written after the step that read its
+                # PUBREC): IoLoop.want_write(slot, False) would do nothing.
+                if left or slot.writer is not None:
+                    self.fleet.loop.want_write(slot, left)
         elif self.slot.writer is not None:  # nothing left to write: disarm (IoLoop.want_write)
             self.fleet.loop.want_write(self.slot, False)

@@ -44,11 +44,12 @@ _MID_PACKET = struct.Struct("!BBH")  # a PUBREL: type+flags, remaining length 2,
 _U16 = struct.Struct("!H")
 
 
-def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int) -> bytearray:
+def _publish_packet(topic_field: bytes, payload: bytes, qos: int, mid: int) -> bytearray:
     """paho `_send_publish` for MQTT 3.1.1, QoS 1/2, dup and retain off: fixed header, remaining length
-    (MQTT 3.1.1 section 2.2.3), topic as a UTF-8 string with its length, packet identifier, payload."""
+    (MQTT 3.1.1 section 2.2.3), the topic field (its length and UTF-8 bytes: LeanClient._lean_topic), packet
+    identifier, payload."""
     packet = bytearray((_PUBLISH | (qos << 1),))
-    remaining = 2 + len(topic) + 2 + len(payload)
+    remaining = len(topic_field) + 2 + len(payload)
     while True:
         byte, remaining = remaining % 128, remaining // 128
         if remaining:
@@ -56,11 +57,13 @@ def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int) -> bytearr
         else:
             packet.append(byte)
             break
-    packet += _U16.pack(len(topic))
-    packet += topic
+    packet += topic_field
     packet += _U16.pack(mid)
     packet += payload
     return packet
+
+
+_new_message = mqtt.MQTTMessage.__new__  # an MQTTMessage whose slots LeanClient.publish sets, each once
 
 
 class LeanClient(BatchedWriteClient):
@@ -73,6 +76,13 @@ class LeanClient(BatchedWriteClient):
     lean_contexts: DeviceContexts | None = None  # per-device contexts of reconnecting devices (tls_contexts)
     # Inside a step of the transport (LeanTransport._drive): packets are queued, written after the step.
     lean_defer = False
+    # The last topic published, its UTF-8 bytes and its PUBLISH field (length + bytes), checked as paho checks
+    # it (`publish`): every OTAEvent of an operation goes to the same topic, so it is encoded and checked once
+    # per run of them, not once per event. One topic, not a map of them: a device publishes on ~20 (its
+    # properties, the handshake's), and 18 kept would add ~7.5 KB to its ~45 KB of RSS (README,
+    # devices_per_process), one ~0.4 KB (sys.getsizeof of the strings, bytes, tuples and dict, a 70-character
+    # topic).
+    _lean_topic: tuple[str, bytes, bytes] = ("", b"", b"")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -182,7 +192,7 @@ class LeanClient(BatchedWriteClient):
         same `_in_packet` fields), one packet per call, as paho does. Bytes of a later packet stay buffered:
         the transport serves the connection again while `lean_buffered()` (epoll cannot see them)."""
         buf = self._lean_in
-        packet = complete_packet(buf)
+        packet = complete_packet(buf) if buf else None  # empty after most reads: no call to say so
         while packet is None:
             try:
                 data = self._sock_recv(READ_SIZE)
@@ -375,20 +385,31 @@ class LeanClient(BatchedWriteClient):
         if (qos not in (1, 2) or retain or properties is not None or type(payload) is not bytes
                 or self._sock is None or not self._lean_fast or not topic):
             return super().publish(topic, payload, qos, retain, properties)
-        topic_bytes = topic.encode("utf-8")
-        self._raise_for_invalid_topic(topic_bytes)  # wildcards, length: ValueError as paho
+        last, topic_bytes, topic_field = self._lean_topic
+        if topic != last:  # never for "" (refused above)
+            topic_bytes = topic.encode("utf-8")
+            self._raise_for_invalid_topic(topic_bytes)  # wildcards, length: ValueError as paho
+            topic_field = _U16.pack(len(topic_bytes)) + topic_bytes
+            self._lean_topic = (topic, topic_bytes, topic_field)
         if len(payload) > 268435455:
             raise ValueError("Payload too large.")
         mid = self._last_mid + 1  # paho `_mid_generate` (its lock guards against other threads)
         if mid == 65536:
             mid = 1
         self._last_mid = mid
-        message = mqtt.MQTTMessage(mid, topic_bytes)
+        # paho's MQTTMessage(mid, topic) with the fields paho's `publish` then sets, each slot set once (paho's
+        # __init__ sets all ten, `publish` six of them again; tests/unit/transports/test_lean_reader.py
+        # compares every slot). The info is paho's class as installed (paho_tuning's shared condition).
+        message = _new_message(mqtt.MQTTMessage)
         message.timestamp = time.monotonic()
+        message.state = mqtt.mqtt_ms_invalid
+        message.dup = False
+        message.mid = mid
+        message._topic = topic_bytes
         message.payload = payload
         message.qos = qos
         message.retain = False
-        message.dup = False
+        message.info = mqtt.MQTTMessageInfo(mid)
         message.properties = None
         out = self._out_messages
         if (self._max_queued_messages > 0 and len(out) >= self._max_queued_messages) or mid in out:
@@ -401,13 +422,14 @@ class LeanClient(BatchedWriteClient):
             return message.info
         self._inflight_messages += 1
         message.state = mqtt.mqtt_ms_wait_for_puback if qos == 1 else mqtt.mqtt_ms_wait_for_pubrec
-        message.info.rc = self._packet_queue(_PUBLISH, _publish_packet(topic_bytes, payload, qos, mid), mid, qos,
+        message.info.rc = self._packet_queue(_PUBLISH, _publish_packet(topic_field, payload, qos, mid), mid, qos,
                                              message.info)
         return message.info
 
     def lean_buffered(self) -> bool:
-        """A whole packet is already read and waits in the buffer."""
-        return complete_packet(self._lean_in) is not None
+        """A whole packet is already read and waits in the buffer (asked after each read: mostly empty)."""
+        buf = self._lean_in
+        return bool(buf) and complete_packet(buf) is not None
 
     def _sock_close(self) -> None:
         self._lean_in = bytearray()  # bytes of a closed connection never reach the next one

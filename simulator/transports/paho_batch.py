@@ -45,6 +45,8 @@ class BatchedWriteClient(mqtt.Client):
         out = self._out_packet
         if not out:
             return mqtt.MQTT_ERR_SUCCESS
+        if len(out) == 1 and not self._batch_retry_len:
+            return self._write_lone(out)
         batch: list[Any] = []
         size = 0
         try:
@@ -90,3 +92,33 @@ class BatchedWriteClient(mqtt.Client):
             out.popleft()  # written whole: paho does nothing else for a QoS 1/2 PUBLISH, PUBREL, PUBREC...
         self._last_msg_out = time.monotonic()  # paho's time_func, for keepalive
         return super()._packet_write() if out else mqtt.MQTT_ERR_SUCCESS
+
+    def _write_lone(self, out: Any) -> Any:
+        """`_packet_write` of a queue holding one packet and no retry owed: a device's PUBLISH or PUBREL, two
+        per OTAEvent. The same steps for that case -- written as it is (or its rest after a partial write),
+        popped when whole -- without gathering a batch of one."""
+        packet = out[0]
+        kind = packet["command"] & 0xF0
+        if kind == _DISCONNECT or (kind == _PUBLISH and packet["qos"] == 0):
+            return self._write_unbatched()
+        pos = packet["pos"]
+        todo = packet["to_process"]
+        try:
+            sent = self._sock_send(bytes(memoryview(packet["packet"])[pos:]) if pos else packet["packet"])
+        except (AttributeError, ValueError):
+            return mqtt.MQTT_ERR_SUCCESS  # no socket: the packet stays queued, as paho does
+        except BlockingIOError:
+            self._batch_retry_len = todo
+            return mqtt.MQTT_ERR_AGAIN
+        except OSError:
+            return mqtt.MQTT_ERR_CONN_LOST
+        if sent < todo:  # the rest: paho's own loop, as after a partial gathered write
+            packet["pos"] = pos + sent
+            packet["to_process"] = todo - sent
+            self._last_msg_out = time.monotonic()
+            return super()._packet_write()
+        packet["pos"] = pos + todo
+        packet["to_process"] = 0
+        out.popleft()
+        self._last_msg_out = time.monotonic()  # paho's time_func, for keepalive
+        return mqtt.MQTT_ERR_SUCCESS

@@ -162,6 +162,7 @@ _F64 = struct.Struct("<d")
 _MIN_MS = -62_135_596_800_000
 _MAX_MS = 253_402_300_800_000
 _T_ELEMENT = b"\x09t\x00"  # BSON UTC datetime (0x09) named "t"
+_V_DOCUMENT = b"\x03v\x00"  # BSON embedded document (0x03) named "v": what _fast_elements writes for {"v": a dict}
 
 
 def encode_value_at(value: object, timestamp_ms: int | None) -> bytes:
@@ -175,7 +176,13 @@ def encode_value_at(value: object, timestamp_ms: int | None) -> bytes:
     if value is None:  # an unset property: no "t" is written, but a timestamp out of range still raises
         return encode_value(None, ms_to_datetime(timestamp_ms))
     try:
-        body = _fast_elements({"v": value}) if _MIN_MS <= timestamp_ms < _MAX_MS else None
+        if not _MIN_MS <= timestamp_ms < _MAX_MS:
+            body = None
+        elif type(value) is dict:  # an object aggregate (every OTAEvent): the one element "v" written directly
+            document = _fast_document(value)
+            body = None if document is None else _V_DOCUMENT + document
+        else:
+            body = _fast_elements({"v": value})
     except (UnicodeError, struct.error, OverflowError, ValueError):
         body = None
     if body is None:

@@ -151,6 +151,40 @@ def test_publish_writes_paho_bytes_and_keeps_paho_state() -> None:
     assert _state(ours) == _state(theirs) and ours._inflight_messages == theirs._inflight_messages == 2
 
 
+def _slots(message: mqtt.MQTTMessage) -> dict[str, object]:
+    """Every slot of an MQTTMessage and of its info (the timestamp aside: a clock reading), by name."""
+    fields = {name: getattr(message, name) for name in mqtt.MQTTMessage.__slots__ if name not in ("info", "timestamp")}
+    info = message.info
+    fields["info"] = (type(info), info.mid, info.rc, info._published, info._iterpos)
+    return fields
+
+
+def test_publish_builds_pahos_message_and_packet_from_its_last_topic() -> None:
+    """Every publish -- on a topic new to the client (encoded and checked) or on the one before (kept) --
+    queues paho's bytes and leaves in `_out_messages` an MQTTMessage whose every slot is what paho's `publish`
+    sets; a topic paho refuses is refused each time, never kept."""
+    theirs, their_sock, _ = _connected(mqtt.Client, max_inflight=3)
+    ours, our_sock, _ = _connected(LeanClient, max_inflight=3)
+    topics = ["realm/dev/io.edgehog.devicemanager.OTAEvent/event", "realm/dev/io.edgehog.devicemanager.OTAEvent/event",
+              "realm/dév/é", "a/b", "realm/dev/io.edgehog.devicemanager.OTAEvent/event"]
+    for qos in (2, 1):
+        for topic in topics:
+            a, b = theirs.publish(topic, b"\x99" * 153, qos), ours.publish(topic, b"\x99" * 153, qos)
+            assert (a.mid, a.rc) == (b.mid, b.rc)
+            assert _slots(ours._out_messages[b.mid]) == _slots(theirs._out_messages[a.mid])
+            assert ours._lean_topic[0] == topic
+    assert our_sock.sent == their_sock.sent
+    assert [p["packet"] for p in ours._out_packet] == [p["packet"] for p in theirs._out_packet]  # queued behind
+    for bad in ("realm/+/x", "realm/#", "t" * 65536):
+        for _ in range(2):
+            with pytest.raises(ValueError) as theirs_error:
+                theirs.publish(bad, b"x", 2)
+            with pytest.raises(ValueError) as ours_error:
+                ours.publish(bad, b"x", 2)
+            assert str(ours_error.value) == str(theirs_error.value)
+        assert ours._lean_topic[0] == topics[-1]
+
+
 class StingySocket(SinkSocket):
     """Each write takes the next number of bytes of `script` (None: refused, the socket is full), then all."""
 
