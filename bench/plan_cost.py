@@ -85,7 +85,7 @@ def main() -> int:
 
     roots = {"this": ROOT} | ({"baseline": Path(args.baseline_root).resolve()} if args.baseline_root else {})
     tails: dict[str, list[str]] = {}
-    samples = ab_samples(str(Path(__file__).resolve()), roots, args.rounds, args.operations, 1000, tails)
+    samples = ab_samples(str(Path(__file__).resolve()), roots, args.rounds, args.operations, 1000, tails=tails)
     doc: dict[str, Any] = {"operations_per_round": args.operations, "rounds": args.rounds, "devices": DEVICES,
                            "rate": RATE}
     digests: dict[str, set[str]] = {}

@@ -23,7 +23,7 @@ def test_ab_samples_alternates_roots_and_passes_the_tails_on(tmp_path: Path) -> 
     for root in roots.values():
         root.mkdir()
     tails: dict[str, list[str]] = {}
-    samples = ab_samples(str(script), roots, 2, 3, 10, tails)
+    samples = ab_samples(str(script), roots, 2, 3, 10, tails=tails)
     assert samples == {"this": [30.0, 30.0], "baseline": [60.0, 60.0]}
     assert tails == {"this": ["a tail", "a tail"], "baseline": ["b tail", "b tail"]}
     assert ab_samples(str(script), {"this": roots["this"]}, 1, 1, 1) == {"this": [1.0]}  # tails optional
