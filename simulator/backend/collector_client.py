@@ -33,10 +33,10 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.exception import MalformedPacket
 
 from simulator.transports.mqtt_frames import MALFORMED, READ_SIZE, complete_packet
 from simulator.transports.paho_batch import BatchedWriteClient
+from simulator.transports.paho_handoff import handle_with_paho
 
 __all__ = ["CollectorClient"]
 
@@ -122,39 +122,17 @@ class CollectorClient(BatchedWriteClient):
                 del buf[:4]
                 rc = self._pubrel(mid)
             else:
-                rc = self._paho_handle(buf, header, length)
+                rc = handle_with_paho(self, buf, header, length)
             if rc:
                 return rc
-
-    def _paho_handle(self, buf: bytearray, header: int, length: int) -> Any:
-        """paho's `_packet_handle` for one packet, with the `_in_packet` fields its own reader builds."""
-        self._in_packet = {
-            "command": buf[0],
-            "have_remaining": 1,
-            "remaining_count": list(buf[1:header]),
-            "remaining_mult": 128 ** (header - 1),
-            "remaining_length": length,
-            "packet": buf[header:header + length],
-            "to_process": 0,
-            "pos": 0,
-        }
-        del buf[:header + length]
-        try:
-            rc = self._packet_handle()
-        except MalformedPacket as exc:
-            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
-            rc = _PROTOCOL
-        self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
-                           "remaining_length": 0, "packet": bytearray(), "to_process": 0, "pos": 0}
-        return rc
 
     def _publish_qos2(self, buf: bytearray, header: int, length: int) -> Any:
         """paho `_handle_publish` for a QoS 2 PUBLISH (MQTT 3.1.1): the message waits in `_in_messages` for its
         PUBREL; PUBREC queued. A body too short for its topic length, or an empty topic, is paho's own
-        MalformedPacket (`_paho_handle`)."""
+        MalformedPacket (`handle_with_paho`)."""
         topic_len = (buf[header] << 8) | buf[header + 1] if length >= 2 else 0
         if not topic_len or length < 4 + topic_len:
-            return self._paho_handle(buf, header, length)
+            return handle_with_paho(self, buf, header, length)
         command = buf[0]
         start = header + 2 + topic_len
         mid = (buf[start] << 8) | buf[start + 1]

@@ -14,12 +14,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, _ConnectionState
-from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 
 from simulator.transports import native_tls
 from simulator.transports.mqtt_frames import MALFORMED, READ_SIZE, complete_packet
 from simulator.transports.paho_batch import BatchedWriteClient
+from simulator.transports.paho_handoff import handle_with_paho
 from simulator.transports.paho_tuning import (
     shared_ack_fields,
     shared_properties,
@@ -224,25 +224,7 @@ class LeanClient(BatchedWriteClient):
             flags = buf[2]
             del buf[:4]
             return self._lean_connack(flags)
-        self._in_packet = {
-            "command": buf[0],
-            "have_remaining": 1,
-            "remaining_count": list(buf[1:header]),
-            "remaining_mult": 128 ** (header - 1),
-            "remaining_length": length,
-            "packet": buf[header:header + length],
-            "to_process": 0,
-            "pos": 0,
-        }
-        del buf[:header + length]
-        try:
-            rc = self._packet_handle()
-        except MalformedPacket as exc:
-            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
-            rc = mqtt.MQTT_ERR_PROTOCOL
-        self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
-                           "remaining_length": 0, "packet": bytearray(), "to_process": 0, "pos": 0}
-        return rc
+        return handle_with_paho(self, buf, header, length)
 
     # ---- the QoS 1/2 publish flow, paho's own steps without its generic layers ----
     # Why: per QoS 2 OTAEvent paho decodes two acks through its generic decoder, takes its message lock (a
