@@ -344,17 +344,17 @@ def backend_cpu_seconds(broker_pids: tuple[int | None, ...]) -> float | None:
     a generator waiting on a saturated backend (both share this machine's cores)."""
     if not broker_pids or broker_pids[0] is None:
         return None
+    import psutil
+
     total = cpu_seconds()
-    ticks = os.sysconf("SC_CLK_TCK")
     for pid in broker_pids:
         if pid is None:
             continue
         try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
             return None
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of proc(5)
+        total += times.user + times.system
     return total
 
 
