@@ -12,43 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.backend.collector_client import CollectorClient
-
-
-class FakeSocket:
-    """recv returns the queued chunks in order (at most bufsize bytes each), then 'no data yet'; send keeps
-    what is written."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = list(chunks)
-        self.recvs = 0
-        self.sent: list[bytes] = []
-
-    def recv(self, bufsize: int) -> bytes:
-        if not self.chunks:
-            raise BlockingIOError
-        self.recvs += 1
-        chunk = self.chunks.pop(0)
-        if len(chunk) > bufsize:
-            self.chunks.insert(0, chunk[bufsize:])
-        return chunk[:bufsize]
-
-    def send(self, data: bytes) -> int:
-        self.sent.append(bytes(data))
-        return len(data)
-
-    def close(self) -> None:  # paho closes its socket when the client is collected
-        self.chunks = []
-
-
-def _publish_bytes(topic: str, payload: bytes, qos: int, mid: int, retain: bool = False) -> bytes:
-    """A PUBLISH as paho's encoder writes it (paho's own `_send_publish` into its queue)."""
-    sender = mqtt.Client(CallbackAPIVersion.VERSION2)
-    sender._sock = FakeSocket([])  # type: ignore[assignment]
-    sender._sock_send = lambda data: (_ for _ in ()).throw(BlockingIOError())  # type: ignore[method-assign]
-    sender._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
-    sender._last_mid = mid - 1
-    sender.publish(topic, payload, qos, retain=retain)
-    return bytes(sender._out_packet[0]["packet"])
+from tests.unit.mqtt_fakes import FakeSocket, publish_bytes
 
 
 def _pubrel(mid: int) -> bytes:
@@ -56,14 +20,14 @@ def _pubrel(mid: int) -> bytes:
 
 
 TOPIC = "fleetsim/AAAAAAAAAAAAAAAAAAAAAA/io.edgehog.devicemanager.OTAEvent/event"
-STREAM = (_publish_bytes(TOPIC, b"\x05" * 300, 2, 1)  # a two-byte remaining length
-          + _publish_bytes(TOPIC, b"x", 2, 2)
+STREAM = (publish_bytes(TOPIC, b"\x05" * 300, 2, 1)  # a two-byte remaining length
+          + publish_bytes(TOPIC, b"x", 2, 2)
           + _pubrel(1)
-          + _publish_bytes("fleetsim/dev", b"", 2, 3, retain=True)  # retained, empty payload
+          + publish_bytes("fleetsim/dev", b"", 2, 3, retain=True)  # retained, empty payload
           + _pubrel(2) + _pubrel(3)
           + _pubrel(9)  # an unknown mid: PUBCOMP all the same (paho's choice)
-          + _publish_bytes("fleetsim/q0", b"zero", 0, 0)  # QoS 0 and 1: paho's own path
-          + _publish_bytes("fleetsim/q1", b"one", 1, 4)
+          + publish_bytes("fleetsim/q0", b"zero", 0, 0)  # QoS 0 and 1: paho's own path
+          + publish_bytes("fleetsim/q1", b"one", 1, 4)
           + b"\xd0\x00")  # PINGRESP
 
 
@@ -108,7 +72,7 @@ def test_same_messages_and_acks_as_paho_whatever_the_split() -> None:
     assert expected_acks == (b"\x50\x02\x00\x01" + b"\x50\x02\x00\x02" + b"\x70\x02\x00\x01"
                              + b"\x50\x02\x00\x03" + b"\x70\x02\x00\x02" + b"\x70\x02\x00\x03"
                              + b"\x70\x02\x00\x09" + b"\x40\x02\x00\x04")
-    cut = len(_publish_bytes(TOPIC, b"\x05" * 300, 2, 1)) // 2
+    cut = len(publish_bytes(TOPIC, b"\x05" * 300, 2, 1)) // 2
     for chunks in ([STREAM], [bytes([b]) for b in STREAM], [STREAM[:cut], STREAM[cut:]],
                    [STREAM[:1], STREAM[1:2], STREAM[2:]]):
         got, acks, _sock, client = _ours(chunks)
@@ -120,7 +84,7 @@ def test_same_messages_and_acks_as_paho_whatever_the_split() -> None:
 
 
 def test_a_split_packet_waits_for_its_rest_and_its_ack_follows_it() -> None:
-    publish = _publish_bytes(TOPIC, b"payload", 2, 7)
+    publish = publish_bytes(TOPIC, b"payload", 2, 7)
     sock = FakeSocket([publish[:5]])
     client, got = _client(CollectorClient, sock)
     assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS

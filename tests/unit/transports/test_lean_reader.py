@@ -14,36 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulator.transports.lean_client import LeanClient
 from simulator.transports.mqtt_frames import MALFORMED, complete_packet
-
-
-class FakeSocket:
-    """recv returns the queued chunks in order (at most bufsize bytes each), then 'no data yet'."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = list(chunks)
-        self.recvs = 0
-
-    def recv(self, bufsize: int) -> bytes:
-        if not self.chunks:
-            raise BlockingIOError
-        self.recvs += 1
-        chunk = self.chunks.pop(0)
-        if len(chunk) > bufsize:
-            self.chunks.insert(0, chunk[bufsize:])
-        return chunk[:bufsize]
-
-    def close(self) -> None:  # paho closes its socket when the client is collected
-        self.chunks = []
-
-
-def _publish_bytes(topic: str, payload: bytes) -> bytes:
-    """A QoS 0 PUBLISH as paho's encoder writes it (paho's own _send_publish into its queue)."""
-    sender = mqtt.Client(CallbackAPIVersion.VERSION2)
-    sender._sock = FakeSocket([])  # type: ignore[assignment]
-    sender._sock_send = lambda data: (_ for _ in ()).throw(BlockingIOError())  # type: ignore[method-assign]
-    sender._state = mqtt._ConnectionState.MQTT_CS_CONNECTED
-    sender.publish(topic, payload, 0)
-    return bytes(sender._out_packet[0]["packet"])
+from tests.unit.mqtt_fakes import FakeSocket, publish_bytes
 
 
 def _received(client_type: type[mqtt.Client], chunks: list[bytes]) -> tuple[list[tuple[str, bytes, int]], Any]:
@@ -59,8 +30,8 @@ def _received(client_type: type[mqtt.Client], chunks: list[bytes]) -> tuple[list
     return got, sock
 
 
-STREAM = (_publish_bytes("realm/dev/io.edgehog.devicemanager.OTARequest/request", b"\x05" * 300)  # 2-byte length
-          + _publish_bytes("a/b", b"x") + _publish_bytes("realm/dev/t", b""))
+STREAM = (publish_bytes("realm/dev/io.edgehog.devicemanager.OTARequest/request", b"\x05" * 300)  # 2-byte length
+          + publish_bytes("a/b", b"x") + publish_bytes("realm/dev/t", b""))
 
 
 def test_same_messages_as_paho_whatever_the_split() -> None:
