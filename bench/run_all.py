@@ -63,13 +63,16 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     # Issue 16 at its size (1,000 devices), then 0.9x and 1.5x of the measured capacity. Every run idles
     # through the scenario's 30 s graceful stop after its last operation, so a run costs ~45-60 s of wall time
     # whatever its size (1,000 devices, 200 and 400 operations at 40/s: plays of 37 and 43 s after 6 and 14 s
-    # of onboarding at load 3-6; one pair and the floor took 2 min 8 s in all). --quick keeps 3 pairs (n = 3
-    # is what makes a median worth a row) and halves the sizes, ~8 minutes on 2 cores; the full sizes are the
-    # script's defaults (~10 minutes). The code the issue measured (ISSUE_BASE) plays each pair beside this tree:
-    # the "halve" goal as a ratio on the machine at hand (~3 more minutes; its runs end without the idle tail).
+    # of onboarding at load 3-6; one pair and the floor took 2 min 8 s in all). --quick halves the sizes and
+    # plays 5 pairs: a pair's difference spreads ~+-25 % around the median on an idle 2-core VM (4.94-7.44 ms,
+    # median 6.10, n = 5: `campaign_capacity.py --operations 200,400 --repeat 5 --floor-operations 150
+    # --baseline-rev d260b63`, c7230f8, AMD EPYC, 2026-12-07T21:40Z), so a median of 3 moved across the 6.5 ms
+    # goal from one invocation to the next; ~12 minutes on 2 cores. The full sizes are the script's defaults.
+    # The code the issue measured (ISSUE_BASE) plays each pair beside this tree: the "halve" goal as a ratio on
+    # the machine at hand (its runs end without the idle tail).
     "campaign_capacity": (
         "campaign_capacity.py",
-        ["--operations", "200,400", "--repeat", "3", "--floor-operations", "150", "--rate-factors", "0.9,1.5",
+        ["--operations", "200,400", "--repeat", "5", "--floor-operations", "150", "--rate-factors", "0.9,1.5",
          "--saturation-operations", "1000", "--baseline-rev", ISSUE_BASE],
         ["--rate-factors", "0.9,1.5", "--baseline-rev", ISSUE_BASE],
     ),
