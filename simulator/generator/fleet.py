@@ -64,9 +64,11 @@ FINISH_POLL_S = 0.2  # each poll walks every device: 5 a second is enough for a 
 LOOKAHEAD_US = 5_000_000
 FEED_PERIOD_S = 1.0
 # The feeder generates the plan in slices of this much plan time and lets the scheduler run between them:
-# planning costs ~35 us of CPU per event (bench/plan_memory.py), so a second of a 5,000 events/s plan in one go
-# blocked the loop ~175 ms and every event due meanwhile left that late (bench/pacing.py: send-lag p99 1 s at
-# 5,000/s). 20 ms of plan at 5,000/s is ~100 events, ~3.5 ms of CPU between two yields. A slice also stops
+# planning cost ~35 us of CPU per event when this was set (bench/plan_memory.py), so a second of a 5,000
+# events/s plan in one go blocked the loop ~175 ms and every event due meanwhile left that late (bench/pacing.py:
+# send-lag p99 1 s at 5,000/s). 20 ms of plan at 5,000/s is ~100 events, ~3.5 ms of CPU between two yields then;
+# issue 16's planner cuts brought it to ~6 us per action (bench/plan_cost.py: 0.182 ms per rebooting operation of
+# 32 actions, n = 3, commit b6c847f, AMD EPYC), so the slice now holds the loop well under 1 ms. A slice also stops
 # after PLAN_SLICE_STEPS steps (simulator.generator.plan_pace): after a stall the horizon lags behind now, and
 # the slice up to now + FEED_SLICE_US held the whole catch-up (issue 14: >= 1 s blocks under load).
 FEED_SLICE_US = 20_000
@@ -264,7 +266,7 @@ class ProcessFleet:
         if self.started.is_set():
             return
         if not self.scenario.answers_requests:
-            # The first look-ahead before the clock starts: generating it (~35 us of CPU per planned event, 5 s of
+            # The first look-ahead before the clock starts: generating it (~35 us of CPU per planned event then, 5 s of
             # plan) after the start made the run's first events that late (pacing: p99 257 ms at 1,000/s). In
             # slices: 5 s of a 5,000 events/s plan is ~1 s of CPU, which on the loop would stop heartbeats.
             self.feed(now_us=0, pause=pause)

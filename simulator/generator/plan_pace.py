@@ -1,8 +1,10 @@
 """Generating the plan on a gevent loop without blocking it (issue 14: hour-long and many-worker runs).
 
-Planning costs CPU: 66 to 300 us per step (one operation and its actions; measured with `advance(END_US, 64)`
-slices under `nice -n 19`: 66 us for bench/soak_memory.py's 8-event campaign shape, 297 us for
-bench/scenarios/fleet_scale.yaml's ~15 events, 275 us for scenarios/soak.yaml). Generated in one go, a catch-up
+Planning costs CPU: 66 to 300 us per step when this was written (one operation and its actions; measured with
+`advance(END_US, 64)` slices under `nice -n 19`: 66 us for bench/soak_memory.py's 8-event campaign shape, 297 us
+for bench/scenarios/fleet_scale.yaml's ~15 events, 275 us for scenarios/soak.yaml); issue 16's planner cuts
+brought a 32-action rebooting operation to 182 us (bench/plan_cost.py, n = 3, commit b6c847f), so the slice
+below is now conservative. Generated in one go, a catch-up
 after a stall or the rest of a 10 M-event plan at an early stop held the loop for seconds to minutes: a worker
 stopped answering its master's heartbeats (Locust marks it missing after 3 missed 1 s heartbeats) and the
 master stopped reading them. Here the cursor (pure: simulator.plan_cursor) generates at most PLAN_SLICE_STEPS
