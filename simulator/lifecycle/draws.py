@@ -42,7 +42,8 @@ from simulator.lifecycle.inputs import (
 from simulator.lifecycle.states import MAX_DOWNLOAD_ATTEMPTS, REBOOT_TICK_S
 from simulator.scenario.model import NO_SHUTDOWN_DELAY, Distribution, RandomLifecycle
 
-__all__ = ["OUTCOMES", "OperationDraw", "draw_operation", "operation_inputs", "request_uuid", "sample", "sample_at"]
+__all__ = ["OUTCOMES", "OperationDraw", "draw_operation", "failed_attempts", "operation_inputs", "request_uuid",
+           "sample", "sample_at"]
 
 # RandomLifecycle.outcomes keys (scenario/model.py docstring).
 OUTCOMES = ("success", "download_exhausted", "invalid_base_image", "io_error", "reboot_failure", "rollback",
@@ -106,6 +107,29 @@ class OperationDraw:
 _DOUBLES = 1 + 4 + 2 * MAX_DOWNLOAD_ATTEMPTS + 4
 
 
+def failed_attempts(spec: RandomLifecycle, outcome: str, tries: list[tuple[float, float]],
+                    ) -> tuple[list[tuple[float, str]], str]:
+    """The failed download attempts (fraction downloaded, error code) from each attempt's two uniforms, and the
+    outcome (a streamed install cannot exhaust its downloads: it fails as an invalid base image instead)."""
+    failed: list[tuple[float, str]] = []
+    if not spec.streaming:
+        # Exhaustion: all 5 attempts fail, each after a uniform fraction of the download. Otherwise attempt i
+        # fails when u < download_error_probability (then u / p is again uniform in [0, 1): the fraction),
+        # at most MAX_DOWNLOAD_ATTEMPTS - 1 times (the last failure would be exhaustion).
+        q = spec.download_error_probability
+        for i, (u_fail, u_code) in enumerate(tries):
+            if outcome == "download_exhausted":
+                fraction = u_fail
+            elif i < MAX_DOWNLOAD_ATTEMPTS - 1 and u_fail < q:
+                fraction = u_fail / q
+            else:
+                break
+            failed.append((fraction, _weighted(spec.error_codes, u_code)))
+    elif outcome == "download_exhausted":
+        outcome = "invalid_base_image"  # nothing is downloaded in streaming mode: the streamed install fails
+    return failed, outcome
+
+
 def draw_operation(spec: RandomLifecycle, rng: np.random.Generator) -> OperationDraw:
     """Draw one operation. Always _DOUBLES (19) doubles and 16 bytes, in this order (then the shutdown delay's
     double when the scenario sets one)."""
@@ -127,22 +151,7 @@ def draw_operation(spec: RandomLifecycle, rng: np.random.Generator) -> Operation
     second = request_uuid(rng)
     # Last, and only when the scenario sets it: the draws above (and every existing plan) stay as they were.
     shutdown = sample(spec.shutdown_delay, rng) if spec.shutdown_delay != NO_SHUTDOWN_DELAY else 0.0
-    failed: list[tuple[float, str]] = []
-    if not spec.streaming:
-        # Exhaustion: all 5 attempts fail, each after a uniform fraction of the download. Otherwise attempt i
-        # fails when u < download_error_probability (then u / p is again uniform in [0, 1): the fraction),
-        # at most MAX_DOWNLOAD_ATTEMPTS - 1 times (the last failure would be exhaustion).
-        q = spec.download_error_probability
-        for i, (u_fail, u_code) in enumerate(tries):
-            if outcome == "download_exhausted":
-                fraction = u_fail
-            elif i < MAX_DOWNLOAD_ATTEMPTS - 1 and u_fail < q:
-                fraction = u_fail / q
-            else:
-                break
-            failed.append((fraction, _weighted(spec.error_codes, u_code)))
-    elif outcome == "download_exhausted":
-        outcome = "invalid_base_image"  # nothing is downloaded in streaming mode: the streamed install fails
+    failed, outcome = failed_attempts(spec, outcome, tries)
     return OperationDraw(
         outcome=outcome, streaming=spec.streaming, progress_step=spec.progress_step, ack_delay=ack,
         download=download, deploy=deploy, reboot=reboot, failed_attempts=tuple(failed),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simulator.ids import request_uuid, stream_bytes16
-from simulator.lifecycle.draws import OUTCOMES, OperationDraw, _weighted, draw_operation, sample
+from simulator.lifecycle.draws import OUTCOMES, OperationDraw, _weighted, draw_operation, failed_attempts, sample
 from simulator.lifecycle.states import MAX_DOWNLOAD_ATTEMPTS
 from simulator.plan import device_rng
 from simulator.scenario.model import NO_SHUTDOWN_DELAY, Distribution, RandomLifecycle
@@ -36,19 +36,7 @@ def draw_7ee1af5(spec: RandomLifecycle, rng: np.random.Generator) -> OperationDr
     second_fraction = float(rng.random())
     second = uuid_7ee1af5(rng)
     shutdown = sample(spec.shutdown_delay, rng) if spec.shutdown_delay != NO_SHUTDOWN_DELAY else 0.0
-    failed: list[tuple[float, str]] = []
-    if not spec.streaming:
-        q = spec.download_error_probability
-        for i, (u_fail, u_code) in enumerate(tries):
-            if outcome == "download_exhausted":
-                fraction = u_fail
-            elif i < MAX_DOWNLOAD_ATTEMPTS - 1 and u_fail < q:
-                fraction = u_fail / q
-            else:
-                break
-            failed.append((fraction, _weighted(spec.error_codes, u_code)))
-    elif outcome == "download_exhausted":
-        outcome = "invalid_base_image"
+    failed, outcome = failed_attempts(spec, outcome, tries)  # the same rule; what differs is the draw order
     return OperationDraw(outcome=outcome, streaming=spec.streaming, progress_step=spec.progress_step,
                          ack_delay=ack, download=download, deploy=deploy, reboot=reboot,
                          failed_attempts=tuple(failed), fail_fraction=fail_fraction, cancel_fraction=cancel_fraction,
