@@ -30,8 +30,6 @@ lifecycle:
 thresholds:
   lost: "== 0"
 """
-# simulator.metrics.health.verdict's saturation reasons: timing of the machine the run shared.
-SATURATION_REASONS = ("send_lag p99 ", "generator CPU ", "event-loop lag p99 ")
 
 
 def test_ramped_run_sends_nothing_before_a_device_is_online(tmp_path: Path) -> None:
@@ -48,16 +46,16 @@ def test_ramped_run_sends_nothing_before_a_device_is_online(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = only_run_dir(results)
     summary = summary_of(run_dir)
-    verdict, reasons = summary["verdict"], summary.get("verdict_reasons") or []
     # The subject is the ramp. Under the full suite on 2 cores one run's send-lag p99 went past the saturation
     # threshold (60.5 ms > 50 ms, 2026-12-07): that flag judges the machine's timing, not the ramp, so it is
-    # allowed here; any other reason (lost, incomplete, errors) fails the test.
-    assert verdict == "ok" or (verdict == "generator_saturated" and isinstance(reasons, list) and reasons and all(
-        str(r).startswith(SATURATION_REASONS) for r in reasons)), (verdict, reasons)
+    # allowed. The verdict's other reasons, which saturation outranks, are the counts asserted just below:
+    # events never offered, lost, publish/ack errors.
+    assert summary["verdict"] in ("ok", "generator_saturated"), summary.get("verdict_reasons")
     events = summary["events"]
     assert isinstance(events, dict)
     assert events["planned"] == events["sent"] == events["delivered"] == plan.planned_events
     assert events["lost"] == 0
+    assert events["publish_errors"] == events["ack_errors"] == 0
     start = float(summary["started_at_epoch"])  # type: ignore[arg-type]
     first_sent: dict[str, float] = {}
     first_intended: dict[str, float] = {}
