@@ -268,7 +268,8 @@ class ProcessFleet:
         if not self.scenario.answers_requests:
             # The first look-ahead before the clock starts: generating it (~35 us of CPU per planned event then, 5 s of
             # plan) after the start made the run's first events that late (pacing: p99 257 ms at 1,000/s). In
-            # slices: 5 s of a 5,000 events/s plan is ~1 s of CPU, which on the loop would stop heartbeats.
+            # slices: 5 s of a 5,000 events/s plan was ~1 s of CPU then (~0.15 s at the ~6 us per action of
+            # FEED_SLICE_US's comment), which on the loop would stop heartbeats.
             self.feed(now_us=0, pause=pause)
         # Onboarding allocated most of what this process will keep (clients, TLS contexts, plans). A full GC
         # pass over it takes ~100 ms at 1,000 devices and set the p99; freezing it out of the collector's
