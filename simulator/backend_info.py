@@ -30,6 +30,10 @@ class BackendInfo:
     state_dir: str
     broker_version: str = ""  # e.g. "2.0.11"; optional in the JSON (a backend.json written before it existed)
     images_url: str = ""  # the OTA image server (simulator.backend.images), for `download: fetch`; optional too
+    # The broker's TLS (simulator.broker_tls: "astarte" | "openssl"); "" in a backend.json written before it.
+    # Why a run records it: a reconnect's TLS handshake is the largest CPU item of a rebooting OTA operation, on
+    # both sides, and the two choices cost differently (README, "TLS of the embedded broker").
+    broker_tls: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

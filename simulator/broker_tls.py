@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["BROKER_TLS_CHOICES", "DEFAULT_BROKER_TLS", "BrokerTls"]
+__all__ = ["BROKER_TLS_CHOICES", "DEFAULT_BROKER_TLS", "BrokerTls", "describe"]
 
 BrokerTls = Literal["astarte", "openssl"]
 BROKER_TLS_CHOICES: tuple[BrokerTls, ...] = ("astarte", "openssl")
 DEFAULT_BROKER_TLS: BrokerTls = "astarte"
+
+
+_DESCRIPTIONS: dict[str, str] = {
+    "astarte": "TLS as Astarte's broker (at most 1.2, no session ticket)",
+    "openssl": "TLS of OpenSSL's defaults (1.3, 2 session tickets per handshake)",
+}
+
+
+def describe(choice: str) -> str:
+    """For people (the run's console and report): what TLS the embedded broker spoke; "" when not recorded (a
+    real Astarte's broker, whose TLS is its own, or a backend.json written before the field existed)."""
+    return _DESCRIPTIONS.get(choice, f"TLS {choice!r}" if choice else "")

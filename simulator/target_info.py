@@ -30,6 +30,7 @@ class TargetInfo:
     broker_url: str = ""
     broker_kind: str = ""  # "mosquitto" | "amqtt" (embedded); "" for a real Astarte (its broker is not ours)
     broker_version: str = ""
+    broker_tls: str = ""  # the embedded broker's TLS choice (simulator.broker_tls); "" for a real Astarte
     images_url: str = ""  # the embedded backend's OTA image server ("" for a real Astarte)
     admin_cert: str = ""
     admin_key: str = ""

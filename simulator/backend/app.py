@@ -17,6 +17,7 @@ from types import FrameType
 
 from simulator.backend_info import BackendInfo
 from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS
+from simulator.broker_tls import describe as describe_tls
 from simulator.errors import UsageError
 
 __all__ = ["HELP", "add_arguments", "describe", "run"]
@@ -52,7 +53,8 @@ def describe(info_json: str) -> str:
         "fleetsim embedded backend is running (Ctrl-C to stop)",
         f"  realm         {info.realm}",
         f"  pairing URL   {info.pairing_url}",
-        f"  broker URL    {info.broker_url}  ({broker_label(info.broker_kind, info.broker_version)})",
+        f"  broker URL    {info.broker_url}  ({broker_label(info.broker_kind, info.broker_version)}"
+        + (f"; {tls})" if (tls := describe_tls(info.broker_tls)) else ")"),
         f"  CA file       {info.ca_file}",
         f"  admin cert    {info.admin_cert}",
         f"  control URL   {info.control_url or '(collector control endpoint not available)'}",

@@ -111,7 +111,7 @@ class EmbeddedBackend:
         self._stops.append(images.stop)
         return BackendInfo(
             realm=self.realm, pairing_url=pairing.url, broker_url=broker.url, broker_kind=broker.name,
-            broker_version=broker.version,
+            broker_version=broker.version, broker_tls=self.broker_tls,
             agent_jwt=self.tokens.issue_agent_token(), ca_file=str(self.ca.ca_cert_path),
             admin_cert=str(admin_cert), admin_key=str(admin_key), control_url=control_url,
             state_dir=str(self.state_dir), images_url=images_url,

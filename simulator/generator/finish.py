@@ -185,7 +185,7 @@ def _notes(scenario: Scenario, plan: FleetPlan | None, target: TargetInfo, recor
     failed = counters.get("failed_devices")
     return RunNotes(
         target={k: to_json(v) for k, v in target.redacted().items()}, broker=target.broker_kind,
-        broker_version=target.broker_version, broker_label=target.broker_label,
+        broker_version=target.broker_version, broker_label=target.broker_label, broker_tls=target.broker_tls,
         broker_warning=target.broker_warning, reason=reason, fleet=fleet,
         failed_devices={str(k): str(v) for k, v in failed.items()} if isinstance(failed, Mapping) else {},
         not_attempted=(planned - offered) if planned is not None else None,

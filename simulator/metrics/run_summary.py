@@ -302,6 +302,9 @@ class RunNotes:
     broker: str = ""  # mosquitto | amqtt | target
     broker_version: str = ""  # as the broker reports it ("" when unknown: a real Astarte's VerneMQ)
     broker_label: str = ""  # what carried the run, for people: "mosquitto 2.0.11"
+    # The embedded broker's TLS (simulator.broker_tls: "astarte" | "openssl"); "" for a real Astarte's broker
+    # and in a summary written before the field existed.
+    broker_tls: str = ""
     broker_warning: str = ""  # set when the pip-only broker carried a latency figure
     reason: str = ""
     fleet: Mapping[str, int | float] = field(default_factory=dict)
@@ -402,6 +405,11 @@ class RunSummary:
         if self.extra is None:
             return "not recorded"
         return self.extra.broker_label or self.extra.broker or "not recorded"
+
+    @property
+    def broker_tls(self) -> str:
+        """The embedded broker's TLS choice ("" for a real Astarte and in summaries written before it)."""
+        return self.extra.broker_tls if self.extra is not None else ""
 
     @property
     def broker_warning(self) -> str:

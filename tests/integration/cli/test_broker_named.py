@@ -23,6 +23,9 @@ def test_amqtt_is_named_and_its_figures_flagged(tmp_path: Path) -> None:
     extra = json.loads((run_dir / "summary.json").read_text())["extra"]
     assert (extra["broker"], extra["broker_version"], extra["broker_label"]) == ("amqtt", version,
                                                                                 f"amqtt {version}")
+    # The TLS the embedded broker spoke (the default, --broker-tls astarte), in the summary and on the console.
+    assert extra["broker_tls"] == "astarte"
+    assert f"broker: amqtt {version}, TLS as Astarte's broker (at most 1.2, no session ticket)" in out, out
     assert extra["broker_warning"].startswith("the pip-only amqtt broker carried this run")
     report = (run_dir / "report.html").read_text()
     assert f"broker amqtt {version}" in report and "WARNING: the pip-only amqtt broker" in report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,12 @@ def test_backend_info_json_round_trip() -> None:
         "/s",
     )
     assert BackendInfo.from_json(info.to_json()) == info
+    with_tls = dataclasses.replace(info, broker_tls="openssl")
+    assert BackendInfo.from_json(with_tls.to_json()).broker_tls == "openssl"
+    # A backend.json written before the field existed still reads, with the TLS "not recorded".
+    old = json.loads(info.to_json())
+    del old["broker_tls"]
+    assert BackendInfo.from_json(json.dumps(old)) == info
     assert (info.broker_host, info.broker_port) == ("127.0.0.1", 2)
     assert info.client_env() == {"REQUESTS_CA_BUNDLE": "/s/ca.crt", "SSL_CERT_FILE": "/s/ca.crt"}
     with pytest.raises(ValueError, match="realm"):

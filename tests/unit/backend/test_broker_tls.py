@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from simulator.backend import app
 from simulator.backend.broker import BrokerConfig
 from simulator.backend.mosquitto import MosquittoBroker
 from simulator.backend.openssl_conf import broker_env, openssl_conf_text, write_openssl_conf
+from simulator.backend_info import BackendInfo
 from simulator.broker_tls import BROKER_TLS_CHOICES
 from simulator.cli import build_parser
 from simulator.generator.backend_process import BackendProcess
@@ -116,3 +118,14 @@ def test_fleetsim_run_refuses_an_unknown_choice() -> None:
                           cwd=Path(__file__).resolve().parents[3], check=False)
     assert done.returncode == 2
     assert "--broker-tls" in done.stderr
+
+
+def test_the_banner_names_the_brokers_tls() -> None:
+    info = BackendInfo("fleetsim", "https://127.0.0.1:1/pairing", "mqtts://127.0.0.1:2/", "mosquitto", "jwt",
+                       "/s/ca.crt", "/s/a.crt", "/s/a.key", "", "/s", broker_version="2.0.11")
+    line = "  broker URL    mqtts://127.0.0.1:2/  (mosquitto 2.0.11{})"
+    for choice, said in (("astarte", "; TLS as Astarte's broker (at most 1.2, no session ticket)"),
+                         ("openssl", "; TLS of OpenSSL's defaults (1.3, 2 session tickets per handshake)"),
+                         ("", "")):  # a backend.json from before the field: nothing claimed
+        banner = app.describe(dataclasses.replace(info, broker_tls=choice).to_json()).splitlines()
+        assert line.format(said) in banner, banner

@@ -277,6 +277,25 @@ def test_report_names_thresholds_and_what_faults_caused(tmp_path: Path) -> None:
     assert back.faults[0].caused == fault.caused and back.thresholds == s.thresholds
 
 
+def test_the_embedded_brokers_tls_is_in_the_summary_the_console_and_the_report(tmp_path: Path) -> None:
+    from simulator.metrics.run_summary import RunNotes
+
+    run = make_run()
+    s = dataclasses.replace(_summary(run), extra=RunNotes(broker="mosquitto", broker_label="mosquitto 2.0.11",
+                                                          broker_tls="astarte"))
+    html = write_results(tmp_path, s, run.recorder, run.accounting, run.arrivals)["report"].read_text()
+    doc = json.loads((tmp_path / "summary.json").read_text())
+    assert doc["extra"]["broker_tls"] == "astarte"
+    assert RunSummary.from_json(doc).broker_tls == "astarte"
+    line = "broker: mosquitto 2.0.11, TLS as Astarte's broker (at most 1.2, no session ticket)"
+    assert line in format_summary(s).splitlines()
+    assert "broker mosquitto 2.0.11, TLS as Astarte&#x27;s broker (at most 1.2, no session ticket) ·" in html
+    # A real Astarte's broker (its TLS is its own): nothing claimed.
+    real = dataclasses.replace(s, extra=RunNotes(broker_label="the target's broker"))
+    assert "broker: the target's broker" in format_summary(real).splitlines()
+    assert json.loads(json.dumps(real.to_json()))["extra"]["broker_tls"] == ""
+
+
 def test_results_from_seconds_on_disk_are_the_same_files(tmp_path: Path) -> None:
     """Issue 14: the recorder's and the join's seconds read back from their spools (one second at a time) give
     the same timeseries.csv, latency.hlog and report.html as the seconds all kept in memory."""
