@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["BROKER_TLS_CHOICES", "DEFAULT_BROKER_TLS", "BrokerTls", "describe"]
+__all__ = ["BROKER_TLS_CHOICES", "DEFAULT_BROKER_TLS", "BrokerTls", "with_tls"]
 
 BrokerTls = Literal["astarte", "openssl"]
 BROKER_TLS_CHOICES: tuple[BrokerTls, ...] = ("astarte", "openssl")
@@ -22,7 +22,9 @@ _DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def describe(choice: str) -> str:
-    """For people (the run's console and report): what TLS the embedded broker spoke; "" when not recorded (a
-    real Astarte's broker, whose TLS is its own, or a backend.json written before the field existed)."""
-    return _DESCRIPTIONS.get(choice, f"TLS {choice!r}" if choice else "")
+def with_tls(label: str, choice: str) -> str:
+    """For people (the backend's banner, a run's console and report): the broker's `label` and the TLS it spoke,
+    "mosquitto 2.0.11, TLS as Astarte's broker (at most 1.2, no session ticket)"; `label` alone when no choice
+    was recorded (a real Astarte's broker, whose TLS is its own, or a file written before the field existed)."""
+    said = _DESCRIPTIONS.get(choice, f"TLS {choice!r}" if choice else "")
+    return f"{label}, {said}" if said else label

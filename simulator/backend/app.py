@@ -16,8 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from simulator.backend_info import BackendInfo
-from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS
-from simulator.broker_tls import describe as describe_tls
+from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS, with_tls
 from simulator.errors import UsageError
 
 __all__ = ["HELP", "add_arguments", "describe", "run"]
@@ -49,12 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def describe(info_json: str) -> str:
     """The human-readable banner: URLs, realm, token, CA, and how to point a load test at them."""
     info = BackendInfo.from_json(info_json)
+    broker = with_tls(broker_label(info.broker_kind, info.broker_version), info.broker_tls)
     return "\n".join([
         "fleetsim embedded backend is running (Ctrl-C to stop)",
         f"  realm         {info.realm}",
         f"  pairing URL   {info.pairing_url}",
-        f"  broker URL    {info.broker_url}  ({broker_label(info.broker_kind, info.broker_version)}"
-        + (f"; {tls})" if (tls := describe_tls(info.broker_tls)) else ")"),
+        f"  broker URL    {info.broker_url}  ({broker})",
         f"  CA file       {info.ca_file}",
         f"  admin cert    {info.admin_cert}",
         f"  control URL   {info.control_url or '(collector control endpoint not available)'}",

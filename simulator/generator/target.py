@@ -89,5 +89,4 @@ def _from_backend(info: BackendInfo, state_dir: Path) -> TargetInfo:
                       credentials_dir=str(state_dir / "credentials"), control_url=info.control_url,
                       broker_url=info.broker_url, broker_kind=info.broker_kind,
                       broker_version=info.broker_version, broker_tls=info.broker_tls,
-                      admin_cert=info.admin_cert,
-                      admin_key=info.admin_key, images_url=info.images_url)
+                      admin_cert=info.admin_cert, admin_key=info.admin_key, images_url=info.images_url)

@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from simulator.broker_tls import describe as describe_tls
+from simulator.broker_tls import with_tls
 from simulator.metrics import names
 from simulator.metrics.histograms import HistogramSet
 from simulator.metrics.run_summary import LatencyStats, OtaSummary, RunSummary
@@ -239,9 +239,8 @@ def render_report(
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">started {_v(summary.started_at)} · {_v(summary.duration_s)} s · '
         f"{_v(summary.devices)} devices · transport {_v(summary.transport)} · "
-        f"target {_v(summary.target)} · broker {escape(summary.broker_label)}"
-        + (f", {escape(tls)}" if (tls := describe_tls(summary.broker_tls)) else "")
-        + f" · seed {_v(summary.seed)}</p>",
+        f"target {_v(summary.target)} · broker {escape(with_tls(summary.broker_label, summary.broker_tls))} · "
+        f"seed {_v(summary.seed)}</p>",
         *([f'<p class="warn">WARNING: {escape(summary.broker_warning)}</p>'] if summary.broker_warning else []),
         _verdict_html(summary),
         "<h2>Throughput</h2>",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from simulator.broker_tls import describe as describe_tls
+from simulator.broker_tls import with_tls
 from simulator.metrics.run_summary import LatencyStats, RunSummary
 from simulator.outputs.exit_status import ExitStatus, status_lines
 
@@ -82,7 +82,7 @@ def format_summary(summary: RunSummary, status: ExitStatus | None = None, run_di
     out = [
         f"fleetsim {summary.scenario}: {_v(summary.duration_s)} s, {_v(summary.devices)} devices, "
         f"transport {summary.transport}, target {summary.target}" + ("  [PARTIAL]" if summary.partial else ""),
-        f"broker: {summary.broker_label}" + (f", {tls}" if (tls := describe_tls(summary.broker_tls)) else ""),
+        f"broker: {with_tls(summary.broker_label, summary.broker_tls)}",
         "",
         format_table(
             ["events", "planned", "sent", "acked", "delivered", "lost", "dup", "reord", "late", "unexp"],

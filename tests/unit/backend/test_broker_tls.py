@@ -124,8 +124,8 @@ def test_the_banner_names_the_brokers_tls() -> None:
     info = BackendInfo("fleetsim", "https://127.0.0.1:1/pairing", "mqtts://127.0.0.1:2/", "mosquitto", "jwt",
                        "/s/ca.crt", "/s/a.crt", "/s/a.key", "", "/s", broker_version="2.0.11")
     line = "  broker URL    mqtts://127.0.0.1:2/  (mosquitto 2.0.11{})"
-    for choice, said in (("astarte", "; TLS as Astarte's broker (at most 1.2, no session ticket)"),
-                         ("openssl", "; TLS of OpenSSL's defaults (1.3, 2 session tickets per handshake)"),
+    for choice, said in (("astarte", ", TLS as Astarte's broker (at most 1.2, no session ticket)"),
+                         ("openssl", ", TLS of OpenSSL's defaults (1.3, 2 session tickets per handshake)"),
                          ("", "")):  # a backend.json from before the field: nothing claimed
         banner = app.describe(dataclasses.replace(info, broker_tls=choice).to_json()).splitlines()
         assert line.format(said) in banner, banner
