@@ -9,17 +9,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["BROKER_TLS_CHOICES", "DEFAULT_BROKER_TLS", "BrokerTls", "with_tls"]
+__all__ = ["BROKER_TLS_CHOICES", "DEFAULT_BROKER_TLS", "BrokerTls", "choices_help", "with_tls"]
 
 BrokerTls = Literal["astarte", "openssl"]
 BROKER_TLS_CHOICES: tuple[BrokerTls, ...] = ("astarte", "openssl")
 DEFAULT_BROKER_TLS: BrokerTls = "astarte"
 
 
+# One description per choice: what the CLIs' --broker-tls help and a run's reports say of it.
 _DESCRIPTIONS: dict[str, str] = {
     "astarte": "TLS as Astarte's broker (at most 1.2, no session ticket)",
     "openssl": "TLS of OpenSSL's defaults (1.3, 2 session tickets per handshake)",
 }
+
+
+def choices_help() -> str:
+    """The --broker-tls help of `fleetsim backend` and `fleetsim run`: each choice and what it speaks."""
+    return "; ".join(f"{choice}{' (default)' if choice == DEFAULT_BROKER_TLS else ''}: {_DESCRIPTIONS[choice]}"
+                     for choice in BROKER_TLS_CHOICES)
 
 
 def with_tls(label: str, choice: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from simulator.backend_info import BackendInfo
-from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS, with_tls
+from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS, choices_help, with_tls
 from simulator.errors import UsageError
 
 __all__ = ["HELP", "add_arguments", "describe", "run"]
@@ -34,8 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address to listen on and advertise in backend.json, named by the servers' "
                              "certificate (default: 127.0.0.1; another host's devices need this host's address)")
     parser.add_argument("--broker-tls", choices=BROKER_TLS_CHOICES, default=DEFAULT_BROKER_TLS,
-                        help="astarte (default): the broker speaks TLS 1.2 at most and sends no session ticket, as "
-                             "Astarte's VerneMQ; openssl: mosquitto's OpenSSL defaults (TLS 1.3, 2 tickets)")
+                        help=choices_help())
     for name in ("pairing", "broker", "control"):
         parser.add_argument(f"--{name}-port", type=int, default=0, metavar="PORT",
                             help=f"fixed {name} port (default: any free port, written to backend.json)")

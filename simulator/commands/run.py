@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS
+from simulator.broker_tls import BROKER_TLS_CHOICES, DEFAULT_BROKER_TLS, choices_help
 
 if TYPE_CHECKING:
     from simulator.telemetry.options import TelemetryOptions
@@ -52,8 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", default="auto", choices=["auto", "mosquitto", "amqtt"],
                         help="embedded backend broker (auto: mosquitto when on PATH or in an sbin folder)")
     parser.add_argument("--broker-tls", default=DEFAULT_BROKER_TLS, choices=BROKER_TLS_CHOICES,
-                        help="embedded backend broker's TLS: astarte (default: TLS 1.2 at most, no session ticket, "
-                             "as Astarte's VerneMQ) or openssl (mosquitto's OpenSSL defaults: TLS 1.3, 2 tickets)")
+                        help=f"the embedded backend's broker: {choices_help()}")
     parser.add_argument("--state-dir", default=os.environ.get("FLEETSIM_STATE_DIR", ".fleetsim"),
                         help="CA, credentials cache, backend state (default .fleetsim/)")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
